@@ -1,0 +1,92 @@
+"""A live monitoring dashboard for Celery: ``create_app`` builds it, ``Dashboard.start`` runs it."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask_socketio import SocketIO
+
+from .events import EventCollector
+from .live import LiveHub, LiveNamespace
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The repository root, where templates/ and static/ live.
+ROOT = Path(__file__).resolve().parent.parent
+#: Sent with every response: no inline script or style, no framing, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+                           "frame-ancestors 'none'; form-action 'self'")
+
+
+class Dashboard:
+    """The running parts of one dashboard: collector, live hub and Socket.IO server."""
+
+    def __init__(self, settings: Settings, socketio: SocketIO, collector: EventCollector, hub: LiveHub) -> None:
+        self.settings = settings
+        self.socketio = socketio
+        self.collector = collector
+        self.hub = hub
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Return the queues the dashboard watches (depth sampling is not wired yet: null)."""
+        return [{"name": name, "depth": None, "consumers": None} for name in self.settings.queues]
+
+    def start(self) -> None:
+        """Start the background loops: event collection, watchdog and live push."""
+        self.socketio.start_background_task(self.collector.run)
+        self.socketio.start_background_task(self.collector.watch)
+        self.socketio.start_background_task(self.hub.run)
+
+    def stop(self) -> None:
+        """Ask every background loop to end."""
+        self.collector.stop()
+        self.hub.stop()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app, its Socket.IO server and the dashboard's parts; start nothing."""
+    settings = settings or Settings()
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config["JSON_SORT_KEYS"] = False
+    socketio = SocketIO(app, async_mode=settings.async_mode, cors_allowed_origins=[],
+                        logger=False, engineio_logger=False)
+    collector = EventCollector(settings, sleep=socketio.sleep)
+    dashboard = Dashboard(settings, socketio, collector, LiveHub(socketio, collector, settings, lambda: dashboard.queues()))
+    app.extensions["dashboard"] = dashboard
+    socketio.on_namespace(LiveNamespace(dashboard.hub))
+
+    from . import api, views
+    app.register_blueprint(api.bp)
+    app.register_blueprint(views.bp)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.errorhandler(404)
+    def _not_found(exc: Exception) -> Any:
+        if request.path.startswith("/api/"):
+            return jsonify(error=f"not found: {request.path}"), 404
+        return exc
+
+    @app.errorhandler(405)
+    def _not_allowed(exc: Exception) -> Any:
+        if request.path.startswith("/api/"):
+            return jsonify(error=f"method {request.method} not allowed on {request.path}"), 405
+        return exc
+
+    @app.errorhandler(500)
+    def _server_error(exc: Exception) -> Any:
+        log.error("unhandled error on %s", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error="internal error; see the dashboard's log"), 500
+        return exc
+
+    return app

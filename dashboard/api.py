@@ -1,0 +1,192 @@
+"""The REST API under ``/api``: health, workers, tasks and queues as JSON.
+
+Shapes come from the state model's ``to_json`` methods, the same ones the
+live push and the pages use. A bad parameter is a 400 with a message.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any, Callable
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .events import EventCollector
+from .state import TASK_STATES, Task
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+#: Page size of ``GET /api/tasks`` when ``limit`` is not given, and its ceiling.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+#: Sort keys of ``GET /api/tasks``; a leading ``-`` sorts descending.
+SORT_KEYS = ("received", "runtime", "name", "timestamp")
+#: Task fields searched by ``q``.
+SEARCH_FIELDS = ("name", "uuid", "args", "kwargs", "result", "exception")
+
+
+class BadRequest(ValueError):
+    """A request parameter the API cannot use; the message says which and why."""
+
+
+def _collector() -> EventCollector:
+    return current_app.extensions["dashboard"].collector
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 400
+
+
+def error(message: str, status: int) -> tuple[Response, int]:
+    """Return the API's error shape."""
+    return jsonify(error=message), status
+
+
+@bp.get("/health")
+def health() -> Response:
+    return jsonify(_collector().health())
+
+
+@bp.get("/workers")
+def workers() -> Response:
+    collector = _collector()
+    with collector.lock:
+        items = [w.to_json() for w in collector.state.workers.values()]
+    return jsonify(items)
+
+
+@bp.get("/workers/<path:hostname>")
+def worker(hostname: str) -> Response | tuple[Response, int]:
+    collector = _collector()
+    with collector.lock:
+        found = collector.state.workers.get(hostname)
+        if found is None:
+            return error(f"unknown worker: {hostname}", 404)
+        body = found.to_json()
+        body.update(collector.state.inspect_replies.get(hostname, {}))
+    for key in ("active_queues", "registered", "active", "reserved", "scheduled", "revoked",
+                "stats", "inspected_at", "inspect_error"):
+        body.setdefault(key, None)
+    return jsonify(body)
+
+
+@bp.get("/tasks")
+def tasks() -> Response:
+    args = request.args
+    states = _states(args.get("state"))
+    limit = _int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _cursor(args.get("cursor"))
+    since = _timestamp(args.get("since"), "since")
+    until = _timestamp(args.get("until"), "until")
+    sort_key, descending = _sort(args.get("sort"))
+    exact = {key: args[key] for key in ("name", "worker", "queue") if args.get(key)}
+    needle = (args.get("q") or "").lower()
+    predicates: list[Callable[[Task], bool]] = []
+    if states:
+        predicates.append(lambda t: t.state in states)
+    for key, value in exact.items():
+        predicates.append(lambda t, key=key, value=value: getattr(t, key) == value)
+    if since is not None:
+        predicates.append(lambda t: (t.received or t.sent or t.timestamp or 0) >= since)
+    if until is not None:
+        predicates.append(lambda t: (t.received or t.sent or t.timestamp or 0) <= until)
+    if needle:
+        predicates.append(lambda t: any(needle in (getattr(t, f) or "").lower() for f in SEARCH_FIELDS))
+    collector = _collector()
+    with collector.lock:
+        state = collector.state
+        matches = [t for t in state.recent_tasks() if all(p(t) for p in predicates)]
+        if sort_key != "timestamp" or not descending:
+            matches.sort(key=lambda t: _sort_value(t, sort_key), reverse=descending)
+        page = [state.task_json(t.uuid) for t in matches[offset:offset + limit]]
+    following = offset + limit if offset + limit < len(matches) else None
+    return jsonify(items=page, total=len(matches), total_is_estimate=False,
+                   next=_encode_cursor(following) if following is not None else None)
+
+
+@bp.get("/tasks/<uuid>")
+def task(uuid: str) -> Response | tuple[Response, int]:
+    collector = _collector()
+    with collector.lock:
+        detail = collector.state.task_detail(uuid)
+    if detail is None:
+        return error(f"unknown task: {uuid}", 404)
+    return jsonify(detail)
+
+
+@bp.get("/queues")
+def queues() -> Response:
+    return jsonify(current_app.extensions["dashboard"].queues())
+
+
+def _states(raw: str | None) -> set[str]:
+    if not raw:
+        return set()
+    states = {s.strip().upper() for s in raw.split(",") if s.strip()}
+    unknown = states.difference(TASK_STATES)
+    if unknown:
+        raise BadRequest(f"state: unknown {', '.join(sorted(unknown))}; expected any of {', '.join(TASK_STATES)}")
+    return states
+
+
+def _int(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: expected a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _timestamp(raw: str | None, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: expected epoch seconds, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise BadRequest(f"{name}: expected epoch seconds, got {raw!r}")
+    return value
+
+
+def _sort(raw: str | None) -> tuple[str, bool]:
+    if not raw:
+        return "timestamp", True
+    descending = raw.startswith("-")
+    key = raw.lstrip("-")
+    if key not in SORT_KEYS:
+        raise BadRequest(f"sort: expected one of {', '.join(SORT_KEYS)} (prefix - for descending), got {raw!r}")
+    return key, descending
+
+
+def _sort_value(task: Task, key: str) -> Any:
+    if key == "name":
+        return task.name or ""
+    if key == "received":
+        return task.received or task.sent or task.timestamp or 0.0
+    value = getattr(task, key)
+    return value if value is not None else -1.0
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _cursor(raw: str | None) -> int:
+    if not raw:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        offset = data["o"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise BadRequest("cursor: not a cursor this API returned") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise BadRequest("cursor: not a cursor this API returned")
+    return offset

@@ -1,0 +1,294 @@
+"""The collector: owns the broker connection that receives Celery's event stream.
+
+It runs Celery's own ``EventReceiver`` (``wakeup=True``) in one background
+task, checks every event before the state sees it, reconnects with capped
+backoff and jitter, and publishes the broker's status. A watchdog notices a
+broker that hangs without raising. It never lets one bad event stop the loop.
+
+One writer: the state is mutated only through this class, always holding
+``self.lock``; readers take the same lock and copy what they need.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from typing import Any, Callable
+
+from celery import Celery
+from celery.events.receiver import EventReceiver
+from kombu import Connection
+
+from .schema import MalformedEvent, clean_event
+from .settings import Settings, mask_url
+from .state import ClusterState
+
+log = logging.getLogger(__name__)
+
+#: First reconnect delay, in seconds; doubled per failure up to the configured ceiling.
+RECONNECT_START_SECONDS = 0.5
+#: Fraction of random jitter added to each reconnect delay.
+RECONNECT_JITTER = 0.2
+#: How often the watchdog and the worker inspector look, in seconds.
+WATCH_INTERVAL_SECONDS = 1.0
+#: How long an inspect request waits for replies, in seconds.
+INSPECT_TIMEOUT_SECONDS = 1.0
+#: Least time between two inspect requests for the same worker, in seconds.
+INSPECT_RETRY_SECONDS = 10.0
+#: Redis transport options so that a dead or hung server fails a connect instead of hanging.
+_REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+Sleep = Callable[[float], None]
+Spawn = Callable[..., Any]
+
+
+def scrub(text: str) -> str:
+    """Mask any password of a URL inside an error message."""
+    return _URL_PASSWORD.sub(r"\1****@", text)
+
+
+class BrokerStatus:
+    """What the page and /api/health say about the broker connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url = mask_url(url)
+        self.status = "connecting"
+        self.error: str | None = None
+        self.since = time.time()
+        self.stream_cuts = 0
+        self.version = 0  # bumped on every change, so the pusher knows when to send
+
+    @property
+    def connected(self) -> bool:
+        return self.status == "connected"
+
+    def set(self, status: str, error: str | None = None) -> None:
+        if status == self.status and error == self.error:
+            return
+        self.status, self.error, self.since = status, error, time.time()
+        self.version += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "connected": self.connected, "status": self.status,
+                "error": self.error, "since": self.since, "stream_cuts": self.stream_cuts}
+
+
+class SafeReceiver(EventReceiver):
+    """Celery's receiver, with every event checked before Celery or the state touches it."""
+
+    def __init__(self, channel: Any, collector: "EventCollector", **kwargs: Any) -> None:
+        super().__init__(channel, handlers={"*": collector.on_event}, **kwargs)
+        self.collector = collector
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
+        return [Consumer(queues=[self.queue], callbacks=[self._receive], no_ack=True,
+                         accept=self.accept, on_decode_error=self._on_decode_error)]
+
+    def _on_decode_error(self, message: Any, exc: Exception) -> None:
+        self.collector.count_malformed(f"undecodable message ({type(exc).__name__})")
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        self.collector.on_subscribed()
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+
+    def on_iteration(self) -> None:
+        if self.collector.stopping or self.collector.restart_requested:
+            self.should_stop = True
+
+    def _receive(self, body: Any, message: Any, *args: Any) -> None:
+        collector = self.collector
+        for raw in body if isinstance(body, list) else (body,):
+            collector.received += 1
+            try:
+                event = clean_event(raw, collector.settings.max_field_chars,
+                                    collector.settings.max_traceback_chars)
+                event_type, event = self.event_from_message(event)
+            except MalformedEvent as exc:
+                collector.count_malformed(str(exc))
+                continue
+            except (KeyError, TypeError, ValueError) as exc:
+                collector.count_malformed(f"{type(exc).__name__} in event header")
+                continue
+            try:
+                self.process(event_type, event)
+            except Exception:  # a bug in the model must not stop the stream
+                collector.count_malformed(f"{event_type}: failed to apply")
+                log.exception("failed to apply %s event %s", event_type, event.get("uuid", ""))
+
+
+class EventCollector:
+    """Receives events into a ClusterState, keeps the broker status, and watches for silence."""
+
+    def __init__(self, settings: Settings, sleep: Sleep = time.sleep,
+                 app: Celery | None = None) -> None:
+        self.settings = settings
+        self.sleep = sleep
+        self.app = app or make_celery_app(settings)
+        self.lock = threading.Lock()
+        self.state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds)
+        self.broker = BrokerStatus(settings.broker_url)
+        self.received = 0  # every event taken off the broker, heartbeats included
+        self.malformed = 0  # events counted and skipped
+        self.last_malformed: str | None = None
+        self.last_event_at = time.monotonic()
+        self.stopping = False
+        self.restart_requested = False
+        self._inspected: dict[str, float] = {}
+
+    # -- the receive loop ----------------------------------------------------
+    def run(self) -> None:
+        """Receive events until ``stop``; reconnect with capped backoff and jitter on failure."""
+        delay = RECONNECT_START_SECONDS
+        log.info("waiting for the broker at %s to subscribe to Celery events", self.broker.url)
+        while not self.stopping:
+            self.restart_requested = False
+            try:
+                with self.app.connection_for_read() as connection:
+                    connection.connect()
+                    receiver = SafeReceiver(connection, self, app=self.app, accept=["json"])
+                    receiver.capture(limit=None, timeout=None, wakeup=True)
+                if self.restart_requested and not self.stopping:
+                    continue  # the watchdog asked for a fresh receiver; status already says why
+            except Exception as exc:  # any broker or transport failure: report, back off, retry
+                if self.stopping:
+                    break
+                self._on_connection_error(exc)
+            else:
+                if self.stopping:
+                    break
+                delay = RECONNECT_START_SECONDS
+                continue
+            if self.broker.connected or self.broker.status == "unresponsive":
+                delay = RECONNECT_START_SECONDS
+            self.sleep(delay * (1 + random.uniform(-RECONNECT_JITTER, RECONNECT_JITTER)))
+            delay = min(delay * 2, self.settings.reconnect_max_seconds)
+        log.info("event collector stopped")
+
+    def _on_connection_error(self, exc: Exception) -> None:
+        error = scrub(f"{type(exc).__name__}: {exc}")[:500]
+        was_connected = self.broker.connected
+        if was_connected and self.ping_broker():
+            self.broker.stream_cuts += 1
+            error = ("the broker closed the event subscription while it still answers "
+                     f"(Redis cuts subscribers that fall behind); events were lost: {error}")
+            log.warning("event stream cut by %s: %s", self.broker.url, error)
+        elif was_connected:
+            log.warning("lost the broker at %s: %s; reconnecting", self.broker.url, error)
+        elif self.broker.error != error:
+            log.warning("cannot reach the broker at %s (%s); retrying", self.broker.url, error)
+        self.broker.set("reconnecting" if was_connected or self.broker.status != "connecting"
+                        else "connecting", error)
+
+    def on_subscribed(self) -> None:
+        """Mark the stream live once the receiver's queue is bound."""
+        if not self.broker.connected:
+            log.info("subscribed to Celery events on %s", self.broker.url)
+        self.broker.set("connected")
+        self.last_event_at = time.monotonic()
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Apply one checked event to the state."""
+        self.last_event_at = time.monotonic()
+        with self.lock:
+            self.state.apply(event)
+
+    def count_malformed(self, reason: str) -> None:
+        """Count an event that was skipped, remembering why."""
+        self.malformed += 1
+        self.last_malformed = reason
+        log.debug("skipped malformed event: %s", reason)
+
+    def stop(self) -> None:
+        """Ask the receive loop and the watchers to end."""
+        self.stopping = True
+
+    # -- watchers --------------------------------------------------------------
+    def watch(self) -> None:
+        """Expire silent workers, inspect new ones, and catch a broker that hangs without failing."""
+        while not self.stopping:
+            self.sleep(WATCH_INTERVAL_SECONDS)
+            with self.lock:
+                self.state.expire_workers(time.time())
+            try:
+                self._check_silence()
+                self._inspect_new_workers()
+            except Exception:  # the watcher must outlive any surprise
+                log.exception("watcher step failed")
+
+    def _check_silence(self) -> None:
+        with self.lock:
+            freqs = [w.freq for w in self.state.workers.values() if w.status == "online"]
+        if not freqs or not self.broker.connected:
+            return
+        limit = max(self.settings.watchdog_min_seconds, 3 * max(freqs))
+        silence = time.monotonic() - self.last_event_at
+        if silence < limit:
+            return
+        if self.ping_broker():
+            self.last_event_at = time.monotonic()  # broker fine: the workers went quiet
+            return
+        log.warning("no event for %.0f s and %s does not answer; restarting the receiver",
+                    silence, self.broker.url)
+        self.broker.set("unresponsive", f"no event for {silence:.0f} s and the broker does not answer a ping")
+        self.restart_requested = True
+
+    def ping_broker(self) -> bool:
+        """Return whether the broker answers on a fresh connection within the ping timeout."""
+        timeout = self.settings.broker_ping_timeout_seconds
+        options = dict(self.app.conf.broker_transport_options or {})
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            with Connection(self.settings.broker_url, connect_timeout=timeout,
+                            transport_options=options) as connection:
+                connection.connect()
+                connection.default_channel  # redis pings here
+            return True
+        except Exception as exc:  # any failure means "not answering"
+            log.debug("broker ping failed: %s", scrub(str(exc)))
+            return False
+
+    def _inspect_new_workers(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            wanted = [w.hostname for w in self.state.workers.values()
+                      if w.status == "online" and w.pool is None
+                      and now - self._inspected.get(w.hostname, -INSPECT_RETRY_SECONDS) >= INSPECT_RETRY_SECONDS]
+        if not wanted or not self.broker.connected:
+            return
+        for hostname in wanted:
+            self._inspected[hostname] = now
+        replies = self.app.control.inspect(destination=wanted, timeout=INSPECT_TIMEOUT_SECONDS).stats() or {}
+        with self.lock:
+            for hostname, stats in replies.items():
+                self.state.apply_worker_stats(hostname, stats, time.time())
+
+    # -- reading -------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Return the body of ``GET /api/health``."""
+        return {
+            "status": "ok" if self.broker.connected else "degraded",
+            "broker": self.broker.to_json(),
+            "events": {"received": self.received, "malformed": self.malformed,
+                       "unknown": self.state.unknown_events,
+                       "last_malformed": self.last_malformed},
+        }
+
+
+def make_celery_app(settings: Settings) -> Celery:
+    """Build the Celery app the dashboard uses to talk to the broker (it runs no tasks)."""
+    app = Celery("celery-dashboard", set_as_current=False)
+    options = dict(settings.broker_transport_options)
+    if settings.broker_url.startswith(("redis", "rediss", "sentinel")):
+        options = {**_REDIS_DEFAULT_OPTIONS, **options}
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=False,
+        broker_connection_max_retries=0,
+        event_serializer="json",
+        accept_content=["json"],
+    )
+    return app

@@ -1,0 +1,203 @@
+"""The pusher: turns recorded state changes into coalesced Socket.IO messages on ``/live``.
+
+Protocol (see the README): on connect a ``snapshot``; then numbered ``changes``
+batches, ``seq`` + 1 each per connection; ``broker`` on status changes; a
+client that sees a gap emits ``resync`` and gets a fresh snapshot. It never
+emits per event: it flushes what changed every ``flush_interval_seconds``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from flask import request
+from flask_socketio import Namespace, SocketIO, emit
+
+from .events import EventCollector
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The Socket.IO namespace of the live page.
+NAMESPACE = "/live"
+#: Window over which throughput and event rate are averaged, in seconds.
+RATE_WINDOW_SECONDS = 5.0
+#: Longest time without a ``changes`` message while counters move, in seconds.
+COUNTER_REFRESH_SECONDS = 1.0
+#: Most rooms one connection may subscribe to.
+MAX_ROOMS_PER_CLIENT = 50
+#: Room name prefixes a client may subscribe to.
+ROOM_KINDS = ("task:", "worker:")
+
+
+class Client:
+    """One browser connection: its sequence number and the rooms it looks at."""
+
+    __slots__ = ("seq", "rooms")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.rooms: set[str] = set()
+
+
+class LiveHub:
+    """Holds the connected clients and flushes coalesced changes to them."""
+
+    def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings,
+                 queues: Callable[[], list[dict[str, Any]]]) -> None:
+        self.socketio = socketio
+        self.collector = collector
+        self.settings = settings
+        self.queues = queues
+        self.clients: dict[str, Client] = {}
+        self.lock = threading.Lock()  # guards clients and every emit of a seq
+        self.stopping = False
+        self._samples: deque[tuple[float, int, int]] = deque()
+        self._broker_version = -1
+        self._last_counters: dict[str, Any] | None = None
+        self._last_counters_at = 0.0
+
+    # -- connections ---------------------------------------------------------
+    def connect(self, sid: str, send: Callable[[dict[str, Any]], None]) -> None:
+        """Register a connection (or re-register one that saw a gap) and send it a snapshot."""
+        with self.lock:  # no changes batch may overtake the snapshot
+            client = self.clients.setdefault(sid, Client())
+            send(self._snapshot(client))
+
+    def disconnect(self, sid: str) -> None:
+        with self.lock:
+            self.clients.pop(sid, None)
+
+    def subscribe(self, sid: str, room: Any) -> str | None:
+        """Add a room to a client; return an error message when the room is not valid."""
+        if not isinstance(room, str) or not room.startswith(ROOM_KINDS) or len(room) > 300:
+            return "room must be 'task:<uuid>' or 'worker:<hostname>'"
+        with self.lock:
+            client = self.clients.get(sid)
+            if client is None:
+                return "not connected"
+            if len(client.rooms) >= MAX_ROOMS_PER_CLIENT and room not in client.rooms:
+                return f"at most {MAX_ROOMS_PER_CLIENT} rooms per connection"
+            client.rooms.add(room)
+        return None
+
+    def unsubscribe(self, sid: str, room: Any) -> None:
+        with self.lock:
+            client = self.clients.get(sid)
+            if client is not None and isinstance(room, str):
+                client.rooms.discard(room)
+
+    def _snapshot(self, client: Client) -> dict[str, Any]:
+        collector = self.collector
+        with collector.lock:
+            state = collector.state
+            workers = [w.to_json() for w in state.workers.values()]
+            tasks = []
+            for task in state.recent_tasks():
+                if len(tasks) >= self.settings.snapshot_tasks:
+                    break
+                tasks.append(state.task_json(task.uuid))
+        return {"seq": client.seq, "workers": workers, "tasks": tasks, "queues": self.queues(),
+                "counters": self.counters(), "broker": collector.broker.to_json()}
+
+    # -- flushing ------------------------------------------------------------
+    def run(self) -> None:
+        """Flush changes every flush interval until ``stop``."""
+        while not self.stopping:
+            self.socketio.sleep(self.settings.flush_interval_seconds)
+            try:
+                self.flush()
+            except Exception:  # one failed flush must not end live updates
+                log.exception("live flush failed")
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def flush(self) -> None:
+        """Send each client one ``changes`` batch with everything that changed since the last flush."""
+        collector = self.collector
+        with self.lock:  # lock order is always hub, then collector
+            wanted = {room[5:] for c in self.clients.values() for room in c.rooms
+                      if room.startswith("task:")}
+        with collector.lock:
+            state = collector.state
+            task_ids, hostnames = state.drain_changes()
+            worker_changes = [_change("worker", h, state.workers[h].to_json())
+                              for h in hostnames if h in state.workers]
+            window = task_ids[-self.settings.snapshot_tasks:]
+            overview = [_change("task", u, state.task_json(u)) for u in reversed(window) if u in state.tasks]
+            in_window = set(window)
+            changed = wanted.intersection(task_ids) - in_window if wanted else set()
+            extra = {u: _change("task", u, state.task_json(u)) for u in changed if u in state.tasks}
+        counters = self.counters()
+        now = time.monotonic()
+        refresh = counters != self._last_counters and now - self._last_counters_at >= COUNTER_REFRESH_SECONDS
+        common = worker_changes + overview
+        with self.lock:
+            if collector.broker.version != self._broker_version:
+                self._broker_version = collector.broker.version
+                self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
+            for sid, client in self.clients.items():
+                changes = common + [extra[u] for u in extra if "task:" + u in client.rooms]
+                if not changes and not refresh:
+                    continue
+                client.seq += 1
+                self.socketio.emit("changes", {"seq": client.seq, "changes": changes, "counters": counters},
+                                   namespace=NAMESPACE, to=sid)
+        if common or refresh:
+            self._last_counters, self._last_counters_at = counters, now
+
+    def counters(self) -> dict[str, Any]:
+        """Return task counts per state, throughput and event rates."""
+        collector = self.collector
+        with collector.lock:
+            counters = collector.state.counters()
+        now = time.monotonic()
+        samples = self._samples
+        samples.append((now, counters["finished"], collector.received))
+        while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW_SECONDS:
+            samples.popleft()
+        first = samples[0]
+        elapsed = now - first[0]
+        counters["throughput"] = round((counters["finished"] - first[1]) / elapsed, 1) if elapsed > 0 else 0.0
+        counters["events_per_second"] = round((collector.received - first[2]) / elapsed, 1) if elapsed > 0 else 0.0
+        counters["events"] = {"received": collector.received, "malformed": collector.malformed}
+        return counters
+
+
+def _send_snapshot(snapshot: dict[str, Any]) -> None:
+    emit("snapshot", snapshot)
+
+
+def _change(kind: str, key: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    return {"kind": kind, "op": "upsert", "key": key, "data": data}
+
+
+class LiveNamespace(Namespace):
+    """The ``/live`` Socket.IO namespace: snapshot on connect, resync and room subscriptions."""
+
+    def __init__(self, hub: LiveHub) -> None:
+        super().__init__(NAMESPACE)
+        self.hub = hub
+
+    def on_connect(self, auth: Any = None) -> None:
+        self.hub.connect(request.sid, _send_snapshot)  # type: ignore[attr-defined]
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        self.hub.disconnect(request.sid)  # type: ignore[attr-defined]
+
+    def on_resync(self, data: Any = None) -> None:
+        self.hub.connect(request.sid, _send_snapshot)  # type: ignore[attr-defined]
+
+    def on_subscribe(self, data: Any = None) -> dict[str, Any]:
+        room = data.get("room") if isinstance(data, dict) else None
+        error = self.hub.subscribe(request.sid, room)  # type: ignore[attr-defined]
+        return {"ok": error is None, "error": error}
+
+    def on_unsubscribe(self, data: Any = None) -> dict[str, Any]:
+        room = data.get("room") if isinstance(data, dict) else None
+        self.hub.unsubscribe(request.sid, room)  # type: ignore[attr-defined]
+        return {"ok": True, "error": None}

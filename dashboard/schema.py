@@ -1,0 +1,113 @@
+"""Validation of raw event bodies before anything else reads them.
+
+Pure code: no I/O and no clocks. Everything in an event comes from outside
+the dashboard, so types and ranges are checked here, oversized strings are
+cut with a visible marker, and a bad event is rejected with a reason rather
+than left to raise deep inside Celery's receiver or the state model.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: Event types the state model understands; other ``task-*`` types are custom events.
+TASK_EVENT_TYPES = frozenset((
+    "task-sent", "task-received", "task-started", "task-succeeded", "task-failed",
+    "task-rejected", "task-revoked", "task-retried",
+))
+WORKER_EVENT_TYPES = frozenset(("worker-online", "worker-heartbeat", "worker-offline"))
+
+#: Earliest and latest plausible event timestamp (epoch seconds: 2000-01-01 .. 2100-01-01).
+MIN_TIMESTAMP = 946_684_800.0
+MAX_TIMESTAMP = 4_102_444_800.0
+#: Largest heartbeat interval accepted, in seconds (Celery's default is 2).
+MAX_FREQ_SECONDS = 3600.0
+#: Longest type, uuid, hostname or task name accepted, in characters.
+MAX_NAME_CHARS = 255
+#: Marker appended to a string that was cut; the number of characters removed follows it.
+TRUNCATION_MARKER = "…[truncated "
+
+#: Fields that carry task payloads and tracebacks: cut to the configured size.
+_PAYLOAD_FIELDS = ("args", "kwargs", "result", "exception", "eta", "expires")
+_TRACEBACK_FIELDS = ("traceback",)
+#: Short string fields: rejected when not a string (or null), cut at MAX_NAME_CHARS.
+_NAME_FIELDS = ("hostname", "name", "queue", "exchange", "routing_key", "parent_id",
+                "root_id", "sw_ident", "sw_ver", "sw_sys")
+#: Numeric fields that must be finite numbers when present.
+_NUMBER_FIELDS = ("runtime", "utcoffset", "local_received")
+#: Whole-number fields that must be non-negative integers when present.
+_COUNT_FIELDS = ("retries", "active", "processed", "pid", "clock")
+
+
+class MalformedEvent(ValueError):
+    """An event body that cannot be used; the message says why."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def truncate(value: str, limit: int) -> str:
+    """Cut ``value`` to ``limit`` characters, ending with a marker saying how much was removed."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}{TRUNCATION_MARKER}{len(value) - limit} chars]"
+
+
+def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> dict[str, Any]:
+    """Return a checked copy of a raw event body, or raise MalformedEvent naming the problem."""
+    if not isinstance(body, dict):
+        raise MalformedEvent(f"event is a {type(body).__name__}, not an object")
+    event_type = body.get("type")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > MAX_NAME_CHARS:
+        raise MalformedEvent("event has no valid 'type'")
+    event = dict(body)
+    timestamp = event.get("timestamp")
+    if timestamp is not None:
+        if not _is_number(timestamp) or not MIN_TIMESTAMP <= timestamp <= MAX_TIMESTAMP:
+            raise MalformedEvent(f"{event_type}: bad timestamp")
+    for key in _NUMBER_FIELDS:
+        value = event.get(key)
+        if value is not None and not _is_number(value):
+            raise MalformedEvent(f"{event_type}: {key} is not a number")
+    offset = event.get("utcoffset")
+    if offset is not None and not -24 <= offset <= 24:
+        raise MalformedEvent(f"{event_type}: utcoffset out of range")
+    for key in _COUNT_FIELDS:
+        value = event.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise MalformedEvent(f"{event_type}: {key} is not a non-negative integer")
+    for key in _NAME_FIELDS:
+        value = event.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise MalformedEvent(f"{event_type}: {key} is not a string")
+            event[key] = truncate(value, MAX_NAME_CHARS)
+    if event_type.startswith("task-"):
+        uuid = event.get("uuid")
+        if not isinstance(uuid, str) or not uuid or len(uuid) > MAX_NAME_CHARS:
+            raise MalformedEvent(f"{event_type}: no valid uuid")
+    elif event_type.startswith("worker-"):
+        _check_worker(event_type, event)
+    for key in _PAYLOAD_FIELDS:
+        value = event.get(key)
+        if value is not None:
+            event[key] = truncate(value if isinstance(value, str) else repr(value), max_field_chars)
+    for key in _TRACEBACK_FIELDS:
+        value = event.get(key)
+        if value is not None:
+            event[key] = truncate(value if isinstance(value, str) else repr(value), max_traceback_chars)
+    return event
+
+
+def _check_worker(event_type: str, event: dict[str, Any]) -> None:
+    if not event.get("hostname"):
+        raise MalformedEvent(f"{event_type}: no hostname")
+    freq = event.get("freq")
+    if freq is not None and (not _is_number(freq) or not 0 < freq <= MAX_FREQ_SECONDS):
+        raise MalformedEvent(f"{event_type}: freq must be a number of seconds in (0, {MAX_FREQ_SECONDS:g}]")
+    loadavg = event.get("loadavg")
+    if loadavg is not None and (
+            not isinstance(loadavg, (list, tuple)) or len(loadavg) > 3
+            or not all(_is_number(v) for v in loadavg)):
+        raise MalformedEvent(f"{event_type}: loadavg is not a list of up to 3 numbers")

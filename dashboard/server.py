@@ -1,0 +1,63 @@
+"""Start-up: read settings, build the app, start its loops (and the demo cluster), serve, stop cleanly."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+from typing import Any, Sequence
+
+from . import create_app
+from .settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("dashboard")
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet") -> int:
+    """Run the dashboard until Ctrl-C or SIGTERM; return the process exit status."""
+    try:
+        settings = load_settings(sys.argv[1:] if argv is None else argv)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if settings.async_mode != async_mode and "--async-mode" in (sys.argv if argv is None else argv):
+        print(f"error: --async-mode {settings.async_mode} is not available from this entry point "
+              f"(run.py serves with eventlet; python -m dashboard serves with threading)", file=sys.stderr)
+        return 2
+    settings = dataclasses.replace(settings, async_mode=async_mode)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cluster = None
+    if settings.demo:
+        from .demo.cluster import DemoCluster
+        cluster = DemoCluster()
+        settings = dataclasses.replace(settings, broker_url=cluster.broker_url,
+                                       broker_transport_options=cluster.transport_options)
+    app = create_app(settings)
+    dashboard = app.extensions["dashboard"]
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        if cluster is not None:
+            cluster.start()
+            log.info("demo cluster running in %s", cluster.base_dir)
+        dashboard.start()
+        log.info("dashboard on http://%s:%d watching %s", settings.address, settings.port,
+                 settings.masked_broker_url)
+        _serve(dashboard.socketio, app, settings)
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        dashboard.stop()
+        if cluster is not None:
+            cluster.stop()
+    return 0
+
+
+def _serve(socketio: Any, app: Any, settings: Settings) -> None:
+    kwargs: dict[str, Any] = {"host": settings.address, "port": settings.port, "log_output": False}
+    if settings.async_mode == "threading":
+        kwargs["allow_unsafe_werkzeug"] = True
+    socketio.run(app, **kwargs)

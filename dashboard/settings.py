@@ -1,0 +1,198 @@
+"""Every setting of the dashboard: its default, its unit, and how it is read.
+
+Each option is a command-line flag and also an environment variable
+``DASHBOARD_<NAME>`` (the broker also ``CELERY_BROKER_URL``). A bad value
+stops start-up with a message naming the option and the value.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+#: Environment variable prefix for every option.
+ENV_PREFIX = "DASHBOARD_"
+
+#: Async modes Flask-SocketIO may run in; eventlet is the production default.
+ASYNC_MODES = ("eventlet", "threading")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the dashboard cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The dashboard's configuration, validated."""
+
+    broker_url: str = "redis://localhost:6379/0"  # Celery broker to watch
+    broker_transport_options: dict[str, Any] = field(default_factory=dict)  # kombu transport options
+    address: str = "127.0.0.1"  # interface the web server binds
+    port: int = 5555  # web server TCP port
+    db: str = "dashboard.db"  # SQLite history file
+    queues: tuple[str, ...] = ()  # queues to watch besides the workers' own
+    demo: bool = False  # run a self-contained demo cluster on filesystem://
+    async_mode: str = "eventlet"  # Flask-SocketIO async mode
+    max_tasks: int = 100_000  # tasks held in memory, least recently updated evicted
+    flush_interval_seconds: float = 0.25  # how often coalesced changes are pushed
+    heartbeat_slack_seconds: float = 2.0  # grace added to Celery's freq * 2 expiry
+    max_field_chars: int = 4096  # longest args/kwargs/result string kept
+    max_traceback_chars: int = 32_768  # longest traceback kept
+    reconnect_max_seconds: float = 10.0  # ceiling of the broker reconnect backoff
+    watchdog_min_seconds: float = 10.0  # silence before the broker is pinged
+    broker_ping_timeout_seconds: float = 2.0  # timeout of that ping
+    snapshot_tasks: int = 100  # recent tasks in a snapshot and the overview window
+    log_level: str = "INFO"  # logging level name
+
+    @property
+    def masked_broker_url(self) -> str:
+        """The broker URL with its password masked, safe to show and log."""
+        return mask_url(self.broker_url)
+
+
+def mask_url(url: str) -> str:
+    """Replace the password in a URL (or each URL of a ``;`` list) by ``****``."""
+    return ";".join(_mask_one(part) for part in url.split(";"))
+
+
+def _mask_one(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
+
+
+def _positive_int(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"--{name}: expected a whole number, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(f"--{name}: must be positive, got {raw!r}")
+        return value
+    return parse
+
+
+def _positive_float(name: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"--{name}: expected a number, got {raw!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise SettingsError(f"--{name}: must be a positive number, got {raw!r}")
+        return value
+    return parse
+
+
+def _port(raw: str) -> int:
+    value = _positive_int("port")(raw)
+    if value > 65535:
+        raise SettingsError(f"--port: must be at most 65535, got {raw!r}")
+    return value
+
+
+def _json_object(name: str) -> Callable[[str], dict[str, Any]]:
+    def parse(raw: str) -> dict[str, Any]:
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(f"--{name}: not valid JSON ({exc}): {raw!r}") from None
+        if not isinstance(value, dict):
+            raise SettingsError(f"--{name}: expected a JSON object, got {raw!r}")
+        return value
+    return parse
+
+
+def _choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise SettingsError(f"--{name}: expected one of {', '.join(choices)}, got {raw!r}")
+        return raw
+    return parse
+
+
+def _broker(raw: str) -> str:
+    if "://" not in raw:
+        raise SettingsError(f"--broker: expected a URL such as redis://host:6379/0, got {mask_url(raw)!r}")
+    return raw
+
+
+def _queue_list(values: Sequence[str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name and name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+#: (flag, Settings field, parser) for every option that takes a value.
+_OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("broker", "broker_url", _broker),
+    ("broker-transport-options", "broker_transport_options", _json_object("broker-transport-options")),
+    ("address", "address", str),
+    ("port", "port", _port),
+    ("db", "db", str),
+    ("async-mode", "async_mode", _choice("async-mode", ASYNC_MODES)),
+    ("max-tasks", "max_tasks", _positive_int("max-tasks")),
+    ("flush-interval", "flush_interval_seconds", _positive_float("flush-interval")),
+    ("heartbeat-slack", "heartbeat_slack_seconds", _positive_float("heartbeat-slack")),
+    ("max-field-chars", "max_field_chars", _positive_int("max-field-chars")),
+    ("reconnect-max", "reconnect_max_seconds", _positive_float("reconnect-max")),
+    ("watchdog-min", "watchdog_min_seconds", _positive_float("watchdog-min")),
+    ("log-level", "log_level", _choice("log-level", ("DEBUG", "INFO", "WARNING", "ERROR"))),
+)
+
+
+def env_name(flag: str) -> str:
+    """The environment variable that sets option ``--flag``."""
+    return ENV_PREFIX + flag.upper().replace("-", "_")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser (values stay raw strings until validated)."""
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Live monitoring dashboard for Celery clusters.")
+    for flag, attr, _ in _OPTIONS:
+        parser.add_argument(f"--{flag}", dest=attr, default=None,
+                            help=f"(env {env_name(flag)}; default {getattr(Settings(), attr)!r})")
+    parser.add_argument("--queues", action="append", default=None,
+                        help="comma-separated queue names to watch; may be repeated")
+    parser.add_argument("--demo", action="store_true", default=None,
+                        help="run a self-contained demo cluster on the filesystem:// broker")
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from flags, then environment, then defaults; raise SettingsError on a bad value."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(list(argv) if argv is not None else [])
+    values: dict[str, Any] = {}
+    for flag, attr, parse in _OPTIONS:
+        raw = getattr(args, attr)
+        if raw is None:
+            raw = environ.get(env_name(flag))
+        if raw is None and attr == "broker_url":
+            raw = environ.get("CELERY_BROKER_URL")
+        if raw is not None:
+            values[attr] = parse(raw)
+    queues = args.queues or ([environ[ENV_PREFIX + "QUEUES"]] if environ.get(ENV_PREFIX + "QUEUES") else [])
+    values["queues"] = _queue_list(queues)
+    demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
+    values["demo"] = bool(demo)
+    return Settings(**values)

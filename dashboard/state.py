@@ -1,0 +1,353 @@
+"""The in-memory model of a Celery cluster: workers and tasks, updated by events.
+
+This module is pure: it cannot do any I/O and never reads a clock. It gets
+checked event dicts (see ``schema``) carrying ``local_received``, the
+dashboard's own receive time, and an injected ``now`` for expiry. It imports
+no Flask, kombu, socketio or eventlet. It records what changed so that the
+pusher can send coalesced updates.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterable, Iterator
+
+#: Celery's task states, in the order the page shows them.
+TASK_STATES = ("PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED")
+#: States after which a task does nothing more (unless retried).
+READY_STATES = frozenset(("SUCCESS", "FAILURE", "REVOKED", "REJECTED"))
+#: States in which a task is held by a worker.
+IN_FLIGHT_STATES = frozenset(("RECEIVED", "STARTED"))
+#: Event type to the state it moves a task to (Celery's TASK_EVENT_TO_STATE).
+TASK_EVENT_TO_STATE = {
+    "task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
+    "task-failed": "FAILURE", "task-retried": "RETRY", "task-succeeded": "SUCCESS",
+    "task-revoked": "REVOKED", "task-rejected": "REJECTED",
+}
+#: Celery's ``celery.states.PRECEDENCE``: a lower index wins over a higher one.
+_PRECEDENCE = ["SUCCESS", "FAILURE", None, "REVOKED", "STARTED", "RECEIVED", "REJECTED", "RETRY", "PENDING"]
+_PRECEDENCE_INDEX = {state: index for index, state in enumerate(_PRECEDENCE)}
+#: Fields a late ``task-received`` may still fill in (Celery's ``Task.merge_rules``).
+_RECEIVED_MERGE_FIELDS = ("name", "args", "kwargs", "parent_id", "root_id", "retries", "eta", "expires")
+#: Task attributes an event may set directly.
+_TASK_FIELDS = ("name", "args", "kwargs", "retries", "eta", "expires", "queue", "exchange",
+                "routing_key", "parent_id", "root_id", "result", "exception", "traceback", "runtime")
+#: Event keys left out of a task's timeline entries (they are on the task or are bookkeeping).
+_TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received"))
+#: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
+DEFAULT_FREQ_SECONDS = 2.0
+
+
+def precedence(state: str | None) -> int:
+    """Return Celery's precedence index of ``state`` (lower wins); custom states rank with None."""
+    return _PRECEDENCE_INDEX.get(state, 2)
+
+
+def heartbeat_expires(last_heartbeat: float, freq: float, slack: float) -> float:
+    """Return when a worker that last beat at ``last_heartbeat`` is lost (Celery's freq * 2, plus slack)."""
+    return last_heartbeat + freq * 2 + slack
+
+
+class Worker:
+    """One worker as seen through its events and inspect replies."""
+
+    __slots__ = ("hostname", "status", "last_heartbeat", "freq", "timestamp", "offline_at",
+                 "pool", "concurrency", "processed", "active", "loadavg", "sw_ident", "sw_ver",
+                 "sw_sys", "clock_skew", "pid")
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.status = "online"
+        self.last_heartbeat: float | None = None  # dashboard receive time of the last worker event
+        self.freq = DEFAULT_FREQ_SECONDS
+        self.timestamp: float | None = None  # worker's own clock at its last worker event
+        self.offline_at: float | None = None  # worker's clock at its worker-offline
+        self.pool: str | None = None
+        self.concurrency: int | None = None
+        self.processed = 0
+        self.active = 0
+        self.loadavg: list[float] | None = None
+        self.sw_ident: str | None = None
+        self.sw_ver: str | None = None
+        self.sw_sys: str | None = None
+        self.clock_skew: float | None = None
+        self.pid: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the worker's JSON shape, shared by the API, the pages and the live push."""
+        return {
+            "hostname": self.hostname, "status": self.status, "last_heartbeat": self.last_heartbeat,
+            "freq": self.freq, "pool": self.pool, "concurrency": self.concurrency,
+            "processed": self.processed, "active": self.active, "loadavg": self.loadavg,
+            "sw_ident": self.sw_ident, "sw_ver": self.sw_ver, "sw_sys": self.sw_sys,
+            "clock_skew": self.clock_skew, "pid": self.pid,
+        }
+
+
+class Task:
+    """One task: its current fields and the timeline of its events."""
+
+    __slots__ = ("uuid", "name", "state", "worker", "queue", "exchange", "routing_key", "sent",
+                 "received", "started", "succeeded", "failed", "retried", "revoked", "rejected",
+                 "timestamp", "runtime", "retries", "args", "kwargs", "eta", "expires", "result",
+                 "exception", "traceback", "parent_id", "root_id", "orphaned", "progress", "events")
+
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid
+        self.state = "PENDING"
+        self.timestamp: float | None = None
+        self.orphaned = False
+        self.progress: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] = []
+        for name in ("name", "worker", "queue", "exchange", "routing_key", "sent", "received",
+                     "started", "succeeded", "failed", "retried", "revoked", "rejected", "runtime",
+                     "retries", "args", "kwargs", "eta", "expires", "result", "exception",
+                     "traceback", "parent_id", "root_id"):
+            setattr(self, name, None)
+
+    def to_json(self, children: list[str] | None = None) -> dict[str, Any]:
+        """Return the task's JSON shape, shared by the API, the pages and the live push."""
+        return {
+            "uuid": self.uuid, "name": self.name, "state": self.state, "worker": self.worker,
+            "queue": self.queue, "exchange": self.exchange, "routing_key": self.routing_key,
+            "sent": self.sent, "received": self.received, "started": self.started,
+            "succeeded": self.succeeded, "failed": self.failed, "retried": self.retried,
+            "revoked": self.revoked, "rejected": self.rejected, "timestamp": self.timestamp,
+            "runtime": self.runtime, "retries": self.retries, "args": self.args,
+            "kwargs": self.kwargs, "eta": self.eta, "expires": self.expires, "result": self.result,
+            "exception": self.exception, "traceback": self.traceback, "parent_id": self.parent_id,
+            "root_id": self.root_id, "children": list(children or ()), "orphaned": self.orphaned,
+            "progress": self.progress,
+        }
+
+
+class ClusterState:
+    """Workers and tasks, updated by ``apply``; remembers what changed until ``drain_changes``.
+
+    Not thread-safe by itself: its owner (the collector) serialises every call.
+    """
+
+    def __init__(self, max_tasks: int = 100_000, heartbeat_slack_seconds: float = 2.0) -> None:
+        self.max_tasks = max_tasks
+        self.heartbeat_slack_seconds = heartbeat_slack_seconds
+        self.workers: dict[str, Worker] = {}
+        self.tasks: OrderedDict[str, Task] = OrderedDict()  # least recently updated first
+        self.state_counts: dict[str, int] = dict.fromkeys(TASK_STATES, 0)
+        self.finished_total = 0  # tasks that reached a ready state
+        self.task_events = 0  # task events applied, duplicates excluded
+        self.unknown_events = 0  # events of types the model does not know
+        self.inspect_replies: dict[str, dict[str, Any]] = {}  # hostname -> latest inspect data
+        self._children: dict[str, list[str]] = {}
+        self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
+        self._dirty_tasks: dict[str, None] = {}
+        self._dirty_workers: dict[str, None] = {}
+
+    # -- events ---------------------------------------------------------------
+    def apply(self, event: dict[str, Any]) -> None:
+        """Update the model with one checked event."""
+        event_type = event["type"]
+        if event_type.startswith("task-"):
+            self._apply_task(event_type, event)
+        elif event_type in ("worker-online", "worker-heartbeat", "worker-offline"):
+            self._apply_worker(event_type, event)
+        else:
+            self.unknown_events += 1
+
+    def _apply_worker(self, event_type: str, event: dict[str, Any]) -> None:
+        hostname = event["hostname"]
+        worker = self.workers.get(hostname)
+        if worker is None:
+            worker = self.workers[hostname] = Worker(hostname)
+            worker.status = "offline" if event_type == "worker-offline" else "online"
+        timestamp = event.get("timestamp")
+        received = event.get("local_received")
+        if timestamp is not None and worker.timestamp is not None and timestamp < worker.timestamp:
+            return  # older than what we know: a late or duplicate delivery
+        if event_type == "worker-offline":
+            worker.offline_at = timestamp
+            worker.status = "offline"
+        elif worker.offline_at is not None and (timestamp is None or timestamp <= worker.offline_at):
+            return  # a heartbeat from before the worker said goodbye must not revive it
+        else:
+            worker.offline_at = None
+            if worker.status != "online":
+                worker.status = "online"
+        worker.timestamp = timestamp
+        if received is not None:
+            worker.last_heartbeat = received
+            if timestamp is not None:
+                worker.clock_skew = round(received - timestamp, 3)
+        freq = event.get("freq")
+        if freq:
+            worker.freq = float(freq)
+        for name in ("sw_ident", "sw_ver", "sw_sys", "pid"):
+            value = event.get(name)
+            if value is not None:
+                setattr(worker, name, value)
+        if event.get("active") is not None:
+            worker.active = event["active"]
+        if event.get("processed") is not None:
+            worker.processed = event["processed"]
+        if event.get("loadavg") is not None:
+            worker.loadavg = [round(float(v), 2) for v in event["loadavg"]]
+        self._dirty_workers[hostname] = None
+
+    def _apply_task(self, event_type: str, event: dict[str, Any]) -> None:
+        uuid = event["uuid"]
+        task = self.tasks.get(uuid)
+        if task is None:
+            task = self.tasks[uuid] = Task(uuid)
+            self.state_counts["PENDING"] += 1
+            if len(self.tasks) > self.max_tasks:
+                self._evict_oldest()
+        else:
+            self.tasks.move_to_end(uuid)
+        timestamp = event.get("timestamp")
+        entry = {k: v for k, v in event.items() if k not in _TIMELINE_SKIP}
+        if entry in task.events:
+            return  # the same event delivered twice
+        self.task_events += 1
+        task.events.append(entry)
+        if len(task.events) > 1 and timestamp is not None:
+            task.events.sort(key=_event_time)
+        state = TASK_EVENT_TO_STATE.get(event_type)
+        if state is None:
+            self._apply_custom(task, event_type, event)
+        else:
+            setattr(task, event_type[5:], timestamp)  # task.received = timestamp, ...
+            self._merge(task, state, event)
+        self._dirty_tasks[uuid] = None
+
+    def _apply_custom(self, task: Task, event_type: str, event: dict[str, Any]) -> None:
+        if event_type == "task-progress":
+            current, total = event.get("current"), event.get("total")
+            if isinstance(current, (int, float)) and isinstance(total, (int, float)):
+                task.progress = {"current": current, "total": total}
+
+    def _merge(self, task: Task, state: str, event: dict[str, Any]) -> None:
+        """Apply Celery's merge rule: an event that logically happened earlier only fills in fields."""
+        timestamp = event.get("timestamp")
+        previous_worker = task.worker
+        moves = (state == "RETRY" or task.state == "RETRY"
+                 or precedence(state) <= precedence(task.state))
+        if moves and state == "RETRY" and task.state in READY_STATES and task.timestamp is not None \
+                and timestamp is not None and timestamp < task.timestamp:
+            moves = False  # a retry of an earlier attempt arriving after the final outcome
+        if moves:
+            fields: Iterable[str] = _TASK_FIELDS
+        elif state == "RECEIVED":
+            fields = _RECEIVED_MERGE_FIELDS
+        else:
+            fields = (f for f in _TASK_FIELDS if getattr(task, f) is None)
+        for name in fields:
+            value = event.get(name)
+            if value is not None:
+                setattr(task, name, value)
+        if event.get("parent_id") and task.uuid not in self._children.get(event["parent_id"], ()):
+            self._children.setdefault(event["parent_id"], []).append(task.uuid)
+        hostname = event.get("hostname")
+        if hostname and (task.worker is None or (moves and state in IN_FLIGHT_STATES)):
+            task.worker = hostname
+        if moves:
+            self._set_state(task, state)
+            task.timestamp = timestamp
+            if previous_worker in self._in_flight:
+                self._in_flight[previous_worker].discard(task.uuid)
+            if state in IN_FLIGHT_STATES and task.worker:
+                self._in_flight.setdefault(task.worker, set()).add(task.uuid)
+
+    def _set_state(self, task: Task, state: str) -> None:
+        old = task.state
+        if old == state:
+            return
+        self.state_counts[old] -= 1
+        self.state_counts[state] = self.state_counts.get(state, 0) + 1
+        task.state = state
+        if state in READY_STATES and old not in READY_STATES:
+            self.finished_total += 1
+
+    def _evict_oldest(self) -> None:
+        uuid, task = self.tasks.popitem(last=False)
+        self.state_counts[task.state] -= 1
+        self._children.pop(uuid, None)
+        self._dirty_tasks.pop(uuid, None)
+        if task.worker in self._in_flight:
+            self._in_flight[task.worker].discard(uuid)
+
+    # -- time -----------------------------------------------------------------
+    def expire_workers(self, now: float) -> list[str]:
+        """Mark online workers whose heartbeats stopped as lost, and their in-flight tasks orphaned."""
+        lost = []
+        for worker in self.workers.values():
+            if worker.status != "online" or worker.last_heartbeat is None:
+                continue
+            if now > heartbeat_expires(worker.last_heartbeat, worker.freq, self.heartbeat_slack_seconds):
+                worker.status = "lost"
+                lost.append(worker.hostname)
+                self._dirty_workers[worker.hostname] = None
+                for uuid in self._in_flight.pop(worker.hostname, set()):
+                    task = self.tasks.get(uuid)
+                    if task is not None and task.state in IN_FLIGHT_STATES:
+                        task.orphaned = True
+                        self._dirty_tasks[uuid] = None
+        return lost
+
+    # -- inspect --------------------------------------------------------------
+    def apply_worker_stats(self, hostname: str, stats: dict[str, Any], now: float) -> None:
+        """Fill in a worker's pool and concurrency from its ``inspect stats`` reply."""
+        worker = self.workers.get(hostname)
+        if worker is None or not isinstance(stats, dict):
+            return
+        self.inspect_replies[hostname] = {"stats": stats, "inspected_at": now, "inspect_error": None}
+        pool = stats.get("pool")
+        if isinstance(pool, dict):
+            impl = pool.get("implementation")
+            if isinstance(impl, str):
+                worker.pool = pool_name(impl)
+            concurrency = pool.get("max-concurrency")
+            if isinstance(concurrency, int):
+                worker.concurrency = concurrency
+        self._dirty_workers[hostname] = None
+
+    # -- reading --------------------------------------------------------------
+    def drain_changes(self) -> tuple[list[str], list[str]]:
+        """Return the uuids and hostnames changed since the last call, and forget them."""
+        tasks, workers = list(self._dirty_tasks), list(self._dirty_workers)
+        self._dirty_tasks.clear()
+        self._dirty_workers.clear()
+        return tasks, workers
+
+    def task_json(self, uuid: str) -> dict[str, Any] | None:
+        """Return one task's JSON shape, or None when it is not held in memory."""
+        task = self.tasks.get(uuid)
+        return None if task is None else task.to_json(self._children.get(uuid))
+
+    def task_detail(self, uuid: str) -> dict[str, Any] | None:
+        """Return one task's JSON shape with its event timeline."""
+        task = self.tasks.get(uuid)
+        if task is None:
+            return None
+        detail = task.to_json(self._children.get(uuid))
+        detail["events"] = [dict(entry) for entry in task.events]
+        return detail
+
+    def recent_tasks(self) -> Iterator[Task]:
+        """Yield tasks, most recently updated first."""
+        return reversed(self.tasks.values())
+
+    def counters(self) -> dict[str, Any]:
+        """Return task counts per state (of tasks held in memory) and totals."""
+        return {"states": {s: self.state_counts.get(s, 0) for s in TASK_STATES},
+                "total": len(self.tasks), "finished": self.finished_total,
+                "task_events": self.task_events}
+
+
+def pool_name(implementation: str) -> str:
+    """Turn ``celery.concurrency.eventlet:TaskPool`` into ``eventlet``."""
+    module = implementation.split(":")[0]
+    name = module.rsplit(".", 1)[-1]
+    return {"asynpool": "prefork", "solo": "solo"}.get(name, name)
+
+
+def _event_time(entry: dict[str, Any]) -> float:
+    timestamp = entry.get("timestamp")
+    return timestamp if isinstance(timestamp, (int, float)) else 0.0

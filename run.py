@@ -1,0 +1,12 @@
+import eventlet
+eventlet.monkey_patch()  # must run before anything else is imported: sockets, threads and time go green
+
+# run.py: start the Celery dashboard under eventlet, the default async mode.
+# This is the only module that imports eventlet; `python -m dashboard` runs the
+# same server with the threading async mode.
+import sys  # noqa: E402
+
+from dashboard.server import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(async_mode="eventlet"))

@@ -126,7 +126,8 @@ def _choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
 
 def _broker(raw: str) -> str:
     if "://" not in raw:
-        raise SettingsError(f"--broker: expected a URL such as redis://host:6379/0, got {mask_url(raw)!r}")
+        shown = "a value with credentials" if "@" in raw else repr(raw)
+        raise SettingsError(f"--broker: expected a URL such as redis://host:6379/0, got {shown}")
     return raw
 
 

@@ -8,6 +8,7 @@ pusher can send coalesced updates.
 """
 from __future__ import annotations
 
+from bisect import insort
 from collections import OrderedDict
 from typing import Any, Iterable, Iterator
 
@@ -27,12 +28,18 @@ TASK_EVENT_TO_STATE = {
 _PRECEDENCE = ["SUCCESS", "FAILURE", None, "REVOKED", "STARTED", "RECEIVED", "REJECTED", "RETRY", "PENDING"]
 _PRECEDENCE_INDEX = {state: index for index, state in enumerate(_PRECEDENCE)}
 #: Fields a late ``task-received`` may still fill in (Celery's ``Task.merge_rules``).
-_RECEIVED_MERGE_FIELDS = ("name", "args", "kwargs", "parent_id", "root_id", "retries", "eta", "expires")
+_RECEIVED_MERGE_FIELDS = ("name", "args", "kwargs", "parent_id", "root_id", "eta", "expires")
 #: Task attributes an event may set directly.
-_TASK_FIELDS = ("name", "args", "kwargs", "retries", "eta", "expires", "queue", "exchange",
+_TASK_FIELDS = ("name", "args", "kwargs", "eta", "expires", "queue", "exchange",
                 "routing_key", "parent_id", "root_id", "result", "exception", "traceback", "runtime")
 #: Event keys left out of a task's timeline entries (they are on the task or are bookkeeping).
 _TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received"))
+#: Task fields a replay of the timeline recomputes.
+_RESET_FIELDS = _TASK_FIELDS + ("retries", "worker", "timestamp", "sent", "received", "started",
+                                "succeeded", "failed", "retried", "revoked", "rejected")
+#: Where each event type falls in a task's life, to order events with equal timestamps.
+_LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
+               "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
 #: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
 DEFAULT_FREQ_SECONDS = 2.0
 
@@ -201,27 +208,52 @@ class ClusterState:
                 self._evict_oldest()
         else:
             self.tasks.move_to_end(uuid)
-        timestamp = event.get("timestamp")
         entry = {k: v for k, v in event.items() if k not in _TIMELINE_SKIP}
-        if entry in task.events:
+        events = task.events
+        if entry in events:
             return  # the same event delivered twice
         self.task_events += 1
-        task.events.append(entry)
-        if len(task.events) > 1 and timestamp is not None:
-            task.events.sort(key=_event_time)
-        state = TASK_EVENT_TO_STATE.get(event_type)
-        if state is None:
-            self._apply_custom(task, event_type, event)
-        else:
-            setattr(task, event_type[5:], timestamp)  # task.received = timestamp, ...
-            self._merge(task, state, event)
+        key = _event_key(entry)
+        if not events or key >= _event_key(events[-1]):
+            events.append(entry)
+            self._apply_entry(task, entry)
+        else:  # arrived out of order: replay the timeline, so the result never depends on arrival order
+            insort(events, entry, key=_event_key)
+            self._replay(task)
         self._dirty_tasks[uuid] = None
 
-    def _apply_custom(self, task: Task, event_type: str, event: dict[str, Any]) -> None:
-        if event_type == "task-progress":
-            current, total = event.get("current"), event.get("total")
-            if isinstance(current, (int, float)) and isinstance(total, (int, float)):
-                task.progress = {"current": current, "total": total}
+    def _replay(self, task: Task) -> None:
+        was_ready, finished = task.state in READY_STATES, self.finished_total
+        old_worker, old_state = task.worker, task.state
+        for name in _RESET_FIELDS:
+            setattr(task, name, None)
+        task.progress = None
+        self.state_counts[old_state] -= 1
+        self.state_counts["PENDING"] += 1
+        task.state = "PENDING"
+        for entry in task.events:
+            self._apply_entry(task, entry)
+        self.finished_total = finished + (task.state in READY_STATES and not was_ready)
+        if old_worker in self._in_flight:
+            self._in_flight[old_worker].discard(task.uuid)
+        if task.state in IN_FLIGHT_STATES and task.worker:
+            self._in_flight.setdefault(task.worker, set()).add(task.uuid)
+
+    def _apply_entry(self, task: Task, entry: dict[str, Any]) -> None:
+        event_type = entry["type"]
+        state = TASK_EVENT_TO_STATE.get(event_type)
+        if state is None:
+            if event_type == "task-progress":
+                current, total = entry.get("current"), entry.get("total")
+                if isinstance(current, (int, float)) and isinstance(total, (int, float)):
+                    task.progress = {"current": current, "total": total}
+            return
+        timestamp = entry.get("timestamp")
+        field = event_type[5:]  # task.received = timestamp, ...; the latest attempt's wins
+        current = getattr(task, field)
+        if current is None or (timestamp is not None and timestamp > current):
+            setattr(task, field, timestamp)
+        self._merge(task, state, entry)
 
     def _merge(self, task: Task, state: str, event: dict[str, Any]) -> None:
         """Apply Celery's merge rule: an event that logically happened earlier only fills in fields."""
@@ -242,9 +274,12 @@ class ClusterState:
             value = event.get(name)
             if value is not None:
                 setattr(task, name, value)
+        retries = event.get("retries")
+        if retries is not None and (task.retries is None or retries > task.retries):
+            task.retries = retries  # only grows: a late event of an earlier attempt keeps the count
         if event.get("parent_id") and task.uuid not in self._children.get(event["parent_id"], ()):
             self._children.setdefault(event["parent_id"], []).append(task.uuid)
-        hostname = event.get("hostname")
+        hostname = event.get("hostname") if state != "PENDING" else None  # task-sent names the producer
         if hostname and (task.worker is None or (moves and state in IN_FLIGHT_STATES)):
             task.worker = hostname
         if moves:
@@ -348,6 +383,8 @@ def pool_name(implementation: str) -> str:
     return {"asynpool": "prefork", "solo": "solo"}.get(name, name)
 
 
-def _event_time(entry: dict[str, Any]) -> float:
+def _event_key(entry: dict[str, Any]) -> tuple[float, int, str]:
+    """Order a task's events by time, then by their place in a task's life."""
     timestamp = entry.get("timestamp")
-    return timestamp if isinstance(timestamp, (int, float)) else 0.0
+    return (timestamp if isinstance(timestamp, (int, float)) else 0.0,
+            _LIFE_ORDER.get(entry["type"], 3), entry["type"])

@@ -1,0 +1,53 @@
+"""run.py patches with eventlet before anything else is imported, and is the only eventlet importer."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Imported by run.py's start-up; each must find sockets and threads already green.
+WATCHED = ("dashboard", "flask", "flask_socketio", "celery", "kombu", "redis", "socketio", "engineio")
+
+PROBE = f"""
+import sys, runpy
+seen = {{}}
+class Probe:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split('.')[0]
+        if top in {WATCHED!r} and top not in seen:
+            patcher = sys.modules.get('eventlet.patcher')
+            seen[top] = bool(patcher and patcher.is_monkey_patched('socket') and patcher.is_monkey_patched('thread'))
+        return None
+sys.meta_path.insert(0, Probe())
+sys.argv = ['run.py', '--help']
+try:
+    runpy.run_path({str(ROOT / 'run.py')!r}, run_name='__main__')
+except SystemExit:
+    pass
+print('SEEN', sorted(seen.items()))
+"""
+
+
+def test_first_statements_import_and_patch_eventlet() -> None:
+    tree = ast.parse((ROOT / "run.py").read_text())
+    first, second = tree.body[0], tree.body[1]
+    assert isinstance(first, ast.Import) and first.names[0].name == "eventlet"
+    assert ast.unparse(second) == "eventlet.monkey_patch()"
+
+
+def test_everything_is_imported_after_the_patch() -> None:
+    result = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", PROBE],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("SEEN"))
+    seen = dict(ast.literal_eval(line[len("SEEN "):]))
+    assert {"dashboard", "flask", "celery", "kombu"} <= set(seen), result.stderr
+    assert all(seen.values()), seen
+
+
+def test_only_run_py_imports_eventlet() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "dashboard").rglob("*.py")
+                 if "import eventlet" in p.read_text() or "from eventlet" in p.read_text()]
+    assert offenders == []

@@ -1,0 +1,58 @@
+"""Settings: defaults, environment, and loud failures naming the option."""
+from __future__ import annotations
+
+import pytest
+
+from dashboard.settings import Settings, SettingsError, load_settings, mask_url
+
+
+def test_defaults() -> None:
+    settings = load_settings([], {})
+    assert settings == Settings()
+    assert (settings.broker_url, settings.port, settings.max_tasks) == ("redis://localhost:6379/0", 5555, 100_000)
+    assert settings.flush_interval_seconds <= 0.25
+
+
+def test_flags_win_over_environment() -> None:
+    env = {"DASHBOARD_PORT": "6000", "CELERY_BROKER_URL": "amqp://guest:guest@rabbit//", "DASHBOARD_MAX_TASKS": "5"}
+    assert load_settings([], env).port == 6000
+    assert load_settings([], env).broker_url == "amqp://guest:guest@rabbit//"
+    assert load_settings(["--port", "7000", "--broker", "redis://r:6379/1"], env).port == 7000
+    assert load_settings(["--broker", "redis://r:6379/1"], env).broker_url == "redis://r:6379/1"
+    assert load_settings([], {**env, "DASHBOARD_BROKER": "redis://x//"}).broker_url == "redis://x//"
+
+
+def test_queues_are_comma_separated_and_repeatable() -> None:
+    settings = load_settings(["--queues", "a,b", "--queues", "c", "--queues", "a"], {})
+    assert settings.queues == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "abc"], "--port: expected a whole number, got 'abc'"),
+    (["--port", "70000"], "--port: must be at most 65535"),
+    (["--max-tasks", "0"], "--max-tasks: must be positive"),
+    (["--flush-interval", "nan"], "--flush-interval"),
+    (["--broker", "localhost"], "--broker: expected a URL"),
+    (["--broker-transport-options", "[1]"], "expected a JSON object"),
+    (["--async-mode", "gevent"], "--async-mode: expected one of eventlet, threading"),
+])
+def test_bad_values_name_the_option_and_the_value(argv: list[str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_settings(argv, {})
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("redis://:s3cret@host:6379/0", "redis://:****@host:6379/0"),
+    ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:****@127.0.0.1:5672//"),
+    ("redis://host:6379/0", "redis://host:6379/0"),
+    ("sentinel://:a@h1:26379;sentinel://:b@h2:26379", "sentinel://:****@h1:26379;sentinel://:****@h2:26379"),
+])
+def test_passwords_are_masked(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    assert Settings(broker_url=url).masked_broker_url == masked
+
+
+def test_a_bad_broker_url_is_reported_masked() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(["--broker", "user:hunter2@host"], {})
+    assert "hunter2" not in str(info.value)

@@ -1,0 +1,174 @@
+"""The pure state model, fed event streams recorded from a real eventlet worker."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.schema import clean_event
+from dashboard.state import ClusterState, heartbeat_expires
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+RECORDING = DATA / "redis_eventlet_worker.jsonl"
+HOST = "rec@demo-host"
+
+
+def load(path: Path = RECORDING) -> list[dict[str, Any]]:
+    return [clean_event(json.loads(line), 4096, 32768) for line in path.read_text().splitlines() if line]
+
+
+def replay(events: list[dict[str, Any]], **kwargs: Any) -> ClusterState:
+    state = ClusterState(**kwargs)
+    for event in events:
+        state.apply(dict(event))
+    return state
+
+
+def task_by_name(state: ClusterState, suffix: str) -> dict[str, Any]:
+    found = [state.task_detail(u) for u, t in state.tasks.items() if (t.name or "").endswith(suffix)]
+    assert found, suffix
+    return found[0]
+
+
+def final_view(state: ClusterState) -> dict[str, Any]:
+    tasks = {u: state.task_detail(u) for u in state.tasks}
+    workers = {h: w.to_json() for h, w in state.workers.items()}
+    return {"tasks": tasks, "workers": workers, "counters": state.counters()}
+
+
+def test_recorded_stream_in_order() -> None:
+    state = replay(load())
+    assert state.workers[HOST].status == "offline"
+    assert state.workers[HOST].freq == 1.0
+    add = task_by_name(state, ".add")
+    assert add["state"] == "SUCCESS" and add["worker"] == HOST
+    assert [e["type"] for e in add["events"]] == ["task-sent", "task-received", "task-started", "task-succeeded"]
+    assert add["queue"] == "celery"
+    failed = task_by_name(state, ".fail_payment")
+    assert failed["state"] == "FAILURE" and "ValueError" in failed["traceback"]
+    flaky = task_by_name(state, ".flaky_fetch")
+    assert flaky["state"] == "SUCCESS" and flaky["retries"] == 2
+    assert [e["type"] for e in flaky["events"]].count("task-retried") == 2
+    progress = task_by_name(state, ".progress_job")
+    assert progress["progress"] == {"current": 4, "total": 4}
+    email = task_by_name(state, ".send_email")
+    assert email["queue"] == "high_priority"
+    counts = state.counters()
+    assert sum(counts["states"].values()) == len(state.tasks) == 11  # retries reuse the uuid
+    assert counts["states"]["FAILURE"] == 1 and counts["states"]["SUCCESS"] == 10
+
+
+def test_chain_links_children() -> None:
+    state = replay(load())
+    parents = [t for t in state.tasks.values() if t.parent_id]
+    assert parents, "the recording holds a chain"
+    child = parents[0]
+    assert child.uuid in state.task_json(child.parent_id)["children"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shuffled_order_reaches_the_same_state(seed: int) -> None:
+    events = load()
+    expected = final_view(replay(events))
+    random.Random(seed).shuffle(events)
+    assert final_view(replay(events)) == expected
+
+
+def test_duplicate_deliveries_change_nothing() -> None:
+    events = load()
+    doubled = [e for event in events for e in (event, dict(event))]
+    assert final_view(replay(doubled)) == final_view(replay(events))
+
+
+def test_started_after_succeeded_does_not_move_back() -> None:
+    state = ClusterState()
+    state.apply({"type": "task-succeeded", "uuid": "t1", "hostname": "w", "timestamp": 1e9 + 3, "result": "1"})
+    state.apply({"type": "task-started", "uuid": "t1", "hostname": "w", "timestamp": 1e9 + 2})
+    state.apply({"type": "task-received", "uuid": "t1", "hostname": "w", "timestamp": 1e9 + 1, "name": "add"})
+    task = state.task_json("t1")
+    assert task["state"] == "SUCCESS" and task["name"] == "add" and task["started"] == 1e9 + 2
+    assert state.counters()["states"]["SUCCESS"] == 1 and state.finished_total == 1
+
+
+def test_late_retry_of_an_earlier_attempt_does_not_reopen_a_finished_task() -> None:
+    state = ClusterState()
+    state.apply({"type": "task-succeeded", "uuid": "t1", "hostname": "b", "timestamp": 1e9 + 9})
+    state.apply({"type": "task-retried", "uuid": "t1", "hostname": "a", "timestamp": 1e9 + 1, "exception": "E"})
+    assert state.task_json("t1")["state"] == "SUCCESS"
+
+
+def test_unknown_types_are_counted_and_ignored() -> None:
+    state = ClusterState()
+    state.apply({"type": "foo-bar", "hostname": "x"})
+    state.apply({"type": "worker-unknown", "hostname": "x"})
+    assert state.unknown_events == 2 and not state.workers and not state.tasks
+
+
+def test_eviction_keeps_the_most_recently_updated_tasks() -> None:
+    state = ClusterState(max_tasks=3)
+    for i in range(5):
+        state.apply({"type": "task-received", "uuid": f"t{i}", "hostname": "w", "timestamp": 1e9 + i})
+    state.apply({"type": "task-started", "uuid": "t2", "hostname": "w", "timestamp": 1e9 + 10})
+    state.apply({"type": "task-received", "uuid": "t5", "hostname": "w", "timestamp": 1e9 + 11})
+    assert list(state.tasks) == ["t4", "t2", "t5"]
+    assert sum(state.counters()["states"].values()) == 3
+
+
+def worker_event(kind: str, ts: float, received: float, freq: float = 1.0) -> dict[str, Any]:
+    return {"type": f"worker-{kind}", "hostname": "w", "timestamp": ts, "local_received": received,
+            "freq": freq, "active": 0, "processed": 0}
+
+
+def test_heartbeat_expiry_uses_the_dashboards_receive_time() -> None:
+    state = ClusterState(heartbeat_slack_seconds=1.0)
+    skewed = 1e9 + 3600  # the worker's clock runs an hour fast
+    state.apply(worker_event("online", skewed, 1e9))
+    state.apply({"type": "task-received", "uuid": "t1", "hostname": "w", "timestamp": skewed + 5,
+                 "local_received": 1e9 + 5})
+    assert state.workers["w"].clock_skew == -3600
+    expires = heartbeat_expires(1e9, 1.0, 1.0)
+    assert state.expire_workers(expires - 0.01) == []
+    assert state.expire_workers(expires + 0.01) == ["w"]
+    assert state.workers["w"].status == "lost"
+    assert state.task_json("t1")["orphaned"] is True
+
+
+def test_heartbeat_older_than_offline_does_not_revive() -> None:
+    state = ClusterState()
+    state.apply(worker_event("heartbeat", 1e9, 1e9))
+    state.apply(worker_event("offline", 1e9 + 2, 1e9 + 2))
+    state.apply(worker_event("heartbeat", 1e9 + 1, 1e9 + 3))  # delivered late
+    assert state.workers["w"].status == "offline"
+    state.apply(worker_event("online", 1e9 + 30, 1e9 + 30))  # restarted under the same name
+    assert state.workers["w"].status == "online"
+
+
+def test_lost_worker_comes_back_with_a_new_heartbeat() -> None:
+    state = ClusterState()
+    state.apply(worker_event("heartbeat", 1e9, 1e9))
+    state.expire_workers(1e9 + 60)
+    assert state.workers["w"].status == "lost"
+    state.apply(worker_event("heartbeat", 1e9 + 61, 1e9 + 61))
+    assert state.workers["w"].status == "online"
+
+
+def test_drain_changes_coalesces() -> None:
+    state = ClusterState()
+    for kind in ("received", "started", "succeeded"):
+        state.apply({"type": f"task-{kind}", "uuid": "t1", "hostname": "w", "timestamp": 1e9})
+    state.apply(worker_event("heartbeat", 1e9, 1e9))
+    assert state.drain_changes() == (["t1"], ["w"])
+    assert state.drain_changes() == ([], [])
+
+
+def test_worker_stats_fill_pool_and_concurrency() -> None:
+    state = ClusterState()
+    state.apply(worker_event("online", 1e9, 1e9))
+    state.apply_worker_stats("w", {"pool": {"implementation": "celery.concurrency.eventlet:TaskPool",
+                                            "max-concurrency": 20}}, now=1e9)
+    assert (state.workers["w"].pool, state.workers["w"].concurrency) == ("eventlet", 20)
+    state.apply_worker_stats("w", {"pool": {"implementation": "celery.concurrency.prefork:TaskPool"}}, now=1e9)
+    assert state.workers["w"].pool == "prefork"

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask_socketio import SocketIO
 
 from .events import EventCollector
@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _not_found(exc: Exception) -> Any:
         if request.path.startswith("/api/"):
             return jsonify(error=f"not found: {request.path}"), 404
-        return exc
+        from .views import bootstrap
+        return render_template("error.html", bootstrap=bootstrap("error"), title="Not found",
+                               message=f"There is no page at {request.path}."), 404
 
     @app.errorhandler(405)
     def _not_allowed(exc: Exception) -> Any:

@@ -100,7 +100,7 @@ class LiveHub:
                 if len(tasks) >= self.settings.snapshot_tasks:
                     break
                 tasks.append(state.task_json(task.uuid))
-        return {"seq": client.seq, "workers": workers, "tasks": tasks, "queues": self.queues(),
+        return {"seq": client.seq, "server_time": time.time(), "workers": workers, "tasks": tasks, "queues": self.queues(),
                 "counters": self.counters(), "broker": collector.broker.to_json()}
 
     # -- flushing ------------------------------------------------------------

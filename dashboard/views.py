@@ -3,29 +3,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from .live import NAMESPACE
 
 bp = Blueprint("views", __name__)
 
 
-def _bootstrap(page: str, **extra: Any) -> dict[str, Any]:
+def bootstrap(page: str, **extra: Any) -> dict[str, Any]:
+    """Return the JSON every page carries for its scripts."""
     dashboard = current_app.extensions["dashboard"]
     return {"page": page, "namespace": NAMESPACE, "broker": dashboard.collector.broker.to_json(), **extra}
 
 
 @bp.get("/")
 def overview() -> str:
-    return render_template("overview.html", bootstrap=_bootstrap("overview"))
+    return render_template("overview.html", bootstrap=bootstrap("overview"))
+
+
+@bp.get("/tasks")
+def tasks() -> str | Response:
+    uuid = request.args.get("uuid", "").strip()
+    if uuid:  # the jump box without JavaScript
+        return redirect(url_for("views.task", uuid=uuid))
+    return render_template("tasks.html", bootstrap=bootstrap("tasks"))
 
 
 @bp.get("/tasks/<uuid>")
-def task(uuid: str) -> tuple[str, int] | str:
+def task(uuid: str) -> tuple[str, int]:
     collector = current_app.extensions["dashboard"].collector
     with collector.lock:
         known = uuid in collector.state.tasks
-    if not known:
-        return render_template("error.html", bootstrap=_bootstrap("error"),
-                               message=f"Unknown task {uuid}", uuid=uuid), 404
-    return render_template("task.html", bootstrap=_bootstrap("task", uuid=uuid))
+    return render_template("task.html", bootstrap=bootstrap("task", uuid=uuid)), 200 if known else 404
+
+
+@bp.get("/workers")
+def workers() -> str:
+    return render_template("workers.html", bootstrap=bootstrap("workers"))
+
+
+@bp.get("/queues")
+def queues() -> str:
+    return render_template("queues.html", bootstrap=bootstrap("queues"))

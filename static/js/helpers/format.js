@@ -1,0 +1,77 @@
+// Display formatting of numbers, timestamps and untrusted values (via Intl).
+
+/** Shown for a missing value. */
+export const EMPTY = "—";
+/** Characters of a task uuid shown in tables. */
+export const SHORT_UUID_CHARS = 8;
+
+const integerFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const rateFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+const loadFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
+const preciseFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3, hourCycle: "h23",
+});
+
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+
+export function formatInteger(value) {
+  return isNumber(value) ? integerFormat.format(value) : EMPTY;
+}
+
+export function formatRate(value) {
+  return isNumber(value) ? rateFormat.format(value) : EMPTY;
+}
+
+/** Format a worker's [1m, 5m, 15m] load averages. */
+export function formatLoadavg(loadavg) {
+  return Array.isArray(loadavg) && loadavg.length ? loadavg.map((v) => (isNumber(v) ? loadFormat.format(v) : EMPTY)).join(" ") : EMPTY;
+}
+
+/** Format epoch seconds as a local time (with the date when not today). */
+export function formatTime(epochSeconds, nowMs = Date.now()) {
+  if (!isNumber(epochSeconds)) return EMPTY;
+  const date = new Date(epochSeconds * 1000);
+  const sameDay = new Date(nowMs).toDateString() === date.toDateString();
+  return (sameDay ? timeFormat : dateTimeFormat).format(date);
+}
+
+/** Format epoch seconds as a full local date and time with milliseconds. */
+export function formatTimePrecise(epochSeconds) {
+  return isNumber(epochSeconds) ? preciseFormat.format(new Date(epochSeconds * 1000)) : EMPTY;
+}
+
+/** Format epoch seconds as an ISO 8601 UTC string (for `datetime` / `title` attributes). */
+export function formatIso(epochSeconds) {
+  return isNumber(epochSeconds) ? new Date(epochSeconds * 1000).toISOString() : "";
+}
+
+export function shortUuid(uuid) {
+  return typeof uuid === "string" ? uuid.slice(0, SHORT_UUID_CHARS) : EMPTY;
+}
+
+/** Text for an untrusted value of any JSON type (strings are shown as they are). */
+export function formatValue(value) {
+  if (value === null || value === undefined || value === "") return EMPTY;
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return JSON.stringify(value, null, 2);
+}
+
+/** Text for a field that may be null, with an explanation when it is. */
+export function orUnknown(value, why) {
+  return value === null || value === undefined || value === "" ? why : String(value);
+}
+
+/** URL path of a task's detail page (uuid encoded: never a scheme of its own). */
+export const taskHref = (uuid) => `/tasks/${encodeURIComponent(uuid)}`;
+/** URL path of a worker's page. */
+export const workerHref = (hostname) => `/workers/${encodeURIComponent(hostname)}`;
+/** URL path of a queue's page. */
+export const queueHref = (name) => `/queues/${encodeURIComponent(name)}`;

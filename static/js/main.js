@@ -1,0 +1,54 @@
+// Page entry: read the bootstrap JSON, create the store, connect live, mount the panels present.
+
+import { createStore } from "./store.js";
+import { connectLive } from "./live.js";
+import { liveRegion, mountConnection } from "./panels/connection.js";
+import { mountBanner } from "./panels/banner.js";
+import { mountHints } from "./panels/hints.js";
+import { mountCounters } from "./panels/counters.js";
+import { mountWorkers } from "./panels/workers.js";
+import { mountTasks } from "./panels/tasks.js";
+import { mountQueues } from "./panels/queues.js";
+import { mountTaskDetail } from "./panels/task_detail.js";
+
+/** Panels by their `data-panel` name; each is mounted on every element that has it. */
+const PANELS = {
+  counters: mountCounters,
+  workers: mountWorkers,
+  tasks: mountTasks,
+  queues: mountQueues,
+};
+
+function readBootstrap() {
+  const block = document.getElementById("bootstrap");
+  try {
+    return block ? JSON.parse(block.textContent) : {};
+  } catch (error) {
+    console.error("invalid bootstrap JSON", error);
+    return {};
+  }
+}
+
+function main() {
+  const bootstrap = readBootstrap();
+  const announce = liveRegion(document.querySelector("[data-live-region]"));
+  const setConnection = mountConnection(document.querySelector("[data-connection]"), announce);
+  const store = createStore({ broker: bootstrap.broker ?? null });
+
+  const bannerArea = document.querySelector("[data-banner]");
+  if (bannerArea) {
+    mountBanner(bannerArea, store, announce);
+    if (document.querySelector('[data-panel="workers"]')) mountHints(bannerArea, store);
+  }
+
+  setConnection("connecting");
+  const live = connectLive({ namespace: bootstrap.namespace, store, onConnection: setConnection });
+
+  for (const [name, mount] of Object.entries(PANELS)) {
+    for (const root of document.querySelectorAll(`[data-panel="${name}"]`)) mount(root, store);
+  }
+  const detail = document.querySelector('[data-panel="task-detail"]');
+  if (detail && bootstrap.uuid) mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce });
+}
+
+main();

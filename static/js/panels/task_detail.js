@@ -1,0 +1,191 @@
+// One task's detail: all fields, payloads in <pre>, and its event timeline; live via the task's room.
+
+import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
+import { formatDelta, formatDuration } from "../helpers/duration.js";
+import {
+  EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, workerHref,
+} from "../helpers/format.js";
+
+/** Wait this long after the last live change before refetching the timeline. */
+export const REFETCH_DEBOUNCE_MS = 500;
+/** Retry a failed fetch (network or 5xx) after this long. */
+export const RETRY_FETCH_MS = 5000;
+
+const NO_SENT_EVENT = "unknown (no task-sent event)";
+const TIME_FIELDS = ["sent", "received", "started", "succeeded", "failed", "retried", "revoked", "rejected", "timestamp"];
+const PAYLOAD_FIELDS = ["args", "kwargs", "result", "exception", "traceback"];
+const EVENT_BASE_FIELDS = new Set(["type", "timestamp", "hostname", "uuid", "local_received", "clock", "utcoffset", "pid"]);
+
+/**
+ * Mount the task detail panel.
+ * @param {{uuid: string, live: {subscribe(room: string): void}|null, announce?: (text: string) => void}} options
+ */
+export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }) {
+  let task = null;
+  let refetchTimer = null;
+  let lastState = null;
+  let generation = 0; // only the latest fetch may render
+
+  setField(root, "requested-uuid", uuid);
+  const jump = root.querySelector("[data-jump]");
+  jump?.addEventListener("submit", (event) => {
+    const value = new FormData(jump).get("uuid")?.toString().trim();
+    event.preventDefault();
+    if (value) window.location.assign(taskHref(value));
+  });
+
+  async function load() {
+    clearTimeout(refetchTimer);
+    refetchTimer = null;
+    const mine = ++generation;
+    let response;
+    let body = null;
+    try {
+      response = await fetch(`/api/tasks/${encodeURIComponent(uuid)}`, { headers: { Accept: "application/json" } });
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      if (mine === generation) fail(`Could not reach the dashboard: ${error.message}`);
+      return;
+    }
+    if (mine !== generation) return;
+    if (response.status === 404) {
+      task = null;
+      return show("missing");
+    }
+    if (!response.ok || body === null) {
+      return fail(`Could not load the task: ${body?.error ?? `${response.status} ${response.statusText}`}`);
+    }
+    task = body;
+    render();
+  }
+
+  function fail(message) {
+    setField(root, "error", message);
+    show("error");
+    refetchTimer = setTimeout(load, RETRY_FETCH_MS);
+  }
+
+  function scheduleRefetch() {
+    clearTimeout(refetchTimer);
+    refetchTimer = setTimeout(load, REFETCH_DEBOUNCE_MS);
+  }
+
+  function show(view) {
+    for (const el of root.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
+  }
+
+  function render() {
+    show("task");
+    renderFields(root, task);
+    renderTimeline(root, task.events ?? []);
+    document.title = `${task.name ?? "Task"} ${task.state ?? ""} · Celery Dashboard`;
+    if (lastState !== null && lastState !== task.state) announce(`Task is now ${task.state}`);
+    lastState = task.state;
+  }
+
+  const unsubscribe = store.subscribe((event) => {
+    if (event.type === "snapshot") return scheduleRefetch(); // reconnected or resynced: we may have missed changes
+    if (event.type !== "changes" || !event.changed.tasks.has(uuid)) return;
+    const change = event.changes.filter((c) => c.kind === "task" && c.key === uuid).at(-1);
+    if (change?.op === "upsert" && change.data && task) {
+      task = { ...task, ...change.data, events: task.events }; // fields now, timeline on refetch
+      render();
+    }
+    scheduleRefetch();
+  });
+
+  live?.subscribe(`task:${uuid}`);
+  load();
+  return unsubscribe;
+}
+
+function renderFields(root, task) {
+  root.dataset.state = task.state ?? "PENDING";
+  setField(root, "name", task.name ?? "unknown");
+  setField(root, "uuid", task.uuid);
+  setField(root, "state", task.state ?? "PENDING");
+  setFieldAttr(root, "state", "data-state", task.state ?? "PENDING");
+  setField(root, "worker", task.worker ?? EMPTY);
+  setFieldAttr(root, "worker", "href", task.worker ? workerHref(task.worker) : null);
+  setField(root, "queue", orUnknown(task.queue, NO_SENT_EVENT));
+  setField(root, "exchange", orUnknown(task.exchange, NO_SENT_EVENT));
+  setField(root, "routing_key", orUnknown(task.routing_key, NO_SENT_EVENT));
+  for (const field of TIME_FIELDS) {
+    setField(root, field, formatTimePrecise(task[field]));
+    setFieldAttr(root, field, "title", formatIso(task[field]));
+  }
+  setField(root, "eta", formatMaybeTime(task.eta));
+  setField(root, "expires", formatMaybeTime(task.expires));
+  setField(root, "runtime", formatDuration(task.runtime));
+  setField(root, "retries", formatInteger(task.retries));
+  setField(root, "orphaned", task.orphaned ? "yes: its worker was lost while it ran" : "no");
+  root.toggleAttribute("data-orphaned", Boolean(task.orphaned));
+  setField(root, "progress", formatProgress(task.progress));
+  for (const field of ["parent_id", "root_id"]) {
+    setField(root, field, task[field] ?? EMPTY);
+    setFieldAttr(root, field, "href", task[field] ? taskHref(task[field]) : null);
+  }
+  renderChildren(root, task.children ?? []);
+  for (const field of PAYLOAD_FIELDS) {
+    setField(root, field, formatValue(task[field]));
+    for (const block of root.querySelectorAll(`[data-payload="${field}"]`)) {
+      block.toggleAttribute("data-empty-payload", task[field] === null || task[field] === undefined || task[field] === "");
+    }
+  }
+}
+
+function renderChildren(root, children) {
+  const list = root.querySelector('[data-list="children"]');
+  if (!list) return;
+  list.replaceChildren(
+    ...children.map((child) => {
+      const item = cloneTemplate(root, "child-link");
+      setField(item, "child", child);
+      setFieldAttr(item, "child", "href", taskHref(child));
+      return item;
+    }),
+  );
+  setField(root, "children-empty", children.length ? "" : EMPTY);
+}
+
+function renderTimeline(root, events) {
+  const body = root.querySelector('[data-list="events"]');
+  let previous = null;
+  body.replaceChildren(
+    ...events.map((event) => {
+      const row = cloneTemplate(root, "event-row");
+      row.dataset.eventType = event.type ?? "";
+      setField(row, "type", event.type ?? EMPTY);
+      setField(row, "timestamp", formatTimePrecise(event.timestamp));
+      setFieldAttr(row, "timestamp", "title", formatIso(event.timestamp));
+      setField(row, "hostname", event.hostname ?? EMPTY);
+      const delta = previous !== null && Number.isFinite(event.timestamp) ? event.timestamp - previous : null;
+      setField(row, "delta", delta === null ? EMPTY : formatDelta(delta));
+      const details = eventDetails(event);
+      setField(row, "details", details);
+      setFieldAttr(row, "details", "title", details);
+      if (Number.isFinite(event.timestamp)) previous = event.timestamp;
+      return row;
+    }),
+  );
+  setField(root, "event-count", `${events.length} event${events.length === 1 ? "" : "s"}`);
+}
+
+function eventDetails(event) {
+  return Object.entries(event)
+    .filter(([key, value]) => !EVENT_BASE_FIELDS.has(key) && value !== null && value !== undefined && value !== "")
+    .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+    .join("  ");
+}
+
+function formatMaybeTime(value) {
+  if (typeof value === "number") return formatTimePrecise(value);
+  return value ? String(value) : EMPTY;
+}
+
+function formatProgress(progress) {
+  if (!progress || !Number.isFinite(progress.current)) return EMPTY;
+  if (!Number.isFinite(progress.total) || progress.total <= 0) return formatInteger(progress.current);
+  const percent = Math.round((progress.current / progress.total) * 100);
+  return `${formatInteger(progress.current)} / ${formatInteger(progress.total)} (${percent} %)`;
+}

@@ -1,0 +1,77 @@
+// Worker cards: status, pool, load and a heartbeat age ticking every second.
+
+import { cloneTemplate, placeInOrder, setField, setFieldAttr } from "../helpers/dom.js";
+import { formatAge } from "../helpers/duration.js";
+import { EMPTY, formatInteger, formatLoadavg, formatTime, workerHref } from "../helpers/format.js";
+import { onTick } from "../helpers/clock.js";
+
+/** Cards shown at most; the rest are counted in the panel's footer. */
+export const MAX_WORKER_CARDS = 500;
+
+export function mountWorkers(root, store) {
+  const list = root.querySelector("[data-list]");
+  const empty = root.querySelector("[data-empty]");
+  const cards = new Map(); // hostname -> card element
+
+  function render(event) {
+    if (event?.type === "changes" && event.changed.workers.size === 0) return;
+    const workers = store.workersSorted();
+    const shown = workers.slice(0, MAX_WORKER_CARDS);
+    const keep = new Set();
+    const ordered = shown.map((worker) => {
+      let card = cards.get(worker.hostname);
+      if (!card) {
+        card = cloneTemplate(root, "worker-card");
+        cards.set(worker.hostname, card);
+      }
+      keep.add(worker.hostname);
+      fill(card, worker);
+      return card;
+    });
+    for (const [hostname, card] of cards) {
+      if (!keep.has(hostname)) { card.remove(); cards.delete(hostname); }
+    }
+    placeInOrder(list, ordered);
+    if (empty) empty.hidden = workers.length > 0;
+    setField(root, "worker-count", summary(workers));
+    tick();
+  }
+
+  function fill(card, worker) {
+    card.dataset.status = worker.status ?? "unknown";
+    setField(card, "hostname", worker.hostname);
+    setFieldAttr(card, "hostname", "href", workerHref(worker.hostname));
+    setFieldAttr(card, "hostname", "title", worker.hostname);
+    setField(card, "status", worker.status ?? "unknown");
+    setField(card, "pool", worker.pool ?? "unknown");
+    setField(card, "concurrency", formatInteger(worker.concurrency));
+    setField(card, "active", formatInteger(worker.active));
+    setField(card, "processed", formatInteger(worker.processed));
+    setField(card, "loadavg", formatLoadavg(worker.loadavg));
+    const software = [worker.sw_ident, worker.sw_ver, worker.sw_sys].filter(Boolean).join(" ");
+    setField(card, "software", software || EMPTY);
+    setFieldAttr(card, "heartbeat", "title", worker.last_heartbeat ? `Last heartbeat at ${formatTime(worker.last_heartbeat)}` : null);
+    card.dataset.lastHeartbeat = Number.isFinite(worker.last_heartbeat) ? String(worker.last_heartbeat) : "";
+  }
+
+  function tick() {
+    const nowSeconds = store.serverNowMs() / 1000;
+    for (const card of cards.values()) {
+      const last = card.dataset.lastHeartbeat ? Number(card.dataset.lastHeartbeat) : null;
+      setField(card, "heartbeat", last === null ? "no heartbeat yet" : `last heartbeat ${formatAge(nowSeconds - last)}`);
+    }
+  }
+
+  render();
+  const unsubscribe = store.subscribe(render);
+  const stopTick = onTick(tick);
+  return () => { unsubscribe(); stopTick(); };
+}
+
+function summary(workers) {
+  const count = (status) => workers.filter((w) => w.status === status).length;
+  const lost = count("lost");
+  const parts = [`${count("online")} online`, `${count("offline")} offline`];
+  if (lost) parts.push(`${lost} lost`);
+  return parts.join(" · ");
+}

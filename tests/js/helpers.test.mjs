@@ -1,0 +1,49 @@
+// Tests of the pure display helpers: durations, ages, values and the no-task-events hint.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { formatAge, formatDelta, formatDuration } from "../../static/js/helpers/duration.js";
+import { EMPTY, formatValue, orUnknown, shortUuid, taskHref } from "../../static/js/helpers/format.js";
+import { createNoTaskEventsHint, NO_TASK_EVENTS_HINT_DELAY_MS } from "../../static/js/helpers/hint.js";
+
+test("durations", () => {
+  assert.equal(formatDuration(null), "—");
+  assert.equal(formatDuration(0.0123), "12 ms");
+  assert.equal(formatDuration(1.234), "1.23 s");
+  assert.equal(formatDuration(42.25), "42.3 s");
+  assert.equal(formatDuration(185), "3 min 5 s");
+  assert.equal(formatDuration(7200), "2 h");
+  assert.equal(formatDuration(90000), "1 d 1 h");
+});
+
+test("ages never go negative", () => {
+  assert.equal(formatAge(-3), "0 s ago");
+  assert.equal(formatAge(5.9), "5 s ago");
+  assert.equal(formatAge(61), "1 min 1 s ago");
+  assert.equal(formatAge(null), "never");
+});
+
+test("deltas are signed", () => {
+  assert.equal(formatDelta(0.5), "+500 ms");
+  assert.equal(formatDelta(-2), "−2.00 s");
+});
+
+test("values and links", () => {
+  assert.equal(formatValue(null), EMPTY);
+  assert.equal(formatValue("(1, 2)"), "(1, 2)");
+  assert.equal(formatValue({ a: 1 }), '{\n  "a": 1\n}');
+  assert.equal(orUnknown(null, "unknown (no task-sent event)"), "unknown (no task-sent event)");
+  assert.equal(orUnknown("celery", "x"), "celery");
+  assert.equal(shortUuid("0123456789abcdef"), "01234567");
+  assert.equal(taskHref("javascript:alert(1)"), "/tasks/javascript%3Aalert(1)");
+});
+
+test("the no-task-events hint waits for its delay and resets", () => {
+  const hint = createNoTaskEventsHint();
+  assert.equal(hint.update(2, 0, 0), false);
+  assert.equal(hint.update(2, 0, NO_TASK_EVENTS_HINT_DELAY_MS - 1), false);
+  assert.equal(hint.update(2, 0, NO_TASK_EVENTS_HINT_DELAY_MS), true);
+  assert.equal(hint.update(2, 5, NO_TASK_EVENTS_HINT_DELAY_MS + 1), false);
+  assert.equal(hint.update(0, 0, NO_TASK_EVENTS_HINT_DELAY_MS + 2), false);
+  assert.equal(hint.update(1, 0, NO_TASK_EVENTS_HINT_DELAY_MS + 3), false);
+});

@@ -32,7 +32,10 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet") -> int
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cluster = None
     if settings.demo:
+        from .demo import transport
         from .demo.cluster import DemoCluster
+        transport.install()  # the demo's filesystem transport, safe against half-written files
+        logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # filesystem:// has no hostname
         cluster = DemoCluster()
         settings = dataclasses.replace(settings, broker_url=cluster.broker_url,
                                        broker_transport_options=cluster.transport_options)

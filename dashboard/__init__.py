@@ -39,6 +39,7 @@ class Dashboard:
         """Start the background loops: event collection, watchdog and live push."""
         self.socketio.start_background_task(self.collector.run)
         self.socketio.start_background_task(self.collector.watch)
+        self.socketio.start_background_task(self.collector.inspect_loop)
         self.socketio.start_background_task(self.hub.run)
 
     def stop(self) -> None:

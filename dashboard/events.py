@@ -23,7 +23,7 @@ from kombu import Connection
 
 from .schema import MalformedEvent, clean_event
 from .settings import Settings, mask_url
-from .state import ClusterState
+from .state import ClusterState, heartbeat_expires
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 RECONNECT_START_SECONDS = 0.5
 #: Fraction of random jitter added to each reconnect delay.
 RECONNECT_JITTER = 0.2
-#: How often the watchdog and the worker inspector look, in seconds.
-WATCH_INTERVAL_SECONDS = 1.0
+#: How often the watcher checks heartbeats and silence, in seconds.
+WATCH_INTERVAL_SECONDS = 0.25
+#: How often the inspector looks for workers to inspect, in seconds.
+INSPECT_INTERVAL_SECONDS = 1.0
 #: How long an inspect request waits for replies, in seconds.
 INSPECT_TIMEOUT_SECONDS = 1.0
 #: Least time between two inspect requests for the same worker, in seconds.
@@ -137,6 +139,9 @@ class EventCollector:
         self.stopping = False
         self.restart_requested = False
         self._inspected: dict[str, float] = {}
+        self.listening_since = 0.0  # wall time of the last subscription to the event stream
+        self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
+        self._pinged_for: float | None = None  # last_event_at of the silence already checked by a ping
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -188,10 +193,13 @@ class EventCollector:
             log.info("subscribed to Celery events on %s", self.broker.url)
         self.broker.set("connected")
         self.last_event_at = time.monotonic()
+        self.listening_since = time.time()
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Apply one checked event to the state."""
         self.last_event_at = time.monotonic()
+        if self.broker.status == "unresponsive":
+            self.broker.set("connected")  # the hang ended before the receiver was restarted
         with self.lock:
             self.state.apply(event)
 
@@ -207,48 +215,79 @@ class EventCollector:
 
     # -- watchers --------------------------------------------------------------
     def watch(self) -> None:
-        """Expire silent workers, inspect new ones, and catch a broker that hangs without failing."""
+        """Expire silent workers and catch a broker that hangs without failing."""
         while not self.stopping:
             self.sleep(WATCH_INTERVAL_SECONDS)
-            with self.lock:
-                self.state.expire_workers(time.time())
             try:
-                self._check_silence()
-                self._inspect_new_workers()
+                self.watch_step(time.time(), time.monotonic())
             except Exception:  # the watcher must outlive any surprise
                 log.exception("watcher step failed")
 
-    def _check_silence(self) -> None:
+    def watch_step(self, now: float, monotonic: float) -> None:
+        """Run one round of the watcher at wall time ``now`` and monotonic time ``monotonic``."""
+        silence = monotonic - self.last_event_at
+        slack = self.settings.heartbeat_slack_seconds
         with self.lock:
-            freqs = [w.freq for w in self.state.workers.values() if w.status == "online"]
-        if not freqs or not self.broker.connected:
-            return
-        limit = max(self.settings.watchdog_min_seconds, 3 * max(freqs))
-        silence = time.monotonic() - self.last_event_at
-        if silence < limit:
-            return
-        if self.ping_broker():
-            self.last_event_at = time.monotonic()  # broker fine: the workers went quiet
-            return
-        log.warning("no event for %.0f s and %s does not answer; restarting the receiver",
-                    silence, self.broker.url)
+            online = [w for w in self.state.workers.values() if w.status == "online" and w.last_heartbeat]
+            since = self.listening_since
+            due = [w for w in online if now > heartbeat_expires(max(w.last_heartbeat, since), w.freq, slack)]
+            limit = max([self.settings.watchdog_min_seconds] + [3 * w.freq for w in online])
+        if online and silence < limit:
+            self._watch_limit = limit  # workers were alive while events still flowed
+        elif not online and silence < self.settings.watchdog_min_seconds:
+            self._watch_limit = None
+        if not self.broker.connected and self.broker.status != "unresponsive":
+            return  # the stream is down: silence says nothing about the workers
+        if due:
+            # Nothing at all arrived since these workers' last heartbeats: the broker may be the one
+            # that is silent. Ask it once per silence before calling the workers lost.
+            quiet_since = now - silence
+            if any(w.last_heartbeat >= quiet_since - 0.5 for w in due) and self._pinged_for != self.last_event_at:
+                self._pinged_for = self.last_event_at
+                if not self.ping_broker():
+                    self._mark_unresponsive(silence)
+            if self.broker.connected:
+                with self.lock:
+                    lost = self.state.expire_workers(now, self.listening_since)
+                for hostname in lost:
+                    log.warning("worker %s lost: no heartbeat for %.1f s", hostname, silence)
+        if self._watch_limit is not None and silence >= self._watch_limit and not self.restart_requested:
+            if self.broker.status == "unresponsive" or not self.ping_broker():
+                self._mark_unresponsive(silence)
+                log.warning("no event for %.0f s and %s does not answer; restarting the receiver",
+                            silence, self.broker.url)
+                self.restart_requested = True
+            else:
+                self.last_event_at = monotonic  # the broker answers: the workers went quiet
+
+    def _mark_unresponsive(self, silence: float) -> None:
+        if self.broker.status != "unresponsive":
+            log.warning("no event for %.1f s and %s does not answer a ping", silence, self.broker.url)
         self.broker.set("unresponsive", f"no event for {silence:.0f} s and the broker does not answer a ping")
-        self.restart_requested = True
 
     def ping_broker(self) -> bool:
         """Return whether the broker answers on a fresh connection within the ping timeout."""
         timeout = self.settings.broker_ping_timeout_seconds
         options = dict(self.app.conf.broker_transport_options or {})
-        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout, max_retries=0)
         try:
             with Connection(self.settings.broker_url, connect_timeout=timeout,
                             transport_options=options) as connection:
-                connection.connect()
-                connection.default_channel  # redis pings here
+                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+                connection.channel().close()  # redis answers a PING here; amqp opened a channel
             return True
         except Exception as exc:  # any failure means "not answering"
             log.debug("broker ping failed: %s", scrub(str(exc)))
             return False
+
+    def inspect_loop(self) -> None:
+        """Ask new workers for their pool and concurrency, in the background."""
+        while not self.stopping:
+            self.sleep(INSPECT_INTERVAL_SECONDS)
+            try:
+                self._inspect_new_workers()
+            except Exception:  # the inspector must outlive any surprise
+                log.exception("inspect step failed")
 
     def _inspect_new_workers(self) -> None:
         now = time.monotonic()

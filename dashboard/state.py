@@ -309,13 +309,18 @@ class ClusterState:
             self._in_flight[task.worker].discard(uuid)
 
     # -- time -----------------------------------------------------------------
-    def expire_workers(self, now: float) -> list[str]:
-        """Mark online workers whose heartbeats stopped as lost, and their in-flight tasks orphaned."""
+    def expire_workers(self, now: float, listening_since: float = 0.0) -> list[str]:
+        """Mark online workers whose heartbeats stopped as lost, and their in-flight tasks orphaned.
+
+        ``listening_since`` is when the event stream was last (re)subscribed: silence before it
+        says nothing about a worker.
+        """
         lost = []
         for worker in self.workers.values():
             if worker.status != "online" or worker.last_heartbeat is None:
                 continue
-            if now > heartbeat_expires(worker.last_heartbeat, worker.freq, self.heartbeat_slack_seconds):
+            last = max(worker.last_heartbeat, listening_since)
+            if now > heartbeat_expires(last, worker.freq, self.heartbeat_slack_seconds):
                 worker.status = "lost"
                 lost.append(worker.hostname)
                 self._dirty_workers[worker.hostname] = None

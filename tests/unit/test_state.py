@@ -172,3 +172,11 @@ def test_worker_stats_fill_pool_and_concurrency() -> None:
     assert (state.workers["w"].pool, state.workers["w"].concurrency) == ("eventlet", 20)
     state.apply_worker_stats("w", {"pool": {"implementation": "celery.concurrency.prefork:TaskPool"}}, now=1e9)
     assert state.workers["w"].pool == "prefork"
+
+
+def test_silence_before_listening_does_not_make_a_worker_lost() -> None:
+    state = ClusterState(heartbeat_slack_seconds=1.0)
+    state.apply(worker_event("heartbeat", 1e9, 1e9))
+    # the stream was down until 1e9 + 100 and was just resubscribed
+    assert state.expire_workers(1e9 + 101, listening_since=1e9 + 100) == []
+    assert state.expire_workers(1e9 + 104, listening_since=1e9 + 100) == ["w"]

@@ -42,6 +42,7 @@ export function mountTasks(root, store) {
 }
 
 function fill(row, task) {
+  row.dataset.uuid = task.uuid;
   row.dataset.state = task.state ?? "PENDING";
   setField(row, "name", task.name ?? "unknown");
   setField(row, "uuid", shortUuid(task.uuid));

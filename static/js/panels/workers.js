@@ -38,6 +38,7 @@ export function mountWorkers(root, store) {
   }
 
   function fill(card, worker) {
+    card.dataset.hostname = worker.hostname;
     card.dataset.status = worker.status ?? "unknown";
     setField(card, "hostname", worker.hostname);
     setFieldAttr(card, "hostname", "href", workerHref(worker.hostname));

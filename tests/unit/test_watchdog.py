@@ -1,0 +1,75 @@
+"""The collector's watcher: lost workers, hung brokers, and which one it is (the broker ping faked)."""
+from __future__ import annotations
+
+from typing import Any
+
+from dashboard.events import EventCollector
+from dashboard.settings import Settings
+
+T0 = 1_000_000_000.0
+
+
+class Collector(EventCollector):
+    """A collector whose broker ping answers as the test says, counting the pings."""
+
+    def __init__(self, answers: bool) -> None:
+        super().__init__(Settings(broker_url="redis://127.0.0.1:1/0", heartbeat_slack_seconds=1.0,
+                                  watchdog_min_seconds=10.0), sleep=lambda s: None)
+        self.answers = answers
+        self.pings = 0
+        self.broker.set("connected")
+        self.listening_since = T0 - 100
+
+    def ping_broker(self) -> bool:
+        self.pings += 1
+        return self.answers
+
+    def beat(self, hostname: str, at: float) -> None:
+        self.last_event_at = at  # monotonic and wall clocks coincide in these tests
+        self.on_event({"type": "worker-heartbeat", "hostname": hostname, "timestamp": at,
+                       "local_received": at, "freq": 1.0})
+        self.last_event_at = at
+
+    def status(self, hostname: str) -> Any:
+        return self.state.workers[hostname].status
+
+
+def test_a_killed_worker_is_lost_while_others_beat_without_pinging() -> None:
+    collector = Collector(answers=True)
+    collector.beat("dead", T0)
+    for second in range(1, 5):
+        collector.beat("alive", T0 + second)
+        collector.watch_step(T0 + second + 0.1, T0 + second + 0.1)
+    assert collector.status("dead") == "lost" and collector.status("alive") == "online"
+    assert collector.pings == 0
+
+
+def test_total_silence_with_a_broker_that_answers_means_the_worker_died() -> None:
+    collector = Collector(answers=True)
+    collector.beat("only", T0)
+    collector.watch_step(T0 + 3.1, T0 + 3.1)
+    assert collector.status("only") == "lost" and collector.pings == 1
+    assert collector.broker.status == "connected"
+
+
+def test_total_silence_with_a_hung_broker_blames_the_broker_and_restarts_the_receiver() -> None:
+    collector = Collector(answers=False)
+    collector.beat("a", T0)
+    collector.beat("b", T0)
+    collector.watch_step(T0 + 3.1, T0 + 3.1)
+    assert collector.broker.status == "unresponsive" and not collector.broker.connected
+    assert collector.status("a") == collector.status("b") == "online"
+    assert not collector.restart_requested
+    collector.watch_step(T0 + 10.1, T0 + 10.1)  # max(--watchdog-min 10, 3 x freq 1)
+    assert collector.restart_requested
+    assert collector.status("a") == "online"
+    assert collector.health()["status"] == "degraded"
+
+
+def test_events_after_a_short_hang_clear_the_unresponsive_state() -> None:
+    collector = Collector(answers=False)
+    collector.beat("a", T0)
+    collector.watch_step(T0 + 3.1, T0 + 3.1)
+    assert collector.broker.status == "unresponsive"
+    collector.beat("a", T0 + 4)
+    assert collector.broker.status == "connected" and collector.status("a") == "online"

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from flask_socketio import SocketIO
 
+from .alerts import WebhookNotifier
+from .control import WorkerInspector
 from .events import EventCollector
 from .live import LiveHub, LiveNamespace
 from .settings import Settings
@@ -25,11 +27,20 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 class Dashboard:
     """The running parts of one dashboard: collector, live hub and Socket.IO server."""
 
-    def __init__(self, settings: Settings, socketio: SocketIO, collector: EventCollector, hub: LiveHub) -> None:
+    def __init__(self, settings: Settings, socketio: SocketIO, collector: EventCollector) -> None:
         self.settings = settings
         self.socketio = socketio
         self.collector = collector
-        self.hub = hub
+        self.hub = LiveHub(socketio, collector, settings, self.queues)
+        self.inspector = WorkerInspector(collector)
+        self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
+        collector.on_alert = self.on_alert  # type: ignore[method-assign]
+
+    def on_alert(self, alert: dict[str, Any]) -> None:
+        """Send a worker alert to the webhooks and to the pages."""
+        if self.settings.webhooks:
+            self.webhooks.notify(alert)
+        self.hub.alert(alert)
 
     def queues(self) -> list[dict[str, Any]]:
         """Return the queues the dashboard watches (depth sampling is not wired yet: null)."""
@@ -39,13 +50,17 @@ class Dashboard:
         """Start the background loops: event collection, watchdog and live push."""
         self.socketio.start_background_task(self.collector.run)
         self.socketio.start_background_task(self.collector.watch)
-        self.socketio.start_background_task(self.collector.inspect_loop)
+        self.socketio.start_background_task(self.inspector.run)
         self.socketio.start_background_task(self.hub.run)
+        if self.settings.webhooks:
+            self.socketio.start_background_task(self.webhooks.run)
 
     def stop(self) -> None:
         """Ask every background loop to end."""
         self.collector.stop()
         self.hub.stop()
+        self.inspector.stop()
+        self.webhooks.stop()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -56,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     socketio = SocketIO(app, async_mode=settings.async_mode, cors_allowed_origins=[],
                         logger=False, engineio_logger=False)
     collector = EventCollector(settings, sleep=socketio.sleep)
-    dashboard = Dashboard(settings, socketio, collector, LiveHub(socketio, collector, settings, lambda: dashboard.queues()))
+    dashboard = Dashboard(settings, socketio, collector)
     app.extensions["dashboard"] = dashboard
     socketio.on_namespace(LiveNamespace(dashboard.hub))
 

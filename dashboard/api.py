@@ -50,27 +50,63 @@ def health() -> Response:
     return jsonify(_collector().health())
 
 
+#: Keys of a worker's detail that come from inspect replies.
+INSPECT_KEYS = ("active_queues", "registered", "active", "reserved", "scheduled", "revoked", "stats",
+                "conf", "inspected_at", "inspect_error")
+
+
 @bp.get("/workers")
 def workers() -> Response:
+    include_departed = _flag(request.args.get("all"), "all")
     collector = _collector()
     with collector.lock:
         items = [w.to_json() for w in collector.state.workers.values()]
+        if include_departed:
+            items += [{**w.to_json(), "departed": True} for w in collector.state.departed.values()]
     return jsonify(items)
 
 
 @bp.get("/workers/<path:hostname>")
 def worker(hostname: str) -> Response | tuple[Response, int]:
+    body = _worker_detail(hostname)
+    return jsonify(body) if body is not None else error(f"unknown worker: {hostname}", 404)
+
+
+@bp.post("/workers/<path:hostname>/inspect")
+def inspect_worker(hostname: str) -> Response | tuple[Response, int]:
+    dashboard = current_app.extensions["dashboard"]
+    if _worker_detail(hostname) is None:
+        return error(f"unknown worker: {hostname}", 404)
+    if not dashboard.collector.broker.connected:
+        return error("the broker is not connected; cannot inspect now", 503)
+    dashboard.inspector.inspect([hostname])
+    return jsonify(_worker_detail(hostname))
+
+
+def _worker_detail(hostname: str) -> dict[str, Any] | None:
     collector = _collector()
     with collector.lock:
-        found = collector.state.workers.get(hostname)
+        state = collector.state
+        found = state.workers.get(hostname) or state.departed.get(hostname)
         if found is None:
-            return error(f"unknown worker: {hostname}", 404)
+            return None
         body = found.to_json()
-        body.update(collector.state.inspect_replies.get(hostname, {}))
-    for key in ("active_queues", "registered", "active", "reserved", "scheduled", "revoked",
-                "stats", "inspected_at", "inspect_error"):
-        body.setdefault(key, None)
-    return jsonify(body)
+        body["departed"] = hostname not in state.workers
+        body["history"] = found.history_json()
+        replies = state.inspect_replies.get(hostname, {})
+        body.update({key: replies.get(key) for key in INSPECT_KEYS})
+        body["orphaned"] = [t.uuid for t in state.tasks.values() if t.orphaned and t.worker == hostname][:1000]
+    return body
+
+
+def _flag(raw: str | None, name: str) -> bool:
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"{name}: expected 1 or 0, got {raw!r}")
 
 
 @bp.get("/tasks")

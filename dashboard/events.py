@@ -33,12 +33,6 @@ RECONNECT_START_SECONDS = 0.5
 RECONNECT_JITTER = 0.2
 #: How often the watcher checks heartbeats and silence, in seconds.
 WATCH_INTERVAL_SECONDS = 0.25
-#: How often the inspector looks for workers to inspect, in seconds.
-INSPECT_INTERVAL_SECONDS = 1.0
-#: How long an inspect request waits for replies, in seconds.
-INSPECT_TIMEOUT_SECONDS = 1.0
-#: Least time between two inspect requests for the same worker, in seconds.
-INSPECT_RETRY_SECONDS = 10.0
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
@@ -138,7 +132,6 @@ class EventCollector:
         self.last_event_at = time.monotonic()
         self.stopping = False
         self.restart_requested = False
-        self._inspected: dict[str, float] = {}
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
         self._pinged_for: float | None = None  # last_event_at of the silence already checked by a ping
@@ -152,7 +145,7 @@ class EventCollector:
             self.restart_requested = False
             try:
                 with self.app.connection_for_read() as connection:
-                    connection.connect()
+                    connection.ensure_connection(max_retries=0)  # fail at once; this loop does the backoff
                     receiver = SafeReceiver(connection, self, app=self.app, accept=["json"])
                     receiver.capture(limit=None, timeout=None, wakeup=True)
                 if self.restart_requested and not self.stopping:
@@ -251,6 +244,11 @@ class EventCollector:
                     lost = self.state.expire_workers(now, self.listening_since)
                 for hostname in lost:
                     log.warning("worker %s lost: no heartbeat for %.1f s", hostname, silence)
+        with self.lock:
+            self.state.purge_workers(now, self.settings.purge_offline_after_seconds)
+            alerts = self.state.drain_alerts()
+        for alert in alerts:
+            self.on_alert(alert)
         if self._watch_limit is not None and silence >= self._watch_limit and not self.restart_requested:
             if self.broker.status == "unresponsive" or not self.ping_broker():
                 self._mark_unresponsive(silence)
@@ -259,6 +257,9 @@ class EventCollector:
                 self.restart_requested = True
             else:
                 self.last_event_at = monotonic  # the broker answers: the workers went quiet
+
+    def on_alert(self, alert: dict[str, Any]) -> None:
+        """Hand a worker alert (lost, back online) to whoever listens; replaced by the app."""
 
     def _mark_unresponsive(self, silence: float) -> None:
         if self.broker.status != "unresponsive":
@@ -279,30 +280,6 @@ class EventCollector:
         except Exception as exc:  # any failure means "not answering"
             log.debug("broker ping failed: %s", scrub(str(exc)))
             return False
-
-    def inspect_loop(self) -> None:
-        """Ask new workers for their pool and concurrency, in the background."""
-        while not self.stopping:
-            self.sleep(INSPECT_INTERVAL_SECONDS)
-            try:
-                self._inspect_new_workers()
-            except Exception:  # the inspector must outlive any surprise
-                log.exception("inspect step failed")
-
-    def _inspect_new_workers(self) -> None:
-        now = time.monotonic()
-        with self.lock:
-            wanted = [w.hostname for w in self.state.workers.values()
-                      if w.status == "online" and w.pool is None
-                      and now - self._inspected.get(w.hostname, -INSPECT_RETRY_SECONDS) >= INSPECT_RETRY_SECONDS]
-        if not wanted or not self.broker.connected:
-            return
-        for hostname in wanted:
-            self._inspected[hostname] = now
-        replies = self.app.control.inspect(destination=wanted, timeout=INSPECT_TIMEOUT_SECONDS).stats() or {}
-        with self.lock:
-            for hostname, stats in replies.items():
-                self.state.apply_worker_stats(hostname, stats, time.time())
 
     # -- reading -------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -326,7 +303,6 @@ def make_celery_app(settings: Settings) -> Celery:
         broker_url=settings.broker_url,
         broker_transport_options=options,
         broker_connection_retry_on_startup=False,
-        broker_connection_max_retries=0,
         event_serializer="json",
         accept_content=["json"],
     )

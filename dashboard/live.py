@@ -127,6 +127,8 @@ class LiveHub:
             task_ids, hostnames = state.drain_changes()
             worker_changes = [_change("worker", h, state.workers[h].to_json())
                               for h in hostnames if h in state.workers]
+            worker_changes += [{"kind": "worker", "op": "remove", "key": h, "data": None}
+                               for h in state.drain_removed_workers()]
             window = task_ids[-self.settings.snapshot_tasks:]
             overview = [_change("task", u, state.task_json(u)) for u in reversed(window) if u in state.tasks]
             in_window = set(window)
@@ -149,6 +151,10 @@ class LiveHub:
                                    namespace=NAMESPACE, to=sid)
         if common or refresh:
             self._last_counters, self._last_counters_at = counters, now
+
+    def alert(self, alert: dict[str, Any]) -> None:
+        """Send a worker alert (lost, back online) to every page at once."""
+        self.socketio.emit("alert", alert, namespace=NAMESPACE)
 
     def counters(self) -> dict[str, Any]:
         """Return task counts per state, throughput and event rates."""

@@ -46,6 +46,10 @@ class Settings:
     watchdog_min_seconds: float = 10.0  # silence before the broker is pinged
     broker_ping_timeout_seconds: float = 2.0  # timeout of that ping
     snapshot_tasks: int = 100  # recent tasks in a snapshot and the overview window
+    inspect_interval_seconds: float = 30.0  # how often every worker is inspected again
+    inspect_timeout_seconds: float = 1.0  # how long an inspect request waits for replies
+    purge_offline_after_seconds: float = 3600.0  # offline/lost workers leave the main list after this
+    webhooks: tuple[str, ...] = ()  # URLs POSTed a JSON document when a worker is lost or back
     log_level: str = "INFO"  # logging level name
 
     @property
@@ -131,6 +135,12 @@ def _broker(raw: str) -> str:
     return raw
 
 
+def _webhook(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"--webhook: expected an http:// or https:// URL, got {mask_url(raw)!r}")
+    return raw
+
+
 def _queue_list(values: Sequence[str]) -> tuple[str, ...]:
     names: list[str] = []
     for value in values:
@@ -155,6 +165,9 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("max-field-chars", "max_field_chars", _positive_int("max-field-chars")),
     ("reconnect-max", "reconnect_max_seconds", _positive_float("reconnect-max")),
     ("watchdog-min", "watchdog_min_seconds", _positive_float("watchdog-min")),
+    ("inspect-interval", "inspect_interval_seconds", _positive_float("inspect-interval")),
+    ("inspect-timeout", "inspect_timeout_seconds", _positive_float("inspect-timeout")),
+    ("purge-offline-after", "purge_offline_after_seconds", _positive_float("purge-offline-after")),
     ("log-level", "log_level", _choice("log-level", ("DEBUG", "INFO", "WARNING", "ERROR"))),
 )
 
@@ -173,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"(env {env_name(flag)}; default {getattr(Settings(), attr)!r})")
     parser.add_argument("--queues", action="append", default=None,
                         help="comma-separated queue names to watch; may be repeated")
+    parser.add_argument("--webhook", action="append", default=None, dest="webhooks",
+                        help="URL to POST worker lost / back online alerts to; may be repeated")
     parser.add_argument("--demo", action="store_true", default=None,
                         help="run a self-contained demo cluster on the filesystem:// broker")
     return parser
@@ -194,6 +209,8 @@ def load_settings(argv: Sequence[str] | None = None,
             values[attr] = parse(raw)
     queues = args.queues or ([environ[ENV_PREFIX + "QUEUES"]] if environ.get(ENV_PREFIX + "QUEUES") else [])
     values["queues"] = _queue_list(queues)
+    webhooks = args.webhooks or [u for u in environ.get(env_name("webhook"), "").split(",") if u.strip()]
+    values["webhooks"] = tuple(_webhook(u.strip()) for u in webhooks)
     demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
     values["demo"] = bool(demo)
     return Settings(**values)

@@ -9,7 +9,7 @@ pusher can send coalesced updates.
 from __future__ import annotations
 
 from bisect import insort
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Iterable, Iterator
 
 #: Celery's task states, in the order the page shows them.
@@ -40,6 +40,11 @@ _RESET_FIELDS = _TASK_FIELDS + ("retries", "worker", "timestamp", "sent", "recei
 #: Where each event type falls in a task's life, to order events with equal timestamps.
 _LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
                "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
+#: Worker history kept for charts, and the least time between two samples, in seconds.
+HISTORY_SECONDS = 3600.0
+HISTORY_STEP_SECONDS = 5.0
+#: Departed (purged) workers remembered for searches.
+MAX_DEPARTED_WORKERS = 10_000
 #: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
 DEFAULT_FREQ_SECONDS = 2.0
 
@@ -59,7 +64,7 @@ class Worker:
 
     __slots__ = ("hostname", "status", "last_heartbeat", "freq", "timestamp", "offline_at",
                  "pool", "concurrency", "processed", "active", "loadavg", "sw_ident", "sw_ver",
-                 "sw_sys", "clock_skew", "pid")
+                 "sw_sys", "clock_skew", "pid", "history")
 
     def __init__(self, hostname: str) -> None:
         self.hostname = hostname
@@ -78,6 +83,21 @@ class Worker:
         self.sw_sys: str | None = None
         self.clock_skew: float | None = None
         self.pid: int | None = None
+        self.history: deque[tuple[float, int, float | None]] = deque()  # (received, active, load 1 min)
+
+    def record(self, received: float) -> None:
+        """Add a history sample at most every HISTORY_STEP_SECONDS, keeping HISTORY_SECONDS."""
+        history = self.history
+        if history and received - history[-1][0] < HISTORY_STEP_SECONDS:
+            return
+        history.append((received, self.active, self.loadavg[0] if self.loadavg else None))
+        while history and received - history[0][0] > HISTORY_SECONDS:
+            history.popleft()
+
+    def history_json(self) -> dict[str, list[Any]]:
+        """Return the last hour of samples as parallel lists, for the worker page's chart."""
+        return {"t": [h[0] for h in self.history], "active": [h[1] for h in self.history],
+                "load": [h[2] for h in self.history]}
 
     def to_json(self) -> dict[str, Any]:
         """Return the worker's JSON shape, shared by the API, the pages and the live push."""
@@ -143,6 +163,9 @@ class ClusterState:
         self.task_events = 0  # task events applied, duplicates excluded
         self.unknown_events = 0  # events of types the model does not know
         self.inspect_replies: dict[str, dict[str, Any]] = {}  # hostname -> latest inspect data
+        self.departed: OrderedDict[str, Worker] = OrderedDict()  # purged workers, for searches
+        self.alerts: list[dict[str, Any]] = []  # worker lost / back online, until drained
+        self._removed_workers: dict[str, None] = {}
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
         self._dirty_tasks: dict[str, None] = {}
@@ -163,7 +186,7 @@ class ClusterState:
         hostname = event["hostname"]
         worker = self.workers.get(hostname)
         if worker is None:
-            worker = self.workers[hostname] = Worker(hostname)
+            worker = self.workers[hostname] = self.departed.pop(hostname, None) or Worker(hostname)
             worker.status = "offline" if event_type == "worker-offline" else "online"
         timestamp = event.get("timestamp")
         received = event.get("local_received")
@@ -176,8 +199,10 @@ class ClusterState:
             return  # a heartbeat from before the worker said goodbye must not revive it
         else:
             worker.offline_at = None
-            if worker.status != "online":
-                worker.status = "online"
+            if worker.status == "lost" and received is not None:
+                self.alerts.append({"event": "worker-online", "hostname": hostname, "time": received,
+                                    "last_heartbeat": received, "orphaned": []})
+            worker.status = "online"
         worker.timestamp = timestamp
         if received is not None:
             worker.last_heartbeat = received
@@ -196,6 +221,8 @@ class ClusterState:
             worker.processed = event["processed"]
         if event.get("loadavg") is not None:
             worker.loadavg = [round(float(v), 2) for v in event["loadavg"]]
+        if received is not None:
+            worker.record(received)
         self._dirty_workers[hostname] = None
 
     def _apply_task(self, event_type: str, event: dict[str, Any]) -> None:
@@ -324,28 +351,60 @@ class ClusterState:
                 worker.status = "lost"
                 lost.append(worker.hostname)
                 self._dirty_workers[worker.hostname] = None
+                orphaned = []
                 for uuid in self._in_flight.pop(worker.hostname, set()):
                     task = self.tasks.get(uuid)
                     if task is not None and task.state in IN_FLIGHT_STATES:
                         task.orphaned = True
+                        orphaned.append(uuid)
                         self._dirty_tasks[uuid] = None
+                self.alerts.append({"event": "worker-lost", "hostname": worker.hostname, "time": now,
+                                    "last_heartbeat": worker.last_heartbeat, "orphaned": sorted(orphaned)})
         return lost
 
+    def purge_workers(self, now: float, after_seconds: float) -> list[str]:
+        """Move workers offline or lost for longer than ``after_seconds`` out of the main list."""
+        gone = [w for w in self.workers.values()
+                if w.status != "online" and (w.last_heartbeat or 0.0) + after_seconds < now]
+        for worker in gone:
+            del self.workers[worker.hostname]
+            self.inspect_replies.pop(worker.hostname, None)
+            self.departed[worker.hostname] = worker
+            self.departed.move_to_end(worker.hostname)
+            self._dirty_workers.pop(worker.hostname, None)
+            self._removed_workers[worker.hostname] = None
+        while len(self.departed) > MAX_DEPARTED_WORKERS:
+            self.departed.popitem(last=False)
+        return [w.hostname for w in gone]
+
+    def drain_alerts(self) -> list[dict[str, Any]]:
+        """Return the worker alerts (lost, back online) raised since the last call, and forget them."""
+        alerts, self.alerts = self.alerts, []
+        return alerts
+
     # -- inspect --------------------------------------------------------------
-    def apply_worker_stats(self, hostname: str, stats: dict[str, Any], now: float) -> None:
-        """Fill in a worker's pool and concurrency from its ``inspect stats`` reply."""
+    def apply_inspect(self, hostname: str, replies: dict[str, Any], now: float, error: str | None) -> None:
+        """Keep a worker's latest inspect replies; fill in pool and concurrency from ``stats``.
+
+        Replies that did not come keep their previous value, so one slow round does not blank the page.
+        """
         worker = self.workers.get(hostname)
-        if worker is None or not isinstance(stats, dict):
+        if worker is None:
             return
-        self.inspect_replies[hostname] = {"stats": stats, "inspected_at": now, "inspect_error": None}
-        pool = stats.get("pool")
-        if isinstance(pool, dict):
-            impl = pool.get("implementation")
-            if isinstance(impl, str):
-                worker.pool = pool_name(impl)
-            concurrency = pool.get("max-concurrency")
-            if isinstance(concurrency, int):
-                worker.concurrency = concurrency
+        data = self.inspect_replies.setdefault(hostname, {})
+        data.update(replies)
+        data["inspected_at"] = now if replies else data.get("inspected_at")
+        data["inspect_error"] = error
+        stats = replies.get("stats")
+        if isinstance(stats, dict):
+            pool = stats.get("pool")
+            if isinstance(pool, dict):
+                impl = pool.get("implementation")
+                if isinstance(impl, str):
+                    worker.pool = pool_name(impl)
+                concurrency = pool.get("max-concurrency")
+                if isinstance(concurrency, int):
+                    worker.concurrency = concurrency
         self._dirty_workers[hostname] = None
 
     # -- reading --------------------------------------------------------------
@@ -355,6 +414,12 @@ class ClusterState:
         self._dirty_tasks.clear()
         self._dirty_workers.clear()
         return tasks, workers
+
+    def drain_removed_workers(self) -> list[str]:
+        """Return the hostnames purged from the main list since the last call, and forget them."""
+        removed = list(self._removed_workers)
+        self._removed_workers.clear()
+        return removed
 
     def task_json(self, uuid: str) -> dict[str, Any] | None:
         """Return one task's JSON shape, or None when it is not held in memory."""

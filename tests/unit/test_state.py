@@ -167,11 +167,13 @@ def test_drain_changes_coalesces() -> None:
 def test_worker_stats_fill_pool_and_concurrency() -> None:
     state = ClusterState()
     state.apply(worker_event("online", 1e9, 1e9))
-    state.apply_worker_stats("w", {"pool": {"implementation": "celery.concurrency.eventlet:TaskPool",
-                                            "max-concurrency": 20}}, now=1e9)
+    state.apply_inspect("w", {"stats": {"pool": {"implementation": "celery.concurrency.eventlet:TaskPool",
+                                                 "max-concurrency": 20}}}, 1e9, None)
     assert (state.workers["w"].pool, state.workers["w"].concurrency) == ("eventlet", 20)
-    state.apply_worker_stats("w", {"pool": {"implementation": "celery.concurrency.prefork:TaskPool"}}, now=1e9)
+    state.apply_inspect("w", {"stats": {"pool": {"implementation": "celery.concurrency.prefork:TaskPool"}}}, 1e9, None)
     assert state.workers["w"].pool == "prefork"
+    state.apply_inspect("w", {}, 1e9 + 5, "not answering inspect")
+    assert state.inspect_replies["w"]["inspected_at"] == 1e9 and state.inspect_replies["w"]["stats"]
 
 
 def test_silence_before_listening_does_not_make_a_worker_lost() -> None:

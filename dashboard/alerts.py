@@ -1,0 +1,94 @@
+"""Webhooks: POST a small JSON document to each configured URL when a worker is lost or comes back.
+
+Deliveries run in their own background task with capped, jittered retries, so
+a slow or failing receiver never blocks the event loop. Documents carry
+hostnames, times and task ids only, never task payloads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from typing import Any, Callable
+
+from .settings import mask_url
+
+log = logging.getLogger(__name__)
+
+#: Attempts per document and URL before it is dropped (and logged).
+MAX_ATTEMPTS = 5
+#: First retry delay, doubled per attempt, in seconds; and its ceiling.
+RETRY_START_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+#: Timeout of one POST, in seconds.
+POST_TIMEOUT_SECONDS = 5.0
+#: How often the delivery loop looks for work, in seconds.
+POLL_SECONDS = 0.1
+#: Documents waiting at most; the oldest are dropped past this (a receiver down for hours).
+MAX_PENDING = 1000
+
+
+class WebhookNotifier:
+    """Queues alert documents and delivers them to every webhook URL with retries."""
+
+    def __init__(self, urls: tuple[str, ...], sleep: Callable[[float], None] = time.sleep) -> None:
+        self.urls = urls
+        self.sleep = sleep
+        self.pending: deque[tuple[float, int, str, dict[str, Any]]] = deque()  # (due, attempt, url, doc)
+        self.lock = threading.Lock()
+        self.delivered = 0
+        self.failed = 0
+        self.stopping = False
+
+    def notify(self, document: dict[str, Any]) -> None:
+        """Queue one document for every URL; returns at once."""
+        with self.lock:
+            for url in self.urls:
+                self.pending.append((0.0, 0, url, document))
+            while len(self.pending) > MAX_PENDING:
+                self.pending.popleft()
+                self.failed += 1
+
+    def run(self) -> None:
+        """Deliver queued documents until ``stop``."""
+        while not self.stopping:
+            self.sleep(POLL_SECONDS)
+            now = time.monotonic()
+            with self.lock:
+                ready = [item for item in self.pending if item[0] <= now]
+                for item in ready:
+                    self.pending.remove(item)
+            for _, attempt, url, document in ready:
+                self._deliver(attempt, url, document)
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def _deliver(self, attempt: int, url: str, document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "User-Agent": "celery-dashboard"})
+        try:
+            with urllib.request.urlopen(request, timeout=POST_TIMEOUT_SECONDS) as response:
+                response.read()
+            self.delivered += 1
+            log.info("webhook %s: delivered %s for %s", mask_url(url), document["event"], document["hostname"])
+            return
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            error = str(exc)
+        attempt += 1
+        if attempt >= MAX_ATTEMPTS:
+            self.failed += 1
+            log.warning("webhook %s: giving up on %s for %s after %d attempts: %s",
+                        mask_url(url), document["event"], document["hostname"], attempt, error)
+            return
+        delay = min(RETRY_START_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2)
+        log.warning("webhook %s: attempt %d failed (%s); retrying in %.1f s", mask_url(url), attempt, error, delay)
+        with self.lock:
+            self.pending.append((time.monotonic() + delay, attempt, url, document))

@@ -1,0 +1,107 @@
+"""Inspection of workers through ``app.control``: pool, queues, tasks held, registered types, config.
+
+Runs in the background with a timeout, so a silent worker never blocks a
+request or the event loop; a worker that does not answer is recorded as
+"not answering inspect". Every worker is inspected when it appears (new or
+back online) and again every ``inspect_interval_seconds``. Replies are
+untrusted: secrets in them are masked before anything stores them.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from .events import EventCollector, scrub
+from .settings import mask_url
+
+log = logging.getLogger(__name__)
+
+#: The inspect methods asked of each worker, in order; ``stats`` first for pool and concurrency.
+METHODS = ("stats", "active_queues", "registered", "active", "reserved", "scheduled", "revoked", "conf")
+#: How often the inspector looks for workers that are due, in seconds.
+LOOP_SECONDS = 1.0
+#: Config and stats keys whose values are secrets.
+_SECRET_KEY = re.compile(r"pass|secret|token|signature|credential|api_?key|private", re.IGNORECASE)
+#: Shown instead of a secret value.
+MASK = "********"
+#: What a worker that did not reply is said to be.
+NOT_ANSWERING = "not answering inspect"
+
+
+def mask_secrets(value: Any) -> Any:
+    """Return ``value`` with secret-looking keys masked and passwords in URLs hidden."""
+    if isinstance(value, dict):
+        return {k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
+                    else mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    return value
+
+
+class WorkerInspector:
+    """Asks workers for their inspect replies and hands them to the collector's state."""
+
+    def __init__(self, collector: EventCollector) -> None:
+        self.collector = collector
+        self.settings = collector.settings
+        self.stopping = False
+        self._asked: dict[str, float] = {}  # hostname -> monotonic time of the last request
+
+    def run(self) -> None:
+        """Inspect due workers until ``stop``."""
+        while not self.stopping:
+            self.collector.sleep(LOOP_SECONDS)
+            try:
+                due = self.due(time.monotonic())
+                if due:
+                    self.inspect(due)
+            except Exception:  # the inspector must outlive any surprise
+                log.exception("inspect round failed")
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def due(self, now: float) -> list[str]:
+        """Return online workers never inspected, back online since, or not inspected for an interval."""
+        collector = self.collector
+        if not collector.broker.connected:
+            return []
+        with collector.lock:
+            state = collector.state
+            online = [w.hostname for w in state.workers.values() if w.status == "online"]
+            fresh = {h for h in online if h not in state.inspect_replies}
+        interval = self.settings.inspect_interval_seconds
+        due = [h for h in online
+               if (h in fresh and now - self._asked.get(h, -1e9) >= min(interval, 10.0))
+               or now - self._asked.get(h, -1e9) >= interval]
+        return due
+
+    def inspect(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
+        """Ask ``hostnames`` for every inspect method now; store and return the replies per worker."""
+        now = time.monotonic()
+        for hostname in hostnames:
+            self._asked[hostname] = now
+        inspector = self.collector.app.control.inspect(
+            destination=list(hostnames), timeout=self.settings.inspect_timeout_seconds, limit=len(hostnames))
+        replies: dict[str, dict[str, Any]] = {h: {} for h in hostnames}
+        errors: dict[str, str] = {}
+        for method in METHODS:
+            try:
+                answer = getattr(inspector, method)() or {}
+            except Exception as exc:  # a broker error: every worker gets the reason
+                error = scrub(f"{method}: {type(exc).__name__}: {exc}")[:300]
+                errors.update({h: error for h in hostnames})
+                break
+            for hostname, value in answer.items():
+                if hostname in replies:
+                    replies[hostname][method] = mask_secrets(value)
+        with self.collector.lock:
+            for hostname in hostnames:
+                data = replies[hostname]
+                error = errors.get(hostname) or (None if data else NOT_ANSWERING)
+                self.collector.state.apply_inspect(hostname, data, time.time(), error)
+        return replies

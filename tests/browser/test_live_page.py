@@ -1,0 +1,106 @@
+"""The live page in a real browser: worker cards, task rows changing state, hostile text shown as text."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from celery.events.dispatcher import EventDispatcher
+from playwright.sync_api import Page, expect
+
+from helpers import DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_worker_online
+
+pytestmark = pytest.mark.browser
+
+WORKER = "browser@test"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
+    log_dir: Path = tmp_path_factory.mktemp("browser-logs")
+    broker = f"redis://127.0.0.1:{redis_port}/11"
+    dashboard = start_dashboard(broker, log_dir)
+    worker: Proc | None = None
+    try:
+        worker = start_worker(broker, "browser", log_dir)
+        wait_worker_online(dashboard, WORKER, worker=worker)
+        yield dashboard, broker
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()
+
+
+def test_worker_card_and_task_row_update_without_reload(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    page.goto(dashboard.url + "/")
+    expect(page.locator("[data-connection]")).to_have_attribute("data-state", "connected")
+    card = page.locator(f'[data-panel="workers"] [data-hostname="{WORKER}"]')
+    expect(card).to_have_attribute("data-status", "online")
+    expect(card.locator('[data-field="pool"]')).to_have_text("eventlet")
+    page.evaluate("window.__sameDocument = true")
+
+    task_id = send(producer_app(broker), "slow_report", 2)
+    row = page.locator(f'[data-panel="tasks"] tr[data-uuid="{task_id}"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("STARTED", timeout=10_000)
+    expect(row.locator('[data-field="name"]')).to_have_text("dashboard.demo.tasks.slow_report")
+    expect(row.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=10_000)
+    assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+
+
+def test_hostile_args_are_shown_as_text(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(dashboard.url + "/")
+    task_id = send(producer_app(broker), "echo", XSS, kwargs={"note": "<script>alert(2)</script>"})
+    row = page.locator(f'[data-panel="tasks"] tr[data-uuid="{task_id}"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=10_000)
+
+    page.goto(f"{dashboard.url}/tasks/{task_id}")
+    args = page.locator('[data-panel="task-detail"] pre[data-field="args"]')
+    expect(args).to_contain_text(XSS)
+    expect(page.locator('[data-panel="task-detail"] pre[data-field="kwargs"]')).to_contain_text("<script>alert(2)</script>")
+    expect(page.locator('[data-panel="task-detail"] pre[data-field="result"]')).to_contain_text(XSS)
+    assert page.locator("main img").count() == 0
+    assert dialogs == []
+
+
+def test_unknown_task_is_a_404_page_with_a_jump_box(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, _ = cluster
+    response = page.goto(f"{dashboard.url}/tasks/no-such-task")
+    assert response is not None and response.status == 404
+    expect(page.locator('[data-view="missing"]')).to_be_visible()
+    expect(page.locator("#jump-uuid")).to_be_visible()
+
+
+def test_workers_without_task_events_get_a_hint(page: Page, redis_port: int, tmp_path: Path) -> None:
+    """A worker that sends heartbeats but no task events (started without -E) makes the page say so."""
+    broker = f"redis://127.0.0.1:{redis_port}/12"
+    dashboard = start_dashboard(broker, tmp_path)
+    app = producer_app(broker)
+    stop = threading.Event()
+
+    def heartbeats() -> None:  # what a worker without -E sends: worker events only
+        with app.connection_for_write() as connection:
+            dispatcher = EventDispatcher(connection, hostname="quiet@test", app=app)
+            while not stop.is_set():
+                dispatcher.send("worker-heartbeat", freq=1.0, active=0, processed=0,
+                                loadavg=[0.1, 0.1, 0.1], sw_ident="py-celery", sw_ver="5.7.0", sw_sys="Linux")
+                stop.wait(1.0)
+
+    beating = threading.Thread(target=heartbeats, daemon=True)
+    beating.start()
+    try:
+        page.clock.install()
+        page.goto(dashboard.url + "/")
+        expect(page.locator('[data-panel="workers"] [data-hostname="quiet@test"]')).to_have_attribute("data-status", "online")
+        expect(page.get_by_text("no task events have arrived")).to_have_count(0)
+        page.clock.fast_forward(11_000)
+        expect(page.get_by_text("no task events have arrived")).to_be_visible()
+    finally:
+        stop.set()
+        beating.join(timeout=5)
+        dashboard.stop()

@@ -1,0 +1,59 @@
+"""Fixtures shared by the test suites: a throw-away redis-server, live clients, and logs on failure.
+
+The integration fixtures start real parts as subprocesses (see ``helpers``)
+and stop every one of them in teardown, whatever happened in the test.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from helpers import LiveClient, Proc, free_port, start_redis
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start the list of processes whose logs go with this test's failure: those running now."""
+    Proc.seen = list(Proc.running)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the log tail of every subprocess that ran during a failed test to its report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for proc in list(Proc.seen):
+            report.sections.append((f"log of {proc.name} ({proc.log_path})", proc.log_tail()))
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A redis-server of this test session on a free port; modules use their own database number."""
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("redis-session"))
+    yield port
+    proc.stop()
+
+
+@pytest.fixture
+def live_client() -> Iterator[Callable[[str], LiveClient]]:
+    """Return a factory of connected ``/live`` clients; every one is disconnected in teardown."""
+    clients: list[LiveClient] = []
+
+    def connect(url: str) -> LiveClient:
+        client = LiveClient(url)
+        clients.append(client)
+        return client.connect()
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    """Where the processes a single test starts write their logs."""
+    return tmp_path / "logs"

@@ -1,0 +1,343 @@
+"""Shared helpers of the integration tests: waiting, free ports, real subprocesses and a live client.
+
+Everything here starts real parts (``redis-server``, Celery workers, the
+dashboard) as subprocesses in their own process group, logs their output to
+files, and stops them by process group. Nothing sleeps in the hope that
+something happened: ``wait_until`` polls a predicate against a deadline.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import redis
+import requests
+import socketio
+from celery import Celery
+
+#: The repository root: the cwd of every subprocess.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The virtualenv's interpreter, used for every Python subprocess.
+PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python") if (REPO_ROOT / ".venv" / "bin" / "python").exists() \
+    else sys.executable
+#: How long a process gets between SIGTERM and SIGKILL, in seconds.
+STOP_GRACE_SECONDS = 10.0
+#: How long the dashboard may take to serve HTTP and subscribe to events, in seconds.
+DASHBOARD_START_SECONDS = 20.0
+#: How long a Celery worker may take to announce itself, in seconds.
+WORKER_START_SECONDS = 30.0
+#: Lines of each log shown with a failed test.
+LOG_TAIL_LINES = 80
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.05,
+               message: str | Callable[[], str] = "condition not met") -> T:
+    """Poll ``predicate`` until it returns something truthy and return that; raise AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout:g} s: {text}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Return whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# -- subprocesses ---------------------------------------------------------------
+
+class Proc:
+    """A subprocess in its own process group, its output in a log file."""
+
+    #: Every process started and not yet stopped.
+    running: list["Proc"] = []
+    #: Every process that ran during the current test (reset at its setup); their logs go with a failure.
+    seen: list["Proc"] = []
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = args
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        full_env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", "PYTHONUNBUFFERED": "1"}
+        full_env.update(env or {})
+        self.popen = subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdin=subprocess.DEVNULL,
+                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        Proc.running.append(self)
+        Proc.seen.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"<cannot read {self.log_path}: {exc}>"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        """Send SIGTERM to the process group and return at once (``stop`` still reaps it)."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Kill the process group at once (SIGKILL) and reap it."""
+        self._signal(signal.SIGKILL)
+        self.popen.wait(timeout=STOP_GRACE_SECONDS)
+        self._forget()
+
+    def stop(self) -> None:
+        """SIGTERM the process group, wait, then SIGKILL what is left."""
+        if self.alive():
+            self._signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        self._signal(signal.SIGKILL)  # stragglers of the group (e.g. pool children)
+        try:
+            self.popen.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        self._forget()
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _forget(self) -> None:
+        if self in Proc.running:
+            Proc.running.remove(self)
+        self._log.close()
+
+
+def start_redis(port: int, log_dir: Path, name: str = "redis") -> Proc:
+    """Start a throw-away ``redis-server`` on ``port`` and wait until it answers PING."""
+    proc = Proc(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                       "--appendonly", "no", "--daemonize", "no"], log_dir)
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"redis-server exited:\n{proc.log_tail()}")
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    wait_until(ready, 10, message=f"redis-server on port {port} does not answer PING")
+    return proc
+
+
+def start_worker(broker_url: str, name: str, log_dir: Path, concurrency: int = 10,
+                 queues: str | None = None) -> Proc:
+    """Start a real Celery worker of the demo app (eventlet pool, 1 s heartbeats) as ``name@test``."""
+    args = [PYTHON, "-m", "celery", "-A", "dashboard.demo.tasks", "worker", "-E", "-P", "eventlet",
+            "-c", str(concurrency), "-n", f"{name}@test", "--heartbeat-interval", "1", "-l", "warning",
+            "--without-gossip", "--without-mingle"]  # no waiting for replies of other workers at start
+    if queues:
+        args += ["-Q", queues]
+    return Proc(f"worker-{name}", args, log_dir, env={"CELERY_BROKER_URL": broker_url})
+
+
+class DashboardProc:
+    """The dashboard running as a subprocess, and how to talk to it."""
+
+    def __init__(self, proc: Proc, port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=5, **kwargs)
+
+    def health(self) -> dict[str, Any]:
+        response = self.get("/api/health")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        response = self.get(f"/api/tasks/{task_id}")
+        return response.json() if response.status_code == 200 else None
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False,
+                    extra_args: tuple[str, ...] = ()) -> DashboardProc:
+    """Start the dashboard (``run.py``, or ``python -m dashboard`` for threading) and wait until it serves."""
+    port = free_port()
+    entry = ["-m", "dashboard"] if threading_mode else ["run.py"]
+    args = [PYTHON, *entry, "--broker", broker_url, "--port", str(port),
+            "--db", str(log_dir / "dashboard.db"), "--flush-interval", "0.1", *extra_args]
+    proc = Proc("dashboard-threading" if threading_mode else "dashboard", args, log_dir)
+    dashboard = DashboardProc(proc, port)
+
+    def serving() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"dashboard exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+        try:
+            return dashboard.get("/api/health").status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(serving, DASHBOARD_START_SECONDS, message="dashboard does not serve /api/health")
+    except BaseException:
+        proc.stop()
+        raise
+    return dashboard
+
+
+def wait_broker_connected(dashboard: DashboardProc, timeout: float = 15.0) -> dict[str, Any]:
+    """Wait until the dashboard says it is subscribed to the event stream; return the health body."""
+    return wait_until(lambda: (h := dashboard.health())["broker"]["connected"] and h, timeout,
+                      message=lambda: f"dashboard not subscribed: {dashboard.health()}")
+
+
+def wait_worker_online(dashboard: DashboardProc, hostname: str, timeout: float = WORKER_START_SECONDS,
+                       worker: Proc | None = None) -> dict[str, Any]:
+    """Wait until ``/api/workers`` lists ``hostname`` as online; return its JSON."""
+    def online() -> dict[str, Any] | None:
+        if worker is not None and not worker.alive():
+            raise AssertionError(f"worker {hostname} exited:\n{worker.log_tail()}")
+        for item in dashboard.get("/api/workers").json():
+            if item["hostname"] == hostname and item["status"] == "online":
+                return item
+        return None
+    return wait_until(online, timeout, interval=0.1, message=f"worker {hostname} never online in /api/workers")
+
+
+# -- producing tasks --------------------------------------------------------------
+
+def producer_app(broker_url: str) -> Celery:
+    """Return a Celery app that only sends tasks (no result backend), with ``task-sent`` events on."""
+    app = Celery(f"tests-{uuid.uuid4().hex[:6]}", broker=broker_url, set_as_current=False)
+    app.conf.update(task_send_sent_event=True, task_serializer="json", accept_content=["json"],
+                    broker_connection_retry_on_startup=True)
+    return app
+
+
+def send(app: Celery, short_name: str, *args: Any, **options: Any) -> str:
+    """Send ``dashboard.demo.tasks.<short_name>`` with ``args`` on a connection of its own; return its id.
+
+    A connection of its own rather than Celery's process-wide producer pool, which ``app.close()``
+    does not close (its sockets would leak past the test).
+    """
+    with app.connection_for_write() as connection, app.amqp.Producer(connection) as producer:
+        return app.send_task(f"dashboard.demo.tasks.{short_name}", args=args, producer=producer,
+                             **options).id
+
+
+# -- the live Socket.IO client ------------------------------------------------------
+
+class LiveClient:
+    """A real python-socketio client on ``/live`` that records every message with its receive time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.lock = threading.Lock()
+        self.snapshots: list[tuple[float, dict[str, Any]]] = []
+        self.changes: list[tuple[float, dict[str, Any]]] = []
+        self.broker: list[tuple[float, dict[str, Any]]] = []
+        self.disconnects: list[Any] = []
+        self.messages: list[tuple[str, float, dict[str, Any]]] = []  # every message, in arrival order
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("snapshot", self._record("snapshot", self.snapshots), namespace="/live")
+        self.sio.on("changes", self._record("changes", self.changes), namespace="/live")
+        self.sio.on("broker", self._record("broker", self.broker), namespace="/live")
+        self.sio.on("disconnect", self._on_disconnect, namespace="/live")
+
+    def _record(self, name: str, into: list[tuple[float, dict[str, Any]]]) -> Callable[[Any], None]:
+        def handler(data: Any) -> None:
+            at = time.time()
+            with self.lock:
+                into.append((at, data))
+                self.messages.append((name, at, data))
+        return handler
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        with self.lock:
+            self.disconnects.append(reason)
+
+    def connect(self) -> "LiveClient":
+        self.sio.connect(self.url, namespaces=["/live"], transports=["websocket"], wait_timeout=5)
+        wait_until(lambda: self.snapshots, 5, message="no snapshot after connecting")
+        return self
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
+
+    @property
+    def connected(self) -> bool:
+        return self.sio.connected and "/live" in self.sio.namespaces
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self.sio.emit(event, data, namespace="/live")
+
+    def all_changes(self) -> list[tuple[float, dict[str, Any]]]:
+        """Return every change with the time its batch arrived, in arrival order."""
+        with self.lock:
+            batches = list(self.changes)
+        return [(at, change) for at, batch in batches for change in batch["changes"]]
+
+    def task_updates(self, task_id: str) -> list[tuple[float, dict[str, Any]]]:
+        """Return (receive time, task JSON) for every live update of one task."""
+        return [(at, c["data"]) for at, c in self.all_changes()
+                if c["kind"] == "task" and c["key"] == task_id and c["data"] is not None]
+
+    def worker_updates(self, hostname: str) -> list[tuple[float, dict[str, Any]]]:
+        """Return (receive time, worker JSON) for every live update of one worker."""
+        return [(at, c["data"]) for at, c in self.all_changes()
+                if c["kind"] == "worker" and c["key"] == hostname and c["data"] is not None]
+
+    def wait_task_state(self, task_id: str, state: str, timeout: float) -> dict[str, Any]:
+        """Wait until a live update shows the task in ``state``; return that task JSON."""
+        def seen() -> dict[str, Any] | None:
+            return next((data for _, data in self.task_updates(task_id) if data["state"] == state), None)
+        return wait_until(seen, timeout, message=lambda: (
+            f"task {task_id} never {state} live; states seen: "
+            f"{[d['state'] for _, d in self.task_updates(task_id)]}"))
+
+    def describe(self) -> str:
+        """Summarise what the client received, for failure messages."""
+        with self.lock:
+            return (f"connected={self.connected} snapshots={len(self.snapshots)} changes={len(self.changes)} "
+                    f"broker={[m for _, m in self.broker]} disconnects={self.disconnects}")

@@ -1,0 +1,139 @@
+"""Workers: lost within Celery's window, orphaned tasks, webhooks, clean shutdowns, inspect data."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from helpers import (DashboardProc, Proc, free_port, producer_app, send, start_dashboard, start_worker,
+                     wait_broker_connected, wait_until, wait_worker_online)
+
+pytestmark = pytest.mark.integration
+
+#: Heartbeat interval of the test workers and the dashboard's slack, in seconds.
+FREQ = 1.0
+SLACK = 1.0
+#: Extra time allowed past freq * 2 + slack: the watcher's 250 ms tick and the HTTP poll.
+TICK = 0.75
+
+
+class WebhookReceiver:
+    """A local HTTP server that records every JSON document POSTed to it."""
+
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+        received = self.documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+def worker_status(dashboard: DashboardProc, hostname: str) -> dict[str, Any] | None:
+    return next((w for w in dashboard.get("/api/workers").json() if w["hostname"] == hostname), None)
+
+
+def test_lost_offline_and_back(redis_port: int, log_dir: Path, webhook: WebhookReceiver) -> None:
+    broker = f"redis://127.0.0.1:{redis_port}/5"
+    dashboard = start_dashboard(broker, log_dir, extra_args=(
+        "--heartbeat-slack", str(SLACK), "--webhook", webhook.url, "--inspect-interval", "5"))
+    procs: list[Proc] = []
+    try:
+        wait_broker_connected(dashboard)
+        doomed = start_worker(broker, "doomed", log_dir, queues="doomed-q")
+        calm = start_worker(broker, "calm", log_dir, queues="calm-q")
+        procs += [doomed, calm]
+        wait_worker_online(dashboard, "doomed@test", worker=doomed)
+        wait_worker_online(dashboard, "calm@test", worker=calm)
+
+        # Inspect data arrives for workers that started after the dashboard.
+        detail = wait_until(lambda: (d := dashboard.get("/api/workers/doomed@test").json())["stats"] and d, 15,
+                            message="no inspect data for a worker started after the dashboard")
+        assert detail["pool"] == "eventlet" and detail["concurrency"] == 10
+        assert detail["inspect_error"] is None and detail["inspected_at"]
+        assert "dashboard.demo.tasks.slow_report" in detail["registered"]
+        assert [q["name"] for q in detail["active_queues"]] == ["doomed-q"]
+        assert "****" in json.dumps(detail["stats"]["broker"]) or detail["stats"]["broker"].get("password") is None
+
+        task_id = send(producer_app(broker), "slow_report", 60, queue="doomed-q")
+        wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == "STARTED", 15,
+                   message="the long task never started")
+
+        doomed.kill()  # kill -9: no worker-offline
+        lost = wait_until(lambda: (w := worker_status(dashboard, "doomed@test")) and w["status"] == "lost" and w,
+                          2 * FREQ + SLACK + 5, interval=0.05, message="worker never lost")
+        seen_lost_at = time.time()
+        assert seen_lost_at - lost["last_heartbeat"] <= 2 * FREQ + SLACK + TICK
+        task = dashboard.task(task_id)
+        assert task is not None and task["orphaned"] is True and task["state"] == "STARTED"
+        assert dashboard.get("/api/workers/doomed@test").json()["orphaned"] == [task_id]
+        document = wait_until(lambda: next((d for d in webhook.documents if d["event"] == "worker-lost"), None), 10,
+                              message=lambda: f"no webhook document: {webhook.documents}")
+        assert document["hostname"] == "doomed@test" and document["orphaned"] == [task_id]
+        assert document["last_heartbeat"] == pytest.approx(lost["last_heartbeat"])
+
+        calm.stop()  # SIGTERM: a warm shutdown sends worker-offline
+        wait_until(lambda: (w := worker_status(dashboard, "calm@test")) and w["status"] == "offline", 15,
+                   message="cleanly stopped worker not offline")
+        watch_until = time.monotonic() + 2 * FREQ + SLACK + 1
+        while time.monotonic() < watch_until:  # through the whole expiry window it stays offline
+            assert worker_status(dashboard, "calm@test")["status"] == "offline"
+            time.sleep(0.2)
+
+        procs.append(start_worker(broker, "doomed", log_dir, queues="doomed-q"))
+        wait_worker_online(dashboard, "doomed@test", worker=procs[-1])
+        back = wait_until(lambda: next((d for d in webhook.documents if d["event"] == "worker-online"), None), 10,
+                          message=lambda: f"no back-online webhook: {webhook.documents}")
+        assert back["hostname"] == "doomed@test"
+    finally:
+        for proc in procs:
+            proc.stop()
+        dashboard.stop()
+
+
+def test_on_demand_inspect_and_a_worker_that_does_not_answer(redis_port: int, log_dir: Path) -> None:
+    broker = f"redis://127.0.0.1:{redis_port}/6"
+    dashboard = start_dashboard(broker, log_dir, extra_args=("--inspect-interval", "600"))
+    worker = None
+    try:
+        wait_broker_connected(dashboard)
+        worker = start_worker(broker, "asked", log_dir)
+        wait_worker_online(dashboard, "asked@test", worker=worker)
+        response = requests.post(
+            f"{dashboard.url}/api/workers/asked@test/inspect", timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["stats"]["pool"]["max-concurrency"] == 10
+        missing = requests.post(f"{dashboard.url}/api/workers/nobody@test/inspect", timeout=10)
+        assert missing.status_code == 404 and "error" in missing.json()
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()

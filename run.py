@@ -6,7 +6,10 @@ eventlet.monkey_patch()  # must run before anything else is imported: sockets, t
 # same server with the threading async mode.
 import sys  # noqa: E402
 
+from eventlet import tpool  # noqa: E402
+
 from dashboard.server import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(async_mode="eventlet"))
+    # SQLite calls block: under eventlet they run in tpool's native threads, never on the hub.
+    sys.exit(main(async_mode="eventlet", run_blocking=tpool.execute))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_socketio import SocketIO
@@ -16,6 +16,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+RunBlocking = Callable[..., Any]
+
 #: The repository root, where templates/ and static/ live.
 ROOT = Path(__file__).resolve().parent.parent
 #: Sent with every response: no inline script or style, no framing, nothing from elsewhere.
@@ -24,11 +27,18 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "frame-ancestors 'none'; form-action 'self'")
 
 
+def run_inline(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``function`` here: blocking calls are fine in the threading async mode."""
+    return function(*args, **kwargs)
+
+
 class Dashboard:
     """The running parts of one dashboard: collector, live hub and Socket.IO server."""
 
-    def __init__(self, settings: Settings, socketio: SocketIO, collector: EventCollector) -> None:
+    def __init__(self, settings: Settings, socketio: SocketIO, collector: EventCollector,
+                 run_blocking: RunBlocking) -> None:
         self.settings = settings
+        self.run_blocking = run_blocking
         self.socketio = socketio
         self.collector = collector
         self.hub = LiveHub(socketio, collector, settings, self.queues)
@@ -63,15 +73,19 @@ class Dashboard:
         self.webhooks.stop()
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the Flask app, its Socket.IO server and the dashboard's parts; start nothing."""
+def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run_inline) -> Flask:
+    """Build the Flask app, its Socket.IO server and the dashboard's parts; start nothing.
+
+    ``run_blocking(function, *args)`` runs a call that blocks on the disk (SQLite) away from the
+    event loop: under eventlet, ``run.py`` passes ``eventlet.tpool.execute`` (a native thread).
+    """
     settings = settings or Settings()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config["JSON_SORT_KEYS"] = False
     socketio = SocketIO(app, async_mode=settings.async_mode, cors_allowed_origins=[],
                         logger=False, engineio_logger=False)
     collector = EventCollector(settings, sleep=socketio.sleep)
-    dashboard = Dashboard(settings, socketio, collector)
+    dashboard = Dashboard(settings, socketio, collector, run_blocking)
     app.extensions["dashboard"] = dashboard
     socketio.on_namespace(LiveNamespace(dashboard.hub))
 

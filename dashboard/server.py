@@ -5,9 +5,9 @@ import dataclasses
 import logging
 import signal
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from . import create_app
+from . import create_app, run_inline
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("dashboard")
@@ -17,7 +17,8 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet") -> int:
+def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
+         run_blocking: Callable[..., Any] | None = None) -> int:
     """Run the dashboard until Ctrl-C or SIGTERM; return the process exit status."""
     try:
         settings = load_settings(sys.argv[1:] if argv is None else argv)
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet") -> int
         cluster = DemoCluster()
         settings = dataclasses.replace(settings, broker_url=cluster.broker_url,
                                        broker_transport_options=cluster.transport_options)
-    app = create_app(settings)
+    app = create_app(settings, run_blocking or run_inline)
     dashboard = app.extensions["dashboard"]
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -166,6 +166,9 @@ class ClusterState:
         self.departed: OrderedDict[str, Worker] = OrderedDict()  # purged workers, for searches
         self.alerts: list[dict[str, Any]] = []  # worker lost / back online, until drained
         self._removed_workers: dict[str, None] = {}
+        self.track_unsaved = False  # set when a store keeps the history
+        self._unsaved_tasks: dict[str, None] = {}
+        self._unsaved_events: list[tuple[str, dict[str, Any]]] = []
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
         self._dirty_tasks: dict[str, None] = {}
@@ -240,6 +243,9 @@ class ClusterState:
         if entry in events:
             return  # the same event delivered twice
         self.task_events += 1
+        if self.track_unsaved:
+            self._unsaved_tasks[uuid] = None
+            self._unsaved_events.append((uuid, entry))
         key = _event_key(entry)
         if not events or key >= _event_key(events[-1]):
             events.append(entry)
@@ -414,6 +420,36 @@ class ClusterState:
         self._dirty_tasks.clear()
         self._dirty_workers.clear()
         return tasks, workers
+
+    def drain_unsaved(self) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+        """Return the changed tasks' shapes and the new events since the last call, for the store."""
+        tasks = [self.tasks[u].to_json() for u in self._unsaved_tasks if u in self.tasks]
+        events = self._unsaved_events
+        self._unsaved_tasks = {}
+        self._unsaved_events = []
+        return tasks, events
+
+    def restore(self, task: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Put back a task read from the store, oldest first, without marking anything changed."""
+        uuid = task["uuid"]
+        if uuid in self.tasks:
+            return
+        restored = Task(uuid)
+        for name in Task.__slots__:
+            if name not in ("uuid", "events") and name in task:
+                setattr(restored, name, task[name])
+        restored.orphaned = bool(task.get("orphaned"))
+        restored.events = sorted((dict(e) for e in events), key=_event_key)
+        if restored.state not in self.state_counts:
+            restored.state = "PENDING"
+        self.tasks[uuid] = restored
+        self.state_counts[restored.state] += 1
+        if restored.parent_id and uuid not in self._children.get(restored.parent_id, ()):
+            self._children.setdefault(restored.parent_id, []).append(uuid)
+        if restored.state in IN_FLIGHT_STATES and restored.worker:
+            self._in_flight.setdefault(restored.worker, set()).add(uuid)
+        while len(self.tasks) > self.max_tasks:
+            self._evict_oldest()
 
     def drain_removed_workers(self) -> list[str]:
         """Return the hostnames purged from the main list since the last call, and forget them."""

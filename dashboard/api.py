@@ -10,6 +10,7 @@ import binascii
 import json
 import math
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -33,6 +34,19 @@ class BadRequest(ValueError):
 
 def _collector() -> EventCollector:
     return current_app.extensions["dashboard"].collector
+
+
+@bp.before_request
+def _refuse_cross_site_posts() -> tuple[Response, int] | None:
+    """Refuse state-changing requests a page of another site could send (plain form posts)."""
+    if request.method != "POST":
+        return None
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        return error(f"cross-origin request from {origin} refused", 403)
+    if request.mimetype != "application/json":
+        return error("POST requests must have Content-Type: application/json", 415)
+    return None
 
 
 @bp.errorhandler(BadRequest)

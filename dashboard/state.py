@@ -189,8 +189,11 @@ class ClusterState:
         hostname = event["hostname"]
         worker = self.workers.get(hostname)
         if worker is None:
-            worker = self.workers[hostname] = self.departed.pop(hostname, None) or Worker(hostname)
-            worker.status = "offline" if event_type == "worker-offline" else "online"
+            worker = self.departed.pop(hostname, None)  # back after a purge: the rules below still apply
+            if worker is None:
+                worker = Worker(hostname)
+                worker.status = "offline" if event_type == "worker-offline" else "online"
+            self.workers[hostname] = worker
         timestamp = event.get("timestamp")
         received = event.get("local_received")
         if timestamp is not None and worker.timestamp is not None and timestamp < worker.timestamp:
@@ -374,13 +377,13 @@ class ClusterState:
                 if w.status != "online" and (w.last_heartbeat or 0.0) + after_seconds < now]
         for worker in gone:
             del self.workers[worker.hostname]
-            self.inspect_replies.pop(worker.hostname, None)
-            self.departed[worker.hostname] = worker
+            self.departed[worker.hostname] = worker  # its inspect replies stay, for its page
             self.departed.move_to_end(worker.hostname)
             self._dirty_workers.pop(worker.hostname, None)
             self._removed_workers[worker.hostname] = None
         while len(self.departed) > MAX_DEPARTED_WORKERS:
-            self.departed.popitem(last=False)
+            hostname, _ = self.departed.popitem(last=False)
+            self.inspect_replies.pop(hostname, None)
         return [w.hostname for w in gone]
 
     def drain_alerts(self) -> list[dict[str, Any]]:

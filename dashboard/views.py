@@ -46,3 +46,11 @@ def workers() -> str:
 @bp.get("/queues")
 def queues() -> str:
     return render_template("queues.html", bootstrap=bootstrap("queues"))
+
+
+@bp.get("/workers/<path:hostname>")
+def worker(hostname: str) -> tuple[str, int]:
+    collector = current_app.extensions["dashboard"].collector
+    with collector.lock:
+        known = hostname in collector.state.workers or hostname in collector.state.departed
+    return render_template("worker.html", bootstrap=bootstrap("worker", hostname=hostname)), 200 if known else 404

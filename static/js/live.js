@@ -10,10 +10,11 @@ const RECONNECT_DELAY_MAX_MS = 10_000;
 
 /**
  * Connect to the live namespace.
- * @param {{namespace?: string, store: object, onConnection?: (state: "connecting"|"connected"|"disconnected", detail?: string) => void}} options
+ * @param {{namespace?: string, store: object, onConnection?: (state: "connecting"|"connected"|"disconnected", detail?: string) => void, onAlert?: (alert: object) => void}} options
+ *   `onAlert` gets each worker `alert` message (worker-lost, worker-online).
  * @returns {{subscribe(room: string): void, unsubscribe(room: string): void, socket: object}}
  */
-export function connectLive({ namespace = DEFAULT_NAMESPACE, store, onConnection = () => {} }) {
+export function connectLive({ namespace = DEFAULT_NAMESPACE, store, onConnection = () => {}, onAlert = () => {} }) {
   const rooms = new Set();
   const socket = io(namespace, {
     transports: ["websocket", "polling"],
@@ -36,6 +37,7 @@ export function connectLive({ namespace = DEFAULT_NAMESPACE, store, onConnection
   socket.on("snapshot", (snapshot) => store.applySnapshot(snapshot));
   socket.on("changes", (message) => store.applyChanges(message));
   socket.on("broker", (broker) => store.setBroker(broker));
+  socket.on("alert", (alert) => onAlert(alert));
 
   return {
     socket,

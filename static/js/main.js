@@ -10,6 +10,10 @@ import { mountWorkers } from "./panels/workers.js";
 import { mountTasks } from "./panels/tasks.js";
 import { mountQueues } from "./panels/queues.js";
 import { mountTaskDetail } from "./panels/task_detail.js";
+import { mountWorkerDetail } from "./panels/worker_detail.js";
+import { mountDeparted } from "./panels/departed.js";
+import { mountLostBanner } from "./panels/lost_banner.js";
+import { mountNotifications } from "./panels/notifications.js";
 
 /** Panels by their `data-panel` name; each is mounted on every element that has it. */
 const PANELS = {
@@ -17,6 +21,7 @@ const PANELS = {
   workers: mountWorkers,
   tasks: mountTasks,
   queues: mountQueues,
+  departed: mountDeparted,
 };
 
 function readBootstrap() {
@@ -38,17 +43,23 @@ function main() {
   const bannerArea = document.querySelector("[data-banner]");
   if (bannerArea) {
     mountBanner(bannerArea, store, announce);
+    mountLostBanner(bannerArea, store);
     if (document.querySelector('[data-panel="workers"]')) mountHints(bannerArea, store);
   }
 
   setConnection("connecting");
-  const live = connectLive({ namespace: bootstrap.namespace, store, onConnection: setConnection });
+  const onAlert = mountNotifications(document.querySelector("[data-enable-notifications]"), announce);
+  const live = connectLive({ namespace: bootstrap.namespace, store, onConnection: setConnection, onAlert });
 
   for (const [name, mount] of Object.entries(PANELS)) {
     for (const root of document.querySelectorAll(`[data-panel="${name}"]`)) mount(root, store);
   }
   const detail = document.querySelector('[data-panel="task-detail"]');
   if (detail && bootstrap.uuid) mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce });
+  const workerDetail = document.querySelector('[data-panel="worker-detail"]');
+  if (workerDetail && bootstrap.page === "worker" && bootstrap.hostname) {
+    mountWorkerDetail(workerDetail, store, { hostname: bootstrap.hostname, live, announce });
+  }
 }
 
 main();

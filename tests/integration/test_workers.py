@@ -127,11 +127,16 @@ def test_on_demand_inspect_and_a_worker_that_does_not_answer(redis_port: int, lo
         wait_broker_connected(dashboard)
         worker = start_worker(broker, "asked", log_dir)
         wait_worker_online(dashboard, "asked@test", worker=worker)
-        response = requests.post(
-            f"{dashboard.url}/api/workers/asked@test/inspect", timeout=30)
+        refused = requests.post(f"{dashboard.url}/api/workers/asked@test/inspect", timeout=10,
+                                data={"a": "form"})  # what a page of another site could send
+        assert refused.status_code == 415 and "error" in refused.json()
+        foreign = requests.post(f"{dashboard.url}/api/workers/asked@test/inspect", timeout=10, json={},
+                                headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        response = requests.post(f"{dashboard.url}/api/workers/asked@test/inspect", json={}, timeout=30)
         assert response.status_code == 200, response.text
         assert response.json()["stats"]["pool"]["max-concurrency"] == 10
-        missing = requests.post(f"{dashboard.url}/api/workers/nobody@test/inspect", timeout=10)
+        missing = requests.post(f"{dashboard.url}/api/workers/nobody@test/inspect", json={}, timeout=10)
         assert missing.status_code == 404 and "error" in missing.json()
     finally:
         if worker is not None:

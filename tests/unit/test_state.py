@@ -182,3 +182,18 @@ def test_silence_before_listening_does_not_make_a_worker_lost() -> None:
     # the stream was down until 1e9 + 100 and was just resubscribed
     assert state.expire_workers(1e9 + 101, listening_since=1e9 + 100) == []
     assert state.expire_workers(1e9 + 104, listening_since=1e9 + 100) == ["w"]
+
+
+def test_purged_workers_leave_the_list_and_come_back_with_an_alert() -> None:
+    state = ClusterState()
+    state.apply(worker_event("heartbeat", 1e9, 1e9))
+    state.apply_inspect("w", {"stats": {"pid": 1}}, 1e9, None)
+    state.expire_workers(1e9 + 10)
+    assert [a["event"] for a in state.drain_alerts()] == ["worker-lost"]
+    assert state.purge_workers(1e9 + 100, after_seconds=3600) == []
+    assert state.purge_workers(1e9 + 3601, after_seconds=3600) == ["w"]
+    assert "w" not in state.workers and "w" in state.departed and state.inspect_replies["w"]["stats"]
+    assert state.drain_removed_workers() == ["w"]
+    state.apply(worker_event("heartbeat", 1e9 + 4000, 1e9 + 4000))
+    assert state.workers["w"].status == "online" and "w" not in state.departed
+    assert [a["event"] for a in state.drain_alerts()] == ["worker-online"]

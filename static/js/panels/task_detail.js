@@ -120,6 +120,8 @@ function renderFields(root, task) {
   setField(root, "retries", formatInteger(task.retries));
   setField(root, "orphaned", task.orphaned ? "yes: its worker was lost while it ran" : "no");
   root.toggleAttribute("data-orphaned", Boolean(task.orphaned));
+  setField(root, "orphan-worker", task.worker ?? "unknown");
+  setFieldAttr(root, "orphan-worker", "href", task.worker ? workerHref(task.worker) : null);
   setField(root, "progress", formatProgress(task.progress));
   for (const field of ["parent_id", "root_id"]) {
     setField(root, field, task[field] ?? EMPTY);

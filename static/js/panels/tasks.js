@@ -57,4 +57,6 @@ function fill(row, task) {
   setFieldAttr(row, "started", "title", formatIso(task.started));
   setField(row, "runtime", formatDuration(task.runtime));
   row.toggleAttribute("data-orphaned", Boolean(task.orphaned));
+  setField(row, "orphaned", task.orphaned ? "orphaned" : "");
+  for (const badge of row.querySelectorAll('[data-field="orphaned"]')) badge.hidden = !task.orphaned;
 }

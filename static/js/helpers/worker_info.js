@@ -1,0 +1,98 @@
+// Text for a worker's inspect facts: pool, broker, uptime, rusage, clock skew, payloads. DOM-free.
+
+import { formatDuration } from "./duration.js";
+import { EMPTY } from "./format.js";
+
+const BYTES_PER_KIB = 1024;
+/** Systems whose `ru_maxrss` is in bytes; elsewhere (Linux) it is in KiB. */
+const MAXRSS_IN_BYTES = new Set(["Darwin"]);
+/** Longest compact payload shown in a table cell, in characters. */
+export const MAX_PAYLOAD_CHARS = 200;
+/** Clock skew below this, in seconds, is shown as "in sync". */
+export const SKEW_IN_SYNC_SECONDS = 0.5;
+
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+const sizeFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const secondsFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+
+/** Short pool name from Celery's implementation path ("celery.concurrency.prefork:TaskPool" → "prefork"). */
+export function poolName(implementation, fallback = null) {
+  if (typeof implementation !== "string" || !implementation) return fallback ?? EMPTY;
+  const module = implementation.split(":")[0];
+  return module.split(".").at(-1) || implementation;
+}
+
+/** The broker connection as `transport://userid@hostname:port/vhost` (the password is never shown). */
+export function brokerText(broker) {
+  if (!broker || typeof broker !== "object") return EMPTY;
+  const user = broker.userid ? `${broker.userid}@` : "";
+  const port = broker.port ? `:${broker.port}` : "";
+  return `${broker.transport ?? "?"}://${user}${broker.hostname ?? ""}${port}/${broker.virtual_host ?? ""}`;
+}
+
+/** A whole number of seconds as "42 s", "3 min 4 s", "2 d 1 h". */
+export function formatUptime(seconds) {
+  if (!isNumber(seconds)) return EMPTY;
+  const s = Math.max(0, Math.floor(seconds));
+  return s < 60 ? `${s} s` : formatDuration(s);
+}
+
+/** A size in bytes as "512 B", "76.7 MiB". */
+export function formatBytes(bytes) {
+  if (!isNumber(bytes)) return EMPTY;
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= BYTES_PER_KIB && unit < units.length - 1) {
+    value /= BYTES_PER_KIB;
+    unit += 1;
+  }
+  return `${sizeFormat.format(value)} ${units[unit]}`;
+}
+
+/** "user 1.2 s · system 0.3 s · max RSS 76.7 MiB" from `inspect stats` rusage. */
+export function rusageText(rusage, swSys = null) {
+  if (!rusage || typeof rusage !== "object") return EMPTY;
+  const maxrss = isNumber(rusage.maxrss) ? rusage.maxrss * (MAXRSS_IN_BYTES.has(swSys) ? 1 : BYTES_PER_KIB) : null;
+  return [
+    `user ${formatDuration(rusage.utime)}`,
+    `system ${formatDuration(rusage.stime)}`,
+    `max RSS ${formatBytes(maxrss)}`,
+  ].join(" · ");
+}
+
+/** Clock skew (dashboard receive time − worker time, s) in words. */
+export function skewText(skew) {
+  if (!isNumber(skew)) return EMPTY;
+  const size = formatDuration(Math.abs(skew));
+  if (Math.abs(skew) < SKEW_IN_SYNC_SECONDS) return `in sync (${skew < 0 ? "−" : "+"}${size})`;
+  return `worker clock ${size} ${skew > 0 ? "behind" : "ahead of"} the dashboard`;
+}
+
+/** A heartbeat interval in seconds as "every 2 s". */
+export function heartbeatIntervalText(freq) {
+  return isNumber(freq) ? `every ${secondsFormat.format(freq)} s` : EMPTY;
+}
+
+/** One-line text of an untrusted payload (args, kwargs, conf values), cut at `maxChars`. */
+export function compactValue(value, maxChars = MAX_PAYLOAD_CHARS) {
+  if (value === null || value === undefined || value === "") return EMPTY;
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
+}
+
+/** Epoch seconds of an ETA given as epoch seconds or an ISO 8601 string; null when unreadable. */
+export function etaSeconds(eta) {
+  if (isNumber(eta)) return eta;
+  if (typeof eta !== "string") return null;
+  const ms = Date.parse(eta);
+  return Number.isNaN(ms) ? null : ms / 1000;
+}
+
+/** Workers whose hostname contains `query` (case-insensitive), sorted by hostname. */
+export function filterByHostname(workers, query) {
+  const needle = String(query ?? "").trim().toLowerCase();
+  return workers
+    .filter((w) => typeof w?.hostname === "string" && w.hostname.toLowerCase().includes(needle))
+    .sort((a, b) => a.hostname.localeCompare(b.hostname));
+}

@@ -1,0 +1,142 @@
+// One worker's page: facts, inspect lists, the last-hour chart; live via the store and the worker's room.
+
+import { appendSample, fromColumns, trimSamples } from "../helpers/chart.js";
+import { onTick } from "../helpers/clock.js";
+import { setField } from "../helpers/dom.js";
+import { renderWorkerAges, renderWorkerFacts } from "./worker_facts.js";
+import { renderWorkerSections } from "./worker_sections.js";
+import { createWorkerChart } from "./worker_chart.js";
+
+/** Wait this long after a reconnect's snapshot before refetching (several may come at once). */
+export const REFETCH_DEBOUNCE_MS = 500;
+/** Retry a failed fetch (network or 5xx) after this long. */
+export const RETRY_FETCH_MS = 5000;
+
+/**
+ * Mount the worker detail panel.
+ * @param {{hostname: string, live: {subscribe(room: string): void}|null, announce?: (text: string) => void}} options
+ */
+export function mountWorkerDetail(root, store, { hostname, live, announce = () => {} }) {
+  const url = `/api/workers/${encodeURIComponent(hostname)}`;
+  const refreshButton = root.querySelector("[data-refresh]");
+  const refreshError = root.querySelector("[data-refresh-error]");
+  const draw = createWorkerChart(root.querySelector("[data-chart]"));
+  let detail = null;
+  let samples = [];
+  let refetchTimer = null;
+  let generation = 0; // only the latest response may render
+  let lastStatus = null;
+
+  setField(root, "requested-hostname", hostname);
+
+  /** Fetch the worker (GET) or inspect it again (POST); render what comes back. */
+  async function load(method = "GET") {
+    clearTimeout(refetchTimer);
+    refetchTimer = null;
+    const mine = ++generation;
+    const refreshing = method === "POST";
+    let response;
+    let body = null;
+    try {
+      response = await fetch(refreshing ? `${url}/inspect` : url, {
+        method,
+        headers: { Accept: "application/json", ...(refreshing ? { "Content-Type": "application/json" } : {}) },
+        body: refreshing ? "{}" : undefined,
+      });
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      if (mine === generation) failed(refreshing, `Could not reach the dashboard: ${error.message}`);
+      return;
+    }
+    if (mine !== generation) return;
+    if (response.status === 404) {
+      detail = null;
+      return show("missing");
+    }
+    if (!response.ok || body === null) {
+      return failed(refreshing, body?.error ?? `${response.status} ${response.statusText}`);
+    }
+    refreshError.hidden = true;
+    detail = body;
+    samples = fromColumns(body.history);
+    render();
+    if (refreshing) announce("Worker inspected");
+  }
+
+  function failed(refreshing, message) {
+    if (refreshing && detail) {
+      // Keep what is shown; say why the refresh did not work.
+      setField(refreshError, "text", `Refresh failed: ${message}`);
+      refreshError.hidden = false;
+      return;
+    }
+    setField(root, "error", `Could not load the worker: ${message}`);
+    show("error");
+    refetchTimer = setTimeout(load, RETRY_FETCH_MS);
+  }
+
+  async function refresh() {
+    refreshButton.disabled = true;
+    root.setAttribute("aria-busy", "true");
+    setField(refreshButton, "text", "Inspecting…");
+    try {
+      await load("POST");
+    } finally {
+      refreshButton.disabled = false;
+      root.removeAttribute("aria-busy");
+      setField(refreshButton, "text", "Refresh");
+    }
+  }
+
+  function show(view) {
+    for (const el of root.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
+  }
+
+  function render() {
+    show("worker");
+    renderWorkerSections(root, detail);
+    renderLive();
+  }
+
+  /** Render what live changes touch: the header and facts (the inspect lists change only on fetch). */
+  function renderLive() {
+    renderWorkerFacts(root, detail);
+    document.title = `${detail.hostname} ${detail.status ?? ""} · Celery Dashboard`;
+    if (lastStatus !== null && lastStatus !== detail.status) announce(`Worker ${detail.hostname} is now ${detail.status}`);
+    lastStatus = detail.status;
+    tick();
+  }
+
+  function tick() {
+    if (!detail) return;
+    const nowSeconds = store.serverNowMs() / 1000;
+    trimSamples(samples, nowSeconds);
+    renderWorkerAges(root, detail, nowSeconds);
+    draw(samples, { nowSeconds, concurrency: detail.stats?.pool?.["max-concurrency"] ?? detail.concurrency });
+  }
+
+  function scheduleRefetch() {
+    clearTimeout(refetchTimer);
+    refetchTimer = setTimeout(load, REFETCH_DEBOUNCE_MS);
+  }
+
+  const unsubscribe = store.subscribe((event) => {
+    if (event.type === "snapshot") return scheduleRefetch(); // reconnected or resynced: the history may have a hole
+    if (event.type !== "changes" || !event.changed.workers.has(hostname) || !detail) return;
+    const change = event.changes.filter((c) => c.kind === "worker" && c.key === hostname).at(-1);
+    if (change?.op === "upsert" && change.data) {
+      const data = change.data;
+      detail = { ...detail, ...data, departed: false };
+      appendSample(samples, { t: data.last_heartbeat, active: data.active ?? null, load: data.loadavg?.[0] ?? null });
+    } else if (change?.op === "remove") {
+      detail = { ...detail, departed: true };
+    }
+    renderLive();
+  });
+
+  refreshButton.addEventListener("click", refresh);
+  const stopTick = onTick(tick);
+  live?.subscribe(`worker:${hostname}`);
+  load();
+  return () => { unsubscribe(); stopTick(); };
+}

@@ -1,0 +1,39 @@
+"""Workers in a real browser: the lost banner within seconds, and a worker's page with inspect data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from helpers import start_dashboard, start_worker, wait_broker_connected, wait_worker_online
+
+pytestmark = pytest.mark.browser
+
+
+def test_lost_worker_banner_and_worker_page(page: Page, redis_port: int, tmp_path: Path) -> None:
+    broker = f"redis://127.0.0.1:{redis_port}/15"
+    dashboard = start_dashboard(broker, tmp_path, extra_args=("--heartbeat-slack", "1"))
+    worker = None
+    try:
+        wait_broker_connected(dashboard)
+        worker = start_worker(broker, "fragile", tmp_path)
+        wait_worker_online(dashboard, "fragile@test", worker=worker)
+
+        page.goto(f"{dashboard.url}/workers/fragile@test")
+        expect(page.locator('[data-panel="worker-detail"] [data-field="pool"]')).to_have_text("eventlet")
+        expect(page.locator('[data-panel="worker-detail"] [data-field="concurrency"]')).to_have_text("10")
+        expect(page.locator('[data-panel="worker-detail"] svg')).to_have_count(1)
+
+        page.goto(dashboard.url + "/")
+        card = page.locator('[data-panel="workers"] [data-hostname="fragile@test"]')
+        expect(card).to_have_attribute("data-status", "online")
+        worker.kill()
+        banner = page.locator('[data-banner-key="lost-workers"]')
+        expect(banner).to_contain_text("fragile@test", timeout=8_000)  # 2 x 1 s + 1 s slack, plus the push
+        expect(banner).to_contain_text("Worker lost")
+        expect(card).to_have_attribute("data-status", "lost")
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()

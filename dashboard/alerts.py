@@ -80,6 +80,9 @@ class WebhookNotifier:
             self.delivered += 1
             log.info("webhook %s: delivered %s for %s", mask_url(url), document["event"], document["hostname"])
             return
+        except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the response
+            error = f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             error = str(exc)
         attempt += 1

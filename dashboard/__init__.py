@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -12,6 +13,7 @@ from .alerts import WebhookNotifier
 from .control import WorkerInspector
 from .events import EventCollector
 from .live import LiveHub, LiveNamespace
+from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,26 +43,37 @@ class Dashboard:
         self.run_blocking = run_blocking
         self.socketio = socketio
         self.collector = collector
-        self.hub = LiveHub(socketio, collector, settings, self.queues)
+        self.book = build_queue_book(settings)
+        self.hub = LiveHub(socketio, collector, settings, self)
         self.inspector = WorkerInspector(collector)
+        self.sampler = QueueSampler(collector, self.book, self.on_alert)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         collector.on_alert = self.on_alert  # type: ignore[method-assign]
 
     def on_alert(self, alert: dict[str, Any]) -> None:
-        """Send a worker alert to the webhooks and to the pages."""
+        """Send a worker or queue alert to the webhooks and to the pages."""
         if self.settings.webhooks:
             self.webhooks.notify(alert)
         self.hub.alert(alert)
 
     def queues(self) -> list[dict[str, Any]]:
-        """Return the queues the dashboard watches (depth sampling is not wired yet: null)."""
-        return [{"name": name, "depth": None, "consumers": None} for name in self.settings.queues]
+        """Return every watched queue's JSON shape with its sparkline (for snapshots and the API)."""
+        now = time.time()
+        with self.collector.lock:
+            return [{**self.queue_json(name, now), "history": self.book.history_json(name)}
+                    for name in self.book.names()]
+
+    def queue_json(self, name: str, now: float) -> dict[str, Any]:
+        """Return one queue's JSON shape; the caller holds the collector's lock."""
+        oldest, _ = self.collector.state.waiting(name)
+        return self.book.to_json(name, oldest, now)
 
     def start(self) -> None:
         """Start the background loops: event collection, watchdog and live push."""
         self.socketio.start_background_task(self.collector.run)
         self.socketio.start_background_task(self.collector.watch)
         self.socketio.start_background_task(self.inspector.run)
+        self.socketio.start_background_task(self.sampler.run)
         self.socketio.start_background_task(self.hub.run)
         if self.settings.webhooks:
             self.socketio.start_background_task(self.webhooks.run)
@@ -70,6 +83,7 @@ class Dashboard:
         self.collector.stop()
         self.hub.stop()
         self.inspector.stop()
+        self.sampler.stop()
         self.webhooks.stop()
 
 

@@ -1,4 +1,4 @@
-"""Webhooks: POST a small JSON document to each configured URL when a worker is lost or comes back.
+"""Webhooks: POST a small JSON document to each configured URL on worker and queue alerts.
 
 Deliveries run in their own background task with capped, jittered retries, so
 a slow or failing receiver never blocks the event loop. Documents carry
@@ -64,7 +64,10 @@ class WebhookNotifier:
                 for item in ready:
                     self.pending.remove(item)
             for _, attempt, url, document in ready:
-                self._deliver(attempt, url, document)
+                try:
+                    self._deliver(attempt, url, document)
+                except Exception:  # one bad delivery must not end the others
+                    log.exception("webhook %s: delivery failed", mask_url(url))
 
     def stop(self) -> None:
         self.stopping = True
@@ -78,7 +81,7 @@ class WebhookNotifier:
             with urllib.request.urlopen(request, timeout=POST_TIMEOUT_SECONDS) as response:
                 response.read()
             self.delivered += 1
-            log.info("webhook %s: delivered %s for %s", mask_url(url), document["event"], document["hostname"])
+            log.info("webhook %s: delivered %s for %s", mask_url(url), document["event"], _subject(document))
             return
         except urllib.error.HTTPError as exc:
             exc.close()  # it holds the response
@@ -89,9 +92,14 @@ class WebhookNotifier:
         if attempt >= MAX_ATTEMPTS:
             self.failed += 1
             log.warning("webhook %s: giving up on %s for %s after %d attempts: %s",
-                        mask_url(url), document["event"], document["hostname"], attempt, error)
+                        mask_url(url), document["event"], _subject(document), attempt, error)
             return
         delay = min(RETRY_START_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2)
         log.warning("webhook %s: attempt %d failed (%s); retrying in %.1f s", mask_url(url), attempt, error, delay)
         with self.lock:
             self.pending.append((time.monotonic() + delay, attempt, url, document))
+
+
+def _subject(document: dict[str, Any]) -> str:
+    """Name what an alert is about: a worker's hostname or a queue's name."""
+    return str(document.get("hostname") or document.get("queue") or "?")

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -170,6 +171,18 @@ def task(uuid: str) -> Response | tuple[Response, int]:
 @bp.get("/queues")
 def queues() -> Response:
     return jsonify(current_app.extensions["dashboard"].queues())
+
+
+@bp.get("/queues/<path:name>")
+def queue(name: str) -> Response | tuple[Response, int]:
+    dashboard = current_app.extensions["dashboard"]
+    with dashboard.collector.lock:
+        if name not in dashboard.book.queues:
+            return error(f"unknown queue: {name}", 404)
+        body = dashboard.queue_json(name, time.time())
+        body["history"] = dashboard.book.history_json(name, full=True)
+        body["waiting_tasks"] = dashboard.collector.state.waiting(name)[1]
+    return jsonify(body)
 
 
 def _states(raw: str | None) -> set[str]:

@@ -11,13 +11,16 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flask import request
 from flask_socketio import Namespace, SocketIO, emit
 
 from .events import EventCollector
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from . import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +50,11 @@ class LiveHub:
     """Holds the connected clients and flushes coalesced changes to them."""
 
     def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings,
-                 queues: Callable[[], list[dict[str, Any]]]) -> None:
+                 dashboard: "Dashboard") -> None:
         self.socketio = socketio
         self.collector = collector
         self.settings = settings
-        self.queues = queues
+        self.dashboard = dashboard
         self.clients: dict[str, Client] = {}
         self.lock = threading.Lock()  # guards clients and every emit of a seq
         self.stopping = False
@@ -100,7 +103,7 @@ class LiveHub:
                 if len(tasks) >= self.settings.snapshot_tasks:
                     break
                 tasks.append(state.task_json(task.uuid))
-        return {"seq": client.seq, "server_time": time.time(), "workers": workers, "tasks": tasks, "queues": self.queues(),
+        return {"seq": client.seq, "server_time": time.time(), "workers": workers, "tasks": tasks, "queues": self.dashboard.queues(),
                 "counters": self.counters(), "broker": collector.broker.to_json()}
 
     # -- flushing ------------------------------------------------------------
@@ -129,6 +132,9 @@ class LiveHub:
                               for h in hostnames if h in state.workers]
             worker_changes += [{"kind": "worker", "op": "remove", "key": h, "data": None}
                                for h in state.drain_removed_workers()]
+            now = time.time()
+            worker_changes += [_change("queue", q, self.dashboard.queue_json(q, now))
+                               for q in self.dashboard.book.drain_changes()]
             window = task_ids[-self.settings.snapshot_tasks:]
             overview = [_change("task", u, state.task_json(u)) for u in reversed(window) if u in state.tasks]
             in_window = set(window)
@@ -153,7 +159,7 @@ class LiveHub:
             self._last_counters, self._last_counters_at = counters, now
 
     def alert(self, alert: dict[str, Any]) -> None:
-        """Send a worker alert (lost, back online) to every page at once."""
+        """Send an alert (worker lost or back, queue backlog or cleared) to every page at once."""
         self.socketio.emit("alert", alert, namespace=NAMESPACE)
 
     def counters(self) -> dict[str, Any]:

@@ -40,7 +40,13 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
         cluster = DemoCluster()
         settings = dataclasses.replace(settings, broker_url=cluster.broker_url,
                                        broker_transport_options=cluster.transport_options)
-    app = create_app(settings, run_blocking or run_inline)
+    try:
+        app = create_app(settings, run_blocking or run_inline)
+    except (ImportError, ValueError) as exc:  # --app that does not load, a bad alert rule
+        print(f"error: {exc}", file=sys.stderr)
+        if cluster is not None:
+            cluster.stop()
+        return 2
     dashboard = app.extensions["dashboard"]
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

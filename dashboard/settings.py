@@ -49,7 +49,11 @@ class Settings:
     inspect_interval_seconds: float = 30.0  # how often every worker is inspected again
     inspect_timeout_seconds: float = 1.0  # how long an inspect request waits for replies
     purge_offline_after_seconds: float = 3600.0  # offline/lost workers leave the main list after this
-    webhooks: tuple[str, ...] = ()  # URLs POSTed a JSON document when a worker is lost or back
+    webhooks: tuple[str, ...] = ()  # URLs POSTed a JSON document on worker and queue alerts
+    queue_interval_seconds: float = 1.0  # how often queue depths are sampled
+    broker_api: str | None = None  # RabbitMQ management API URL, for unacknowledged counts
+    app: str | None = None  # "module" or "module:attr" of the Celery app, for its configured queues
+    queue_alerts: tuple[str, ...] = ()  # NAME=DEPTH[:SECONDS] backlog thresholds
     log_level: str = "INFO"  # logging level name
 
     @property
@@ -72,8 +76,12 @@ def _mask_one(url: str) -> str:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: keep the text as written
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2] or None
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
 
 
@@ -141,6 +149,15 @@ def _webhook(raw: str) -> str:
     return raw
 
 
+def _queue_alert(raw: str) -> str:
+    from .queues import QueueAlertRule  # pure, tiny; imported here to keep settings first in the graph
+    try:
+        QueueAlertRule.parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"--queue-alert: {exc}") from None
+    return raw
+
+
 def _queue_list(values: Sequence[str]) -> tuple[str, ...]:
     names: list[str] = []
     for value in values:
@@ -168,6 +185,9 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("inspect-interval", "inspect_interval_seconds", _positive_float("inspect-interval")),
     ("inspect-timeout", "inspect_timeout_seconds", _positive_float("inspect-timeout")),
     ("purge-offline-after", "purge_offline_after_seconds", _positive_float("purge-offline-after")),
+    ("queue-interval", "queue_interval_seconds", _positive_float("queue-interval")),
+    ("broker-api", "broker_api", str),
+    ("app", "app", str),
     ("log-level", "log_level", _choice("log-level", ("DEBUG", "INFO", "WARNING", "ERROR"))),
 )
 
@@ -188,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated queue names to watch; may be repeated")
     parser.add_argument("--webhook", action="append", default=None, dest="webhooks",
                         help="URL to POST worker lost / back online alerts to; may be repeated")
+    parser.add_argument("--queue-alert", action="append", default=None, dest="queue_alerts",
+                        help="NAME=DEPTH[:SECONDS]: alert when a queue stays deeper than DEPTH; may be repeated")
     parser.add_argument("--demo", action="store_true", default=None,
                         help="run a self-contained demo cluster on the filesystem:// broker")
     return parser
@@ -211,6 +233,8 @@ def load_settings(argv: Sequence[str] | None = None,
     values["queues"] = _queue_list(queues)
     webhooks = args.webhooks or [u for u in environ.get(env_name("webhook"), "").split(",") if u.strip()]
     values["webhooks"] = tuple(_webhook(u.strip()) for u in webhooks)
+    alerts = args.queue_alerts or [a for a in environ.get(env_name("queue-alert"), "").split(",") if a.strip()]
+    values["queue_alerts"] = tuple(_queue_alert(a.strip()) for a in alerts)
     demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
     values["demo"] = bool(demo)
     return Settings(**values)

@@ -166,6 +166,7 @@ class ClusterState:
         self.departed: OrderedDict[str, Worker] = OrderedDict()  # purged workers, for searches
         self.alerts: list[dict[str, Any]] = []  # worker lost / back online, until drained
         self._removed_workers: dict[str, None] = {}
+        self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
         self.track_unsaved = False  # set when a store keeps the history
         self._unsaved_tasks: dict[str, None] = {}
         self._unsaved_events: list[tuple[str, dict[str, Any]]] = []
@@ -261,6 +262,7 @@ class ClusterState:
     def _replay(self, task: Task) -> None:
         was_ready, finished = task.state in READY_STATES, self.finished_total
         old_worker, old_state = task.worker, task.state
+        self._unpend(task)
         for name in _RESET_FIELDS:
             setattr(task, name, None)
         task.progress = None
@@ -321,6 +323,8 @@ class ClusterState:
         if moves:
             self._set_state(task, state)
             task.timestamp = timestamp
+            if state == "PENDING" and task.queue and task.sent is not None:
+                self.pending_by_queue.setdefault(task.queue, {})[task.uuid] = task.sent
             if previous_worker in self._in_flight:
                 self._in_flight[previous_worker].discard(task.uuid)
             if state in IN_FLIGHT_STATES and task.worker:
@@ -333,12 +337,22 @@ class ClusterState:
         self.state_counts[old] -= 1
         self.state_counts[state] = self.state_counts.get(state, 0) + 1
         task.state = state
+        if old == "PENDING":
+            self._unpend(task)
         if state in READY_STATES and old not in READY_STATES:
             self.finished_total += 1
+
+    def _unpend(self, task: Task) -> None:
+        waiting = self.pending_by_queue.get(task.queue or "")
+        if waiting is not None:
+            waiting.pop(task.uuid, None)
+            if not waiting:
+                del self.pending_by_queue[task.queue or ""]
 
     def _evict_oldest(self) -> None:
         uuid, task = self.tasks.popitem(last=False)
         self.state_counts[task.state] -= 1
+        self._unpend(task)
         self._children.pop(uuid, None)
         self._dirty_tasks.pop(uuid, None)
         if task.worker in self._in_flight:
@@ -451,6 +465,8 @@ class ClusterState:
             self._children.setdefault(restored.parent_id, []).append(uuid)
         if restored.state in IN_FLIGHT_STATES and restored.worker:
             self._in_flight.setdefault(restored.worker, set()).add(uuid)
+        if restored.state == "PENDING" and restored.queue and restored.sent is not None:
+            self.pending_by_queue.setdefault(restored.queue, {})[uuid] = restored.sent
         while len(self.tasks) > self.max_tasks:
             self._evict_oldest()
 
@@ -473,6 +489,17 @@ class ClusterState:
         detail = task.to_json(self._children.get(uuid))
         detail["events"] = [dict(entry) for entry in task.events]
         return detail
+
+    def waiting(self, queue: str) -> tuple[float | None, dict[str, int]]:
+        """Return when the oldest task still waiting in ``queue`` was sent, and the waiting task names."""
+        waiting = self.pending_by_queue.get(queue)
+        if not waiting:
+            return None, {}
+        names: dict[str, int] = {}
+        for uuid in waiting:
+            name = self.tasks[uuid].name or "unknown"
+            names[name] = names.get(name, 0) + 1
+        return min(waiting.values()), names
 
     def recent_tasks(self) -> Iterator[Task]:
         """Yield tasks, most recently updated first."""

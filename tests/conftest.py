@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from helpers import LiveClient, Proc, free_port, start_redis
+from helpers import LiveClient, Proc, WebhookReceiver, free_port, start_redis
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -57,3 +57,11 @@ def live_client() -> Iterator[Callable[[str], LiveClient]]:
 def log_dir(tmp_path: Path) -> Path:
     """Where the processes a single test starts write their logs."""
     return tmp_path / "logs"
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    """A local HTTP server recording the JSON documents POSTed to it."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

@@ -7,6 +7,7 @@ something happened: ``wait_until`` polls a predicate against a deadline.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -341,3 +343,33 @@ class LiveClient:
         with self.lock:
             return (f"connected={self.connected} snapshots={len(self.snapshots)} changes={len(self.changes)} "
                     f"broker={[m for _, m in self.broker]} disconnects={self.disconnects}")
+
+
+# -- webhooks ------------------------------------------------------------------------
+
+class WebhookReceiver:
+    """A local HTTP server that records every JSON document POSTed to it."""
+
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+        received = self.documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 
-from helpers import (DashboardProc, Proc, free_port, producer_app, send, start_dashboard, start_worker,
+from helpers import (DashboardProc, Proc, WebhookReceiver, producer_app, send, start_dashboard, start_worker,
                      wait_broker_connected, wait_until, wait_worker_online)
 
 pytestmark = pytest.mark.integration
@@ -21,40 +19,6 @@ FREQ = 1.0
 SLACK = 1.0
 #: Extra time allowed past freq * 2 + slack: the watcher's 250 ms tick and the HTTP poll.
 TICK = 0.75
-
-
-class WebhookReceiver:
-    """A local HTTP server that records every JSON document POSTed to it."""
-
-    def __init__(self) -> None:
-        self.documents: list[dict[str, Any]] = []
-        received = self.documents
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.close()
 
 
 def worker_status(dashboard: DashboardProc, hostname: str) -> dict[str, Any] | None:

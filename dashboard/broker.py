@@ -1,0 +1,372 @@
+"""Queue depths read straight from the broker: one reader per transport, chosen by ``make_reader``.
+
+This module owns where each transport keeps a queue's waiting messages: Redis
+lists and their priority sub-lists, RabbitMQ passive declares (plus the
+management API for unacknowledged counts), the filesystem transport's message
+files. Every call blocks on network or disk I/O, so the caller runs ``sample``
+off the event loop. Readers never raise on broker trouble: they return samples
+that carry an ``error``, with passwords masked. No Flask, Socket.IO or eventlet here.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+from bisect import bisect
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, Sequence
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import amqp.exceptions
+import kombu
+import kombu.exceptions
+import redis
+import redis.sentinel
+from kombu.utils.url import parse_ssl_cert_reqs, url_to_parts
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from dashboard.settings import mask_url
+
+#: Connect and read timeout of every broker socket and management API request, in seconds.
+TIMEOUT_SECONDS = 2.0
+#: kombu's Redis separator between a queue name and its priority step (``Channel.sep``).
+DEFAULT_SEP = "\x06\x16"
+#: kombu's Redis priority steps (``kombu.transport.redis.PRIORITY_STEPS``).
+DEFAULT_PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)
+#: Default ports when the URL names none.
+REDIS_PORT, SENTINEL_PORT = 6379, 26379
+
+
+@dataclass(frozen=True)
+class QueueSample:
+    """What the broker says about one queue at one moment."""
+
+    depth: int | None  # messages waiting (ready); None when unknown
+    consumers: int | None  # consumers the broker knows of; None when the broker cannot say
+    unacked: int | None = None  # delivered, not yet acknowledged (RabbitMQ management API only)
+    error: str | None = None  # why depth is unknown
+
+
+class QueueReader(Protocol):
+    """Reads the depths of named queues; one caller at a time (the queue loop), every call blocking."""
+
+    def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
+        """Return a sample for every name, in one round trip where the broker allows; never raise."""
+        ...
+
+    def close(self) -> None:
+        """Release the reader's connection; a later ``sample`` opens a new one."""
+        ...
+
+
+def make_reader(broker_url: str, transport_options: Mapping[str, Any] | None = None,
+                broker_api_url: str | None = None) -> QueueReader:
+    """Return the reader for the broker's transport; it connects lazily, on its first ``sample``."""
+    options = dict(transport_options or {})
+    first = broker_url.split(";")[0].strip()
+    scheme = first.split("://", 1)[0].lower() if "://" in first else first
+    try:
+        if scheme in ("redis", "rediss", "sentinel"):
+            return RedisQueueReader(broker_url, options)
+        if scheme in ("amqp", "amqps", "pyamqp"):
+            return RabbitMQQueueReader(first, options, broker_api_url)
+        if scheme == "filesystem":
+            return FilesystemQueueReader(options.get("data_folder_in", "data_in"))
+    except ValueError as exc:
+        return UnavailableQueueReader(_scrub(str(exc), broker_url))
+    return UnavailableQueueReader(f"depth is not available for the {scheme!r} transport")
+
+
+# -- Redis ------------------------------------------------------------------------
+
+def redis_queue_keys(queue: str, sep: str = DEFAULT_SEP,
+                     priority_steps: Sequence[int] = DEFAULT_PRIORITY_STEPS,
+                     global_keyprefix: str = "") -> list[str]:
+    """Return the Redis list keys that hold ``queue``'s messages, as kombu's ``_q_for_pri`` names them."""
+    steps = list(priority_steps)
+    keys: list[str] = []
+    for step in steps:
+        pri = steps[bisect(steps, step) - 1]  # kombu's Channel.priority()
+        key = f"{global_keyprefix}{queue}{sep}{pri}" if pri else f"{global_keyprefix}{queue}"
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+class RedisQueueReader:
+    """LLEN every list of every queue in one pipelined round trip over a single connection."""
+
+    def __init__(self, broker_url: str, options: Mapping[str, Any]) -> None:
+        self._url = broker_url
+        self._sep = str(options.get("sep", DEFAULT_SEP))
+        self._steps = list(options.get("priority_steps", DEFAULT_PRIORITY_STEPS))
+        self._prefix = str(options.get("global_keyprefix") or "")
+        self._client = _redis_client(broker_url, options)
+
+    def keys(self, queue: str) -> list[str]:
+        """Return the keys read for ``queue``."""
+        return redis_queue_keys(queue, self._sep, self._steps, self._prefix)
+
+    def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
+        keys = {name: self.keys(name) for name in names}
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for name_keys in keys.values():
+                for key in name_keys:
+                    pipe.llen(key)
+            results = iter(pipe.execute(raise_on_error=False) if keys else [])
+        except (redis.RedisError, OSError) as exc:
+            self._client.connection_pool.disconnect()  # the next call starts on a fresh connection
+            return _all_failed(names, _describe(exc, self._url, where=True))
+        samples: dict[str, QueueSample] = {}
+        for name, name_keys in keys.items():
+            lengths = [next(results) for _ in name_keys]
+            bad = next((r for r in lengths if isinstance(r, Exception)), None)
+            if bad is not None:  # e.g. WRONGTYPE: the key is not a list
+                samples[name] = QueueSample(None, None, error=_describe(bad, self._url))
+            else:
+                samples[name] = QueueSample(sum(lengths), None)  # a missing key counts 0
+        return samples
+
+    def close(self) -> None:
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+
+def _redis_client(broker_url: str, options: Mapping[str, Any]) -> redis.Redis:
+    """Build a client of one connection from a kombu-style Redis or Sentinel URL."""
+    urls = [u.strip() for u in broker_url.split(";") if u.strip()]
+    parts = url_to_parts(urls[0])
+    kwargs: dict[str, Any] = {
+        "db": _db_number(parts.path),
+        "username": parts.username,
+        "password": parts.password,
+        "socket_timeout": TIMEOUT_SECONDS,
+        "socket_connect_timeout": TIMEOUT_SECONDS,
+        # One immediate retry on a dropped connection (e.g. closed while idle); none on a timeout.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    }
+    if parts.scheme == "sentinel":
+        master_name = options.get("master_name")
+        if not master_name:
+            raise ValueError("sentinel:// needs the transport option 'master_name'")
+        sentinels = [(p.hostname or "127.0.0.1", p.port or SENTINEL_PORT) for p in map(url_to_parts, urls)]
+        sentinel_kwargs = {"socket_timeout": TIMEOUT_SECONDS, "socket_connect_timeout": TIMEOUT_SECONDS,
+                           **(options.get("sentinel_kwargs") or {})}
+        sentinel = redis.sentinel.Sentinel(sentinels, min_other_sentinels=options.get("min_other_sentinels", 0),
+                                           sentinel_kwargs=sentinel_kwargs)
+        return sentinel.master_for(master_name, max_connections=1, **kwargs)
+    if parts.scheme == "rediss":
+        kwargs["connection_class"] = redis.SSLConnection
+        for key, value in parts.query.items():
+            if key == "ssl_cert_reqs":
+                kwargs[key] = parse_ssl_cert_reqs(value)
+            elif key == "ssl_check_hostname":
+                kwargs[key] = value.lower() != "false"
+            elif key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+                kwargs[key] = value
+    pool = redis.BlockingConnectionPool(max_connections=1, timeout=TIMEOUT_SECONDS,
+                                        host=parts.hostname or "127.0.0.1", port=parts.port or REDIS_PORT,
+                                        **kwargs)
+    return redis.Redis(connection_pool=pool)
+
+
+def _db_number(path: str | None) -> int:
+    """Read the database number from a URL path as kombu does ('' and '/' mean 0)."""
+    path = (path or "").strip("/")
+    if not path:
+        return 0
+    try:
+        return int(path)
+    except ValueError:
+        raise ValueError(f"the Redis database in the broker URL must be a number, got {path!r}") from None
+
+
+# -- RabbitMQ -----------------------------------------------------------------------
+
+class RabbitMQQueueReader:
+    """Passively declare each queue on one kept-open connection; ask the management API for unacked."""
+
+    def __init__(self, broker_url: str, options: Mapping[str, Any], api_url: str | None) -> None:
+        url_to_parts(broker_url).port  # raises ValueError on a port that is not a number up to 65535
+        self._url = broker_url
+        self._options = {"read_timeout": TIMEOUT_SECONDS, "write_timeout": TIMEOUT_SECONDS, **options}
+        self._connection: kombu.Connection | None = None
+        self._channel: Any = None
+        self._api = _ManagementAPI(api_url, broker_url) if api_url else None
+
+    def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
+        samples: dict[str, QueueSample] = {}
+        for index, name in enumerate(names):
+            try:
+                channel = self._open_channel()
+            except (amqp.exceptions.AMQPError, kombu.exceptions.OperationalError, OSError) as exc:
+                self._drop_connection()  # e.g. refused, bad login, unknown vhost: the next call tries again
+                samples.update(_all_failed(names[index:], _describe(exc, self._url, where=True)))
+                break
+            try:
+                ok = channel.queue_declare(queue=name, passive=True)
+            except amqp.exceptions.NotFound:  # the server closed the channel; the queue holds nothing
+                self._channel = None
+                samples[name] = QueueSample(0, 0)
+                continue
+            except amqp.exceptions.ChannelError as exc:  # e.g. an exclusive queue of another connection
+                self._channel = None
+                samples[name] = QueueSample(None, None, error=_describe(exc, self._url))
+                continue
+            except (amqp.exceptions.AMQPError, kombu.exceptions.OperationalError, OSError) as exc:
+                self._drop_connection()  # the next call reconnects
+                samples.update(_all_failed(names[index:], _describe(exc, self._url, where=True)))
+                break
+            samples[name] = QueueSample(ok.message_count, ok.consumer_count)
+        if self._api is not None:
+            try:
+                for name, found in samples.items():
+                    if found.error is None:
+                        samples[name] = QueueSample(found.depth, found.consumers, self._api.unacked(name))
+            except _Unreachable:  # one timeout per sample, not one per queue; unacked stays None
+                pass
+        return samples
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def _open_channel(self) -> Any:
+        if self._connection is None:
+            connection = kombu.Connection(self._url, connect_timeout=TIMEOUT_SECONDS,
+                                          transport_options=self._options)
+            try:
+                connection.ensure_connection(max_retries=0)  # one attempt, no sleeping between retries
+            except BaseException:
+                connection.release()
+                raise
+            self._connection, self._channel = connection, None
+        if self._channel is None:
+            self._channel = self._connection.channel()  # connects first when not connected
+        return self._channel
+
+    def _drop_connection(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                pass
+
+
+class _Unreachable(Exception):
+    """The management API did not answer at all (refused, timed out)."""
+
+
+class _ManagementAPI:
+    """GET ``/api/queues/<vhost>/<name>`` of the RabbitMQ management plugin."""
+
+    def __init__(self, api_url: str, broker_url: str) -> None:
+        try:
+            api = urlsplit(api_url)
+            port = api.port
+        except ValueError as exc:
+            raise ValueError(f"broker API URL {_scrub(api_url, api_url)!r}: {exc}") from None
+        if api.scheme not in ("http", "https"):
+            raise ValueError(f"broker API URL {_scrub(api_url, api_url)!r}: expected http:// or https://")
+        broker = url_to_parts(broker_url)
+        user = unquote(api.username) if api.username else (broker.username or "guest")
+        password = unquote(api.password) if api.password is not None else (broker.password or "guest")
+        host = api.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host  # IPv6
+        netloc = f"{host}:{port}" if port else host
+        path = api.path.rstrip("/")
+        path = path if path.endswith("/api") else path + "/api"
+        self._base = urlunsplit((api.scheme, netloc, path, "", ""))
+        vhost = broker.path if broker.path is not None else "/"  # kombu: 'amqp://h//' and 'amqp://h/' are '/'
+        self._vhost = quote(vhost or "/", safe="")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
+        # The API sits next to the broker: no proxies from the environment.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def unacked(self, name: str) -> int | None:
+        """Return the queue's ``messages_unacknowledged``, or None when the API cannot tell."""
+        url = f"{self._base}/queues/{self._vhost}/{quote(name, safe='')}"
+        request = urllib.request.Request(url, headers=self._headers)
+        try:
+            with self._opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:  # it answered: e.g. 404 for a queue that does not exist
+            exc.close()
+            return None
+        except (urllib.error.URLError, OSError) as exc:
+            raise _Unreachable() from exc
+        except ValueError:  # not JSON
+            return None
+        value = body.get("messages_unacknowledged") if isinstance(body, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# -- filesystem and the rest ------------------------------------------------------
+
+class FilesystemQueueReader:
+    """Count the message files of each queue in kombu's ``data_folder_in``."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+
+    def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
+        try:
+            files = os.listdir(self._folder)
+        except OSError as exc:
+            return _all_failed(names, f"cannot list the filesystem broker folder: {exc}")
+        # kombu names a message '<ms>_<uuid>.<queue>.msg' and matches filename.partition('.')[2].
+        # A file still being written is already there under its final name: it counts.
+        counts = Counter(f.partition(".")[2] for f in files)
+        return {name: QueueSample(counts[f"{name}.msg"], None) for name in names}
+
+    def close(self) -> None:
+        pass
+
+
+class UnavailableQueueReader:
+    """Report the same error for every queue: a transport whose depths cannot be read."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
+        return _all_failed(names, self.error)
+
+    def close(self) -> None:
+        pass
+
+
+def _all_failed(names: Sequence[str], error: str) -> dict[str, QueueSample]:
+    return {name: QueueSample(None, None, error=error) for name in names}
+
+
+def _describe(exc: BaseException, url: str, where: bool = False) -> str:
+    """Describe an exception for the page (``where``: prefixed by the masked broker URL), without passwords."""
+    text = _scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, url)
+    return f"{_masked(url)}: {text}" if where else text
+
+
+def _masked(url: str) -> str:
+    try:
+        return mask_url(url)
+    except ValueError:  # e.g. a port out of range: mask_url cannot rebuild it
+        return _scrub(url, url)
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove every password of ``url`` (raw and percent-encoded) from ``text``."""
+    for part in url.split(";"):
+        try:
+            password = urlsplit(part.strip()).password
+        except ValueError:
+            continue
+        if password:
+            for form in {password, unquote(password)}:
+                text = text.replace(form, "****")
+    return text

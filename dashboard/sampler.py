@@ -1,0 +1,94 @@
+"""The queue sampler: reads queue depths from the broker every ``--queue-interval`` into the queue model.
+
+Which queues: those the workers consume from (their ``active_queues``
+replies), those tasks were sent to (``task-sent``), the Celery app's
+configured queues (``--app``) and ``--queues``; once seen, a queue is
+remembered. The sampler holds at most one broker connection of its own
+(the reader's) and never mutates the model without the collector's lock.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from typing import Any, Callable
+
+from .broker import QueueReader, make_reader
+from .events import EventCollector
+from .queues import QueueAlertRule, QueueBook
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def configured_queues(app_path: str) -> list[str]:
+    """Return the queue names a Celery app is configured with (``module`` or ``module:attr``)."""
+    module_name, _, attr = app_path.partition(":")
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None) or getattr(module, "celery", None)
+    if app is None or not hasattr(app, "conf"):
+        raise ValueError(f"--app {app_path}: no Celery app found (name it module:attribute)")
+    names = [app.conf.task_default_queue]
+    for queue in app.conf.task_queues or ():
+        names.append(getattr(queue, "name", queue))
+    return [n for n in dict.fromkeys(names) if isinstance(n, str)]
+
+
+def build_queue_book(settings: Settings) -> QueueBook:
+    """Make the queue model with ``--queues``, ``--app`` queues and ``--queue-alert`` rules."""
+    configured = list(settings.queues)
+    if settings.app:
+        configured += configured_queues(settings.app)
+    rules = [QueueAlertRule.parse(raw) for raw in settings.queue_alerts]
+    return QueueBook(configured, rules)
+
+
+class QueueSampler:
+    """Samples every watched queue's depth and hands the samples to the queue model."""
+
+    def __init__(self, collector: EventCollector, book: QueueBook,
+                 on_alert: Callable[[dict[str, Any]], None], reader: QueueReader | None = None) -> None:
+        self.collector = collector
+        self.book = book
+        self.on_alert = on_alert
+        settings = collector.settings
+        self.reader = reader or make_reader(settings.broker_url, settings.broker_transport_options,
+                                            settings.broker_api)
+        self.stopping = False
+
+    def run(self) -> None:
+        """Sample until ``stop``, every queue interval."""
+        while not self.stopping:
+            self.collector.sleep(self.collector.settings.queue_interval_seconds)
+            try:
+                self.step(time.time())
+            except Exception:  # the sampler must outlive any surprise
+                log.exception("queue sampling failed")
+        self.reader.close()
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def step(self, now: float) -> None:
+        """Take one round of samples."""
+        collector = self.collector
+        with collector.lock:
+            state = collector.state
+            consumers: dict[str, list[str]] = {}
+            for hostname, worker in state.workers.items():
+                if worker.status != "online":
+                    continue
+                for queue in state.inspect_replies.get(hostname, {}).get("active_queues") or ():
+                    if isinstance(queue, dict) and isinstance(queue.get("name"), str):
+                        consumers.setdefault(queue["name"], []).append(hostname)
+            self.book.set_consumers(consumers)
+            self.book.watch(state.pending_by_queue)
+            names = self.book.names()
+        if not names:
+            return
+        samples = self.reader.sample(names)  # blocking broker I/O; green under eventlet
+        with collector.lock:
+            self.book.apply(now, samples)
+            alerts = self.book.drain_alerts()
+        for alert in alerts:
+            self.on_alert(alert)

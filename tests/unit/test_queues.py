@@ -1,0 +1,77 @@
+"""The queue model: remembered queues, stale depths, growth, backlog alerts (no I/O)."""
+from __future__ import annotations
+
+import pytest
+
+from dashboard.broker import QueueSample
+from dashboard.queues import QueueAlertRule, QueueBook
+
+T0 = 1_000_000_000.0
+
+
+def sample(depth: int | None, consumers: int | None = None, error: str | None = None) -> QueueSample:
+    return QueueSample(depth=depth, consumers=consumers, error=error)
+
+
+def test_queues_are_remembered_after_their_consumers_are_gone() -> None:
+    book = QueueBook(configured=["celery"])
+    book.set_consumers({"celery": ["w1@h"], "images": ["w2@h"]})
+    assert book.names() == ["celery", "images"]
+    book.set_consumers({})
+    book.apply(T0, {"celery": sample(3), "images": sample(0)})
+    assert book.names() == ["celery", "images"]
+    images = book.to_json("images", None, T0)
+    assert (images["depth"], images["consumers"], images["workers"]) == (0, 0, [])
+    celery = book.to_json("celery", T0 - 30, T0)
+    assert celery["no_consumer"] is True and celery["oldest_age"] == 30.0
+
+
+def test_a_failed_sample_keeps_the_last_depth_marked_stale() -> None:
+    book = QueueBook(configured=["celery"])
+    book.apply(T0, {"celery": sample(7)})
+    book.apply(T0 + 1, {"celery": sample(None, error="redis://:****@h:6379/0: ConnectionError")})
+    shape = book.to_json("celery", None, T0 + 1)
+    assert shape["depth"] == 7 and shape["stale"] is True and "ConnectionError" in shape["error"]
+    book.apply(T0 + 2, {"celery": sample(0)})
+    shape = book.to_json("celery", T0, T0 + 2)
+    assert shape["stale"] is False and shape["error"] is None and shape["oldest_age"] is None
+
+
+def test_growing_needs_a_steady_rise() -> None:
+    book = QueueBook(configured=["q"])
+    for i in range(10):
+        book.apply(T0 + i, {"q": sample(i)})
+    assert book.to_json("q", None, T0 + 10)["growing"] is True
+    book.apply(T0 + 10, {"q": sample(2)})
+    assert book.to_json("q", None, T0 + 11)["growing"] is False
+
+
+def test_backlog_alert_after_its_duration_and_cleared() -> None:
+    book = QueueBook(rules=[QueueAlertRule.parse("celery=10:5")])
+    assert book.names() == ["celery"]
+    book.apply(T0, {"celery": sample(11)})
+    book.apply(T0 + 4, {"celery": sample(12)})
+    assert book.drain_alerts() == []
+    book.apply(T0 + 5, {"celery": sample(13)})
+    (alert,) = book.drain_alerts()
+    assert alert["event"] == "queue-backlog" and alert["since"] == T0 and alert["depth"] == 13
+    book.apply(T0 + 6, {"celery": sample(14)})
+    assert book.drain_alerts() == []  # once per episode
+    book.apply(T0 + 7, {"celery": sample(3)})
+    assert [a["event"] for a in book.drain_alerts()] == ["queue-backlog-cleared"]
+
+
+@pytest.mark.parametrize("raw", ["celery", "=5", "celery=x", "celery=5:y", "celery=-1"])
+def test_bad_alert_rules_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="NAME=DEPTH"):
+        QueueAlertRule.parse(raw)
+
+
+def test_history_is_downsampled_for_sparklines() -> None:
+    book = QueueBook(configured=["q"])
+    for i in range(60):
+        book.apply(T0 + i, {"q": sample(i % 7)})
+    spark = book.history_json("q")
+    assert len(spark["t"]) == 6 and max(spark["depth"]) == 6
+    hour = book.history_json("q", full=True)
+    assert len(hour["t"]) == 4 or len(hour["t"]) == 5

@@ -204,7 +204,8 @@ def test_reader_reconnects_after_the_server_comes_back(log_dir: Path) -> None:
 def test_filesystem_depth_counts_what_celery_wrote(tmp_path: Path) -> None:
     folder = tmp_path / "broker"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "control_folder": str(tmp_path / "control")}  # kombu's default is ./control
     send("filesystem://", options, "fs.jobs", [0] * 5)
     send("filesystem://", options, "fs", [0] * 2)
     reader = make_reader("filesystem://", options)

@@ -15,6 +15,8 @@ from typing import Any, Iterable
 SPARKLINE_SECONDS = 15 * 60
 #: Resolution of the sparkline sent with a snapshot, in seconds (live samples fill in after it).
 SPARKLINE_STEP_SECONDS = 10
+#: Longest time between two pushes of a queue whose sample did not change, in seconds.
+REFRESH_SECONDS = 10.0
 #: Chart history, and the bucket its samples are kept in, in seconds.
 HISTORY_SECONDS = 3600
 HISTORY_BUCKET_SECONDS = 15
@@ -50,7 +52,7 @@ class Queue:
     """One watched queue: its latest sample and its history."""
 
     __slots__ = ("name", "depth", "broker_consumers", "unacked", "error", "stale", "sampled_at",
-                 "recent", "history", "over_since", "alerting")
+                 "recent", "history", "over_since", "alerting", "pushed")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -64,6 +66,11 @@ class Queue:
         self.history: deque[list[float]] = deque()  # [bucket start, max depth], for the hour chart
         self.over_since: float | None = None  # when depth first exceeded its alert threshold
         self.alerting = False
+        self.pushed: tuple[Any, ...] = ()  # what the pages last got, and when
+
+    def signature(self) -> tuple[Any, ...]:
+        return (self.depth, self.broker_consumers, self.unacked, self.error, self.stale, self.alerting,
+                self.growing)
 
     def record(self, now: float, depth: int) -> None:
         self.recent.append((now, depth))
@@ -131,7 +138,10 @@ class QueueBook:
                 queue.record(now, sample.depth)
                 self._check_rule(queue, now)
             queue.broker_consumers, queue.unacked = sample.consumers, sample.unacked
-            self._dirty[name] = None
+            signature = queue.signature()
+            if not queue.pushed or queue.pushed[:-1] != signature or now - queue.pushed[-1] >= REFRESH_SECONDS:
+                queue.pushed = (*signature, now)
+                self._dirty[name] = None
 
     def _check_rule(self, queue: Queue, now: float) -> None:
         rule = self.rules.get(queue.name)

@@ -54,3 +54,11 @@ def worker(hostname: str) -> tuple[str, int]:
     with collector.lock:
         known = hostname in collector.state.workers or hostname in collector.state.departed
     return render_template("worker.html", bootstrap=bootstrap("worker", hostname=hostname)), 200 if known else 404
+
+
+@bp.get("/queues/<path:name>")
+def queue(name: str) -> tuple[str, int]:
+    dashboard = current_app.extensions["dashboard"]
+    with dashboard.collector.lock:
+        known = name in dashboard.book.queues
+    return render_template("queue.html", bootstrap=bootstrap("queue", queue=name)), 200 if known else 404

@@ -11,7 +11,7 @@ const RECONNECT_DELAY_MAX_MS = 10_000;
 /**
  * Connect to the live namespace.
  * @param {{namespace?: string, store: object, onConnection?: (state: "connecting"|"connected"|"disconnected", detail?: string) => void, onAlert?: (alert: object) => void}} options
- *   `onAlert` gets each worker `alert` message (worker-lost, worker-online).
+ *   `onAlert` gets each `alert` message (worker-lost, worker-online, queue-backlog, queue-backlog-cleared).
  * @returns {{subscribe(room: string): void, unsubscribe(room: string): void, socket: object}}
  */
 export function connectLive({ namespace = DEFAULT_NAMESPACE, store, onConnection = () => {}, onAlert = () => {} }) {

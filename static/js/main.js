@@ -13,6 +13,8 @@ import { mountTaskDetail } from "./panels/task_detail.js";
 import { mountWorkerDetail } from "./panels/worker_detail.js";
 import { mountDeparted } from "./panels/departed.js";
 import { mountLostBanner } from "./panels/lost_banner.js";
+import { mountBacklogBanner } from "./panels/backlog_banner.js";
+import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
 
 /** Panels by their `data-panel` name; each is mounted on every element that has it. */
@@ -44,6 +46,7 @@ function main() {
   if (bannerArea) {
     mountBanner(bannerArea, store, announce);
     mountLostBanner(bannerArea, store);
+    mountBacklogBanner(bannerArea, store);
     if (document.querySelector('[data-panel="workers"]')) mountHints(bannerArea, store);
   }
 
@@ -59,6 +62,10 @@ function main() {
   const workerDetail = document.querySelector('[data-panel="worker-detail"]');
   if (workerDetail && bootstrap.page === "worker" && bootstrap.hostname) {
     mountWorkerDetail(workerDetail, store, { hostname: bootstrap.hostname, live, announce });
+  }
+  const queueDetail = document.querySelector('[data-panel="queue-detail"]');
+  if (queueDetail && bootstrap.page === "queue" && typeof bootstrap.queue === "string") {
+    mountQueueDetail(queueDetail, store, { name: bootstrap.queue });
   }
 }
 

@@ -75,3 +75,16 @@ def test_history_is_downsampled_for_sparklines() -> None:
     assert len(spark["t"]) == 6 and max(spark["depth"]) == 6
     hour = book.history_json("q", full=True)
     assert len(hour["t"]) == 4 or len(hour["t"]) == 5
+
+
+def test_unchanged_samples_are_pushed_at_most_every_refresh() -> None:
+    book = QueueBook(configured=["q"])
+    book.drain_changes()
+    book.apply(T0, {"q": sample(4)})
+    assert book.drain_changes() == ["q"]
+    book.apply(T0 + 1, {"q": sample(4)})
+    assert book.drain_changes() == []
+    book.apply(T0 + 2, {"q": sample(5)})
+    assert book.drain_changes() == ["q"]
+    book.apply(T0 + 12.5, {"q": sample(5)})
+    assert book.drain_changes() == ["q"]

@@ -197,3 +197,16 @@ def test_purged_workers_leave_the_list_and_come_back_with_an_alert() -> None:
     state.apply(worker_event("heartbeat", 1e9 + 4000, 1e9 + 4000))
     assert state.workers["w"].status == "online" and "w" not in state.departed
     assert [a["event"] for a in state.drain_alerts()] == ["worker-online"]
+
+
+def test_tasks_waiting_in_a_queue_are_indexed_by_sent_time() -> None:
+    state = ClusterState()
+    for i, name in enumerate(("a", "b", "a")):
+        state.apply({"type": "task-sent", "uuid": f"t{i}", "name": name, "queue": "q", "timestamp": 1e9 + i,
+                     "hostname": "producer"})
+    assert state.waiting("q") == (1e9, {"a": 2, "b": 1})
+    state.apply({"type": "task-received", "uuid": "t0", "hostname": "w", "timestamp": 1e9 + 5})
+    assert state.waiting("q") == (1e9 + 1, {"b": 1, "a": 1})
+    for i in (1, 2):
+        state.apply({"type": "task-started", "uuid": f"t{i}", "hostname": "w", "timestamp": 1e9 + 6})
+    assert state.waiting("q") == (None, {}) and state.pending_by_queue == {}

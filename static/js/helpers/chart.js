@@ -1,4 +1,5 @@
-// Worker history chart math: samples, trimming, scales, SVG path strings and time ticks. DOM-free.
+// History chart math (worker and queue charts, queue sparklines): samples, trimming, buckets,
+// scales, SVG path strings and time ticks. DOM-free.
 
 /** Time the chart shows, in seconds (the server keeps the same hour). */
 export const HISTORY_WINDOW_SECONDS = 3600;
@@ -11,11 +12,14 @@ export const TIME_TICK_SECONDS = 600;
 
 const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 
-/** Turn the API's column history `{t, active, load}` into `[{t, active, load}]` rows, oldest first. */
-export function fromColumns(history) {
+/**
+ * Turn the API's column history (`{t, active, load}` for a worker, `{t, depth}` for a queue)
+ * into `[{t, ...keys}]` rows, oldest first; a missing value becomes null.
+ */
+export function fromColumns(history, keys = ["active", "load"]) {
   const times = history?.t ?? [];
   return times
-    .map((t, i) => ({ t, active: history.active?.[i] ?? null, load: history.load?.[i] ?? null }))
+    .map((t, i) => Object.fromEntries([["t", t], ...keys.map((key) => [key, history[key]?.[i] ?? null])]))
     .filter((sample) => isNumber(sample.t))
     .sort((a, b) => a.t - b.t);
 }
@@ -27,6 +31,46 @@ export function appendSample(samples, sample, stepSeconds = HISTORY_STEP_SECONDS
   if (last && sample.t - last.t < stepSeconds) return false;
   samples.push(sample);
   return true;
+}
+
+/**
+ * Fold `value` at time `t` into bucketed samples (`{t: bucket start, [key]: max in bucket}`, as the
+ * server keeps its hour): raise the last bucket or start a new one; returns whether it was used.
+ */
+export function addToBucket(samples, t, key, value, bucketSeconds) {
+  if (!isNumber(t) || !isNumber(value)) return false;
+  const start = t - (t % bucketSeconds);
+  const last = samples.at(-1);
+  if (last && last.t === start) {
+    if (!isNumber(last[key]) || value > last[key]) last[key] = value;
+    return true;
+  }
+  if (last && start < last.t) return false;
+  samples.push({ t: start, [key]: value });
+  return true;
+}
+
+/**
+ * At most one sample per `bucketSeconds` (the one with the largest `key`), plus the newest
+ * sample, so a long series draws with about one point per pixel and its peaks kept.
+ */
+export function thinSamples(samples, key, bucketSeconds) {
+  if (!(bucketSeconds > 0) || samples.length < 3) return samples.slice();
+  const kept = [];
+  let bucket = null;
+  for (const sample of samples) {
+    const index = Math.floor(sample.t / bucketSeconds);
+    const last = kept.at(-1);
+    if (index !== bucket) {
+      kept.push(sample);
+      bucket = index;
+    } else if (isNumber(sample[key]) && (!isNumber(last[key]) || sample[key] > last[key])) {
+      kept[kept.length - 1] = sample;
+    }
+  }
+  const newest = samples.at(-1);
+  if (kept.at(-1) !== newest) kept.push(newest);
+  return kept;
 }
 
 /** Drop samples older than `windowSeconds` before `nowSeconds` (in place); returns the array. */

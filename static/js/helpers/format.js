@@ -11,6 +11,7 @@ const loadFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, 
 const timeFormat = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
 });
+const clockMinutesFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
   month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
 });
@@ -40,6 +41,11 @@ export function formatTime(epochSeconds, nowMs = Date.now()) {
   const date = new Date(epochSeconds * 1000);
   const sameDay = new Date(nowMs).toDateString() === date.toDateString();
   return (sameDay ? timeFormat : dateTimeFormat).format(date);
+}
+
+/** Format epoch seconds as a local "HH:MM" (chart time axes). */
+export function formatClockMinutes(epochSeconds) {
+  return isNumber(epochSeconds) ? clockMinutesFormat.format(new Date(epochSeconds * 1000)) : EMPTY;
 }
 
 /** Format epoch seconds as a full local date and time with milliseconds. */

@@ -1,7 +1,7 @@
-// Worker alerts from the server: spoken in the live region, and shown as browser notifications when allowed.
+// Server alerts (workers lost or back, queue backlogs): spoken in the live region, and shown as
+// browser notifications when allowed; a click opens the worker's or the queue's page.
 
 import { alertMessage } from "../helpers/alerts.js";
-import { workerHref } from "../helpers/format.js";
 
 /**
  * Mount the "Enable notifications" header button (`button` may be null);
@@ -31,11 +31,10 @@ export function mountNotifications(button, announce = () => {}) {
     if (!message) return;
     announce(message.announcement);
     if (!supported || Notification.permission !== "granted") return;
-    // One tag per worker and event: several open tabs raise one notification, not one each.
-    const notification = new Notification(message.title, { body: message.body, tag: `${alert.event}:${alert.hostname}` });
+    const notification = new Notification(message.title, { body: message.body, tag: message.tag });
     notification.addEventListener("click", () => {
       window.focus();
-      window.location.assign(workerHref(alert.hostname));
+      window.location.assign(message.href);
     });
   };
 }

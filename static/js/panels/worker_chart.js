@@ -3,8 +3,8 @@
 import {
   HISTORY_WINDOW_SECONDS, linearScale, linePath, maxOf, niceMax, tickPath, timeTicks,
 } from "../helpers/chart.js";
-
-const SVG_NS = "http://www.w3.org/2000/svg";
+import { formatClockMinutes } from "../helpers/format.js";
+import { svgLabel as label, svgNode as node } from "../helpers/svg.js";
 /** Size used before the SVG has been laid out, in CSS pixels. */
 const FALLBACK_WIDTH_PX = 800;
 const FALLBACK_HEIGHT_PX = 200;
@@ -16,7 +16,6 @@ const HEARTBEAT_GAP_PX = 4;
 /** Label offset from its tick, in CSS pixels. */
 const LABEL_OFFSET_PX = 4;
 
-const timeLabel = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const loadLabel = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 const countLabel = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
@@ -51,7 +50,7 @@ export function createWorkerChart(svg) {
     }
     for (const t of timeTicks(start, nowSeconds)) {
       nodes.push(node("line", { class: "chart-grid", x1: x(t), x2: x(t), y1: MARGIN_PX.top, y2: plotBottom }));
-      nodes.push(label(timeLabel.format(new Date(t * 1000)), "chart-axis", x(t), height - LABEL_OFFSET_PX, "middle"));
+      nodes.push(label(formatClockMinutes(t), "chart-axis", x(t), height - LABEL_OFFSET_PX, "middle"));
     }
     const tickBase = plotBottom + HEARTBEAT_GAP_PX + HEARTBEAT_TICK_PX;
     nodes.push(node("path", { class: "chart-heartbeat", d: tickPath(shown, x, tickBase, HEARTBEAT_TICK_PX) }));
@@ -62,16 +61,4 @@ export function createWorkerChart(svg) {
     }
     svg.replaceChildren(...nodes);
   };
-}
-
-function node(name, attributes) {
-  const element = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
-  return element;
-}
-
-function label(text, className, x, y, anchor) {
-  const element = node("text", { class: className, x, y, "text-anchor": anchor, "dominant-baseline": "middle" });
-  element.textContent = text;
-  return element;
 }

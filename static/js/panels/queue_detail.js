@@ -1,0 +1,187 @@
+// One queue's page: header and flags, facts, consumers, the last-hour depth chart (from the API,
+// extended live from the store's queue upserts) and the task types waiting (refetched every few seconds).
+
+import { addToBucket, fromColumns, HISTORY_WINDOW_SECONDS, trimSamples } from "../helpers/chart.js";
+import { onTick } from "../helpers/clock.js";
+import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
+import { formatAge } from "../helpers/duration.js";
+import { formatInteger, formatIso, formatTime, workerHref } from "../helpers/format.js";
+import {
+  consumersTitle, depthInfo, depthTitle, messagesText, oldestText, thresholdText, waitingRows,
+} from "../helpers/queue_info.js";
+import { createQueueChart } from "./queue_chart.js";
+import { renderQueueFlags } from "./queue_flags.js";
+
+/** Refetch the queue (its waiting task types and history) this often. */
+export const WAITING_REFRESH_MS = 5000;
+/** Wait this long after a reconnect's snapshot before refetching (several may come at once). */
+export const REFETCH_DEBOUNCE_MS = 500;
+/** Retry a failed fetch (network or 5xx) after this long. */
+export const RETRY_FETCH_MS = 5000;
+/** The API's chart buckets, in seconds: live samples are folded into the same buckets. */
+export const HISTORY_BUCKET_SECONDS = 15;
+/** Task type rows shown at most. */
+export const MAX_WAITING_ROWS = 200;
+
+/**
+ * Mount the queue detail panel.
+ * Backlog alerts are spoken by notifications.js on every page, not here.
+ * @param {{name: string}} options
+ */
+export function mountQueueDetail(root, store, { name }) {
+  const url = `/api/queues/${encodeURIComponent(name)}`;
+  const refreshError = root.querySelector("[data-refresh-error]");
+  const draw = createQueueChart(root.querySelector("[data-chart]"));
+  let detail = null;
+  let samples = [];
+  let timer = null;
+  let generation = 0; // only the latest response may render
+  let missing = false;
+
+  setField(root, "requested-name", name);
+
+  async function load() {
+    clearTimeout(timer);
+    timer = null;
+    const mine = ++generation;
+    let response;
+    let body = null;
+    try {
+      response = await fetch(url, { headers: { Accept: "application/json" } });
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      if (mine === generation) failed(`Could not reach the dashboard: ${error.message}`);
+      return;
+    }
+    if (mine !== generation) return;
+    if (response.status === 404) {
+      // It may become known later (a worker starts consuming it): the store's upsert reloads.
+      detail = null;
+      missing = true;
+      return show("missing");
+    }
+    if (!response.ok || body === null) return failed(body?.error ?? `${response.status} ${response.statusText}`);
+    missing = false;
+    refreshError.hidden = true;
+    detail = body;
+    samples = fromColumns(body.history, ["depth"]);
+    render();
+    schedule(WAITING_REFRESH_MS);
+  }
+
+  function failed(message) {
+    if (detail) {
+      // Keep what is shown; say why it is not refreshing.
+      setField(refreshError, "text", `Refresh failed: ${message}`);
+      refreshError.hidden = false;
+    } else {
+      setField(root, "error", `Could not load the queue: ${message}`);
+      show("error");
+    }
+    schedule(RETRY_FETCH_MS);
+  }
+
+  /** Fetch again after `delayMs`, skipping rounds while the tab is hidden. */
+  function schedule(delayMs) {
+    clearTimeout(timer);
+    timer = setTimeout(() => (document.hidden ? schedule(delayMs) : load()), delayMs);
+  }
+
+  function show(view) {
+    for (const el of root.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
+  }
+
+  function render() {
+    show("queue");
+    renderWaiting();
+    renderLive();
+  }
+
+  /** Render what live upserts touch: the header, facts and consumers. */
+  function renderLive() {
+    const depth = depthInfo(detail);
+    root.toggleAttribute("data-alerting", Boolean(detail.alerting || detail.no_consumer));
+    root.toggleAttribute("data-stale", depth.stale);
+    setField(root, "name", detail.name);
+    setField(root, "depth-summary", depth.available ? messagesText(detail.depth) : depth.text);
+    setField(root, "depth", depth.text);
+    setFieldAttr(root, "depth", "title", depthTitle(detail));
+    for (const mark of root.querySelectorAll('[data-field="stale"]')) mark.hidden = !depth.stale;
+    setField(root, "queue-error", depth.error ? `${depth.stale ? "The last sample failed: " : ""}${depth.error}` : "");
+    root.querySelector("[data-queue-error]").hidden = !depth.error;
+    renderQueueFlags(root.querySelector("[data-flags]"), detail);
+    setField(root, "unacked", formatInteger(detail.unacked));
+    root.querySelector('[data-fact="unacked"]').hidden = !Number.isFinite(detail.unacked);
+    setField(root, "threshold", thresholdText(detail.alert_threshold));
+    setField(root, "consumers", formatInteger(detail.consumers));
+    setFieldAttr(root, "consumers", "title", consumersTitle(detail));
+    renderWorkers(Array.isArray(detail.workers) ? detail.workers : []);
+    setFieldAttr(root, "oldest", "title", detail.oldest_sent ? `Sent at ${formatTime(detail.oldest_sent)}` : null);
+    setFieldAttr(root, "sampled", "title", formatIso(detail.sampled_at));
+    tick();
+  }
+
+  function renderWorkers(workers) {
+    const list = root.querySelector('[data-list="workers"]');
+    const key = workers.join("\n");
+    if (list.dataset.workers !== key) {
+      list.dataset.workers = key;
+      list.replaceChildren(...workers.map((hostname) => {
+        const item = cloneTemplate(root, "worker-link");
+        setField(item, "hostname", hostname);
+        setFieldAttr(item, "hostname", "href", workerHref(hostname));
+        return item;
+      }));
+    }
+    setField(root, "workers-empty", workers.length ? "" : "No worker the dashboard sees consumes it");
+  }
+
+  function renderWaiting() {
+    const rows = waitingRows(detail.waiting_tasks);
+    const list = root.querySelector('[data-list="waiting"]');
+    list.replaceChildren(...rows.slice(0, MAX_WAITING_ROWS).map(({ name: task, count }) => {
+      const row = cloneTemplate(root, "waiting-row");
+      setField(row, "task", task);
+      setField(row, "count", formatInteger(count));
+      return row;
+    }));
+    const total = rows.reduce((sum, row) => sum + row.count, 0);
+    setField(root, "waiting-count", rows.length ? `${formatInteger(total)} tasks of ${formatInteger(rows.length)} types` : "");
+    setField(root, "waiting-empty", rows.length ? "" : "No task seen sent to this queue is still waiting.");
+    setField(root, "waiting-more", rows.length > MAX_WAITING_ROWS ? `${rows.length - MAX_WAITING_ROWS} more types not shown` : "");
+  }
+
+  function tick() {
+    if (!detail) return;
+    const nowSeconds = store.serverNowMs() / 1000;
+    setField(root, "oldest", oldestText(detail, nowSeconds));
+    setField(root, "sampled", Number.isFinite(detail.sampled_at) ? formatAge(nowSeconds - detail.sampled_at) : "never");
+    trimSamples(samples, nowSeconds, HISTORY_WINDOW_SECONDS);
+    draw(samples, { nowSeconds, threshold: detail.alert_threshold?.depth ?? null, bucketSeconds: HISTORY_BUCKET_SECONDS });
+  }
+
+  const unsubscribe = store.subscribe((event) => {
+    if (event.type === "snapshot") {
+      // Reconnected or resynced: the history may have a hole.
+      if (detail || missing) schedule(REFETCH_DEBOUNCE_MS);
+      return;
+    }
+    if (event.type !== "changes" || !event.changed.queues.has(name)) return;
+    const upserts = event.changes.filter((c) => c.kind === "queue" && c.key === name && c.op === "upsert" && c.data);
+    if (!upserts.length) return;
+    if (!detail) {
+      if (missing) load(); // it has just become known
+      return;
+    }
+    for (const { data } of upserts) {
+      if (typeof data.depth === "number" && !data.stale) addToBucket(samples, data.sampled_at, "depth", data.depth, HISTORY_BUCKET_SECONDS);
+    }
+    // Upserts carry neither history nor waiting_tasks: keep those from the last fetch.
+    detail = { ...detail, ...upserts.at(-1).data };
+    renderLive();
+  });
+
+  const stopTick = onTick(tick);
+  load();
+  return () => { unsubscribe(); stopTick(); clearTimeout(timer); };
+}

@@ -88,3 +88,15 @@ def test_unchanged_samples_are_pushed_at_most_every_refresh() -> None:
     assert book.drain_changes() == ["q"]
     book.apply(T0 + 12.5, {"q": sample(5)})
     assert book.drain_changes() == ["q"]
+
+
+def test_an_apps_configured_queues_are_watched() -> None:
+    from dashboard.sampler import build_queue_book, configured_queues
+    from dashboard.settings import Settings
+
+    assert configured_queues("dashboard.demo.tasks") == ["celery", "high_priority", "low_priority"]
+    assert configured_queues("dashboard.demo.tasks:app")[0] == "celery"
+    book = build_queue_book(Settings(app="dashboard.demo.tasks", queues=("extra",), queue_alerts=("alerts=5",)))
+    assert book.names() == ["extra", "celery", "high_priority", "low_priority", "alerts"]
+    with pytest.raises(ValueError, match="no Celery app"):
+        configured_queues("dashboard.demo:nothing_here")

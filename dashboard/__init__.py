@@ -12,9 +12,11 @@ from flask_socketio import SocketIO
 from .alerts import WebhookNotifier
 from .control import WorkerInspector
 from .events import EventCollector
+from .history import HistoryWriter
 from .live import LiveHub, LiveNamespace
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
+from .store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ class Dashboard:
         self.hub = LiveHub(socketio, collector, settings, self)
         self.inspector = WorkerInspector(collector)
         self.sampler = QueueSampler(collector, self.book, self.on_alert)
+        self.store = TaskStore(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
+                               settings.keep_failed_seconds)
+        self.history = HistoryWriter(collector, self.store, run_blocking)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         collector.on_alert = self.on_alert  # type: ignore[method-assign]
 
@@ -69,7 +74,10 @@ class Dashboard:
         return self.book.to_json(name, oldest, now)
 
     def start(self) -> None:
-        """Start the background loops: event collection, watchdog and live push."""
+        """Warm the state from the store, then start the background loops."""
+        self.history.warm()
+        self.socketio.start_background_task(self.history.run)
+        self.socketio.start_background_task(self.history.prune_loop)
         self.socketio.start_background_task(self.collector.run)
         self.socketio.start_background_task(self.collector.watch)
         self.socketio.start_background_task(self.inspector.run)
@@ -84,6 +92,13 @@ class Dashboard:
         self.hub.stop()
         self.inspector.stop()
         self.sampler.stop()
+        self.history.stop()
+
+    def close(self) -> None:
+        """Write what is still pending to the store and close it (after ``stop``)."""
+        if self.history.flush():
+            log.info("task history written to %s", self.store.path)
+        self.store.close()
         self.webhooks.stop()
 
 

@@ -5,18 +5,16 @@ live push and the pages use. A bad parameter is a 400 with a message.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import time
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .events import EventCollector
-from .state import TASK_STATES, Task
+from .state import TASK_STATES
+from .store import StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -24,9 +22,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 #: Sort keys of ``GET /api/tasks``; a leading ``-`` sorts descending.
-SORT_KEYS = ("received", "runtime", "name", "timestamp")
-#: Task fields searched by ``q``.
-SEARCH_FIELDS = ("name", "uuid", "args", "kwargs", "result", "exception")
+SORT_KEYS = ("received", "runtime", "name")
+#: Which time ``since`` / ``until`` bound (``time=``); the first is the default.
+TIME_FIELDS = ("received", "started", "finished")
 
 
 class BadRequest(ValueError):
@@ -62,7 +60,12 @@ def error(message: str, status: int) -> tuple[Response, int]:
 
 @bp.get("/health")
 def health() -> Response:
-    return jsonify(_collector().health())
+    dashboard = current_app.extensions["dashboard"]
+    body = dashboard.collector.health()
+    body["store"] = dashboard.history.health()
+    if body["store"]["error"]:
+        body["status"] = "degraded"
+    return jsonify(body)
 
 
 #: Keys of a worker's detail that come from inspect replies.
@@ -127,45 +130,50 @@ def _flag(raw: str | None, name: str) -> bool:
 @bp.get("/tasks")
 def tasks() -> Response:
     args = request.args
-    states = _states(args.get("state"))
-    limit = _int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _cursor(args.get("cursor"))
-    since = _timestamp(args.get("since"), "since")
-    until = _timestamp(args.get("until"), "until")
     sort_key, descending = _sort(args.get("sort"))
-    exact = {key: args[key] for key in ("name", "worker", "queue") if args.get(key)}
-    needle = (args.get("q") or "").lower()
-    predicates: list[Callable[[Task], bool]] = []
-    if states:
-        predicates.append(lambda t: t.state in states)
-    for key, value in exact.items():
-        predicates.append(lambda t, key=key, value=value: getattr(t, key) == value)
-    if since is not None:
-        predicates.append(lambda t: (t.received or t.sent or t.timestamp or 0) >= since)
-    if until is not None:
-        predicates.append(lambda t: (t.received or t.sent or t.timestamp or 0) <= until)
-    if needle:
-        predicates.append(lambda t: any(needle in (getattr(t, f) or "").lower() for f in SEARCH_FIELDS))
-    collector = _collector()
-    with collector.lock:
-        state = collector.state
-        matches = [t for t in state.recent_tasks() if all(p(t) for p in predicates)]
-        if sort_key != "timestamp" or not descending:
-            matches.sort(key=lambda t: _sort_value(t, sort_key), reverse=descending)
-        page = [state.task_json(t.uuid) for t in matches[offset:offset + limit]]
-    following = offset + limit if offset + limit < len(matches) else None
-    return jsonify(items=page, total=len(matches), total_is_estimate=False,
-                   next=_encode_cursor(following) if following is not None else None)
+    query = {
+        "states": _states(args.get("state")) or None,
+        "name": args.get("name") or None,
+        "worker": args.get("worker") or None,
+        "queue": args.get("queue") or None,
+        "q": (args.get("q") or "").strip() or None,
+        "since": _timestamp(args.get("since"), "since"),
+        "until": _timestamp(args.get("until"), "until"),
+        "time_field": _choice(args.get("time"), "time", TIME_FIELDS),
+        "sort": sort_key,
+        "descending": descending,
+        "limit": _int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        "cursor": args.get("cursor") or None,
+    }
+    dashboard = current_app.extensions["dashboard"]
+    dashboard.history.flush()  # what arrived a moment ago is in the answer too
+    try:
+        page = dashboard.run_blocking(_query_store, dashboard.store, query)
+    except StoreQueryError as exc:
+        raise BadRequest(str(exc)) from None
+    return jsonify(page)
+
+
+def _query_store(store: TaskStore, query: dict[str, Any]) -> dict[str, Any]:
+    return store.query(**query)
 
 
 @bp.get("/tasks/<uuid>")
 def task(uuid: str) -> Response | tuple[Response, int]:
-    collector = _collector()
-    with collector.lock:
-        detail = collector.state.task_detail(uuid)
+    detail = task_detail(uuid)
     if detail is None:
         return error(f"unknown task: {uuid}", 404)
     return jsonify(detail)
+
+
+def task_detail(uuid: str) -> dict[str, Any] | None:
+    """Return a task with its timeline: from memory while it is held there, else from the store."""
+    dashboard = current_app.extensions["dashboard"]
+    with dashboard.collector.lock:
+        detail = dashboard.collector.state.task_detail(uuid)
+    if detail is not None:
+        return detail
+    return dashboard.run_blocking(dashboard.store.get, uuid)
 
 
 @bp.get("/queues")
@@ -221,7 +229,7 @@ def _timestamp(raw: str | None, name: str) -> float | None:
 
 def _sort(raw: str | None) -> tuple[str, bool]:
     if not raw:
-        return "timestamp", True
+        return "received", True
     descending = raw.startswith("-")
     key = raw.lstrip("-")
     if key not in SORT_KEYS:
@@ -229,27 +237,9 @@ def _sort(raw: str | None) -> tuple[str, bool]:
     return key, descending
 
 
-def _sort_value(task: Task, key: str) -> Any:
-    if key == "name":
-        return task.name or ""
-    if key == "received":
-        return task.received or task.sent or task.timestamp or 0.0
-    value = getattr(task, key)
-    return value if value is not None else -1.0
-
-
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
-
-
-def _cursor(raw: str | None) -> int:
+def _choice(raw: str | None, name: str, choices: tuple[str, ...]) -> str:
     if not raw:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        offset = data["o"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise BadRequest("cursor: not a cursor this API returned") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise BadRequest("cursor: not a cursor this API returned")
-    return offset
+        return choices[0]
+    if raw not in choices:
+        raise BadRequest(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return raw

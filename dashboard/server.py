@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 from . import create_app, run_inline
 from .settings import Settings, SettingsError, load_settings
+from .store import StoreError
 
 log = logging.getLogger("dashboard")
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
                                        broker_transport_options=cluster.transport_options)
     try:
         app = create_app(settings, run_blocking or run_inline)
-    except (ImportError, ValueError) as exc:  # --app that does not load, a bad alert rule
+    except (ImportError, ValueError, StoreError) as exc:  # --app that does not load, a --db it cannot use
         print(f"error: {exc}", file=sys.stderr)
         if cluster is not None:
             cluster.stop()
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
         log.info("stopping")
     finally:
         dashboard.stop()
+        dashboard.close()  # a clean stop loses nothing: pending history is written first
         if cluster is not None:
             cluster.stop()
     return 0

@@ -50,6 +50,9 @@ class Settings:
     inspect_timeout_seconds: float = 1.0  # how long an inspect request waits for replies
     purge_offline_after_seconds: float = 3600.0  # offline/lost workers leave the main list after this
     webhooks: tuple[str, ...] = ()  # URLs POSTed a JSON document on worker and queue alerts
+    max_tasks_stored: int = 1_000_000  # tasks kept in the history database, newest kept
+    max_age_seconds: float = 7 * 86400.0  # tasks older than this (by last update) are pruned
+    keep_failed_seconds: float | None = None  # failed tasks kept this long instead, when set
     queue_interval_seconds: float = 1.0  # how often queue depths are sampled
     broker_api: str | None = None  # RabbitMQ management API URL, for unacknowledged counts
     app: str | None = None  # "module" or "module:attr" of the Celery app, for its configured queues
@@ -105,6 +108,24 @@ def _positive_float(name: str) -> Callable[[str], float]:
             raise SettingsError(f"--{name}: expected a number, got {raw!r}") from None
         if not math.isfinite(value) or value <= 0:
             raise SettingsError(f"--{name}: must be a positive number, got {raw!r}")
+        return value
+    return parse
+
+
+#: Units a duration may end with, in seconds.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(name: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        text = raw.strip().lower()
+        unit = _DURATION_UNITS.get(text[-1:], None)
+        try:
+            value = float(text[:-1] if unit else text) * (unit or 1)
+        except ValueError:
+            raise SettingsError(f"--{name}: expected a duration such as 7d, 12h, 30m or 3600, got {raw!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise SettingsError(f"--{name}: must be a positive duration, got {raw!r}")
         return value
     return parse
 
@@ -185,6 +206,9 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("inspect-interval", "inspect_interval_seconds", _positive_float("inspect-interval")),
     ("inspect-timeout", "inspect_timeout_seconds", _positive_float("inspect-timeout")),
     ("purge-offline-after", "purge_offline_after_seconds", _positive_float("purge-offline-after")),
+    ("max-tasks-stored", "max_tasks_stored", _positive_int("max-tasks-stored")),
+    ("max-age", "max_age_seconds", _duration("max-age")),
+    ("keep-failed-days", "keep_failed_seconds", lambda raw: _positive_float("keep-failed-days")(raw) * 86400),
     ("queue-interval", "queue_interval_seconds", _positive_float("queue-interval")),
     ("broker-api", "broker_api", str),
     ("app", "app", str),

@@ -6,6 +6,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from .api import task_detail
 from .live import NAMESPACE
 
 bp = Blueprint("views", __name__)
@@ -32,9 +33,7 @@ def tasks() -> str | Response:
 
 @bp.get("/tasks/<uuid>")
 def task(uuid: str) -> tuple[str, int]:
-    collector = current_app.extensions["dashboard"].collector
-    with collector.lock:
-        known = uuid in collector.state.tasks
+    known = task_detail(uuid) is not None
     return render_template("task.html", bootstrap=bootstrap("task", uuid=uuid)), 200 if known else 404
 
 

@@ -56,3 +56,14 @@ def test_a_bad_broker_url_is_reported_masked() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(["--broker", "user:hunter2@host"], {})
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("raw, seconds", [("7d", 604800), ("12h", 43200), ("30m", 1800), ("90", 90), ("1.5h", 5400)])
+def test_retention_durations(raw: str, seconds: float) -> None:
+    assert load_settings(["--max-age", raw], {}).max_age_seconds == seconds
+
+
+def test_bad_durations_are_refused() -> None:
+    with pytest.raises(SettingsError, match="--max-age: expected a duration"):
+        load_settings(["--max-age", "soon"], {})
+    assert load_settings(["--keep-failed-days", "30"], {}).keep_failed_seconds == 30 * 86400

@@ -1,0 +1,648 @@
+"""Durable task history in SQLite: every task's latest JSON shape and every event of its life.
+
+The store owns one SQLite file (WAL mode, ``synchronous=NORMAL``) and its
+schema, versioned by ``PRAGMA user_version`` and upgraded on open by the
+``MIGRATIONS`` list. It keeps plain data only (typed and JSON text columns,
+never pickles). It answers list / search / detail queries with keyset paging
+and prunes by age and count.
+
+Every call blocks on disk I/O: the caller runs it in a native thread (under
+eventlet, ``eventlet.tpool.execute``), never on the hub. Each thread gets its
+own connection; SQLite's own file locks (not Python locks, which eventlet
+turns green and which then deadlock across native threads) serialise the
+writers, and WAL lets readers read while a write is in progress. This module
+imports no Flask, socketio, kombu or eventlet.
+
+Exceptions: ``StoreError`` (the store cannot serve, e.g. a schema newer than
+this code) and its subclass ``StoreQueryError`` (also a ``ValueError``: a
+query argument such as a cursor is not usable).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+log = logging.getLogger(__name__)
+
+#: Seconds a connection waits for another writer's lock before failing.
+BUSY_TIMEOUT_SECONDS = 30.0
+#: Page cache per connection, in KiB (SQLite's negative ``cache_size``).
+CACHE_KIB = 32_768
+#: Bytes of the file each connection may memory-map for reads.
+MMAP_BYTES = 1 << 30
+#: Files up to this size get ``PRAGMA quick_check`` (it reads every page: ~1.4 s/GB here) on
+#: every open; larger ones only after an unclean shutdown. SQLite still reports damage it meets later.
+QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
+#: Tasks deleted per prune transaction (~0.2 s at a million tasks), so a waiting writer never waits long.
+PRUNE_CHUNK_TASKS = 1_000
+#: Pause between prune transactions, longer than SQLite's longest busy-retry sleep (0.1 s),
+#: so a writer waiting for the lock gets it between chunks.
+PRUNE_PAUSE_SECONDS = 0.12
+#: Above this many matches ``query`` reports an estimated total (see ``_estimate_total``).
+EXACT_TOTAL_CAP = 10_000
+#: Rows probed, evenly spread over the id range, to estimate a large total.
+ESTIMATE_SAMPLES = 2_000
+#: Full-text matches up to which a search is driven by the FTS index rather than the sort index.
+FTS_DRIVEN_MAX = 5_000
+#: Shortest final token matched as a prefix (the FTS index keeps 2- and 3-character prefixes).
+MIN_PREFIX_CHARS = 2
+#: Most rows of the sort index read per step when paging through a common full-text match.
+WALK_CHUNK_MAX = 8_192
+#: States a failed task is in, for ``keep_failed_seconds``.
+FAILED_STATES = ("FAILURE",)
+
+#: Task fields stored as columns, in ``Task.to_json`` order ('children' is derived, not stored).
+TASK_FIELDS = (
+    "uuid", "name", "state", "worker", "queue", "exchange", "routing_key", "sent", "received",
+    "started", "succeeded", "failed", "retried", "revoked", "rejected", "timestamp", "runtime",
+    "retries", "args", "kwargs", "eta", "expires", "result", "exception", "traceback",
+    "parent_id", "root_id", "orphaned", "progress",
+)
+#: Fields held in the full-text index (the column names of ``tasks_fts``).
+#: The uuid is left out (five random tokens per task cost a third of the write rate);
+#: a one-word query is also matched as a prefix of the uuid, through its unique index.
+FTS_FIELDS = ("name", "args", "kwargs", "result", "exception")
+#: Where each event type falls in a task's life, to order events with equal timestamps (as ``state`` does).
+_LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
+               "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
+#: Sort key -> the helper columns it orders by (the row id breaks ties).
+SORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "received": ("received_sort",),
+    "runtime": ("runtime_sort",),
+    "name": ("name_sort", "received_sort"),
+    "timestamp": ("updated_sort",),
+}
+#: ``time_field`` -> the column the since/until range applies to.
+TIME_COLUMNS = {"received": "received_sort", "started": "started", "finished": "finished"}
+_TEXT_SORT_COLUMNS = frozenset(("name_sort",))
+_TOKENS = re.compile(r"[^\W_]+")  # roughly what FTS5's unicode61 tokenizer keeps
+_UUID_PREFIX = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{3,35}")  # a word that may start a Celery task id
+
+_TASK_TABLE = """
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY,  -- stable row id: the FTS rowid and the events' key
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT, state TEXT NOT NULL DEFAULT 'PENDING', worker TEXT, queue TEXT, exchange TEXT,
+    routing_key TEXT,
+    sent REAL, received REAL, started REAL, succeeded REAL, failed REAL, retried REAL, revoked REAL,
+    rejected REAL, timestamp REAL, runtime REAL, retries INTEGER,
+    args TEXT, kwargs TEXT, eta TEXT, expires TEXT, result TEXT, exception TEXT, traceback TEXT,
+    parent_id TEXT, root_id TEXT, orphaned INTEGER NOT NULL DEFAULT 0,
+    progress TEXT,  -- JSON
+    received_sort REAL GENERATED ALWAYS AS (coalesce(received, sent, timestamp, 0.0)) VIRTUAL,
+    runtime_sort REAL GENERATED ALWAYS AS (coalesce(runtime, -1.0)) VIRTUAL,
+    name_sort TEXT GENERATED ALWAYS AS (coalesce(name, '')) VIRTUAL,
+    updated_sort REAL GENERATED ALWAYS AS (coalesce(timestamp, 0.0)) VIRTUAL,
+    finished REAL GENERATED ALWAYS AS (coalesce(succeeded, failed, revoked, rejected)) VIRTUAL
+)"""
+
+_FTS_COLUMNS = ", ".join(FTS_FIELDS)
+_FTS_NEW = ", ".join(f"new.{c}" for c in FTS_FIELDS)
+_FTS_OLD = ", ".join(f"old.{c}" for c in FTS_FIELDS)
+_FTS_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in FTS_FIELDS)
+
+#: Schema migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (  # 1: tasks, events and the indexes behind every filter with the default sort
+        _TASK_TABLE,
+        # Events of one task are adjacent (clustered by task id, which grows with first sight,
+        # so a batch appends near the end of the tree) and in timeline order.
+        """CREATE TABLE events (
+            task_id INTEGER NOT NULL, timestamp REAL NOT NULL, life INTEGER NOT NULL,
+            type TEXT NOT NULL, hostname TEXT NOT NULL,
+            body TEXT NOT NULL,  -- the event dict as JSON
+            PRIMARY KEY (task_id, timestamp, life, type, hostname)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX tasks_received ON tasks (received_sort)",
+        "CREATE INDEX tasks_state ON tasks (state, received_sort)",
+        "CREATE INDEX tasks_name ON tasks (name_sort, received_sort)",
+        "CREATE INDEX tasks_worker ON tasks (worker, received_sort)",
+        "CREATE INDEX tasks_queue ON tasks (queue, received_sort)",
+        "CREATE INDEX tasks_runtime ON tasks (runtime_sort)",
+        # state rides along so prune can skip kept failures without reading the table
+        "CREATE INDEX tasks_updated ON tasks (updated_sort, state)",
+        "CREATE INDEX tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL",
+        # Every filter column by id: the total estimate probes this small tree, not the wide rows.
+        "CREATE INDEX tasks_filters ON tasks "
+        "(id, state, name_sort, worker, queue, received_sort, started, finished)",
+    ),
+    (  # 2: full-text search over the payload fields, kept in sync by triggers. prefix='2 3':
+       # short prefixes are read from their own index; without it FTS5 merges every term
+       # with the prefix on each query (tens of ms for 'cus*' over a million rows).
+        f"CREATE VIRTUAL TABLE tasks_fts USING fts5({_FTS_COLUMNS}, content='tasks', "
+        "content_rowid='id', columnsize=0, tokenize='unicode61', prefix='2 3')",
+        f"""CREATE TRIGGER tasks_fts_insert AFTER INSERT ON tasks BEGIN
+            INSERT INTO tasks_fts (rowid, {_FTS_COLUMNS}) VALUES (new.id, {_FTS_NEW});
+        END""",
+        f"""CREATE TRIGGER tasks_fts_delete AFTER DELETE ON tasks BEGIN
+            INSERT INTO tasks_fts (tasks_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.id, {_FTS_OLD});
+        END""",
+        f"""CREATE TRIGGER tasks_fts_update AFTER UPDATE ON tasks WHEN {_FTS_CHANGED} BEGIN
+            INSERT INTO tasks_fts (tasks_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.id, {_FTS_OLD});
+            INSERT INTO tasks_fts (rowid, {_FTS_COLUMNS}) VALUES (new.id, {_FTS_NEW});
+        END""",
+        "INSERT INTO tasks_fts (tasks_fts) VALUES ('rebuild')",  # index rows stored before v2
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS_SQL = ", ".join(TASK_FIELDS)
+_UPSERT_SQL = (
+    f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join('?' * len(TASK_FIELDS))}) "
+    "ON CONFLICT (uuid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid")
+)
+_STUB_SQL = "INSERT INTO tasks (uuid, timestamp) VALUES (?, ?) ON CONFLICT (uuid) DO NOTHING"
+_EVENT_SQL = ("INSERT OR IGNORE INTO events (task_id, timestamp, life, type, hostname, body) "
+              "SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE uuid = ?")
+_SHAPE_HEAD = TASK_FIELDS[:-2]  # the fields before 'children' in the JSON shape
+_SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
+_NUMERIC_FIELDS = frozenset(("sent", "received", "started", "succeeded", "failed", "retried", "revoked",
+                             "rejected", "timestamp", "runtime", "retries"))
+
+
+class StoreError(Exception):
+    """The store cannot serve: a closed store, or a schema newer than this code."""
+
+
+class StoreQueryError(StoreError, ValueError):
+    """A query argument the store cannot use; the message says which and why."""
+
+
+class TaskStore:
+    """Task history in one SQLite file; see the module docstring for the thread model."""
+
+    def __init__(self, path: str, max_tasks_stored: int = 1_000_000, max_age_seconds: float = 7 * 86400,
+                 keep_failed_seconds: float | None = None) -> None:
+        self.path = path
+        self.max_tasks_stored = max_tasks_stored
+        self.max_age_seconds = max_age_seconds
+        self.keep_failed_seconds = keep_failed_seconds
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []  # every connection opened, for close()
+        self._closed = False
+        self._check_all = True  # whether opening runs PRAGMA quick_check (see _open)
+        self._open()
+
+    # -- opening ----------------------------------------------------------------
+    def _open(self) -> None:
+        # A -wal file left behind means the last user did not close cleanly (or is still running).
+        self._check_all = (os.path.exists(self.path + "-wal")
+                           or not os.path.exists(self.path) or os.path.getsize(self.path) <= QUICK_CHECK_MAX_BYTES)
+        try:
+            self._prepare(self._conn())
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                self.close()
+                raise
+            self._move_aside(f"{type(exc).__name__}: {exc}")
+            self._prepare(self._conn())
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self.close()
+            raise StoreError(f"{self.path}: schema version {version} is newer than this dashboard's "
+                             f"{SCHEMA_VERSION}; use a newer dashboard or another --db file")
+        if version > 0 and self._check_all:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction(conn):
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+            log.info("task store %s: schema migrated to version %d", self.path, target)
+
+    def _move_aside(self, reason: str) -> None:
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+        self._local = threading.local()
+        target = f"{self.path}.corrupt-{int(time.time())}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, target + suffix)
+        log.warning("task store %s is unreadable or corrupt (%s): moved it to %s and started a fresh one",
+                    self.path, reason, target)
+
+    def _conn(self) -> sqlite3.Connection:
+        """Return this thread's connection, opening it on first use."""
+        if self._closed:
+            raise StoreError(f"task store {self.path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # check_same_thread=False only so close() may close it; each is used by one thread.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
+            self._connections.append(conn)
+            for pragma in ("synchronous = NORMAL", f"cache_size = -{CACHE_KIB}", f"mmap_size = {MMAP_BYTES}",
+                           "temp_store = MEMORY"):
+                conn.execute(f"PRAGMA {pragma}")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock with another writer
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection; call it once the threads using the store have stopped."""
+        self._closed = True
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+
+    # -- writing ----------------------------------------------------------------
+    def write_batch(self, tasks: list[dict[str, Any]], events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Upsert ``tasks`` (their JSON shapes) and add ``events`` (uuid, event dict) in one transaction."""
+        rows = [_task_row(task) for task in tasks]
+        known = {task["uuid"] for task in tasks}
+        stubs = [(uuid, _number(event.get("timestamp"))) for uuid, event in events if uuid not in known]
+        event_rows = [_event_row(uuid, event) for uuid, event in events]
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.executemany(_UPSERT_SQL, rows)
+            if stubs:  # an event of a task the batch does not carry: keep it under a placeholder task
+                conn.executemany(_STUB_SQL, stubs)
+            conn.executemany(_EVENT_SQL, event_rows)
+
+    def prune(self, now: float) -> int:
+        """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
+        conn = self._conn()
+        deleted = 0
+        cutoff = now - self.max_age_seconds
+        failed = ", ".join("?" * len(FAILED_STATES))
+        if self.keep_failed_seconds is None:
+            deleted += self._delete_while(conn, "SELECT id FROM tasks WHERE updated_sort < ? "
+                                          "ORDER BY updated_sort LIMIT ?", (cutoff,))
+        else:
+            deleted += self._delete_while(conn, "SELECT id FROM tasks WHERE updated_sort < ? AND state NOT IN "
+                                          f"({failed}) ORDER BY updated_sort LIMIT ?", (cutoff, *FAILED_STATES))
+            deleted += self._delete_while(conn, f"SELECT id FROM tasks WHERE state IN ({failed}) AND "
+                                          "updated_sort < ? ORDER BY updated_sort LIMIT ?",
+                                          (*FAILED_STATES, now - self.keep_failed_seconds))
+        excess = conn.execute("SELECT count(*) FROM tasks").fetchone()[0] - self.max_tasks_stored
+        while excess > 0:
+            chunk = min(excess, PRUNE_CHUNK_TASKS)
+            removed = self._delete_while(conn, "SELECT id FROM tasks ORDER BY updated_sort LIMIT ?", (),
+                                         limit=chunk, once=True)
+            if not removed:
+                break
+            deleted += removed
+            excess -= removed
+            if excess > 0:
+                self._pause(conn)
+        return deleted
+
+    def _delete_while(self, conn: sqlite3.Connection, select: str, params: tuple[Any, ...],
+                      limit: int = PRUNE_CHUNK_TASKS, once: bool = False) -> int:
+        """Delete the tasks ``select`` picks, one chunk per transaction, until it picks none."""
+        total = 0
+        while True:
+            with self._transaction(conn):
+                ids = [(row[0],) for row in conn.execute(select, (*params, limit))]
+                conn.executemany("DELETE FROM events WHERE task_id = ?", ids)
+                conn.executemany("DELETE FROM tasks WHERE id = ?", ids)
+            total += len(ids)
+            if once or len(ids) < limit:
+                return total
+            self._pause(conn)
+
+    def _pause(self, conn: sqlite3.Connection) -> None:
+        """Between prune chunks: copy the WAL back (so a writer's commit does not pay for the
+        deletions with an automatic checkpoint), then leave the write lock free for a moment."""
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        time.sleep(PRUNE_PAUSE_SECONDS)
+
+    # -- reading ----------------------------------------------------------------
+    def get(self, uuid: str) -> dict[str, Any] | None:
+        """Return one task's JSON shape with its ``events`` in timeline order and its ``children``."""
+        conn = self._conn()
+        row = conn.execute(f"{_SELECT_TASK} WHERE uuid = ?", (uuid,)).fetchone()
+        if row is None:
+            return None
+        task = self._shapes(conn, [row])[0]
+        task["events"] = self._events(conn, [row[0]])[row[0]]
+        return task
+
+    def recent(self, limit: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Return the ``limit`` most recently updated tasks, newest first, each with its events."""
+        conn = self._conn()
+        rows = conn.execute(f"{_SELECT_TASK} ORDER BY updated_sort DESC, id DESC LIMIT ?", (limit,)).fetchall()
+        events = self._events(conn, [row[0] for row in rows])
+        return [(task, events[row[0]]) for task, row in zip(self._shapes(conn, rows), rows)]
+
+    def stats(self) -> dict[str, Any]:
+        """Return the number of tasks stored (an exact count), the file path and the schema version."""
+        conn = self._conn()
+        return {"tasks": conn.execute("SELECT count(*) FROM tasks").fetchone()[0], "path": self.path,
+                "schema_version": conn.execute("PRAGMA user_version").fetchone()[0]}
+
+    def query(self, *, states: set[str] | None = None, name: str | None = None, worker: str | None = None,
+              queue: str | None = None, q: str | None = None, since: float | None = None,
+              until: float | None = None, time_field: str = "received", sort: str = "received",
+              descending: bool = True, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        """Return one page of matching tasks, newest (or largest) first by default, and the match count."""
+        if sort not in SORT_COLUMNS:
+            raise StoreQueryError(f"sort: expected one of {', '.join(SORT_COLUMNS)}, got {sort!r}")
+        if time_field not in TIME_COLUMNS:
+            raise StoreQueryError(f"time_field: expected one of {', '.join(TIME_COLUMNS)}, got {time_field!r}")
+        if limit < 1:
+            raise StoreQueryError(f"limit: must be at least 1, got {limit}")
+        columns = SORT_COLUMNS[sort]
+        after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
+
+        where: list[str] = []
+        params: list[Any] = []
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(sorted(states))
+        for column, value in (("name_sort", name), ("worker", worker), ("queue", queue)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        time_column = TIME_COLUMNS[time_field]
+        if since is not None:
+            where.append(f"{time_column} >= ?")
+            params.append(since)
+        if until is not None:
+            where.append(f"{time_column} <= ?")
+            params.append(until)
+
+        conn = self._conn()
+        words = (q or "").split()
+        uuid_prefix = words[0].lower() if len(words) == 1 and _UUID_PREFIX.fullmatch(words[0]) else None
+        text = _TextMatch(_match_expression(words), uuid_prefix)
+        keys = (*columns, "tasks.id")
+        direction = "DESC" if descending else "ASC"
+        order = ", ".join(f"{c} {direction}" for c in keys)
+        keyset = f"({', '.join(keys)}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})"
+        select = f"SELECT tasks.id, {', '.join(columns)} FROM "
+
+        if text.match is None and text.uuid_prefix is None:  # no text filter (no word with a letter or digit)
+            page = conn.execute(f"{select}tasks{_where(where + [keyset] * (after is not None))} "
+                                f"ORDER BY {order} LIMIT ?", (*params, *(after or ()), limit + 1)).fetchall()
+            total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
+            estimate = total > EXACT_TOTAL_CAP
+            if estimate:
+                total = self._estimate_total(conn, where, params)
+        else:
+            matches_sql, matches_params = text.ids()
+            if _capped_count(conn, matches_sql, matches_params, FTS_DRIVEN_MAX) <= FTS_DRIVEN_MAX:
+                # Few text matches: read their ids first (CROSS JOIN fixes that loop order),
+                # then filter and sort those rows; the count is exact.
+                source = f"({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
+                page = conn.execute(f"{select}{source}{_where(where + [keyset] * (after is not None))} "
+                                    f"ORDER BY {order} LIMIT ?",
+                                    (*matches_params, *params, *(after or ()), limit + 1)).fetchall()
+                total = conn.execute(f"SELECT count(*) FROM {source}{_where(where)}",
+                                     (*matches_params, *params)).fetchone()[0]
+                estimate = False
+            else:
+                page, total, estimate = self._walk_common(conn, text, where, params, select, order, keyset,
+                                                          after, limit)
+        more = len(page) > limit
+        page = page[:limit]
+        by_id = {row[0]: row for row in conn.execute(
+            f"{_SELECT_TASK} WHERE id IN ({', '.join('?' * len(page))})", [row[0] for row in page])}
+        items = self._shapes(conn, [by_id[row[0]] for row in page if row[0] in by_id])
+        following = _encode_cursor(sort, descending, list(page[-1][1:]), page[-1][0]) if more else None
+        return {"items": items, "total": total, "total_is_estimate": estimate, "next": following}
+
+    def _walk_common(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any],
+                     select: str, order: str, keyset: str, after: list[Any] | None, limit: int
+                     ) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """Page through a common full-text match by walking the sort index in chunks.
+
+        Each chunk of rows that pass the other filters is checked against the text match
+        with one query over the chunk's id range (ids grow with first sight, so for time
+        sorts the range is narrow). Walking stops once the page is full. The total is
+        exact when the walk reached the end; otherwise it is the share of matches among
+        the rows walked times the number of rows passing the other filters (itself
+        exact up to ``EXACT_TOTAL_CAP``, then estimated by ``_estimate_total``).
+        """
+        page: list[tuple[Any, ...]] = []
+        walked = 0
+        position = after
+        size = 4 * (limit + 1)  # grows 4x a step: a dense match fills the page from a narrow id range
+        while len(page) <= limit:
+            chunk = conn.execute(f"{select}tasks{_where(where + [keyset] * (position is not None))} "
+                                 f"ORDER BY {order} LIMIT ?", (*params, *(position or ()), size)).fetchall()
+            if not chunk:
+                break
+            ids = [row[0] for row in chunk]
+            hits = {row[0] for row in conn.execute(*text.ids(min(ids), max(ids)))}
+            page.extend(row for row in chunk if row[0] in hits)
+            walked += len(chunk)
+            position = [*chunk[-1][1:], chunk[-1][0]]
+            if len(chunk) < size:
+                if after is None:  # walked everything from the start: the count is exact
+                    return page, len(page), False
+                break
+            size = min(size * 4, WALK_CHUNK_MAX)
+        others = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
+        if others > EXACT_TOTAL_CAP:
+            others = self._estimate_total(conn, where, params)
+        estimate = others * len(page) / walked if walked else 0.0
+        return page, max(int(round(estimate, -2 if estimate >= 1000 else 0)), len(page)), True
+
+    def _estimate_total(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> int:
+        """Estimate a count known to exceed ``EXACT_TOTAL_CAP``.
+
+        The estimate probes ``ESTIMATE_SAMPLES`` row ids spread over the id range (one at a
+        seeded random offset inside each equal slice, so periodic patterns in the ids cannot
+        alias with the probes), counts the probed rows that exist and match, and scales by
+        the ids each probe stands for. Ids grow with first sight and pruned ids count as
+        non-matches, so the estimate follows deletions. The seed is fixed, so totals do not
+        jitter between pages.
+        """
+        # Two subqueries: SQLite answers a lone min() or max() from the end of the tree, both together by a scan.
+        low, high = conn.execute("SELECT (SELECT min(id) FROM tasks), (SELECT max(id) FROM tasks)").fetchone()
+        if low is None:
+            return EXACT_TOTAL_CAP + 1
+        span = high - low + 1
+        samples = min(ESTIMATE_SAMPLES, span)
+        step = span / samples
+        jitter = random.Random(samples)
+        probes = json.dumps([low + int((k + jitter.random()) * step) for k in range(samples)])
+        hits = conn.execute("SELECT count(*) FROM json_each(?) AS probe CROSS JOIN tasks INDEXED BY tasks_filters "
+                            f"ON tasks.id = probe.value{_where(where)}", (probes, *params)).fetchone()[0]
+        estimate = hits * step
+        return max(int(round(estimate, -2 if estimate >= 1000 else 0)), EXACT_TOTAL_CAP + 1)
+
+    # -- shapes -----------------------------------------------------------------
+    def _shapes(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Turn rows of ``id, TASK_FIELDS...`` into task JSON shapes, children included."""
+        children: dict[str, list[str]] = {}
+        uuids = [row[1] for row in rows]
+        for start in range(0, len(uuids), 500):
+            chunk = uuids[start:start + 500]
+            for parent, child in conn.execute(
+                    f"SELECT parent_id, uuid FROM tasks WHERE parent_id IN ({', '.join('?' * len(chunk))}) "
+                    "ORDER BY id", chunk):
+                children.setdefault(parent, []).append(child)
+        shapes = []
+        for row in rows:
+            shape = dict(zip(_SHAPE_HEAD, row[1:len(_SHAPE_HEAD) + 1]))  # uuid .. root_id
+            shape["children"] = children.get(shape["uuid"], [])
+            orphaned, progress = row[len(TASK_FIELDS) - 1:len(TASK_FIELDS) + 1]
+            shape["orphaned"] = bool(orphaned)
+            shape["progress"] = None if progress is None else json.loads(progress)
+            shapes.append(shape)
+        return shapes
+
+    def _events(self, conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """Return the events of the tasks with these row ids, in timeline order."""
+        events: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for task_id, body in conn.execute(
+                    f"SELECT task_id, body FROM events WHERE task_id IN ({', '.join('?' * len(chunk))}) "
+                    "ORDER BY task_id, timestamp, life, type, hostname", chunk):
+                events[task_id].append(json.loads(body))
+        return events
+
+
+class _TextMatch:
+    """The ids a free-text query matches: FTS matches of every word, or a prefix of the uuid."""
+
+    def __init__(self, match: str | None, uuid_prefix: str | None) -> None:
+        self.match = match
+        self.uuid_prefix = uuid_prefix
+
+    def ids(self, low: int | None = None, high: int | None = None) -> tuple[str, list[Any]]:
+        """Return SQL selecting the matching ids (as ``id``), within [low, high] when given, and its parameters."""
+        parts: list[str] = []
+        params: list[Any] = []
+        bounded = low is not None and high is not None
+        if self.match is not None:
+            parts.append("SELECT rowid AS id FROM tasks_fts WHERE tasks_fts MATCH ?"
+                         + " AND rowid BETWEEN ? AND ?" * bounded)
+            params.extend([self.match, low, high] if bounded else [self.match])
+        if self.uuid_prefix:
+            # Every string starting with the prefix sorts in [prefix, prefix + U+10FFFF); the few
+            # rows there that the FTS part also returns are left out (UNION ALL never sorts the
+            # possibly large FTS part to remove duplicates, as UNION would).
+            parts.append("SELECT id FROM tasks WHERE uuid >= ? AND uuid < ?" + " AND id BETWEEN ? AND ?" * bounded
+                         + (" AND NOT EXISTS (SELECT 1 FROM tasks_fts WHERE tasks_fts MATCH ? "
+                            "AND tasks_fts.rowid = tasks.id)" if self.match is not None else ""))
+            params.extend([self.uuid_prefix, self.uuid_prefix + "\U0010ffff"])
+            if bounded:
+                params.extend([low, high])
+            if self.match is not None:
+                params.append(self.match)
+        return " UNION ALL ".join(parts), params
+
+
+# -- helpers ------------------------------------------------------------------------
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """Tell a damaged or foreign file apart from a busy, missing or unreadable one (never moved aside)."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    return name == "" and type(exc) is sqlite3.DatabaseError  # our own quick_check verdict
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
+    """Turn a task JSON shape into column values: plain SQLite types, JSON text for anything else."""
+    values: list[Any] = []
+    for field in TASK_FIELDS:
+        value = task.get(field)
+        if field == "orphaned":
+            value = 1 if value else 0
+        elif field == "progress":
+            value = None if value is None else json.dumps(value, separators=(",", ":"))
+        elif field == "state":
+            value = value or "PENDING"
+        elif field in _NUMERIC_FIELDS:
+            value = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        elif value is not None and not isinstance(value, str):
+            value = json.dumps(value, separators=(",", ":"), default=repr)
+        values.append(value)
+    return tuple(values)
+
+
+def _event_row(uuid: str, event: dict[str, Any]) -> tuple[Any, ...]:
+    event_type = str(event.get("type") or "")
+    timestamp = _number(event.get("timestamp"))
+    return (0.0 if timestamp is None else timestamp, _LIFE_ORDER.get(event_type, 3), event_type,
+            str(event.get("hostname") or ""), json.dumps(event, separators=(",", ":"), default=repr), uuid)
+
+
+def _match_expression(words: list[str]) -> str | None:
+    """Turn free text into an FTS5 query: each word a quoted prefix phrase, all ANDed.
+
+    Quoting makes FTS syntax in the input (``"``, ``*``, ``AND``, ``(``) plain text; a word
+    is tokenised by FTS5 itself, so ``cus_000123`` matches the adjacent tokens ``cus 000123*``.
+    Words without a letter or digit cannot match anything and are dropped; a word ending
+    in a one-character token matches that token exactly (a one-character prefix would
+    merge a large part of the index on every query).
+    """
+    phrases = []
+    for word in words:
+        tokens = _TOKENS.findall(word)
+        if tokens:
+            prefix = "*" if len(tokens[-1]) >= MIN_PREFIX_CHARS else ""
+            phrases.append('"' + word.replace('"', '""') + '"' + prefix)
+    return " AND ".join(phrases) or None
+
+
+def _where(clauses: Iterable[str]) -> str:
+    clauses = list(clauses)
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def _capped_count(conn: sqlite3.Connection, select: str, params: Sequence[Any], cap: int) -> int:
+    """Count the rows of ``select``, stopping at ``cap + 1``."""
+    return conn.execute(f"SELECT count(*) FROM ({select} LIMIT ?)", (*params, cap + 1)).fetchone()[0]
+
+
+def _encode_cursor(sort: str, descending: bool, values: list[Any], row_id: int) -> str:
+    raw = json.dumps({"s": sort, "d": descending, "v": values, "i": row_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str, descending: bool, columns: tuple[str, ...]) -> list[Any]:
+    """Return the keyset values (sort columns then row id) after which the next page starts."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        values, row_id = data["v"], data["i"]
+        cursor_sort, cursor_descending = data["s"], data["d"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise StoreQueryError("cursor: not a cursor this store returned") from None
+    if (cursor_sort, cursor_descending) != (sort, descending):
+        raise StoreQueryError(f"cursor: it belongs to sort {cursor_sort!r} "
+                              f"{'descending' if cursor_descending else 'ascending'}, not to this query's")
+    if not isinstance(values, list) or len(values) != len(columns) or type(row_id) is not int:
+        raise StoreQueryError("cursor: not a cursor this store returned")
+    for column, value in zip(columns, values):
+        ok = (isinstance(value, str) if column in _TEXT_SORT_COLUMNS
+              else isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        if not ok:
+            raise StoreQueryError("cursor: not a cursor this store returned")
+    return [*values, row_id]

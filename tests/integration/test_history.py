@@ -1,0 +1,82 @@
+"""Task history survives a restart of the dashboard, with search, filters and paging from the store."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import (DashboardProc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
+                     wait_until, wait_worker_online)
+
+pytestmark = pytest.mark.integration
+
+
+def final(dashboard: DashboardProc, task_id: str, state: str) -> dict:
+    return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, 20,
+                      message=lambda: f"task {task_id} never {state}: {dashboard.task(task_id)}")
+
+
+def test_history_survives_a_restart(redis_port: int, log_dir: Path, tmp_path: Path) -> None:
+    broker = f"redis://127.0.0.1:{redis_port}/9"
+    db = tmp_path / "history.db"
+    dashboard = start_dashboard(broker, log_dir, extra_args=("--db", str(db)))
+    worker = None
+    try:
+        wait_broker_connected(dashboard)
+        worker = start_worker(broker, "historian", log_dir)
+        wait_worker_online(dashboard, "historian@test", worker=worker)
+        app = producer_app(broker)
+        ok = send(app, "add", 40, 2)
+        second = send(app, "add", 1, 1)
+        failed = send(app, "fail_payment", "ORD-77")
+        parent = send(app, "echo", "parent", link=app.signature("dashboard.demo.tasks.echo", args=("child",)))
+        final(dashboard, ok, "SUCCESS")
+        final(dashboard, second, "SUCCESS")
+        final(dashboard, failed, "FAILURE")
+        children = wait_until(lambda: (t := dashboard.task(parent)) and t["children"], 20,
+                              message="the linked child never arrived")
+        final(dashboard, children[0], "SUCCESS")
+        before = dashboard.task(failed)
+        dashboard.stop()  # SIGTERM: pending history is written before it exits
+        assert dashboard.proc.popen.returncode == 0
+
+        dashboard = start_dashboard(broker, log_dir, extra_args=("--db", str(db)))
+        after = dashboard.task(failed)
+        assert after is not None
+        assert [e["type"] for e in after["events"]] == [e["type"] for e in before["events"]]
+        assert [e["type"] for e in after["events"]] == ["task-sent", "task-received", "task-started", "task-failed"]
+        assert "ValueError" in after["traceback"] and after["args"] == "('ORD-77',)"
+        assert dashboard.task(parent)["children"] == children
+        assert dashboard.get(f"/tasks/{failed}").status_code == 200
+
+        failures = dashboard.get("/api/tasks", params={"state": "FAILURE"}).json()
+        assert [t["uuid"] for t in failures["items"]] == [failed] and failures["total"] == 1
+        found = dashboard.get("/api/tasks", params={"q": "ORD-77"}).json()
+        assert [t["uuid"] for t in found["items"]] == [failed]
+        adds = dashboard.get("/api/tasks", params={"name": "dashboard.demo.tasks.add", "limit": 1}).json()
+        assert len(adds["items"]) == 1 and adds["next"]
+        following = dashboard.get("/api/tasks", params={"name": "dashboard.demo.tasks.add", "limit": 1,
+                                                         "cursor": adds["next"]}).json()
+        assert {adds["items"][0]["uuid"], following["items"][0]["uuid"]} == {ok, second}
+        assert following["next"] is None
+        by_worker = dashboard.get("/api/tasks", params={"worker": "historian@test"}).json()
+        assert by_worker["total"] == 5
+        for params in ({"cursor": "garbage"}, {"time": "lunch"}, {"sort": "color"}, {"since": "yesterday"}):
+            response = dashboard.get("/api/tasks", params=params)
+            assert response.status_code == 400 and "error" in response.json(), params
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()
+
+
+def test_a_corrupt_database_is_moved_aside(redis_port: int, log_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "broken.db"
+    db.write_bytes(b"this is not a database" * 1000)
+    dashboard = start_dashboard(f"redis://127.0.0.1:{redis_port}/9", log_dir, extra_args=("--db", str(db)))
+    try:
+        assert dashboard.get("/api/tasks").json()["items"] == []
+        assert [p.name for p in tmp_path.glob("broken.db.corrupt-*")], list(tmp_path.iterdir())
+        assert "moved it to" in dashboard.proc.log_path.read_text()
+    finally:
+        dashboard.stop()

@@ -1,0 +1,440 @@
+"""Unit tests of the SQLite task store: schema, writes, every filter, search, paging, retention, recovery."""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from dashboard import store as store_module
+from dashboard.store import MIGRATIONS, SCHEMA_VERSION, StoreError, StoreQueryError, TaskStore
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_790_000_000.0
+
+
+def task(uuid: str, n: int = 0, **fields: Any) -> dict[str, Any]:
+    """Return a finished task's JSON shape received at T0 + n."""
+    received = T0 + n
+    shape: dict[str, Any] = {
+        "uuid": uuid, "name": "billing.charge_card", "state": "SUCCESS", "worker": "celery@w1",
+        "queue": "celery", "exchange": "", "routing_key": "celery", "sent": received - 0.01,
+        "received": received, "started": received + 0.1, "succeeded": received + 0.5, "failed": None,
+        "retried": None, "revoked": None, "rejected": None, "timestamp": received + 0.5, "runtime": 0.4,
+        "retries": 0, "args": f"({n}, 'cus_{n:06d}')", "kwargs": "{}", "eta": None, "expires": None,
+        "result": "'ok'", "exception": None, "traceback": None, "parent_id": None, "root_id": uuid,
+        "children": [], "orphaned": False, "progress": None,
+    }
+    shape.update(fields)
+    return shape
+
+
+def events_of(shape: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Return the sent, received, started and final events of a task shape."""
+    uuid, final = shape["uuid"], "task-failed" if shape["state"] == "FAILURE" else "task-succeeded"
+    return [
+        (uuid, {"type": "task-sent", "timestamp": shape["sent"], "hostname": "gen@web", "name": shape["name"]}),
+        (uuid, {"type": "task-received", "timestamp": shape["received"], "hostname": shape["worker"]}),
+        (uuid, {"type": "task-started", "timestamp": shape["started"], "hostname": shape["worker"]}),
+        (uuid, {"type": final, "timestamp": shape["timestamp"], "hostname": shape["worker"]}),
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_prune_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PRUNE_PAUSE_SECONDS", 0.0)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "history.db")
+
+
+@pytest.fixture
+def store(path: str) -> Iterator[TaskStore]:
+    opened = TaskStore(path)
+    yield opened
+    opened.close()
+
+
+def uuids(result: dict[str, Any]) -> list[str]:
+    return [item["uuid"] for item in result["items"]]
+
+
+# -- schema ---------------------------------------------------------------------------
+def test_new_file_gets_the_current_schema_in_wal_mode(store: TaskStore, path: str) -> None:
+    assert store.stats() == {"tasks": 0, "path": path, "schema_version": SCHEMA_VERSION}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"tasks", "events", "tasks_fts", "tasks_state", "tasks_received"} <= names
+
+
+def test_empty_file_is_a_version_0_database_and_is_migrated(path: str) -> None:
+    Path(path).write_bytes(b"")
+    with_store = TaskStore(path)
+    assert with_store.stats()["schema_version"] == SCHEMA_VERSION
+    with_store.close()
+
+
+def test_older_schema_is_migrated_and_its_rows_indexed_for_search(path: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:  # a version 1 file: no full-text index yet
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO tasks (uuid, name, state, args, received) VALUES "
+                 "('old-1', 'reports.build_pdf', 'SUCCESS', '(7, ''zebra'')', ?)", (T0,))
+    conn.close()
+    migrated = TaskStore(path)
+    assert migrated.stats()["schema_version"] == SCHEMA_VERSION
+    assert uuids(migrated.query(q="zebra")) == ["old-1"]
+    migrated.close()
+
+
+def test_a_schema_newer_than_the_code_is_refused_and_left_alone(path: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        TaskStore(path)
+    assert os.path.exists(path) and not list(Path(path).parent.glob("*.corrupt-*"))
+
+
+def test_garbage_file_is_moved_aside_and_a_fresh_store_created(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    Path(path).write_bytes(b"this is not a database, just bytes " * 200)
+    with caplog.at_level(logging.WARNING, logger="dashboard.store"):
+        fresh = TaskStore(path)
+    moved = sorted(str(p) for p in Path(path).parent.glob("history.db.corrupt-*"))
+    assert len(moved) == 1
+    assert Path(moved[0]).read_bytes().startswith(b"this is not a database")
+    assert fresh.stats()["schema_version"] == SCHEMA_VERSION
+    fresh.write_batch([task("a")], [])
+    assert fresh.get("a") is not None
+    fresh.close()
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert path in record.getMessage() and moved[0] in record.getMessage()
+
+
+def test_a_damaged_page_fails_quick_check_and_is_moved_aside(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    first = TaskStore(path)
+    first.write_batch([task(f"t{n}", n, args="x" * 3000) for n in range(60)], [])
+    first.close()
+    data = bytearray(Path(path).read_bytes())
+    page = 4096
+    data[page * 3:page * 3 + 300] = b"\xff" * 300  # scribble over a b-tree page, keep the header intact
+    Path(path).write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="dashboard.store"):
+        fresh = TaskStore(path)
+    assert fresh.stats()["tasks"] == 0
+    assert list(Path(path).parent.glob("history.db.corrupt-*"))
+    assert any("moved it to" in r.getMessage() for r in caplog.records)
+    fresh.close()
+
+
+def test_large_files_are_fully_checked_only_after_an_unclean_shutdown(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "QUICK_CHECK_MAX_BYTES", 0)  # every file counts as large
+    first = TaskStore(path)
+    first.write_batch([task(f"t{n}", n, args="x" * 3000) for n in range(60)], [])
+    first.close()
+    data = bytearray(Path(path).read_bytes())
+    data[4096 * 3:4096 * 3 + 300] = b"\xff" * 300
+    Path(path).write_bytes(bytes(data))
+    TaskStore(path).close()  # closed cleanly last time: opened without reading every page
+    assert not list(Path(path).parent.glob("history.db.corrupt-*"))
+    Path(path + "-wal").write_bytes(b"")  # as a crash leaves it
+    TaskStore(path).close()
+    assert list(Path(path).parent.glob("history.db.corrupt-*"))
+
+
+# -- writes -----------------------------------------------------------------------------
+def test_batch_writes_are_idempotent_and_upsert_the_latest_shape(store: TaskStore) -> None:
+    shape = task("a", 1, state="STARTED", succeeded=None, runtime=None, result=None)
+    store.write_batch([shape], events_of(shape)[:3])
+    store.write_batch([shape], events_of(shape)[:3])
+    done = task("a", 1)
+    store.write_batch([done], events_of(done))
+    store.write_batch([done], events_of(done))
+    detail = store.get("a")
+    assert detail is not None
+    assert detail["state"] == "SUCCESS" and detail["runtime"] == 0.4
+    assert [e["type"] for e in detail["events"]] == [
+        "task-sent", "task-received", "task-started", "task-succeeded"]
+    assert store.stats()["tasks"] == 1
+    assert store.query(q="ok")["total"] == 1  # the FTS row followed the update, no stale duplicate
+
+
+def test_round_trip_keeps_the_task_shape(store: TaskStore) -> None:
+    shape = task("a", 1, orphaned=True, progress={"current": 3, "total": 10}, eta="2026-01-01T00:00:00",
+                 kwargs="{'x': 1}")
+    store.write_batch([shape], [])
+    detail = store.get("a")
+    assert detail is not None
+    assert list(detail) == [*shape, "events"]
+    assert {k: v for k, v in detail.items() if k != "events"} == shape
+
+
+def test_an_event_of_a_task_not_in_the_batch_is_kept_under_a_placeholder(store: TaskStore) -> None:
+    store.write_batch([], [("lone", {"type": "task-revoked", "timestamp": T0, "hostname": "w"})])
+    detail = store.get("lone")
+    assert detail is not None and detail["state"] == "PENDING"
+    assert detail["events"] == [{"type": "task-revoked", "timestamp": T0, "hostname": "w"}]
+
+
+# -- queries ----------------------------------------------------------------------------
+@pytest.fixture
+def filled(store: TaskStore) -> TaskStore:
+    shapes = [
+        task("s1", 1),
+        task("f1", 2, state="FAILURE", succeeded=None, failed=T0 + 3, result=None,
+             exception="ValueError('card declined')", traceback="Traceback ...", worker="celery@w2"),
+        task("s2", 3, name="emails.send_welcome", queue="high_priority", runtime=2.5),
+        task("r1", 4, state="RECEIVED", received=T0 + 4, started=None, succeeded=None, runtime=None,
+             timestamp=T0 + 4, result=None, worker="celery@w2"),
+        task("p1", 5, sent=T0 + 5, received=None, started=None, succeeded=None, state="PENDING",
+             runtime=None, worker=None, timestamp=T0 + 5, result=None, kwargs="{'note': 'AND (x) \"y\" *'}"),
+    ]
+    store.write_batch(shapes, [e for s in shapes for e in events_of(s)])
+    return store
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({}, ["p1", "r1", "s2", "f1", "s1"]),
+    ({"states": {"FAILURE"}}, ["f1"]),
+    ({"states": {"SUCCESS", "RECEIVED"}}, ["r1", "s2", "s1"]),
+    ({"name": "emails.send_welcome"}, ["s2"]),
+    ({"worker": "celery@w2"}, ["r1", "f1"]),
+    ({"queue": "high_priority"}, ["s2"]),
+    ({"since": T0 + 2, "until": T0 + 4}, ["r1", "s2", "f1"]),
+    ({"since": T0 + 4.9}, ["p1"]),  # received_sort falls back to sent
+    ({"since": T0 + 1.05, "until": T0 + 2.2, "time_field": "started"}, ["f1", "s1"]),
+    ({"since": T0 + 3, "time_field": "finished"}, ["s2", "f1"]),
+    ({"states": {"SUCCESS"}, "worker": "celery@w1", "queue": "celery"}, ["s1"]),
+    ({"sort": "runtime"}, ["s2", "f1", "s1", "p1", "r1"]),  # runtime-less tasks last; ties newest stored first
+    ({"sort": "runtime", "descending": False}, ["r1", "p1", "s1", "f1"]),
+    ({"sort": "name", "descending": False}, ["s1", "f1", "r1", "p1", "s2"]),  # name ties: by received time
+    ({"sort": "timestamp"}, ["p1", "r1", "s2", "f1", "s1"]),
+])
+def test_filters_and_sorts(filled: TaskStore, kwargs: dict[str, Any], expected: list[str]) -> None:
+    result = filled.query(limit=len(expected) if kwargs.get("sort") == "runtime" and
+                          not kwargs.get("descending", True) else 50, **kwargs)
+    assert uuids(result) == expected
+    assert result["total"] >= len(expected) and result["total_is_estimate"] is False
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("declined", {"f1"}),
+    ("DECL", {"f1"}),  # a prefix, case-insensitive
+    ("valueerror declined", {"f1"}),  # words ANDed
+    ("valueerror welcome", set()),
+    ("cus_000003", {"s2"}),  # punctuation inside a word: adjacent tokens
+    ("emails", {"s2"}),  # the task name is searched too
+    ('"', {"p1", "r1", "s2", "f1", "s1"}),  # no letter or digit: no text filter
+    ('AND', {"p1"}),
+    ('(x)', {"p1"}),
+    ('"y" *', {"p1"}),
+    ('NEAR( OR NOT', set()),
+    ('"unterminated', set()),
+    ('x* ^y -z :w', set()),
+])
+def test_text_search_treats_input_as_plain_words(filled: TaskStore, q: str, expected: set[str]) -> None:
+    assert set(uuids(filled.query(q=q))) == expected
+
+
+def test_uuid_fragment_and_text_matching_the_same_task_appear_once(store: TaskStore) -> None:
+    store.write_batch([task("abcd1234-0000", 1, args="('abcd1234',)"),
+                       task("ffff", 2, args="('abcd1234x',)")], [])
+    result = store.query(q="abcd1234")
+    assert sorted(uuids(result)) == ["abcd1234-0000", "ffff"] and result["total"] == 2
+
+
+def test_common_words_walk_the_sort_index_and_estimate_the_total(
+        store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 20)
+    shapes = [task(f"t{n:03d}", n, args="('common',)" if n % 3 else "('rare',)") for n in range(120)]
+    store.write_batch(shapes, [])
+    expected = [s["uuid"] for s in reversed(shapes) if "common" in s["args"]]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        result = store.query(q="common", limit=7, cursor=cursor)
+        seen.extend(uuids(result))
+        cursor = result["next"]
+        if cursor is None:
+            break
+    assert seen == expected
+    first = store.query(q="common", limit=7)
+    assert first["total_is_estimate"] is True and 60 <= first["total"] <= 100
+    everything = store.query(q="common", limit=100)
+    assert everything["total"] == 80 and everything["total_is_estimate"] is False
+
+
+def test_large_totals_are_estimated_from_a_sample(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
+    monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 200)
+    store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 10 == 0 else "SUCCESS")
+                       for n in range(2000)], [])
+    everything = store.query(limit=5)
+    assert everything["total_is_estimate"] is True and everything["total"] == 2000
+    failed = store.query(states={"FAILURE"}, limit=5)  # periodic ids must not alias with the probes
+    assert failed["total_is_estimate"] is True and 120 <= failed["total"] <= 300
+    small = store.query(states={"FAILURE"}, until=T0 + 300, limit=5)
+    assert small == {**small, "total": 31, "total_is_estimate": False}
+
+
+@pytest.mark.parametrize("sort", ["received", "runtime", "name", "timestamp"])
+@pytest.mark.parametrize("descending", [True, False])
+@pytest.mark.parametrize("q", [None, "cus"])
+def test_cursor_paging_returns_every_row_once_despite_ties(
+        store: TaskStore, sort: str, descending: bool, q: str | None) -> None:
+    # Ties everywhere: 3 received times, 2 runtimes, 2 names, some runtimes missing.
+    shapes = [task(f"t{n:02d}", n % 3, runtime=None if n % 7 == 0 else float(n % 2),
+                   name=("a.x", "b.y")[n % 2], timestamp=T0 + n % 4) for n in range(40)]
+    store.write_batch(shapes, [])
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        result = store.query(sort=sort, descending=descending, limit=6, cursor=cursor, q=q)
+        seen.extend(uuids(result))
+        assert len(result["items"]) <= 6 and result["total"] == 40
+        cursor = result["next"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(s["uuid"] for s in shapes)
+    assert len(seen) == len(set(seen))
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("cursor", [
+    "%%%",  # not base64
+    b64(b"not json"),
+    b64(b"{}"),  # no keys
+    b64(b"[]"),
+    b64(b'{"s":"received","d":true,"v":["x"],"i":1}'),  # a text value for a time sort
+    b64(b'{"s":"received","d":true,"v":[1.5],"i":"1"}'),  # a text row id
+    b64(b'{"s":"name","d":true,"v":["a",1],"i":1}'),  # another sort's cursor
+])
+def test_malformed_cursor_is_a_query_error(filled: TaskStore, cursor: str) -> None:
+    with pytest.raises(StoreQueryError, match="cursor"):
+        filled.query(cursor=cursor)
+
+
+def test_bad_sort_time_field_and_limit_are_query_errors(store: TaskStore) -> None:
+    for kwargs in ({"sort": "size"}, {"time_field": "eta"}, {"limit": 0}):
+        with pytest.raises(StoreQueryError) as info:
+            store.query(**kwargs)
+        assert isinstance(info.value, ValueError) and next(iter(kwargs)) in str(info.value)
+
+
+def test_get_returns_events_in_timeline_order_and_children(store: TaskStore) -> None:
+    parent = task("parent", 1)
+    kids = [task("kid-b", 3, parent_id="parent"), task("kid-a", 2, parent_id="parent"), task("other", 4)]
+    shuffled = events_of(parent)[::-1]
+    same_time = [("parent", {"type": "task-received", "timestamp": T0 + 9, "hostname": "w"}),
+                 ("parent", {"type": "task-sent", "timestamp": T0 + 9, "hostname": "gen"})]
+    store.write_batch([parent, *kids], shuffled + same_time)
+    detail = store.get("parent")
+    assert detail is not None
+    assert [e["type"] for e in detail["events"]] == [
+        "task-sent", "task-received", "task-started", "task-succeeded", "task-sent", "task-received"]
+    assert detail["children"] == ["kid-b", "kid-a"]  # in the order first stored
+    assert uuids(store.query(limit=1)) == ["other"] and store.get("missing") is None
+
+
+def test_recent_returns_the_latest_updated_tasks_with_their_events(store: TaskStore) -> None:
+    shapes = [task(f"t{n}", n) for n in range(5)]
+    store.write_batch(shapes, [e for s in shapes for e in events_of(s)])
+    late = task("t0", 0, timestamp=T0 + 100)
+    store.write_batch([late], [])
+    recent = store.recent(3)
+    assert [t["uuid"] for t, _ in recent] == ["t0", "t4", "t3"]
+    assert all(len(events) == 4 for _, events in recent)
+
+
+# -- retention --------------------------------------------------------------------------
+def test_prune_by_age_removes_tasks_events_and_search_rows(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK_TASKS", 3)
+    aged = TaskStore(path, max_age_seconds=100)
+    shapes = [task(f"t{n:02d}", n * 10) for n in range(20)]  # updated at T0 + n*10 + 0.5
+    aged.write_batch(shapes, [e for s in shapes for e in events_of(s)])
+    assert aged.prune(now=T0 + 150) == 5  # updated before T0 + 50
+    assert aged.stats()["tasks"] == 15 and aged.get("t04") is None and aged.get("t05") is not None
+    assert aged.query(q="cus_000040")["total"] == 0 and aged.query(q="cus_000050")["total"] == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 15 * 4
+        conn.execute("INSERT INTO tasks_fts (tasks_fts) VALUES ('integrity-check')")
+    aged.close()
+
+
+def test_prune_by_count_keeps_the_newest(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK_TASKS", 4)
+    capped = TaskStore(path, max_tasks_stored=5)
+    capped.write_batch([task(f"t{n:02d}", n) for n in range(17)], [])
+    assert capped.prune(now=T0 + 20) == 12
+    assert sorted(t["uuid"] for t, _ in capped.recent(100)) == [f"t{n}" for n in range(12, 17)]
+    capped.close()
+
+
+def test_failed_tasks_are_kept_longer_when_asked(path: str) -> None:
+    keeper = TaskStore(path, max_age_seconds=100, keep_failed_seconds=1000)
+    failed = dict(state="FAILURE", succeeded=None, failed=T0 + 1)
+    keeper.write_batch([task("ok-old", 0), task("bad-old", 1, **failed), task("bad-ancient", -2000, **failed),
+                        task("ok-new", 500)], [])
+    assert keeper.prune(now=T0 + 600) == 2
+    assert sorted(t["uuid"] for t, _ in keeper.recent(10)) == ["bad-old", "ok-new"]
+    keeper.close()
+
+
+# -- threads ------------------------------------------------------------------------------
+def test_close_makes_further_calls_fail_clearly(path: str) -> None:
+    closing = TaskStore(path)
+    closing.close()
+    with pytest.raises(StoreError, match="closed"):
+        closing.query()
+
+
+def test_store_works_from_eventlet_tpool_threads_without_deadlock(tmp_path: Path) -> None:
+    """Under eventlet, threading locks are green and deadlock across native threads; the store uses none."""
+    pytest.importorskip("eventlet")
+    script = textwrap.dedent(f"""
+        import warnings; warnings.simplefilter("ignore")
+        import eventlet; eventlet.monkey_patch()
+        from eventlet import tpool
+        from dashboard import store as store_module
+        from dashboard.store import TaskStore
+        store = TaskStore({str(tmp_path / "green.db")!r})
+        def write(k):
+            for i in range(20):
+                store.write_batch([{{"uuid": f"{{k}}-{{i}}", "state": "SUCCESS", "timestamp": float(i)}}], [])
+        def read(k):
+            return sum(len(store.query(limit=5)["items"]) for _ in range(20))
+        def prune(k):
+            return store.prune(now=0.0)  # nothing old enough; exercises the pause between chunks
+        threads = [eventlet.spawn(tpool.execute, (read, write, prune)[k % 3], k) for k in range(6)]
+        with eventlet.Timeout(20):
+            [t.wait() for t in threads]
+        counted = store.stats()["tasks"]
+        store.max_tasks_stored, store_module.PRUNE_CHUNK_TASKS = 5, 3  # green sleeps between chunks
+        store_module.PRUNE_PAUSE_SECONDS = 0.01
+        with eventlet.Timeout(20):
+            pruned = tpool.execute(store.prune, 0.0)
+        print(counted, pruned, store.stats()["tasks"])
+        store.close()
+        tpool.killall()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["40", "35", "5"]

@@ -69,9 +69,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory in KiB; ``RssAnon`` leaves out the SQLite file pages mapped by mmap."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -222,7 +223,9 @@ def measure(rate: int, seconds: float, broker: str, base: str, pid: int, publish
     if finals:  # the overview window carries the most recent tasks of each batch; the last one must arrive
         last = max(finals, key=finals.__getitem__)
         wait_for(lambda: last in client.seen, timeout=10, what="the last task's final state")
-    received = requests.get(f"{base}/api/health", timeout=5).json()["events"]["received"] - before
+    health = requests.get(f"{base}/api/health", timeout=5).json()
+    received = health["events"]["received"] - before
+    store = health.get("store") or {}
     cpu = cpu_seconds(pid) - cpu_before
     latencies = sorted(client.seen[t] - finals[t] for t in finals if t in client.seen)
     client.close()
@@ -233,7 +236,8 @@ def measure(rate: int, seconds: float, broker: str, base: str, pid: int, publish
         "cpu_ms_per_1000_events": round(cpu * 1000 / max(received, 1) * 1000, 1),
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1) if latencies else None,
-        "tasks_seen_live": len(latencies), "tasks_published": len(finals), "rss_kib": rss_kib(pid),
+        "tasks_seen_live": len(latencies), "tasks_published": len(finals), "rss_kib": rss_kib(pid), "rss_anon_kib": rss_kib(pid, "RssAnon"),
+        "store_pending_events": store.get("pending_events"), "store_written_events": store.get("written_events"),
     }
 
 

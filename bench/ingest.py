@@ -236,7 +236,8 @@ def measure(rate: int, seconds: float, broker: str, base: str, pid: int, publish
         "cpu_ms_per_1000_events": round(cpu * 1000 / max(received, 1) * 1000, 1),
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1) if latencies else None,
-        "tasks_seen_live": len(latencies), "tasks_published": len(finals), "rss_kib": rss_kib(pid), "rss_anon_kib": rss_kib(pid, "RssAnon"),
+        "tasks_seen_live": len(latencies), "tasks_published": len(finals),
+        "rss_kib": rss_kib(pid), "rss_anon_kib": rss_kib(pid, "RssAnon"),
         "store_pending_events": store.get("pending_events"), "store_written_events": store.get("written_events"),
     }
 

@@ -17,6 +17,7 @@ import base64
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -253,7 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
     redis_port, web_port = free_port(), free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no"], stdout=subprocess.DEVNULL, cwd=workdir)
     broker = f"redis://127.0.0.1:{redis_port}/0"
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
@@ -273,8 +274,9 @@ def main() -> None:
     finally:
         dashboard.send_signal(signal.SIGTERM)
         dashboard.wait(timeout=20)
-        redis.terminate()
-        redis.wait(timeout=10)
+        redis_server.terminate()
+        redis_server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"ingest-{time.strftime('%Y%m%d-%H%M%S')}.json"

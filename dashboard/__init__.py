@@ -51,7 +51,7 @@ class Dashboard:
         self.sampler = QueueSampler(collector, self.book, self.on_alert)
         self.store = TaskStore(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
                                settings.keep_failed_seconds)
-        self.history = HistoryWriter(collector, self.store, run_blocking)
+        self.history = HistoryWriter(collector, self.store, run_blocking, self.book)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         collector.on_alert = self.on_alert  # type: ignore[method-assign]
 

@@ -23,6 +23,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 #: Sort keys of ``GET /api/tasks``; a leading ``-`` sorts descending.
 SORT_KEYS = ("received", "runtime", "name")
+#: Longest queue history ``GET /api/queues/<name>?hours=`` returns, in hours.
+MAX_HISTORY_HOURS = 24 * 31
 #: Which time ``since`` / ``until`` bound (``time=``); the first is the default.
 TIME_FIELDS = ("received", "started", "finished")
 
@@ -183,13 +185,19 @@ def queues() -> Response:
 
 @bp.get("/queues/<path:name>")
 def queue(name: str) -> Response | tuple[Response, int]:
+    hours = _int(request.args.get("hours"), "hours", 1, 1, MAX_HISTORY_HOURS)
     dashboard = current_app.extensions["dashboard"]
+    now = time.time()
     with dashboard.collector.lock:
         if name not in dashboard.book.queues:
             return error(f"unknown queue: {name}", 404)
-        body = dashboard.queue_json(name, time.time())
+        body = dashboard.queue_json(name, now)
         body["history"] = dashboard.book.history_json(name, full=True)
         body["waiting_tasks"] = dashboard.collector.state.waiting(name)[1]
+    if hours > 1:  # beyond the hour in memory: the store's per-minute highest depths
+        dashboard.history.flush()
+        body["history"] = dashboard.run_blocking(dashboard.store.queue_depths, name, now - hours * 3600)
+    body["history_hours"] = hours
     return jsonify(body)
 
 

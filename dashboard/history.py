@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 from .events import EventCollector
+from .queues import QueueBook
 from .store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ MAX_PENDING_EVENTS = 2_000_000
 class HistoryWriter:
     """Writes the state's changes to the store and keeps it pruned."""
 
-    def __init__(self, collector: EventCollector, store: TaskStore, run_blocking: Callable[..., Any]) -> None:
+    def __init__(self, collector: EventCollector, store: TaskStore, run_blocking: Callable[..., Any],
+                 book: QueueBook | None = None) -> None:
         self.collector = collector
+        self.book = book
         self.store = store
         self.run_blocking = run_blocking
         self.stopping = False
@@ -79,6 +82,12 @@ class HistoryWriter:
     def _flush(self) -> bool:
         with self.collector.lock:
             tasks, events = self.collector.state.drain_unsaved()
+            depths = self.book.drain_minutes() if self.book is not None else []
+        if depths:
+            try:
+                self.run_blocking(self.store.write_queue_depths, depths)
+            except Exception as exc:  # depth history is a nicety: say so, never stop the task history
+                log.warning("writing queue depths to %s failed: %s", self.store.path, exc)
         for task in tasks:
             self.pending_tasks[task["uuid"]] = task
         self.pending_events.extend(events)

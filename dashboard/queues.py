@@ -52,7 +52,7 @@ class Queue:
     """One watched queue: its latest sample and its history."""
 
     __slots__ = ("name", "depth", "broker_consumers", "unacked", "error", "stale", "sampled_at",
-                 "recent", "history", "over_since", "alerting", "pushed")
+                 "recent", "history", "over_since", "alerting", "pushed", "minutes")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -67,12 +67,15 @@ class Queue:
         self.over_since: float | None = None  # when depth first exceeded its alert threshold
         self.alerting = False
         self.pushed: tuple[Any, ...] = ()  # what the pages last got, and when
+        self.minutes: dict[float, int] = {}  # minute start -> highest depth, until the store has it
 
     def signature(self) -> tuple[Any, ...]:
         return (self.depth, self.broker_consumers, self.unacked, self.error, self.stale, self.alerting,
                 self.growing)
 
     def record(self, now: float, depth: int) -> None:
+        minute = now - now % 60
+        self.minutes[minute] = max(depth, self.minutes.get(minute, 0))
         self.recent.append((now, depth))
         while self.recent and now - self.recent[0][0] > SPARKLINE_SECONDS:
             self.recent.popleft()
@@ -167,6 +170,14 @@ class QueueBook:
         names = list(self._dirty)
         self._dirty.clear()
         return names
+
+    def drain_minutes(self) -> list[tuple[str, float, int]]:
+        """Return (queue, minute, highest depth) rows recorded since the last call, for the store."""
+        rows = []
+        for queue in self.queues.values():
+            rows += [(queue.name, minute, depth) for minute, depth in queue.minutes.items()]
+            queue.minutes = {}
+        return rows
 
     def drain_alerts(self) -> list[dict[str, Any]]:
         alerts, self.alerts = self.alerts, []

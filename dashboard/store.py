@@ -154,6 +154,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         END""",
         "INSERT INTO tasks_fts (tasks_fts) VALUES ('rebuild')",  # index rows stored before v2
     ),
+    (  # 3: queue depth history, the highest depth of each minute, for charts longer than an hour
+        """CREATE TABLE queue_depths (
+            queue TEXT NOT NULL, minute REAL NOT NULL, depth INTEGER NOT NULL,
+            PRIMARY KEY (queue, minute)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX queue_depths_minute ON queue_depths (minute)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -287,11 +294,26 @@ class TaskStore:
                 conn.executemany(_STUB_SQL, stubs)
             conn.executemany(_EVENT_SQL, event_rows)
 
+    def write_queue_depths(self, rows: list[tuple[str, float, int]]) -> None:
+        """Store (queue, minute start, highest depth) rows; a minute written again keeps its highest depth."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.executemany("INSERT INTO queue_depths (queue, minute, depth) VALUES (?, ?, ?) "
+                             "ON CONFLICT (queue, minute) DO UPDATE SET depth = max(depth, excluded.depth)", rows)
+
+    def queue_depths(self, queue: str, since: float) -> dict[str, list[Any]]:
+        """Return a queue's per-minute highest depths since ``since``: ``{"t": [...], "depth": [...]}``."""
+        rows = self._conn().execute("SELECT minute, depth FROM queue_depths WHERE queue = ? AND minute >= ? "
+                                    "ORDER BY minute", (queue, since)).fetchall()
+        return {"t": [row[0] for row in rows], "depth": [row[1] for row in rows]}
+
     def prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         conn = self._conn()
         deleted = 0
         cutoff = now - self.max_age_seconds
+        with self._transaction(conn):
+            conn.execute("DELETE FROM queue_depths WHERE minute < ?", (cutoff,))
         failed = ", ".join("?" * len(FAILED_STATES))
         if self.keep_failed_seconds is None:
             deleted += self._delete_while(conn, "SELECT id FROM tasks WHERE updated_sort < ? "

@@ -57,6 +57,9 @@ def test_depth_alerts_and_consumers(redis_port: int, log_dir: Path, webhook: Web
                    message=lambda: f"no cleared webhook: {webhook.documents}")
         detail = dashboard.get(f"/api/queues/{QUEUE}").json()
         assert detail["workers"] == ["drainer@test"] and detail["history"]["depth"]
+        day = dashboard.get(f"/api/queues/{QUEUE}", params={"hours": 24}).json()
+        assert day["history_hours"] == 24 and 12 in day["history"]["depth"]  # the store's per-minute highs
+        assert dashboard.get(f"/api/queues/{QUEUE}", params={"hours": 0}).status_code == 400
 
         worker.stop()
         worker = None

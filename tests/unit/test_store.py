@@ -438,3 +438,26 @@ def test_store_works_from_eventlet_tpool_threads_without_deadlock(tmp_path: Path
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["40", "35", "5"]
+
+
+def test_queue_depth_history_keeps_each_minutes_highest_depth(store: TaskStore) -> None:
+    now = 1_800_000_000.0
+    store.write_queue_depths([("celery", now - 120, 5), ("celery", now - 60, 9), ("other", now - 60, 1)])
+    store.write_queue_depths([("celery", now - 60, 4), ("celery", now, 2)])  # a lower depth does not win
+    assert store.queue_depths("celery", now - 90) == {"t": [now - 60, now], "depth": [9, 2]}
+    assert store.queue_depths("celery", now - 3600)["depth"] == [5, 9, 2]
+    store.max_age_seconds = 90
+    store.prune(now)
+    assert store.queue_depths("celery", 0)["depth"] == [9, 2]
+
+
+def test_queue_minutes_are_handed_to_the_store_once() -> None:
+    from dashboard.broker import QueueSample
+    from dashboard.queues import QueueBook
+
+    book = QueueBook(configured=["q"])
+    t0 = 1_800_000_000.0  # a whole minute
+    for second, depth in ((0, 3), (30, 8), (61, 1)):
+        book.apply(t0 + second, {"q": QueueSample(depth, None)})
+    assert book.drain_minutes() == [("q", t0, 8), ("q", t0 + 60, 1)]
+    assert book.drain_minutes() == []

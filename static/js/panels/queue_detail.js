@@ -1,7 +1,7 @@
-// One queue's page: header and flags, facts, consumers, the last-hour depth chart (from the API,
-// extended live from the store's queue upserts) and the task types waiting (refetched every few seconds).
+// One queue's page: header and flags, facts, consumers, the depth chart (the last hour from memory, or a
+// day or a week from the store's per-minute history; extended live from the store's queue upserts) and the task types waiting (refetched every few seconds).
 
-import { addToBucket, fromColumns, HISTORY_WINDOW_SECONDS, trimSamples } from "../helpers/chart.js";
+import { addToBucket, fromColumns, trimSamples } from "../helpers/chart.js";
 import { onTick } from "../helpers/clock.js";
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatAge } from "../helpers/duration.js";
@@ -20,6 +20,8 @@ export const REFETCH_DEBOUNCE_MS = 500;
 export const RETRY_FETCH_MS = 5000;
 /** The API's chart buckets, in seconds: live samples are folded into the same buckets. */
 export const HISTORY_BUCKET_SECONDS = 15;
+/** The store's buckets for longer ranges (the highest depth of each minute), in seconds. */
+export const STORED_BUCKET_SECONDS = 60;
 /** Task type rows shown at most. */
 export const MAX_WAITING_ROWS = 200;
 
@@ -29,7 +31,10 @@ export const MAX_WAITING_ROWS = 200;
  * @param {{name: string}} options
  */
 export function mountQueueDetail(root, store, { name }) {
-  const url = `/api/queues/${encodeURIComponent(name)}`;
+  const base = `/api/queues/${encodeURIComponent(name)}`;
+  const range = root.querySelector("[data-range]");
+  let hours = Number(range?.value) || 1;
+  const bucketSeconds = () => (hours > 1 ? STORED_BUCKET_SECONDS : HISTORY_BUCKET_SECONDS);
   const refreshError = root.querySelector("[data-refresh-error]");
   const draw = createQueueChart(root.querySelector("[data-chart]"));
   let detail = null;
@@ -47,7 +52,7 @@ export function mountQueueDetail(root, store, { name }) {
     let response;
     let body = null;
     try {
-      response = await fetch(url, { headers: { Accept: "application/json" } });
+      response = await fetch(`${base}?hours=${hours}`, { headers: { Accept: "application/json" } });
       body = await response.json().catch(() => null);
     } catch (error) {
       if (mine === generation) failed(`Could not reach the dashboard: ${error.message}`);
@@ -156,8 +161,9 @@ export function mountQueueDetail(root, store, { name }) {
     const nowSeconds = store.serverNowMs() / 1000;
     setField(root, "oldest", oldestText(detail, nowSeconds));
     setField(root, "sampled", Number.isFinite(detail.sampled_at) ? formatAge(nowSeconds - detail.sampled_at) : "never");
-    trimSamples(samples, nowSeconds, HISTORY_WINDOW_SECONDS);
-    draw(samples, { nowSeconds, threshold: detail.alert_threshold?.depth ?? null, bucketSeconds: HISTORY_BUCKET_SECONDS });
+    trimSamples(samples, nowSeconds, hours * 3600);
+    draw(samples, { nowSeconds, threshold: detail.alert_threshold?.depth ?? null, bucketSeconds: bucketSeconds(),
+      windowSeconds: hours * 3600 });
   }
 
   const unsubscribe = store.subscribe((event) => {
@@ -174,11 +180,18 @@ export function mountQueueDetail(root, store, { name }) {
       return;
     }
     for (const { data } of upserts) {
-      if (typeof data.depth === "number" && !data.stale) addToBucket(samples, data.sampled_at, "depth", data.depth, HISTORY_BUCKET_SECONDS);
+      if (typeof data.depth === "number" && !data.stale) addToBucket(samples, data.sampled_at, "depth", data.depth, bucketSeconds());
     }
     // Upserts carry neither history nor waiting_tasks: keep those from the last fetch.
     detail = { ...detail, ...upserts.at(-1).data };
     renderLive();
+  });
+
+  range?.addEventListener("change", () => {
+    hours = Number(range.value) || 1;
+    setField(root, "chart-title", range.selectedOptions[0]?.textContent ?? "");
+    samples = [];
+    load();
   });
 
   const stopTick = onTick(tick);

@@ -312,11 +312,18 @@ class ClusterState:
             value = event.get(name)
             if value is not None:
                 setattr(task, name, value)
+        if task.parent_id == task.uuid:
+            task.parent_id = None  # a retry is sent with itself as parent: not a family link
+        if moves and state == "SUCCESS":
+            task.exception = task.traceback = None  # an earlier attempt's error; the timeline keeps it
+        if state == "FAILURE" and task.runtime is None and task.started is not None and timestamp is not None:
+            task.runtime = round(max(timestamp - task.started, 0.0), 6)  # task-failed carries no runtime
         retries = event.get("retries")
         if retries is not None and (task.retries is None or retries > task.retries):
             task.retries = retries  # only grows: a late event of an earlier attempt keeps the count
-        if event.get("parent_id") and task.uuid not in self._children.get(event["parent_id"], ()):
-            self._children.setdefault(event["parent_id"], []).append(task.uuid)
+        parent = event.get("parent_id")
+        if parent and parent != task.uuid and task.uuid not in self._children.get(parent, ()):
+            self._children.setdefault(parent, []).append(task.uuid)
         hostname = event.get("hostname") if state != "PENDING" else None  # task-sent names the producer
         if hostname and (task.worker is None or (moves and state in IN_FLIGHT_STATES)):
             task.worker = hostname

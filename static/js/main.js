@@ -16,6 +16,8 @@ import { mountLostBanner } from "./panels/lost_banner.js";
 import { mountBacklogBanner } from "./panels/backlog_banner.js";
 import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
+import { mountTaskSearch } from "./panels/task_search.js";
+import { mountJump } from "./panels/jump.js";
 
 /** Panels by their `data-panel` name; each is mounted on every element that has it. */
 const PANELS = {
@@ -24,6 +26,7 @@ const PANELS = {
   tasks: mountTasks,
   queues: mountQueues,
   departed: mountDeparted,
+  "task-search": mountTaskSearch,
 };
 
 function readBootstrap() {
@@ -57,6 +60,7 @@ function main() {
   for (const [name, mount] of Object.entries(PANELS)) {
     for (const root of document.querySelectorAll(`[data-panel="${name}"]`)) mount(root, store);
   }
+  for (const form of document.querySelectorAll("form[data-jump]")) mountJump(form);
   const detail = document.querySelector('[data-panel="task-detail"]');
   if (detail && bootstrap.uuid) mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce });
   const workerDetail = document.querySelector('[data-panel="worker-detail"]');

@@ -210,3 +210,32 @@ def test_tasks_waiting_in_a_queue_are_indexed_by_sent_time() -> None:
     for i in (1, 2):
         state.apply({"type": "task-started", "uuid": f"t{i}", "hostname": "w", "timestamp": 1e9 + 6})
     assert state.waiting("q") == (None, {}) and state.pending_by_queue == {}
+
+
+def test_retries_are_not_their_own_parent_and_success_clears_their_error() -> None:
+    state = ClusterState()
+    events = [
+        {"type": "task-received", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 1, "retries": 0},
+        {"type": "task-started", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 2},
+        {"type": "task-retried", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 3, "exception": "Timeout()",
+         "traceback": "Traceback ..."},
+        {"type": "task-sent", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 3.5, "parent_id": "t",
+         "root_id": "t", "retries": 1, "queue": "celery"},
+        {"type": "task-received", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 4, "parent_id": "t",
+         "retries": 1},
+        {"type": "task-started", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 5},
+        {"type": "task-succeeded", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 6, "result": "ok", "runtime": 1.0},
+    ]
+    for event in events:
+        state.apply(event)
+    task = state.task_json("t")
+    assert task["parent_id"] is None and task["children"] == [] and task["retries"] == 1
+    assert task["exception"] is None and task["traceback"] is None and task["state"] == "SUCCESS"
+    assert [e["type"] for e in state.task_detail("t")["events"]].count("task-retried") == 1
+
+
+def test_a_failed_task_gets_its_runtime_from_its_start() -> None:
+    state = ClusterState()
+    state.apply({"type": "task-started", "uuid": "t", "hostname": "w", "timestamp": 1e9})
+    state.apply({"type": "task-failed", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 2.5, "exception": "E"})
+    assert state.task_json("t")["runtime"] == 2.5

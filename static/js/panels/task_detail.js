@@ -1,20 +1,29 @@
-// One task's detail: all fields, payloads in <pre>, and its event timeline; live via the task's room.
+// One task's detail: all fields, payloads in <pre> with Copy buttons, named step durations, its
+// retries, its family tree and its event timeline; live via the task's room.
 
+import { onTick } from "../helpers/clock.js";
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatDelta, formatDuration } from "../helpers/duration.js";
 import {
   EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, workerHref,
 } from "../helpers/format.js";
+import { withDeltas } from "../helpers/task_timeline.js";
+import { mountCopyButtons } from "./copy.js";
+import { renderRetries } from "./task_retries.js";
+import { renderSteps } from "./task_steps.js";
+import { mountTaskTree } from "./task_tree.js";
 
-/** Wait this long after the last live change before refetching the timeline. */
+/** Refetch the timeline this long after a live change (at most once per this long while changes flow). */
 export const REFETCH_DEBOUNCE_MS = 500;
 /** Retry a failed fetch (network or 5xx) after this long. */
 export const RETRY_FETCH_MS = 5000;
 
 const NO_SENT_EVENT = "unknown (no task-sent event)";
+const DEFAULT_EXCHANGE = "the default exchange (\"\")";
 const TIME_FIELDS = ["sent", "received", "started", "succeeded", "failed", "retried", "revoked", "rejected", "timestamp"];
 const PAYLOAD_FIELDS = ["args", "kwargs", "result", "exception", "traceback"];
-const EVENT_BASE_FIELDS = new Set(["type", "timestamp", "hostname", "uuid", "local_received", "clock", "utcoffset", "pid"]);
+// Left out of an event's one-line details: shown in their own columns, or in blocks (traceback).
+const EVENT_BASE_FIELDS = new Set(["type", "timestamp", "hostname", "uuid", "local_received", "clock", "utcoffset", "pid", "traceback"]);
 
 /**
  * Mount the task detail panel.
@@ -25,14 +34,13 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
   let refetchTimer = null;
   let lastState = null;
   let generation = 0; // only the latest fetch may render
+  let stepsGoing = false; // a step duration is still counting up: re-render it every tick
+  const showTree = mountTaskTree(root.querySelector("[data-tree]"), store);
+  const steps = root.querySelector("[data-steps]");
+  const retries = root.querySelector("[data-retries]");
+  mountCopyButtons(root);
 
   setField(root, "requested-uuid", uuid);
-  const jump = root.querySelector("[data-jump]");
-  jump?.addEventListener("submit", (event) => {
-    const value = new FormData(jump).get("uuid")?.toString().trim();
-    event.preventDefault();
-    if (value) window.location.assign(taskHref(value));
-  });
 
   async function load() {
     clearTimeout(refetchTimer);
@@ -65,8 +73,9 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
     refetchTimer = setTimeout(load, RETRY_FETCH_MS);
   }
 
+  /** Refetch soon; a refetch already scheduled is kept, so steady changes (progress) cannot starve it. */
   function scheduleRefetch() {
-    clearTimeout(refetchTimer);
+    if (refetchTimer !== null) return;
     refetchTimer = setTimeout(load, REFETCH_DEBOUNCE_MS);
   }
 
@@ -76,8 +85,12 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
 
   function render() {
     show("task");
+    const events = task.events ?? [];
     renderFields(root, task);
-    renderTimeline(root, task.events ?? []);
+    renderTimeline(root, events);
+    stepsGoing = renderSteps(steps, events, store.serverNowMs() / 1000);
+    renderRetries(retries, events);
+    showTree(task);
     document.title = `${task.name ?? "Task"} ${task.state ?? ""} · Celery Dashboard`;
     if (lastState !== null && lastState !== task.state) announce(`Task is now ${task.state}`);
     lastState = task.state;
@@ -94,9 +107,13 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
     scheduleRefetch();
   });
 
+  const stopTick = onTick(() => {
+    if (task && stepsGoing) stepsGoing = renderSteps(steps, task.events ?? [], store.serverNowMs() / 1000);
+  });
+
   live?.subscribe(`task:${uuid}`);
   load();
-  return unsubscribe;
+  return () => { unsubscribe(); stopTick(); showTree.stop(); clearTimeout(refetchTimer); };
 }
 
 function renderFields(root, task) {
@@ -108,7 +125,7 @@ function renderFields(root, task) {
   setField(root, "worker", task.worker ?? EMPTY);
   setFieldAttr(root, "worker", "href", task.worker ? workerHref(task.worker) : null);
   setField(root, "queue", orUnknown(task.queue, NO_SENT_EVENT));
-  setField(root, "exchange", orUnknown(task.exchange, NO_SENT_EVENT));
+  setField(root, "exchange", task.exchange === "" ? DEFAULT_EXCHANGE : orUnknown(task.exchange, NO_SENT_EVENT));
   setField(root, "routing_key", orUnknown(task.routing_key, NO_SENT_EVENT));
   for (const field of TIME_FIELDS) {
     setField(root, field, formatTimePrecise(task[field]));
@@ -152,21 +169,18 @@ function renderChildren(root, children) {
 
 function renderTimeline(root, events) {
   const body = root.querySelector('[data-list="events"]');
-  let previous = null;
   body.replaceChildren(
-    ...events.map((event) => {
+    ...withDeltas(events).map(({ event, delta }) => {
       const row = cloneTemplate(root, "event-row");
       row.dataset.eventType = event.type ?? "";
       setField(row, "type", event.type ?? EMPTY);
       setField(row, "timestamp", formatTimePrecise(event.timestamp));
       setFieldAttr(row, "timestamp", "title", formatIso(event.timestamp));
       setField(row, "hostname", event.hostname ?? EMPTY);
-      const delta = previous !== null && Number.isFinite(event.timestamp) ? event.timestamp - previous : null;
       setField(row, "delta", delta === null ? EMPTY : formatDelta(delta));
       const details = eventDetails(event);
       setField(row, "details", details);
       setFieldAttr(row, "details", "title", details);
-      if (Number.isFinite(event.timestamp)) previous = event.timestamp;
       return row;
     }),
   );

@@ -1,8 +1,7 @@
 // Recent tasks table: newest first, capped, rows updated in place on state changes.
 
-import { cloneTemplate, placeInOrder, setField, setFieldAttr } from "../helpers/dom.js";
-import { formatDuration } from "../helpers/duration.js";
-import { EMPTY, formatIso, formatTime, shortUuid, taskHref } from "../helpers/format.js";
+import { cloneTemplate, placeInOrder, setField } from "../helpers/dom.js";
+import { fillTaskRow as fill } from "./task_row.js";
 
 /** Rows shown at most in the recent tasks table. */
 export const MAX_TASK_ROWS = 100;
@@ -39,24 +38,4 @@ export function mountTasks(root, store) {
 
   render();
   return store.subscribe(render);
-}
-
-function fill(row, task) {
-  row.dataset.uuid = task.uuid;
-  row.dataset.state = task.state ?? "PENDING";
-  setField(row, "name", task.name ?? "unknown");
-  setField(row, "uuid", shortUuid(task.uuid));
-  setFieldAttr(row, "uuid", "href", taskHref(task.uuid));
-  setFieldAttr(row, "uuid", "title", task.uuid);
-  setField(row, "state", task.state ?? "PENDING");
-  setFieldAttr(row, "state", "data-state", task.state ?? "PENDING");
-  setField(row, "worker", task.worker ?? EMPTY);
-  setField(row, "received", formatTime(task.received));
-  setFieldAttr(row, "received", "title", formatIso(task.received));
-  setField(row, "started", formatTime(task.started));
-  setFieldAttr(row, "started", "title", formatIso(task.started));
-  setField(row, "runtime", formatDuration(task.runtime));
-  row.toggleAttribute("data-orphaned", Boolean(task.orphaned));
-  setField(row, "orphaned", task.orphaned ? "orphaned" : "");
-  for (const badge of row.querySelectorAll('[data-field="orphaned"]')) badge.hidden = !task.orphaned;
 }

@@ -1,0 +1,163 @@
+// The tasks page's filters: URL query string <-> filter state <-> GET /api/tasks parameters,
+// and the live check of a task against them. DOM-free.
+
+/** Every task state, in the API's order. */
+export const TASK_STATES = ["PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED"];
+/** Which time `since` / `until` bound; the first is the API's default. */
+export const TIME_FIELDS = ["received", "started", "finished"];
+export const DEFAULT_TIME_FIELD = TIME_FIELDS[0];
+/**
+ * Sort choices as the API reads them: a bare key is ascending, `-` descending, and no
+ * `sort` at all is received descending (newest first).
+ */
+export const SORTS = [
+  { value: "-received", label: "Newest received" },
+  { value: "received", label: "Oldest received" },
+  { value: "-runtime", label: "Longest runtime" },
+  { value: "runtime", label: "Shortest runtime" },
+  { value: "name", label: "Name" },
+];
+export const DEFAULT_SORT = "-received";
+/** Text filters that match a task field exactly. */
+export const EXACT_FIELDS = ["name", "worker", "queue"];
+
+const MS_PER_SECOND = 1000;
+const pad = (n) => String(n).padStart(2, "0");
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+
+/** The filters of an unfiltered view. */
+export function emptyFilters() {
+  return { state: [], name: "", worker: "", queue: "", q: "", since: null, until: null, time: DEFAULT_TIME_FIELD, sort: DEFAULT_SORT };
+}
+
+/** Read filters from a query string (`location.search`) or URLSearchParams; unknown keys are ignored. */
+export function parseFilters(search) {
+  const params = search instanceof URLSearchParams ? search : new URLSearchParams(search ?? "");
+  const filters = emptyFilters();
+  const states = (params.get("state") ?? "").split(",").map((s) => s.trim().toUpperCase()).filter(Boolean);
+  filters.state = [...new Set(states)].sort(byStateOrder);
+  for (const key of [...EXACT_FIELDS, "q"]) filters[key] = (params.get(key) ?? "").trim();
+  filters.since = parseSeconds(params.get("since"));
+  filters.until = parseSeconds(params.get("until"));
+  filters.time = params.get("time") || DEFAULT_TIME_FIELD;
+  const sort = params.get("sort");
+  filters.sort = !sort || sort === "-received" ? DEFAULT_SORT : sort;
+  return filters;
+}
+
+/** The query parameters for `filters`, defaults left out, in a stable order (the page URL). */
+export function filtersToParams(filters) {
+  const params = new URLSearchParams();
+  if (filters.state?.length) params.set("state", [...filters.state].sort(byStateOrder).join(","));
+  for (const key of [...EXACT_FIELDS, "q"]) if (filters[key]) params.set(key, filters[key]);
+  if (isNumber(filters.since)) params.set("since", String(filters.since));
+  if (isNumber(filters.until)) params.set("until", String(filters.until));
+  if (filters.time && filters.time !== DEFAULT_TIME_FIELD) params.set("time", filters.time);
+  if (filters.sort && filters.sort !== DEFAULT_SORT) params.set("sort", filters.sort);
+  return params;
+}
+
+/** The page's query string for `filters`: "" when unfiltered, else "?…". */
+export function filtersQuery(filters) {
+  const text = filtersToParams(filters).toString();
+  return text ? `?${text}` : "";
+}
+
+/** The GET /api/tasks URL for `filters`, one page of `limit` from `cursor` (null for the first page). */
+export function apiUrl(filters, { limit, cursor = null }) {
+  const params = filtersToParams(filters);
+  params.set("limit", String(limit));
+  if (cursor) params.set("cursor", cursor);
+  return `/api/tasks?${params}`;
+}
+
+export function sameFilters(a, b) {
+  return filtersToParams(a).toString() === filtersToParams(b).toString();
+}
+
+/** True when the view is sorted newest received first: the order new tasks arrive in. */
+export function isNewestFirst(filters) {
+  return (filters.sort || DEFAULT_SORT) === DEFAULT_SORT;
+}
+
+/** What the API sorts and bounds "received" by: received, else sent, else the last event's time. */
+export function receivedSortTime(task) {
+  return task.received ?? task.sent ?? task.timestamp ?? 0;
+}
+
+/** The time `since` / `until` bound for `field`; null when the task has none. */
+export function filterTime(task, field) {
+  if (field === "started") return task.started ?? null;
+  if (field === "finished") return task.succeeded ?? task.failed ?? task.revoked ?? task.rejected ?? null;
+  return receivedSortTime(task);
+}
+
+/**
+ * Whether a task (as pushed live) matches the filters: state, name, worker, queue and time
+ * exactly as the API does; `q` approximately (each word a case-insensitive substring of the
+ * name, args, kwargs, result or exception, or a prefix of the uuid).
+ */
+export function taskMatches(task, filters) {
+  if (!task) return false;
+  if (filters.state?.length && !filters.state.includes(task.state ?? "PENDING")) return false;
+  for (const key of EXACT_FIELDS) if (filters[key] && task[key] !== filters[key]) return false;
+  if (isNumber(filters.since) || isNumber(filters.until)) {
+    const time = filterTime(task, filters.time || DEFAULT_TIME_FIELD);
+    if (!isNumber(time)) return false;
+    if (isNumber(filters.since) && time < filters.since) return false;
+    if (isNumber(filters.until) && time > filters.until) return false;
+  }
+  return textMatches(task, filters.q);
+}
+
+const TEXT_FIELDS = ["name", "args", "kwargs", "result", "exception"];
+
+function textMatches(task, q) {
+  const words = (q ?? "").toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return true;
+  const haystack = TEXT_FIELDS.map((key) => valueText(task[key]).toLowerCase());
+  const uuid = String(task.uuid ?? "").toLowerCase();
+  return words.every((word) => uuid.startsWith(word) || haystack.some((text) => text.includes(word)));
+}
+
+function valueText(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Epoch seconds from an `<input type="datetime-local">` value (local time); null when empty or invalid. */
+export function fromLocalInput(value) {
+  if (!value) return null;
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(value);
+  if (!match) return null;
+  const [, y, mo, d, h, mi, s = "0", ms = "0"] = match;
+  const date = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, "0")));
+  const epochMs = date.getTime();
+  return Number.isFinite(epochMs) ? epochMs / MS_PER_SECOND : null;
+}
+
+/** An `<input type="datetime-local">` value (local time, seconds only when not zero) for epoch seconds. */
+export function toLocalInput(epochSeconds) {
+  if (!isNumber(epochSeconds)) return "";
+  const date = new Date(epochSeconds * MS_PER_SECOND);
+  const base = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return date.getSeconds() ? `${base}:${pad(date.getSeconds())}` : base;
+}
+
+/** "1 task", "about 1,200 tasks" (grouped by the locale). */
+export function totalText(total, isEstimate, format = String) {
+  if (!isNumber(total)) return "";
+  return `${isEstimate ? "about " : ""}${format(total)} task${total === 1 && !isEstimate ? "" : "s"}`;
+}
+
+function parseSeconds(raw) {
+  if (raw === null || raw === undefined || raw.trim() === "") return null;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : null;
+}
+
+function byStateOrder(a, b) {
+  const ia = TASK_STATES.indexOf(a);
+  const ib = TASK_STATES.indexOf(b);
+  return (ia < 0 ? TASK_STATES.length : ia) - (ib < 0 ? TASK_STATES.length : ib) || a.localeCompare(b);
+}

@@ -1,0 +1,190 @@
+// Tests of the tasks page's and task page's DOM-free helpers: filters <-> URL <-> API, live matching,
+// datetime-local conversion, timeline steps and attempts, and the task family tree.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  apiUrl, DEFAULT_SORT, emptyFilters, filterTime, filtersQuery, fromLocalInput, isNewestFirst, parseFilters,
+  receivedSortTime, sameFilters, taskMatches, toLocalInput, totalText,
+} from "../../static/js/helpers/task_filters.js";
+import { attempts, retryAttempts, stepDurations, withDeltas } from "../../static/js/helpers/task_timeline.js";
+import { childrenKey, MAX_TREE_NODES, treeOf, treeRootId, walkTree } from "../../static/js/helpers/task_tree.js";
+
+const task = (fields) => ({
+  uuid: "4a3f9c2e-1111-2222-3333-444455556666", name: "app.tasks.charge", state: "SUCCESS", worker: "w1@host",
+  queue: "celery", args: "('cus_000123', 42)", kwargs: "{'currency': 'EUR'}", result: null, exception: null,
+  sent: 100, received: 101, started: 102, succeeded: 103, failed: null, revoked: null, rejected: null, timestamp: 103,
+  ...fields,
+});
+
+test("filters round-trip through the query string, defaults left out", () => {
+  assert.equal(filtersQuery(emptyFilters()), "");
+  const filters = parseFilters("?state=failure,SUCCESS,failure&name=app.tasks.charge&q=%20cus_1%20&since=100.5&time=started&sort=-runtime&junk=1");
+  assert.deepEqual(filters.state, ["SUCCESS", "FAILURE"]);
+  assert.equal(filters.name, "app.tasks.charge");
+  assert.equal(filters.q, "cus_1");
+  assert.equal(filters.since, 100.5);
+  assert.equal(filters.until, null);
+  assert.equal(filters.time, "started");
+  assert.equal(filters.sort, "-runtime");
+  assert.equal(filtersQuery(filters), "?state=SUCCESS%2CFAILURE&name=app.tasks.charge&q=cus_1&since=100.5&time=started&sort=-runtime");
+  assert.ok(sameFilters(filters, parseFilters(filtersQuery(filters))));
+  assert.ok(!sameFilters(filters, emptyFilters()));
+  // "-received" is the default; "received" (a bare key) is ascending: oldest first.
+  assert.equal(parseFilters("?sort=-received").sort, DEFAULT_SORT);
+  assert.equal(filtersQuery(parseFilters("?sort=-received")), "");
+  assert.equal(filtersQuery(parseFilters("?sort=received")), "?sort=received");
+  assert.ok(isNewestFirst(parseFilters("")));
+  assert.ok(!isNewestFirst(parseFilters("?sort=received")));
+  assert.equal(parseFilters("?since=abc").since, null);
+});
+
+test("the API URL carries the filters, the page size and the cursor", () => {
+  const filters = parseFilters("?worker=w1%40host&queue=celery");
+  assert.equal(apiUrl(filters, { limit: 50 }), "/api/tasks?worker=w1%40host&queue=celery&limit=50");
+  assert.equal(apiUrl(filters, { limit: 50, cursor: "abc=" }), "/api/tasks?worker=w1%40host&queue=celery&limit=50&cursor=abc%3D");
+});
+
+test("live matching: exact fields, states and times", () => {
+  const t = task();
+  assert.ok(taskMatches(t, emptyFilters()));
+  assert.ok(taskMatches(t, parseFilters("?state=SUCCESS,FAILURE&name=app.tasks.charge&worker=w1%40host&queue=celery")));
+  assert.ok(!taskMatches(t, parseFilters("?state=FAILURE")));
+  assert.ok(!taskMatches(t, parseFilters("?name=app.tasks")));
+  assert.ok(!taskMatches(task({ queue: null }), parseFilters("?queue=celery")));
+  assert.ok(taskMatches(t, parseFilters("?since=101&until=101")));
+  assert.ok(!taskMatches(t, parseFilters("?since=101.5")));
+  assert.ok(taskMatches(t, parseFilters("?since=102&time=started")));
+  assert.ok(taskMatches(t, parseFilters("?until=103&time=finished")));
+  assert.ok(!taskMatches(task({ succeeded: null }), parseFilters("?since=0&time=finished")));
+  // A task not received yet is placed (and bounded) by when it was sent, like the API.
+  assert.equal(receivedSortTime(task({ received: null })), 100);
+  assert.equal(filterTime(task({ succeeded: null, failed: 110 }), "finished"), 110);
+  assert.equal(task({ state: undefined }).state, undefined);
+  assert.ok(taskMatches(task({ state: undefined }), parseFilters("?state=PENDING")));
+});
+
+test("live matching: free text is approximate: substrings of the payloads, or a uuid prefix", () => {
+  const t = task({ exception: "CardDeclined('insufficient funds')" });
+  assert.ok(taskMatches(t, parseFilters("?q=CUS_000")));
+  assert.ok(taskMatches(t, parseFilters("?q=charge%20eur")));
+  assert.ok(taskMatches(t, parseFilters("?q=declined")));
+  assert.ok(taskMatches(t, parseFilters("?q=4a3f9c")));
+  assert.ok(!taskMatches(t, parseFilters("?q=9c2e")));
+  assert.ok(!taskMatches(t, parseFilters("?q=charge%20usd")));
+  assert.ok(taskMatches(task({ result: { total: 42 } }), parseFilters("?q=total")));
+});
+
+test("datetime-local values are local time, both ways", () => {
+  assert.equal(fromLocalInput(""), null);
+  assert.equal(fromLocalInput("not a date"), null);
+  const seconds = fromLocalInput("2026-03-04T05:06");
+  assert.equal(seconds, new Date(2026, 2, 4, 5, 6).getTime() / 1000);
+  assert.equal(toLocalInput(seconds), "2026-03-04T05:06");
+  assert.equal(toLocalInput(fromLocalInput("2026-03-04T05:06:07")), "2026-03-04T05:06:07");
+  assert.equal(toLocalInput(null), "");
+});
+
+test("totals say about when estimated", () => {
+  assert.equal(totalText(1, false), "1 task");
+  assert.equal(totalText(0, false), "0 tasks");
+  assert.equal(totalText(1200, true), "about 1200 tasks");
+  assert.equal(totalText(null, false), "");
+});
+
+// The timeline of a task that was retried once and then succeeded, as the API returns it.
+const RETRIED = [
+  { type: "task-sent", timestamp: 10.0, hostname: "producer" },
+  { type: "task-received", timestamp: 10.5, hostname: "w1" },
+  { type: "task-started", timestamp: 10.75, hostname: "w1" },
+  { type: "task-sent", timestamp: 11.0, hostname: "w1" },
+  { type: "task-retried", timestamp: 11.25, hostname: "w1", exception: "Timeout()", traceback: "Traceback…" },
+  { type: "task-received", timestamp: 12.0, hostname: "w2" },
+  { type: "task-started", timestamp: 13.0, hostname: "w2" },
+  { type: "task-succeeded", timestamp: 15.0, hostname: "w2", result: "ok", runtime: 2 },
+];
+
+test("each event gets the time since the previous one", () => {
+  const rows = withDeltas([{ timestamp: 1 }, { timestamp: null }, { timestamp: 3.5 }]);
+  assert.deepEqual(rows.map((r) => r.delta), [null, null, 2.5]);
+});
+
+test("a retried task has one attempt per task-received, each with its own sent time", () => {
+  assert.deepEqual(attempts(RETRIED), [
+    { sent: 10.0, received: 10.5, started: 10.75, ended: 11.25, endType: "task-retried", hostname: "w1" },
+    { sent: 11.0, received: 12.0, started: 13.0, ended: 15.0, endType: "task-succeeded", hostname: "w2" },
+  ]);
+  assert.deepEqual(retryAttempts(RETRIED), [
+    { number: 1, timestamp: 11.25, hostname: "w1", exception: "Timeout()", traceback: "Traceback…" },
+  ]);
+});
+
+test("step durations are the latest attempt's; running steps count up to now", () => {
+  const done = stepDurations(RETRIED, 100);
+  assert.equal(done.queueWait, 1.0);
+  assert.equal(done.toStart, 1.0);
+  assert.equal(done.runtime, 2.0);
+  assert.equal(done.total, 5.0);
+  assert.equal(done.attempt, 2);
+  assert.deepEqual(done.running, { queueWait: false, toStart: false, runtime: false, total: false });
+
+  const running = stepDurations(RETRIED.slice(0, 3), 20);
+  assert.equal(running.queueWait, 0.5);
+  assert.equal(running.runtime, 20 - 10.75);
+  assert.ok(running.running.runtime && running.running.total);
+
+  const waiting = stepDurations([{ type: "task-sent", timestamp: 10 }], 12);
+  assert.equal(waiting.queueWait, 2);
+  assert.ok(waiting.running.queueWait);
+  assert.equal(waiting.toStart, null);
+
+  // Revoked while waiting: nothing runs on, and no step is invented.
+  const revoked = stepDurations([{ type: "task-sent", timestamp: 10 }, { type: "task-revoked", timestamp: 11 }], 50);
+  assert.equal(revoked.runtime, null);
+  assert.equal(revoked.total, 1);
+  assert.ok(!revoked.running.total);
+  assert.equal(stepDurations([], 5).total, null);
+});
+
+function fakeFamily(tasks) {
+  const byId = new Map(tasks.map((t) => [t.uuid, t]));
+  const fetched = [];
+  const fetchTask = async (uuid) => { fetched.push(uuid); return byId.get(uuid) ?? null; };
+  return { fetchTask, fetched };
+}
+
+test("the family tree is walked breadth-first from the root, cutting self-loops and cycles", async () => {
+  const { fetchTask, fetched } = fakeFamily([
+    { uuid: "root", state: "SUCCESS", children: ["a", "b", "root"] },
+    { uuid: "a", state: "SUCCESS", children: ["c"] },
+    { uuid: "b", state: "FAILURE", children: ["a"] },
+    { uuid: "c", state: "STARTED", children: ["root"] },
+  ]);
+  const walk = await walkTree("root", fetchTask, { known: new Map([["b", { uuid: "b", state: "FAILURE", children: ["a"] }]]) });
+  assert.deepEqual(fetched, ["root", "a", "c"]); // b was known
+  assert.equal(walk.truncated, false);
+  const tree = treeOf(walk, "c");
+  assert.deepEqual(tree.children.map((n) => n.uuid), ["a", "b"]);
+  assert.deepEqual(tree.children[0].children.map((n) => [n.uuid, n.current]), [["c", true]]);
+  assert.deepEqual(tree.children[1].children, []);
+});
+
+test("the family tree stops at its cap and says so; unknown tasks are null nodes", async () => {
+  const children = Array.from({ length: MAX_TREE_NODES + 10 }, (_, i) => `c${i}`);
+  const { fetchTask } = fakeFamily([{ uuid: "root", children }]);
+  const walk = await walkTree("root", fetchTask);
+  assert.equal(walk.nodes.size, MAX_TREE_NODES);
+  assert.equal(walk.truncated, true);
+  assert.equal(walk.nodes.get("c0"), null);
+  assert.equal(treeOf(walk, "root").children.length, MAX_TREE_NODES - 1);
+
+  const small = await walkTree("x", fetchTask, { maxNodes: 3 });
+  assert.deepEqual([...small.nodes.keys()], ["x"]);
+});
+
+test("a tree starts at the root, else at the task itself", () => {
+  assert.equal(treeRootId({ uuid: "a", root_id: "r" }), "r");
+  assert.equal(treeRootId({ uuid: "a", root_id: null }), "a");
+  assert.equal(childrenKey({ children: ["a", "b"] }), "a,b");
+  assert.equal(childrenKey({}), "");
+});

@@ -117,16 +117,16 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _duration(name: str) -> Callable[[str], float]:
+    number = _positive_float(name)
+
     def parse(raw: str) -> float:
         text = raw.strip().lower()
-        unit = _DURATION_UNITS.get(text[-1:], None)
+        unit = _DURATION_UNITS.get(text[-1:])
         try:
-            value = float(text[:-1] if unit else text) * (unit or 1)
-        except ValueError:
-            raise SettingsError(f"--{name}: expected a duration such as 7d, 12h, 30m or 3600, got {raw!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise SettingsError(f"--{name}: must be a positive duration, got {raw!r}")
-        return value
+            return number(text[:-1] if unit else text) * (unit or 1)
+        except SettingsError:
+            raise SettingsError(f"--{name}: expected a positive duration such as 7d, 12h, 30m or 3600, "
+                                f"got {raw!r}") from None
     return parse
 
 

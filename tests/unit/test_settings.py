@@ -64,6 +64,6 @@ def test_retention_durations(raw: str, seconds: float) -> None:
 
 
 def test_bad_durations_are_refused() -> None:
-    with pytest.raises(SettingsError, match="--max-age: expected a duration"):
+    with pytest.raises(SettingsError, match="--max-age: expected a positive duration"):
         load_settings(["--max-age", "soon"], {})
     assert load_settings(["--keep-failed-days", "30"], {}).keep_failed_seconds == 30 * 86400

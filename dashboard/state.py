@@ -170,6 +170,7 @@ class ClusterState:
         self.track_unsaved = False  # set when a store keeps the history
         self._unsaved_tasks: dict[str, None] = {}
         self._unsaved_events: list[tuple[str, dict[str, Any]]] = []
+        self._evicted_unsaved: list[dict[str, Any]] = []
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
         self._dirty_tasks: dict[str, None] = {}
@@ -358,6 +359,8 @@ class ClusterState:
 
     def _evict_oldest(self) -> None:
         uuid, task = self.tasks.popitem(last=False)
+        if self._unsaved_tasks.pop(uuid, False) is None:
+            self._evicted_unsaved.append(task.to_json(self._children.get(uuid)))  # the store still needs it
         self.state_counts[task.state] -= 1
         self._unpend(task)
         self._children.pop(uuid, None)
@@ -447,10 +450,11 @@ class ClusterState:
 
     def drain_unsaved(self) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
         """Return the changed tasks' shapes and the new events since the last call, for the store."""
-        tasks = [self.tasks[u].to_json() for u in self._unsaved_tasks if u in self.tasks]
+        tasks = self._evicted_unsaved + [self.tasks[u].to_json() for u in self._unsaved_tasks if u in self.tasks]
         events = self._unsaved_events
         self._unsaved_tasks = {}
         self._unsaved_events = []
+        self._evicted_unsaved = []
         return tasks, events
 
     def restore(self, task: dict[str, Any], events: list[dict[str, Any]]) -> None:

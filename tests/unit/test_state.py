@@ -239,3 +239,13 @@ def test_a_failed_task_gets_its_runtime_from_its_start() -> None:
     state.apply({"type": "task-started", "uuid": "t", "hostname": "w", "timestamp": 1e9})
     state.apply({"type": "task-failed", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 2.5, "exception": "E"})
     assert state.task_json("t")["runtime"] == 2.5
+
+
+def test_a_task_evicted_before_it_was_saved_still_reaches_the_store() -> None:
+    state = ClusterState(max_tasks=2)
+    state.track_unsaved = True
+    for i in range(3):
+        state.apply({"type": "task-received", "uuid": f"t{i}", "hostname": "w", "timestamp": 1e9 + i})
+    tasks, events = state.drain_unsaved()
+    assert sorted(t["uuid"] for t in tasks) == ["t0", "t1", "t2"] and len(events) == 3
+    assert state.drain_unsaved() == ([], [])

@@ -202,9 +202,9 @@ class DashboardProc:
 
 
 def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False,
-                    extra_args: tuple[str, ...] = ()) -> DashboardProc:
+                    extra_args: tuple[str, ...] = (), port: int | None = None) -> DashboardProc:
     """Start the dashboard (``run.py``, or ``python -m dashboard`` for threading) and wait until it serves."""
-    port = free_port()
+    port = port or free_port()
     entry = ["-m", "dashboard"] if threading_mode else ["run.py"]
     args = [PYTHON, *entry, "--broker", broker_url, "--port", str(port),
             "--db", str(log_dir / "dashboard.db"), "--flush-interval", "0.1", *extra_args]

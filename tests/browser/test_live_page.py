@@ -104,3 +104,25 @@ def test_workers_without_task_events_get_a_hint(page: Page, redis_port: int, tmp
         stop.set()
         beating.join(timeout=5)
         dashboard.stop()
+
+
+def test_the_page_reconnects_and_resyncs_after_the_dashboard_restarts(
+        page: Page, cluster: tuple[DashboardProc, str], tmp_path: Path) -> None:
+    _, broker = cluster  # its worker runs the task sent after the restart
+    dashboard = start_dashboard(broker, tmp_path)
+    try:
+        page.goto(dashboard.url + "/")
+        status = page.locator("[data-connection]")
+        expect(status).to_have_attribute("data-state", "connected")
+        page.evaluate("window.__sameDocument = true")
+        dashboard.stop()
+        expect(status).to_have_attribute("data-state", "disconnected")
+        expect(status).to_contain_text("reconnecting")
+        dashboard = start_dashboard(broker, tmp_path, port=dashboard.port)
+        expect(status).to_have_attribute("data-state", "connected", timeout=15_000)
+        task_id = send(producer_app(broker), "add", 5, 5)
+        row = page.locator(f'[data-panel="tasks"] tr[data-uuid="{task_id}"]')
+        expect(row.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=15_000)
+        assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    finally:
+        dashboard.stop()

@@ -1,0 +1,35 @@
+"""A broker that is not there at start-up: a "connecting" state and a log line, never a crash."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from helpers import free_port, start_dashboard, start_redis, wait_broker_connected, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_dashboard_waits_for_a_broker_that_is_not_up_yet(log_dir: Path) -> None:
+    port = free_port()
+    broker = f"redis://:s3cret@127.0.0.1:{port}/0"
+    dashboard = start_dashboard(broker, log_dir)
+    redis_proc = None
+    try:
+        health = wait_until(lambda: (h := dashboard.health())["broker"]["error"] and h, 10,
+                            message=lambda: f"no error reported: {dashboard.health()}")
+        assert health["status"] == "degraded" and health["broker"]["status"] == "connecting"
+        assert health["broker"]["url"] == f"redis://:****@127.0.0.1:{port}/0"
+        assert dashboard.get("/").status_code == 200 and dashboard.proc.alive()
+        log = dashboard.proc.log_path.read_text()
+        assert f"waiting for the broker at redis://:****@127.0.0.1:{port}/0" in log
+        assert "s3cret" not in log and "s3cret" not in dashboard.get("/api/health").text
+
+        redis_proc = start_redis(port, log_dir, name="redis-late")
+        redis.Redis(port=port).config_set("requirepass", "s3cret")  # the URL's password is the real one
+        assert wait_broker_connected(dashboard, 20)["status"] == "ok"
+    finally:
+        dashboard.stop()
+        if redis_proc is not None:
+            redis_proc.stop()

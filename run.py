@@ -10,6 +10,10 @@ from eventlet import tpool  # noqa: E402
 
 from dashboard.server import main  # noqa: E402
 
+#: Native threads for blocking calls; each keeps its own SQLite connection and page cache.
+TPOOL_THREADS = 4
+
 if __name__ == "__main__":
     # SQLite calls block: under eventlet they run in tpool's native threads, never on the hub.
+    tpool.set_num_threads(TPOOL_THREADS)
     sys.exit(main(async_mode="eventlet", run_blocking=tpool.execute))

@@ -216,14 +216,17 @@ def measure(rate: int, seconds: float, broker: str, base: str, pid: int, publish
     published = sum(count for count, _ in parts)
     for _, part in parts:
         finals.update(part)
+    ended = time.monotonic()
+    caught_up = True
     try:
         wait_for(lambda: requests.get(f"{base}/api/health", timeout=5).json()["events"]["received"] - before
-                 >= published, timeout=30, what="the dashboard to take every event")
+                 >= published, timeout=60, what="the dashboard to take every event")
+        if finals:  # the overview window carries the most recent tasks of each batch; the last one must arrive
+            last = max(finals, key=finals.__getitem__)
+            wait_for(lambda: last in client.seen, timeout=10, what="the last task's final state")
     except RuntimeError:
-        pass
-    if finals:  # the overview window carries the most recent tasks of each batch; the last one must arrive
-        last = max(finals, key=finals.__getitem__)
-        wait_for(lambda: last in client.seen, timeout=10, what="the last task's final state")
+        caught_up = False
+    catch_up_seconds = round(time.monotonic() - ended, 2)
     health = requests.get(f"{base}/api/health", timeout=5).json()
     received = health["events"]["received"] - before
     store = health.get("store") or {}
@@ -239,6 +242,7 @@ def measure(rate: int, seconds: float, broker: str, base: str, pid: int, publish
         "latency_ms_p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1) if latencies else None,
         "tasks_seen_live": len(latencies), "tasks_published": len(finals),
         "rss_kib": rss_kib(pid), "rss_anon_kib": rss_kib(pid, "RssAnon"),
+        "caught_up": caught_up, "catch_up_seconds": catch_up_seconds,
         "store_pending_events": store.get("pending_events"), "store_written_events": store.get("written_events"),
     }
 

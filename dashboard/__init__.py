@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RunBlocking = Callable[..., Any]
 
+#: Longest wait at shutdown for the receive loop to end before the last write, in seconds.
+CLOSE_WAIT_SECONDS = 5.0
 #: The repository root, where templates/ and static/ live.
 ROOT = Path(__file__).resolve().parent.parent
 #: Sent with every response: no inline script or style, no framing, nothing from elsewhere.
@@ -95,8 +97,11 @@ class Dashboard:
         self.history.stop()
 
     def close(self) -> None:
-        """Write what is still pending to the store and close it (after ``stop``)."""
-        if self.history.flush():
+        """After ``stop``: wait for the last event to be applied, write what is pending, close the store."""
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        while not self.collector.finished and time.monotonic() < deadline:
+            self.socketio.sleep(0.05)
+        if self.history.close():
             log.info("task history written to %s", self.store.path)
         self.store.close()
         self.webhooks.stop()

@@ -131,6 +131,7 @@ class EventCollector:
         self.last_malformed: str | None = None
         self.last_event_at = time.monotonic()
         self.stopping = False
+        self.finished = False  # the receive loop has ended: no event will be applied any more
         self.restart_requested = False
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
@@ -163,6 +164,7 @@ class EventCollector:
                 delay = RECONNECT_START_SECONDS
             self.sleep(delay * (1 + random.uniform(-RECONNECT_JITTER, RECONNECT_JITTER)))
             delay = min(delay * 2, self.settings.reconnect_max_seconds)
+        self.finished = True
         log.info("event collector stopped")
 
     def _on_connection_error(self, exc: Exception) -> None:

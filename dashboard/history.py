@@ -40,6 +40,7 @@ class HistoryWriter:
         self.store = store
         self.run_blocking = run_blocking
         self.stopping = False
+        self.closed = False
         self.written_events = 0
         self.dropped_events = 0
         self.last_error: str | None = None
@@ -77,7 +78,15 @@ class HistoryWriter:
     def flush(self) -> bool:
         """Write everything pending now; return whether the store took it."""
         with self._flushing:
-            return self._flush()
+            return self.closed or self._flush()
+
+    def close(self) -> bool:
+        """Write what is pending one last time; later flushes do nothing. Return whether it was written."""
+        self.stopping = True
+        with self._flushing:
+            written = self._flush()
+            self.closed = True
+        return written
 
     def _flush(self) -> bool:
         with self.collector.lock:

@@ -14,7 +14,7 @@ from .store import StoreError
 log = logging.getLogger("dashboard")
 
 
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
+def _stop_on_signal(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
@@ -49,7 +49,9 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
             cluster.stop()
         return 2
     dashboard = app.extensions["dashboard"]
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Both stop cleanly, also when the shell started us with SIGINT ignored (a background job).
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
     try:
         if cluster is not None:
             cluster.start()

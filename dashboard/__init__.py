@@ -116,8 +116,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     settings = settings or Settings()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config["JSON_SORT_KEYS"] = False
-    socketio = SocketIO(app, async_mode=settings.async_mode, cors_allowed_origins=[],
-                        logger=False, engineio_logger=False)
+    # cors_allowed_origins stays None: only pages of the dashboard's own origin may open the socket.
+    socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False)
     collector = EventCollector(settings, sleep=socketio.sleep)
     dashboard = Dashboard(settings, socketio, collector, run_blocking)
     app.extensions["dashboard"] = dashboard

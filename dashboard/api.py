@@ -115,7 +115,7 @@ def _worker_detail(hostname: str) -> dict[str, Any] | None:
         body["history"] = found.history_json()
         replies = state.inspect_replies.get(hostname, {})
         body.update({key: replies.get(key) for key in INSPECT_KEYS})
-        body["orphaned"] = [t.uuid for t in state.tasks.values() if t.orphaned and t.worker == hostname][:1000]
+        body["orphaned"] = state.orphans.get(hostname, [])
     return body
 
 

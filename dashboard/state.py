@@ -165,6 +165,7 @@ class ClusterState:
         self.inspect_replies: dict[str, dict[str, Any]] = {}  # hostname -> latest inspect data
         self.departed: OrderedDict[str, Worker] = OrderedDict()  # purged workers, for searches
         self.alerts: list[dict[str, Any]] = []  # worker lost / back online, until drained
+        self.orphans: dict[str, list[str]] = {}  # hostname -> tasks in flight when it was last lost
         self._removed_workers: dict[str, None] = {}
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
         self.track_unsaved = False  # set when a store keeps the history
@@ -391,6 +392,7 @@ class ClusterState:
                         task.orphaned = True
                         orphaned.append(uuid)
                         self._dirty_tasks[uuid] = None
+                self.orphans[worker.hostname] = sorted(orphaned)
                 self.alerts.append({"event": "worker-lost", "hostname": worker.hostname, "time": now,
                                     "last_heartbeat": worker.last_heartbeat, "orphaned": sorted(orphaned)})
         return lost

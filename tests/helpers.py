@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import redis
 import requests
@@ -244,6 +245,23 @@ def wait_worker_online(dashboard: DashboardProc, hostname: str, timeout: float =
                 return item
         return None
     return wait_until(online, timeout, interval=0.1, message=f"worker {hostname} never online in /api/workers")
+
+
+@contextmanager
+def dashboard_with_worker(broker_url: str, log_dir: Path, worker_name: str, queues: str | None = None,
+                          extra_args: tuple[str, ...] = ()) -> Iterator[tuple[DashboardProc, Proc]]:
+    """Run the dashboard and one worker ``<worker_name>@test`` it has seen online; stop both afterwards."""
+    dashboard = start_dashboard(broker_url, log_dir, extra_args=extra_args)
+    worker: Proc | None = None
+    try:
+        wait_broker_connected(dashboard)
+        worker = start_worker(broker_url, worker_name, log_dir, queues=queues)
+        wait_worker_online(dashboard, f"{worker_name}@test", worker=worker)
+        yield dashboard, worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()
 
 
 # -- producing tasks --------------------------------------------------------------

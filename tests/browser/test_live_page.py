@@ -9,7 +9,7 @@ import pytest
 from celery.events.dispatcher import EventDispatcher
 from playwright.sync_api import Page, expect
 
-from helpers import DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_worker_online
+from helpers import DashboardProc, dashboard_with_worker, producer_app, send, start_dashboard
 
 pytestmark = pytest.mark.browser
 
@@ -19,18 +19,9 @@ XSS = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
-    log_dir: Path = tmp_path_factory.mktemp("browser-logs")
     broker = f"redis://127.0.0.1:{redis_port}/11"
-    dashboard = start_dashboard(broker, log_dir)
-    worker: Proc | None = None
-    try:
-        worker = start_worker(broker, "browser", log_dir)
-        wait_worker_online(dashboard, WORKER, worker=worker)
+    with dashboard_with_worker(broker, tmp_path_factory.mktemp("browser-logs"), "browser") as (dashboard, _):
         yield dashboard, broker
-    finally:
-        if worker is not None:
-            worker.stop()
-        dashboard.stop()
 
 
 def test_worker_card_and_task_row_update_without_reload(page: Page, cluster: tuple[DashboardProc, str]) -> None:

@@ -1,33 +1,21 @@
 """Task history in a real browser: filter by state and text, open a task, follow a child, watch one run."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import (DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
-                     wait_until, wait_worker_online)
+from helpers import DashboardProc, dashboard_with_worker, producer_app, send, wait_until
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
-    log_dir: Path = tmp_path_factory.mktemp("tasks-page")
     broker = f"redis://127.0.0.1:{redis_port}/10"
-    dashboard = start_dashboard(broker, log_dir)
-    worker: Proc | None = None
-    try:
-        wait_broker_connected(dashboard)
-        worker = start_worker(broker, "pager", log_dir)
-        wait_worker_online(dashboard, "pager@test", worker=worker)
+    with dashboard_with_worker(broker, tmp_path_factory.mktemp("tasks-page"), "pager") as (dashboard, _):
         yield dashboard, broker
-    finally:
-        if worker is not None:
-            worker.stop()
-        dashboard.stop()
 
 
 def settled(dashboard: DashboardProc, task_id: str) -> dict:

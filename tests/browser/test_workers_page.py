@@ -6,20 +6,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import start_dashboard, start_worker, wait_broker_connected, wait_worker_online
+from helpers import dashboard_with_worker
 
 pytestmark = pytest.mark.browser
 
 
 def test_lost_worker_banner_and_worker_page(page: Page, redis_port: int, tmp_path: Path) -> None:
     broker = f"redis://127.0.0.1:{redis_port}/15"
-    dashboard = start_dashboard(broker, tmp_path, extra_args=("--heartbeat-slack", "1"))
-    worker = None
-    try:
-        wait_broker_connected(dashboard)
-        worker = start_worker(broker, "fragile", tmp_path)
-        wait_worker_online(dashboard, "fragile@test", worker=worker)
-
+    with dashboard_with_worker(broker, tmp_path, "fragile", extra_args=("--heartbeat-slack", "1")) as (
+            dashboard, worker):
         page.goto(f"{dashboard.url}/workers/fragile@test")
         expect(page.locator('[data-panel="worker-detail"] [data-field="pool"]')).to_have_text("eventlet")
         expect(page.locator('[data-panel="worker-detail"] [data-field="concurrency"]')).to_have_text("10")
@@ -33,7 +28,3 @@ def test_lost_worker_banner_and_worker_page(page: Page, redis_port: int, tmp_pat
         expect(banner).to_contain_text("fragile@test", timeout=8_000)  # 2 x 1 s + 1 s slack, plus the push
         expect(banner).to_contain_text("Worker lost")
         expect(card).to_have_attribute("data-status", "lost")
-    finally:
-        if worker is not None:
-            worker.stop()
-        dashboard.stop()

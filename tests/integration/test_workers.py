@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from helpers import (DashboardProc, Proc, WebhookReceiver, producer_app, send, start_dashboard, start_worker,
-                     wait_broker_connected, wait_until, wait_worker_online)
+from helpers import (DashboardProc, Proc, WebhookReceiver, dashboard_with_worker, producer_app, send,
+                     start_dashboard, start_worker, wait_broker_connected, wait_until, wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -83,14 +83,10 @@ def test_lost_offline_and_back(redis_port: int, log_dir: Path, webhook: WebhookR
         dashboard.stop()
 
 
-def test_on_demand_inspect_and_a_worker_that_does_not_answer(redis_port: int, log_dir: Path) -> None:
+def test_on_demand_inspect_and_its_guards(redis_port: int, log_dir: Path) -> None:
     broker = f"redis://127.0.0.1:{redis_port}/6"
-    dashboard = start_dashboard(broker, log_dir, extra_args=("--inspect-interval", "600"))
-    worker = None
-    try:
-        wait_broker_connected(dashboard)
-        worker = start_worker(broker, "asked", log_dir)
-        wait_worker_online(dashboard, "asked@test", worker=worker)
+    with dashboard_with_worker(broker, log_dir, "asked", extra_args=("--inspect-interval", "600")) as (
+            dashboard, _):
         refused = requests.post(f"{dashboard.url}/api/workers/asked@test/inspect", timeout=10,
                                 data={"a": "form"})  # what a page of another site could send
         assert refused.status_code == 415 and "error" in refused.json()
@@ -102,7 +98,3 @@ def test_on_demand_inspect_and_a_worker_that_does_not_answer(redis_port: int, lo
         assert response.json()["stats"]["pool"]["max-concurrency"] == 10
         missing = requests.post(f"{dashboard.url}/api/workers/nobody@test/inspect", json={}, timeout=10)
         assert missing.status_code == 404 and "error" in missing.json()
-    finally:
-        if worker is not None:
-            worker.stop()
-        dashboard.stop()

@@ -134,6 +134,7 @@ def test_heartbeat_expiry_uses_the_dashboards_receive_time() -> None:
     assert state.expire_workers(expires + 0.01) == ["w"]
     assert state.workers["w"].status == "lost"
     assert state.task_json("t1")["orphaned"] is True
+    assert state.orphans == {"w": ["t1"]}
 
 
 def test_heartbeat_older_than_offline_does_not_revive() -> None:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 METHODS = ("stats", "active_queues", "registered", "active", "reserved", "scheduled", "revoked", "conf")
 #: How often the inspector looks for workers that are due, in seconds.
 LOOP_SECONDS = 1.0
+#: How soon a worker that has never answered is asked again, in seconds.
+UNANSWERED_RETRY_SECONDS = 2.0
 #: Config and stats keys whose values are secrets.
 _SECRET_KEY = re.compile(r"pass|secret|token|signature|credential|api_?key|private", re.IGNORECASE)
 #: Shown instead of a secret value.
@@ -66,17 +68,18 @@ class WorkerInspector:
         self.stopping = True
 
     def due(self, now: float) -> list[str]:
-        """Return online workers never inspected, back online since, or not inspected for an interval."""
+        """Return online workers that never answered, are back online since, or were not asked for an interval."""
         collector = self.collector
         if not collector.broker.connected:
             return []
         with collector.lock:
             state = collector.state
             online = [w.hostname for w in state.workers.values() if w.status == "online"]
-            fresh = {h for h in online if h not in state.inspect_replies}
+            # Never answered yet (new, or too busy starting up to reply in time): ask again soon.
+            fresh = {h for h in online if not state.inspect_replies.get(h, {}).get("stats")} | state.reinspect
         interval = self.settings.inspect_interval_seconds
         due = [h for h in online
-               if (h in fresh and now - self._asked.get(h, -1e9) >= min(interval, 10.0))
+               if (h in fresh and now - self._asked.get(h, -1e9) >= min(interval, UNANSWERED_RETRY_SECONDS))
                or now - self._asked.get(h, -1e9) >= interval]
         return due
 

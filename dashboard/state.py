@@ -165,6 +165,7 @@ class ClusterState:
         self.inspect_replies: dict[str, dict[str, Any]] = {}  # hostname -> latest inspect data
         self.departed: OrderedDict[str, Worker] = OrderedDict()  # purged workers, for searches
         self.alerts: list[dict[str, Any]] = []  # worker lost / back online, until drained
+        self.reinspect: set[str] = set()  # workers back online since their last inspect
         self.orphans: dict[str, list[str]] = {}  # hostname -> tasks in flight when it was last lost
         self._removed_workers: dict[str, None] = {}
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
@@ -211,6 +212,8 @@ class ClusterState:
             if worker.status == "lost" and received is not None:
                 self.alerts.append({"event": "worker-online", "hostname": hostname, "time": received,
                                     "last_heartbeat": received, "orphaned": []})
+            if worker.status != "online":
+                self.reinspect.add(hostname)  # back: its pool, queues and tasks may have changed
             worker.status = "online"
         worker.timestamp = timestamp
         if received is not None:
@@ -428,6 +431,8 @@ class ClusterState:
             return
         data = self.inspect_replies.setdefault(hostname, {})
         data.update(replies)
+        if replies.get("stats"):
+            self.reinspect.discard(hostname)
         data["inspected_at"] = now if replies else data.get("inspected_at")
         data["inspect_error"] = error
         stats = replies.get("stats")

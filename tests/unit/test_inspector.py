@@ -1,0 +1,58 @@
+"""Which workers the inspector asks, and when (the model only; no broker)."""
+from __future__ import annotations
+
+from dashboard.control import UNANSWERED_RETRY_SECONDS, WorkerInspector, mask_secrets
+from dashboard.events import EventCollector
+from dashboard.settings import Settings
+
+T0 = 1_000_000_000.0
+STATS = {"stats": {"pool": {"implementation": "celery.concurrency.eventlet:TaskPool", "max-concurrency": 4}}}
+
+
+def collector_with(*hostnames: str) -> EventCollector:
+    collector = EventCollector(Settings(broker_url="redis://127.0.0.1:1/0", inspect_interval_seconds=30.0),
+                               sleep=lambda s: None)
+    collector.broker.set("connected")
+    for hostname in hostnames:
+        collector.on_event({"type": "worker-online", "hostname": hostname, "timestamp": T0, "local_received": T0})
+    return collector
+
+
+def asked(inspector: WorkerInspector, hostnames: list[str], at: float) -> None:
+    for hostname in hostnames:
+        inspector._asked[hostname] = at
+
+
+def test_a_worker_that_did_not_answer_is_asked_again_soon() -> None:
+    collector = collector_with("a@h")
+    inspector = WorkerInspector(collector)
+    assert inspector.due(0.0) == ["a@h"]
+    asked(inspector, ["a@h"], 0.0)
+    collector.state.apply_inspect("a@h", {}, T0, "not answering inspect")
+    assert inspector.due(UNANSWERED_RETRY_SECONDS - 0.1) == []
+    assert inspector.due(UNANSWERED_RETRY_SECONDS) == ["a@h"]
+
+
+def test_an_answered_worker_waits_the_interval_unless_it_comes_back() -> None:
+    collector = collector_with("a@h")
+    inspector = WorkerInspector(collector)
+    asked(inspector, ["a@h"], 0.0)
+    collector.state.apply_inspect("a@h", STATS, T0, None)
+    assert inspector.due(10.0) == [] and inspector.due(30.0) == ["a@h"]
+    collector.state.expire_workers(T0 + 60)
+    collector.on_event({"type": "worker-online", "hostname": "a@h", "timestamp": T0 + 61, "local_received": T0 + 61})
+    assert inspector.due(5.0) == ["a@h"]  # restarted: its pool and queues may differ
+
+
+def test_nothing_is_asked_while_the_broker_is_down() -> None:
+    collector = collector_with("a@h")
+    collector.broker.set("reconnecting", "ConnectionError")
+    assert WorkerInspector(collector).due(0.0) == []
+
+
+def test_secrets_in_replies_are_masked() -> None:
+    reply = {"broker": {"password": "pw", "hostname": "h"}, "conf": {"result_backend": "redis://:pw@h:6379/1",
+                                                                       "api_key": "k", "empty_secret": None}}
+    assert mask_secrets(reply) == {"broker": {"password": "********", "hostname": "h"},
+                                   "conf": {"result_backend": "redis://:****@h:6379/1", "api_key": "********",
+                                            "empty_secret": None}}

@@ -21,6 +21,7 @@ from celery import Celery
 from celery.events.receiver import EventReceiver
 from kombu import Connection
 
+from . import redis_stream
 from .schema import MalformedEvent, clean_event
 from .settings import Settings, mask_url
 from .state import ClusterState, heartbeat_expires
@@ -76,7 +77,7 @@ class SafeReceiver(EventReceiver):
     """Celery's receiver, with every event checked before Celery or the state touches it."""
 
     def __init__(self, channel: Any, collector: "EventCollector", **kwargs: Any) -> None:
-        super().__init__(channel, handlers={"*": collector.on_event}, **kwargs)
+        super().__init__(channel, **kwargs)
         self.collector = collector
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
@@ -96,23 +97,7 @@ class SafeReceiver(EventReceiver):
 
     def _receive(self, body: Any, message: Any, *args: Any) -> None:
         collector = self.collector
-        for raw in body if isinstance(body, list) else (body,):
-            collector.received += 1
-            try:
-                event = clean_event(raw, collector.settings.max_field_chars,
-                                    collector.settings.max_traceback_chars)
-                event_type, event = self.event_from_message(event)
-            except MalformedEvent as exc:
-                collector.count_malformed(str(exc))
-                continue
-            except (KeyError, TypeError, ValueError) as exc:
-                collector.count_malformed(f"{type(exc).__name__} in event header")
-                continue
-            try:
-                self.process(event_type, event)
-            except Exception:  # a bug in the model must not stop the stream
-                collector.count_malformed(f"{event_type}: failed to apply")
-                log.exception("failed to apply %s event %s", event_type, event.get("uuid", ""))
+        collector.apply_events(collector.take([body], self.event_from_message))
 
 
 class EventCollector:
@@ -136,6 +121,9 @@ class EventCollector:
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
         self._pinged_for: float | None = None  # last_event_at of the silence already checked by a ping
+        self.fast_path = settings.event_reader == "auto" and redis_stream.serves(
+            settings.broker_url, settings.broker_transport_options)
+        self._localize = redis_stream.Localizer(self.app.clock)
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -147,8 +135,11 @@ class EventCollector:
             try:
                 with self.app.connection_for_read() as connection:
                     connection.ensure_connection(max_retries=0)  # fail at once; this loop does the backoff
-                    receiver = SafeReceiver(connection, self, app=self.app, accept=["json"])
-                    receiver.capture(limit=None, timeout=None, wakeup=True)
+                    if self.fast_path:
+                        self._capture_redis(connection)
+                    else:
+                        receiver = SafeReceiver(connection, self, app=self.app, accept=["json"])
+                        receiver.capture(limit=None, timeout=None, wakeup=True)
                 if self.restart_requested and not self.stopping:
                     continue  # the watchdog asked for a fresh receiver; status already says why
             except Exception as exc:  # any broker or transport failure: report, back off, retry
@@ -190,13 +181,59 @@ class EventCollector:
         self.last_event_at = time.monotonic()
         self.listening_since = time.time()
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        """Apply one checked event to the state."""
+    def _capture_redis(self, connection: Connection) -> None:
+        """Read the event stream through the Redis fast path until stopped or the connection fails."""
+        def subscribed() -> None:
+            self.on_subscribed()
+            self.app.control.broadcast("heartbeat", connection=connection)  # as Celery's receiver wakes workers
+
+        stream = redis_stream.RedisEventStream(
+            connection, self.app.conf.event_exchange, self.on_batch, subscribed,
+            should_stop=lambda: self.stopping or self.restart_requested,
+            on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"))
+        stream.run()
+
+    def on_batch(self, bodies: list[Any]) -> None:
+        """Localise and apply a batch of decoded message bodies from the Redis fast path."""
+        now, here = time.time(), redis_stream.local_offset()
+        localize = self._localize
+        self.apply_events(self.take(bodies, lambda body: localize(body, now, here)))
+
+    def take(self, bodies: list[Any], localize: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+             ) -> list[dict[str, Any]]:
+        """Count, check and localise message bodies (each an event or a list of events); skip bad ones."""
+        events = []
+        max_field, max_traceback = self.settings.max_field_chars, self.settings.max_traceback_chars
+        for body in bodies:
+            for raw in body if isinstance(body, list) else (body,):
+                self.received += 1
+                try:
+                    events.append(localize(clean_event(raw, max_field, max_traceback))[1])
+                except MalformedEvent as exc:
+                    self.count_malformed(str(exc))
+                except (KeyError, TypeError, ValueError) as exc:
+                    self.count_malformed(f"{type(exc).__name__} in event header")
+        return events
+
+    def apply_events(self, events: list[dict[str, Any]]) -> None:
+        """Apply checked events to the state, holding the lock once for the whole batch."""
         self.last_event_at = time.monotonic()
         if self.broker.status == "unresponsive":
             self.broker.set("connected")  # the hang ended before the receiver was restarted
+        if not events:
+            return
+        apply = self.state.apply
         with self.lock:
-            self.state.apply(event)
+            for event in events:
+                try:
+                    apply(event)
+                except Exception:  # a bug in the model must not stop the stream
+                    self.count_malformed(f"{event.get('type')}: failed to apply")
+                    log.exception("failed to apply %s event %s", event.get("type"), event.get("uuid", ""))
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Apply one checked event to the state."""
+        self.apply_events([event])
 
     def count_malformed(self, reason: str) -> None:
         """Count an event that was skipped, remembering why."""
@@ -291,7 +328,8 @@ class EventCollector:
             "broker": self.broker.to_json(),
             "events": {"received": self.received, "malformed": self.malformed,
                        "unknown": self.state.unknown_events,
-                       "last_malformed": self.last_malformed},
+                       "last_malformed": self.last_malformed,
+                       "reader": "redis" if self.fast_path else "kombu"},
         }
 
 

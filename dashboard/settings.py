@@ -19,6 +19,8 @@ ENV_PREFIX = "DASHBOARD_"
 
 #: Async modes Flask-SocketIO may run in; eventlet is the production default.
 ASYNC_MODES = ("eventlet", "threading")
+#: How the event stream is read: the Redis fast path where it applies, or always Celery's receiver.
+EVENT_READERS = ("auto", "kombu")
 
 
 class SettingsError(ValueError):
@@ -31,6 +33,7 @@ class Settings:
 
     broker_url: str = "redis://localhost:6379/0"  # Celery broker to watch
     broker_transport_options: dict[str, Any] = field(default_factory=dict)  # kombu transport options
+    event_reader: str = "auto"  # "auto": Redis fast path on redis:// and rediss://; "kombu": Celery's receiver
     address: str = "127.0.0.1"  # interface the web server binds
     port: int = 5555  # web server TCP port
     db: str = "dashboard.db"  # SQLite history file
@@ -193,6 +196,7 @@ def _queue_list(values: Sequence[str]) -> tuple[str, ...]:
 _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("broker", "broker_url", _broker),
     ("broker-transport-options", "broker_transport_options", _json_object("broker-transport-options")),
+    ("event-reader", "event_reader", _choice("event-reader", EVENT_READERS)),
     ("address", "address", str),
     ("port", "port", _port),
     ("db", "db", str),

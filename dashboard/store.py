@@ -33,6 +33,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 #: Seconds a connection waits for another writer's lock before failing.
@@ -598,13 +600,13 @@ def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
         if field == "orphaned":
             value = 1 if value else 0
         elif field == "progress":
-            value = None if value is None else json.dumps(value, separators=(",", ":"))
+            value = None if value is None else dumps(value)
         elif field == "state":
             value = value or "PENDING"
         elif field in _NUMERIC_FIELDS:
             value = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         elif value is not None and not isinstance(value, str):
-            value = json.dumps(value, separators=(",", ":"), default=repr)
+            value = dumps(value)
         values.append(value)
     return tuple(values)
 
@@ -613,7 +615,15 @@ def _event_row(uuid: str, event: dict[str, Any]) -> tuple[Any, ...]:
     event_type = str(event.get("type") or "")
     timestamp = _number(event.get("timestamp"))
     return (0.0 if timestamp is None else timestamp, _LIFE_ORDER.get(event_type, 3), event_type,
-            str(event.get("hostname") or ""), json.dumps(event, separators=(",", ":"), default=repr), uuid)
+            str(event.get("hostname") or ""), dumps(event), uuid)
+
+
+def dumps(value: Any) -> str:
+    """Return compact JSON text; values JSON has no type for are written as their repr."""
+    try:
+        return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits, a recursion limit
+        return json.dumps(value, separators=(",", ":"), default=repr)
 
 
 def _match_expression(words: list[str]) -> str | None:

@@ -257,3 +257,26 @@ def test_malformed_events_are_counted_and_the_stream_survives(broker_url: str, s
         assert stack.get(f"/api/tasks/{rejected}").status_code == 404
     assert all(w["hostname"] != "bad@test" for w in stack.get("/api/workers").json())
     assert stack.health()["broker"]["connected"] is True
+
+
+def test_both_event_readers_see_the_same_tasks(broker_url: str, stack: DashboardProc, producer: Celery,
+                                               tmp_path: Path) -> None:
+    """The Redis fast path (the default here) and Celery's receiver, side by side on one live stream."""
+    assert stack.health()["events"]["reader"] == "redis"
+    other = start_dashboard(broker_url, tmp_path, extra_args=("--event-reader", "kombu"))
+    try:
+        assert wait_broker_connected(other)["events"]["reader"] == "kombu"
+        wait_worker_online(other, WORKER)
+        ids = [send(producer, "add", 1, 2), send(producer, "fail_payment", "B-9"), send(producer, "echo", "é", k=[1])]
+        ready = ("SUCCESS", "FAILURE")
+        for dashboard in (stack, other):
+            wait_until(lambda d=dashboard: all((t := d.task(i)) and t["state"] in ready for i in ids), 15,
+                       message="tasks did not finish on both dashboards")
+        for task_id in ids:
+            fast, kombu = stack.task(task_id), other.task(task_id)
+            for detail in (fast, kombu):
+                for entry in detail["events"]:
+                    entry.pop("local_received", None)
+            assert fast == kombu
+    finally:
+        other.stop()

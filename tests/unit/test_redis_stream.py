@@ -1,0 +1,142 @@
+"""The Redis fast path decodes recorded wire traffic exactly as Celery's receiver does."""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.events.receiver import EventReceiver
+from celery.utils.time import utcoffset
+from kombu import Connection
+
+from dashboard.events import EventCollector
+from dashboard.redis_stream import Localizer, UndecodableMessage, decode_envelope, fanout_pattern, serves
+from dashboard.settings import Settings
+
+WIRE = Path(__file__).resolve().parent.parent / "data" / "redis_wire.jsonl"
+NOW = 1_795_620_000.25
+
+
+def wire_messages() -> list[bytes]:
+    """Pub/sub payloads recorded from an eventlet and a prefork worker (the latter sends event lists)."""
+    return [json.loads(line)["data"].encode() for line in WIRE.read_text().splitlines() if line]
+
+
+def celery_receiver() -> EventReceiver:
+    app = Celery(set_as_current=False)
+    return EventReceiver(Connection("memory://"), app=app, accept=["json"])
+
+
+def kombu_bodies(messages: list[bytes]) -> list[Any]:
+    """Decode each message through kombu's own Message, as Celery's consumer does."""
+    channel = Connection("memory://").default_channel
+    bodies = []
+    for data in messages:
+        message = channel.message_to_python(json.loads(data))
+        message.accept = ["application/json"]
+        bodies.append(message.decode())
+    return bodies
+
+
+def events_of(bodies: list[Any]) -> list[dict[str, Any]]:
+    return [event for body in bodies for event in (body if isinstance(body, list) else [body])]
+
+
+def with_offset(data: bytes, hours: float) -> bytes:
+    """Re-encode a message as if its worker ran ``hours`` away from UTC, without a clock field."""
+    envelope = json.loads(data)
+    body = json.loads(base64.b64decode(envelope["body"]))
+    for event in body if isinstance(body, list) else [body]:
+        event["utcoffset"] = hours
+        event.pop("clock", None)
+    envelope["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    return json.dumps(envelope).encode()
+
+
+@pytest.mark.parametrize("variant", ["recorded", "other-timezone-no-clock"])
+def test_fast_path_yields_exactly_the_receivers_events(variant: str) -> None:
+    messages = wire_messages()
+    if variant != "recorded":
+        messages = [with_offset(m, -5.0) if i % 3 == 0 else m for i, m in enumerate(messages)]
+    receiver = celery_receiver()
+    expected = [receiver.event_from_message(event, now=lambda: NOW) for event in events_of(kombu_bodies(messages))]
+    localize = Localizer(Celery(set_as_current=False).clock)
+    here = utcoffset()
+    got = [localize(event, NOW, here) for event in events_of([decode_envelope(m) for m in messages])]
+    assert len(got) == len(expected) > 400
+    assert got == expected
+
+
+def test_kombu_json_types_go_through_kombus_decoder() -> None:
+    body = b'{"type": "task-received", "uuid": "u1", "eta": {"__type__": "datetime", "__value__": "2026-11-25T10:00:00"}}'
+    envelope = {"body": base64.b64encode(body).decode(), "content-type": "application/json",
+                "content-encoding": "utf-8", "headers": {},
+                "properties": {"body_encoding": "base64", "delivery_tag": "t1", "delivery_info": {}}}
+    data = json.dumps(envelope).encode()
+    [expected] = kombu_bodies([data])
+    assert decode_envelope(data) == expected
+    assert not isinstance(expected["eta"], dict)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"not json", "not JSON"),
+    (b'["a list"]', "not a kombu envelope"),
+    (b'{"body": "x", "content-type": "application/x-python-serialize"}', "is not accepted"),
+    (b'{"body": "!!!", "content-type": "application/json", "properties": {"body_encoding": "base64"}}',
+     "cannot be decoded"),
+    (b'{"body": "bm90IGpzb24=", "content-type": "application/json", "properties": {"body_encoding": "base64"}}',
+     "cannot be decoded"),
+])
+def test_undecodable_messages_raise_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(UndecodableMessage, match=reason):
+        decode_envelope(data)
+
+
+def test_collector_batches_reach_the_same_state_as_the_receiver() -> None:
+    messages = wire_messages()
+    reference = EventCollector(Settings(), sleep=lambda s: None)
+    receiver = celery_receiver()
+    for body in kombu_bodies(messages):
+        reference.apply_events(reference.take([body], receiver.event_from_message))
+    fast = EventCollector(Settings(), sleep=lambda s: None)
+    decoded = [decode_envelope(m) for m in messages]
+    for start in range(0, len(decoded), 37):
+        fast.on_batch(decoded[start:start + 37])
+
+    def view(collector: EventCollector) -> dict[str, Any]:
+        state = collector.state
+        tasks = {u: state.task_detail(u) for u in state.tasks}
+        for task in tasks.values():
+            for entry in task["events"]:
+                entry.pop("local_received", None)
+        workers = {h: {k: v for k, v in w.to_json().items() if k not in ("last_heartbeat", "clock_skew")}
+                   for h, w in state.workers.items()}
+        return {"tasks": tasks, "workers": workers, "counters": state.counters()}
+
+    assert fast.received == reference.received > 400
+    assert fast.malformed == reference.malformed == 0
+    assert view(fast) == view(reference)
+    assert {w["status"] for w in view(fast)["workers"].values()} == {"offline"}
+
+
+def test_pattern_is_the_one_kombus_receiver_subscribes_to() -> None:
+    with Connection("redis://127.0.0.1:6379/7") as connection:
+        assert fanout_pattern(connection.default_channel, "celeryev") == "/7.celeryev/*"
+    options = {"global_keyprefix": "prod:", "fanout_prefix": "team."}
+    with Connection("redis://127.0.0.1:6379/2", transport_options=options) as connection:
+        assert fanout_pattern(connection.default_channel, "celeryev") == "prod:team.celeryev/*"
+
+
+@pytest.mark.parametrize("url, options, expected", [
+    ("redis://localhost:6379/0", {}, True),
+    ("rediss://:secret@cache:6380/1", {}, True),
+    ("sentinel://a:26379", {}, False),
+    ("redis://localhost/0", {"sentinel_fanout_compat": True}, False),
+    ("amqp://guest:guest@localhost//", {}, False),
+    ("filesystem://", {}, False),
+])
+def test_fast_path_serves_plain_redis_only(url: str, options: dict[str, Any], expected: bool) -> None:
+    assert serves(url, options) is expected

@@ -173,9 +173,11 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
     dashboard = current_app.extensions["dashboard"]
     with dashboard.collector.lock:
         detail = dashboard.collector.state.task_detail(uuid)
-    if detail is not None:
+    if detail is not None and detail["events"] is not None:
         return detail
-    return dashboard.run_blocking(dashboard.store.get, uuid)
+    if detail is not None:  # a finished task whose timeline was released to the store
+        dashboard.history.flush()  # an event that arrived a moment ago is in the answer too
+    return dashboard.run_blocking(dashboard.store.get, uuid) or (detail and {**detail, "events": []})
 
 
 @bp.get("/queues")

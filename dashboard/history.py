@@ -52,7 +52,7 @@ class HistoryWriter:
     def warm(self) -> int:
         """Load the most recent tasks from the store into memory; return how many."""
         limit = min(WARM_TASKS, self.collector.settings.max_tasks)
-        recent = self.run_blocking(self.store.recent, limit)
+        recent = self.run_blocking(self.store.recent, limit, False)  # finished tasks' timelines stay stored
         with self.collector.lock:
             for task, events in reversed(recent):  # oldest first, so the newest end most recent
                 self.collector.state.restore(task, events)
@@ -117,6 +117,8 @@ class HistoryWriter:
         self.written_events += len(batch_events)
         self.pending_tasks, self.pending_events = {}, []
         self.last_error = None
+        with self.collector.lock:  # finished tasks' timelines are in the store now: memory can let go
+            self.collector.state.release_timelines(task["uuid"] for task in batch_tasks)
         return True
 
     def prune(self) -> None:

@@ -27,6 +27,12 @@ MAX_NAME_CHARS = 255
 #: Marker appended to a string that was cut; the number of characters removed follows it.
 TRUNCATION_MARKER = "…[truncated "
 
+#: Distinct short strings shared between events (a dict, not ``sys.intern``, so that it stays bounded).
+MAX_SHARED_STRINGS = 20_000
+#: Fields whose values repeat across tasks (task names, hostnames, queues): one copy each in memory.
+_SHARED_FIELDS = ("hostname", "name", "queue", "exchange", "routing_key", "sw_ident", "sw_ver", "sw_sys")
+_shared: dict[str, str] = {}
+
 #: Fields that carry task payloads and tracebacks: cut to the configured size.
 _PAYLOAD_FIELDS = ("args", "kwargs", "result", "exception", "eta", "expires")
 _TRACEBACK_FIELDS = ("traceback",)
@@ -83,6 +89,11 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
             if not isinstance(value, str):
                 raise MalformedEvent(f"{event_type}: {key} is not a string")
             event[key] = truncate(value, MAX_NAME_CHARS)
+    for key in _SHARED_FIELDS:
+        value = event.get(key)
+        if value is not None:
+            event[key] = share(value)
+    event["type"] = share(event_type)
     if event_type.startswith("task-"):
         uuid = event.get("uuid")
         if not isinstance(uuid, str) or not uuid or len(uuid) > MAX_NAME_CHARS:
@@ -98,6 +109,16 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
         if value is not None:
             event[key] = truncate(value if isinstance(value, str) else repr(value), max_traceback_chars)
     return event
+
+
+def share(value: str) -> str:
+    """Return the one copy kept of a short string that many tasks repeat (a task name, a hostname)."""
+    found = _shared.get(value)
+    if found is None:
+        if len(_shared) >= MAX_SHARED_STRINGS:
+            _shared.clear()  # bounded: unusual churn of names costs copies, never unbounded memory
+        found = _shared[value] = value
+    return found
 
 
 def _check_worker(event_type: str, event: dict[str, Any]) -> None:

@@ -111,7 +111,11 @@ class Worker:
 
 
 class Task:
-    """One task: its current fields and the timeline of its events."""
+    """One task: its current fields and, while held, the timeline of its events.
+
+    ``events`` is None once the timeline has been handed to the store and the task has
+    finished (see ``ClusterState.release_timelines``): the store answers for it then.
+    """
 
     __slots__ = ("uuid", "name", "state", "worker", "queue", "exchange", "routing_key", "sent",
                  "received", "started", "succeeded", "failed", "retried", "revoked", "rejected",
@@ -124,7 +128,7 @@ class Task:
         self.timestamp: float | None = None
         self.orphaned = False
         self.progress: dict[str, Any] | None = None
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] | None = []
         for name in ("name", "worker", "queue", "exchange", "routing_key", "sent", "received",
                      "started", "succeeded", "failed", "retried", "revoked", "rejected", "runtime",
                      "retries", "args", "kwargs", "eta", "expires", "result", "exception",
@@ -249,14 +253,15 @@ class ClusterState:
             self.tasks.move_to_end(uuid)
         entry = {k: v for k, v in event.items() if k not in _TIMELINE_SKIP}
         events = task.events
-        if entry in events:
+        if events is not None and entry in events:
             return  # the same event delivered twice
         self.task_events += 1
         if self.track_unsaved:
             self._unsaved_tasks[uuid] = None
             self._unsaved_events.append((uuid, entry))
-        key = _event_key(entry)
-        if not events or key >= _event_key(events[-1]):
+        if events is None:  # timeline released to the store: Celery's merge rules alone, as Celery's State does
+            self._apply_entry(task, entry)
+        elif not events or _event_key(entry) >= _event_key(events[-1]):
             events.append(entry)
             self._apply_entry(task, entry)
         else:  # arrived out of order: replay the timeline, so the result never depends on arrival order
@@ -274,7 +279,7 @@ class ClusterState:
         self.state_counts[old_state] -= 1
         self.state_counts["PENDING"] += 1
         task.state = "PENDING"
-        for entry in task.events:
+        for entry in task.events or ():
             self._apply_entry(task, entry)
         self.finished_total = finished + (task.state in READY_STATES and not was_ready)
         if old_worker in self._in_flight:
@@ -464,8 +469,27 @@ class ClusterState:
         self._evicted_unsaved = []
         return tasks, events
 
-    def restore(self, task: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        """Put back a task read from the store, oldest first, without marking anything changed."""
+    def release_timelines(self, uuids: Iterable[str]) -> int:
+        """Drop the in-memory timelines of these tasks when they have finished; return how many.
+
+        Called once their events are safely in the store. A finished task keeps its fields; a
+        late event for it is merged by Celery's rules instead of a replay, and its timeline is
+        read from the store. Unfinished tasks keep theirs, to replay events that arrive out of order.
+        """
+        released = 0
+        tasks = self.tasks
+        for uuid in uuids:
+            task = tasks.get(uuid)
+            if task is not None and task.events is not None and task.state in READY_STATES:
+                task.events = None
+                released += 1
+        return released
+
+    def restore(self, task: dict[str, Any], events: list[dict[str, Any]] | None) -> None:
+        """Put back a task read from the store, oldest first, without marking anything changed.
+
+        ``events`` None leaves a finished task's timeline in the store (see ``release_timelines``).
+        """
         uuid = task["uuid"]
         if uuid in self.tasks:
             return
@@ -474,7 +498,7 @@ class ClusterState:
             if name not in ("uuid", "events") and name in task:
                 setattr(restored, name, task[name])
         restored.orphaned = bool(task.get("orphaned"))
-        restored.events = sorted((dict(e) for e in events), key=_event_key)
+        restored.events = None if events is None else sorted((dict(e) for e in events), key=_event_key)
         if restored.state not in self.state_counts:
             restored.state = "PENDING"
         self.tasks[uuid] = restored
@@ -500,12 +524,12 @@ class ClusterState:
         return None if task is None else task.to_json(self._children.get(uuid))
 
     def task_detail(self, uuid: str) -> dict[str, Any] | None:
-        """Return one task's JSON shape with its event timeline."""
+        """Return one task's JSON shape with its event timeline (``events`` None when released)."""
         task = self.tasks.get(uuid)
         if task is None:
             return None
         detail = task.to_json(self._children.get(uuid))
-        detail["events"] = [dict(entry) for entry in task.events]
+        detail["events"] = None if task.events is None else [dict(entry) for entry in task.events]
         return detail
 
     def waiting(self, queue: str) -> tuple[float | None, dict[str, int]]:

@@ -35,6 +35,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
+from .state import READY_STATES
+
 log = logging.getLogger(__name__)
 
 #: Seconds a connection waits for another writer's lock before failing.
@@ -370,12 +372,18 @@ class TaskStore:
         task["events"] = self._events(conn, [row[0]])[row[0]]
         return task
 
-    def recent(self, limit: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-        """Return the ``limit`` most recently updated tasks, newest first, each with its events."""
+    def recent(self, limit: int, finished_events: bool = True
+               ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+        """Return the ``limit`` most recently updated tasks, newest first, each with its events.
+
+        With ``finished_events`` False, finished tasks come with None instead of their events.
+        """
         conn = self._conn()
         rows = conn.execute(f"{_SELECT_TASK} ORDER BY updated_sort DESC, id DESC LIMIT ?", (limit,)).fetchall()
-        events = self._events(conn, [row[0] for row in rows])
-        return [(task, events[row[0]]) for task, row in zip(self._shapes(conn, rows), rows)]
+        shapes = self._shapes(conn, rows)
+        wanted = [row[0] for task, row in zip(shapes, rows) if finished_events or task["state"] not in READY_STATES]
+        events = self._events(conn, wanted)
+        return [(task, events.get(row[0])) for task, row in zip(shapes, rows)]
 
     def stats(self) -> dict[str, Any]:
         """Return the number of tasks stored (an exact count), the file path and the schema version."""

@@ -250,3 +250,39 @@ def test_a_task_evicted_before_it_was_saved_still_reaches_the_store() -> None:
     tasks, events = state.drain_unsaved()
     assert sorted(t["uuid"] for t in tasks) == ["t0", "t1", "t2"] and len(events) == 3
     assert state.drain_unsaved() == ([], [])
+
+
+def test_finished_tasks_release_their_timelines_and_late_events_merge_by_celerys_rules() -> None:
+    state = ClusterState()
+    state.track_unsaved = True
+    for event in load():
+        state.apply(dict(event))
+    tasks, events = state.drain_unsaved()
+    assert events
+    released = state.release_timelines(t["uuid"] for t in tasks)
+    assert released == len(state.tasks) == 11  # every recorded task finished
+    add = task_by_name(state, ".add")
+    assert add["events"] is None and add["state"] == "SUCCESS"
+    before = state.task_json(add["uuid"])
+    # a late, older event of a released task only fills in fields, as Celery's State would do
+    state.apply({"type": "task-started", "uuid": add["uuid"], "hostname": HOST, "timestamp": add["started"] - 1})
+    after = state.task_json(add["uuid"])
+    assert after["state"] == "SUCCESS" and after["started"] == before["started"]
+    assert state.drain_unsaved()[1] == [(add["uuid"], {"type": "task-started", "hostname": HOST,
+                                                       "timestamp": add["started"] - 1})]
+
+
+def test_unfinished_tasks_keep_their_timelines() -> None:
+    state = ClusterState()
+    state.apply({"type": "task-received", "uuid": "t1", "hostname": "w", "timestamp": 1e9 + 1})
+    assert state.release_timelines(["t1", "gone"]) == 0
+    state.apply({"type": "task-sent", "uuid": "t1", "hostname": "p", "timestamp": 1e9, "queue": "q"})
+    detail = state.task_detail("t1")
+    assert [e["type"] for e in detail["events"]] == ["task-sent", "task-received"]
+    assert detail["state"] == "RECEIVED" and detail["queue"] == "q"
+
+
+def test_names_and_hostnames_are_kept_once() -> None:
+    first, second = (clean_event({"type": "task-received", "uuid": u, "hostname": "celery@" + "w1",
+                                  "name": "app." + "charge"}, 4096, 4096) for u in ("a", "b"))
+    assert first["hostname"] is second["hostname"] and first["name"] is second["name"]

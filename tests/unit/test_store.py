@@ -364,6 +364,13 @@ def test_recent_returns_the_latest_updated_tasks_with_their_events(store: TaskSt
     assert all(len(events) == 4 for _, events in recent)
 
 
+def test_recent_can_leave_finished_tasks_events_in_the_store(store: TaskStore) -> None:
+    shapes = [task("done", 1), task("running", 2, state="STARTED", succeeded=None, result=None)]
+    store.write_batch(shapes, [e for s in shapes for e in events_of(s)])
+    recent = dict((t["uuid"], events) for t, events in store.recent(10, finished_events=False))
+    assert recent["done"] is None and len(recent["running"]) == 4
+
+
 # -- retention --------------------------------------------------------------------------
 def test_prune_by_age_removes_tasks_events_and_search_rows(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "PRUNE_CHUNK_TASKS", 3)

@@ -21,6 +21,8 @@ import base64
 import binascii
 import logging
 import socket
+import ssl
+from collections import deque
 from typing import Any, Callable
 
 import hiredis
@@ -37,8 +39,13 @@ log = logging.getLogger(__name__)
 READ_WAKE_SECONDS = 0.5
 #: Bytes asked of the socket per read; one read usually carries many events.
 READ_CHUNK_BYTES = 1 << 18
-#: Most events handed to the collector in one batch.
+#: Most events handed to the collector in one batch; before each batch the socket is drained.
 MAX_BATCH_EVENTS = 2000
+#: Bytes given to hiredis at a time (see ``Backlog``).
+FEED_BYTES = 16 << 10
+#: Most bytes taken off the socket ahead of processing. Redis cuts a subscriber whose unread
+#: output passes its limit (32 MB by default), so during a burst the backlog waits here instead.
+MAX_AHEAD_BYTES = 512 << 20
 #: URL schemes this reader serves; the rest go through Celery's receiver.
 SCHEMES = ("redis", "rediss")
 #: Marker of kombu's JSON extension types (datetime, UUID, Decimal, bytes), which need kombu's decoder.
@@ -187,28 +194,79 @@ class RedisEventStream:
                 return
             raise ConnectionError(f"unexpected reply to PSUBSCRIBE: {str(reply)[:200]}")
 
+    def _drain(self, sock: socket.socket, backlog: Backlog) -> None:
+        """Take whatever the socket holds into ``backlog`` without waiting."""
+        sock.settimeout(0.0)
+        try:
+            while backlog.size < MAX_AHEAD_BYTES:
+                data = sock.recv(READ_CHUNK_BYTES)
+                if not data:
+                    raise ConnectionError("Redis closed the event subscription")
+                backlog.add(data)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            pass
+        finally:
+            sock.settimeout(READ_WAKE_SECONDS)
+
     def _read(self, sock: socket.socket, reader: hiredis.Reader) -> None:
-        batch: list[Any] = []
+        backlog = Backlog()
         while not self.should_stop():
-            data = self._recv(sock)
-            if data is None:
-                continue
-            reader.feed(data)
-            while True:
-                reply = reader.gets()
-                if reply is False:
-                    break
-                if isinstance(reply, hiredis.ReplyError):
-                    raise ConnectionError(f"Redis error on the event subscription: {reply}")
-                if not isinstance(reply, list) or len(reply) != 4 or reply[0] != b"pmessage":
-                    continue  # subscription bookkeeping, not an event
-                try:
-                    batch.append(decode_envelope(reply[3]))
-                except UndecodableMessage as exc:
-                    self.on_undecodable(str(exc))
-                if len(batch) >= MAX_BATCH_EVENTS:
-                    self.on_batch(batch)
-                    batch = []
+            if not backlog.size:
+                data = self._recv(sock)
+                if data is None:
+                    continue
+                backlog.add(data)
+            self._drain(sock, backlog)  # read first: Redis must not hold the backlog
+            batch = self._parse(reader, backlog)
             if batch:
                 self.on_batch(batch)
-                batch = []
+
+    def _parse(self, reader: hiredis.Reader, backlog: Backlog) -> list[Any]:
+        """Decode up to MAX_BATCH_EVENTS messages from what was read."""
+        batch: list[Any] = []
+        while len(batch) < MAX_BATCH_EVENTS:
+            reply = reader.gets()
+            if reply is False:
+                if backlog.feed(reader):
+                    continue
+                break
+            if isinstance(reply, hiredis.ReplyError):
+                raise ConnectionError(f"Redis error on the event subscription: {reply}")
+            if not isinstance(reply, list) or len(reply) != 4 or reply[0] != b"pmessage":
+                continue  # subscription bookkeeping, not an event
+            try:
+                batch.append(decode_envelope(reply[3]))
+            except UndecodableMessage as exc:
+                self.on_undecodable(str(exc))
+        return batch
+
+
+class Backlog:
+    """Bytes read off the socket ahead of parsing, fed to hiredis a small slice at a time.
+
+    hiredis moves the rest of its buffer down each time a reply is taken, so a large
+    buffer costs time per reply: it is only ever given FEED_BYTES more than it holds.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.offset = 0  # bytes of the first chunk already fed
+        self.size = 0  # bytes not yet fed
+
+    def add(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+
+    def feed(self, reader: hiredis.Reader) -> bool:
+        """Give ``reader`` the next slice; return False when nothing is left."""
+        if not self.chunks:
+            return False
+        chunk = self.chunks[0]
+        length = min(FEED_BYTES, len(chunk) - self.offset)
+        reader.feed(chunk, self.offset, length)
+        self.offset += length
+        self.size -= length
+        if self.offset >= len(chunk):
+            self.chunks.popleft()
+            self.offset = 0
+        return True

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 from celery import Celery
 from celery.events.receiver import EventReceiver
@@ -13,7 +14,8 @@ from celery.utils.time import utcoffset
 from kombu import Connection
 
 from dashboard.events import EventCollector
-from dashboard.redis_stream import Localizer, UndecodableMessage, decode_envelope, fanout_pattern, serves
+from dashboard.redis_stream import (MAX_BATCH_EVENTS, Backlog, Localizer, RedisEventStream, UndecodableMessage,
+                                    decode_envelope, fanout_pattern, serves)
 from dashboard.settings import Settings
 
 WIRE = Path(__file__).resolve().parent.parent / "data" / "redis_wire.jsonl"
@@ -140,3 +142,29 @@ def test_pattern_is_the_one_kombus_receiver_subscribes_to() -> None:
 ])
 def test_fast_path_serves_plain_redis_only(url: str, options: dict[str, Any], expected: bool) -> None:
     assert serves(url, options) is expected
+
+
+def resp_pmessage(channel: bytes, data: bytes) -> bytes:
+    parts = [b"pmessage", b"/0.celeryev/*", channel, data]
+    return b"*4\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 70_000])
+def test_backlog_feeds_every_message_across_slice_boundaries(chunk: int) -> None:
+    messages = wire_messages()
+    stream_bytes = b"".join(resp_pmessage(b"/0.celeryev/task.sent", m) for m in messages)
+    backlog = Backlog()
+    for start in range(0, len(stream_bytes), chunk):
+        backlog.add(stream_bytes[start:start + chunk])
+    assert backlog.size == len(stream_bytes)
+    undecodable: list[str] = []
+    stream = RedisEventStream(Connection("memory://"), "celeryev", on_batch=lambda b: None,
+                              on_subscribed=lambda: None, should_stop=lambda: False,
+                              on_undecodable=undecodable.append)
+    reader = hiredis.Reader()
+    bodies: list[Any] = []
+    while batch := stream._parse(reader, backlog):
+        assert len(batch) <= MAX_BATCH_EVENTS
+        bodies.extend(batch)
+    assert backlog.size == 0 and not undecodable
+    assert bodies == [decode_envelope(m) for m in messages]

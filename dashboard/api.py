@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .events import EventCollector
-from .state import TASK_STATES
+from .state import TASK_STATES, event_key
 from .store import StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -148,8 +148,7 @@ def tasks() -> Response:
         "cursor": args.get("cursor") or None,
     }
     dashboard = current_app.extensions["dashboard"]
-    dashboard.history.flush()  # what arrived a moment ago is in the answer too
-    try:
+    try:  # from the store, which the history writer brings up to date every 500 ms
         page = dashboard.run_blocking(_query_store, dashboard.store, query)
     except StoreQueryError as exc:
         raise BadRequest(str(exc)) from None
@@ -169,15 +168,27 @@ def task(uuid: str) -> Response | tuple[Response, int]:
 
 
 def task_detail(uuid: str) -> dict[str, Any] | None:
-    """Return a task with its timeline: from memory while it is held there, else from the store."""
+    """Return a task with its timeline: from memory while it is held there, else from the store.
+
+    A finished task held in memory has handed its timeline to the store: its fields come from
+    memory, its timeline from the store plus the events not written yet. Nothing here waits
+    for a write.
+    """
     dashboard = current_app.extensions["dashboard"]
     with dashboard.collector.lock:
         detail = dashboard.collector.state.task_detail(uuid)
-    if detail is not None and detail["events"] is not None:
-        return detail
-    if detail is not None:  # a finished task whose timeline was released to the store
-        dashboard.history.flush()  # an event that arrived a moment ago is in the answer too
-    return dashboard.run_blocking(dashboard.store.get, uuid) or (detail and {**detail, "events": []})
+        if detail is not None and detail["events"] is not None:
+            return detail
+        unsaved = dashboard.collector.state.unsaved_events(uuid) if detail is not None else []
+    stored = dashboard.run_blocking(dashboard.store.get, uuid)
+    if detail is None:
+        return stored
+    events = stored["events"] if stored else []
+    for entry in dashboard.history.unwritten_events(uuid) + unsaved:
+        if entry not in events:
+            events.append(entry)
+    detail["events"] = sorted(events, key=event_key)
+    return detail
 
 
 @bp.get("/queues")

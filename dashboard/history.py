@@ -121,6 +121,10 @@ class HistoryWriter:
             self.collector.state.release_timelines(task["uuid"] for task in batch_tasks)
         return True
 
+    def unwritten_events(self, uuid: str) -> list[dict[str, Any]]:
+        """Return this task's events taken from the state but not yet committed to the store."""
+        return [dict(entry) for task_id, entry in list(self.pending_events) if task_id == uuid]
+
     def prune(self) -> None:
         try:
             removed = self.run_blocking(self.store.prune, time.time())

@@ -261,11 +261,11 @@ class ClusterState:
             self._unsaved_events.append((uuid, entry))
         if events is None:  # timeline released to the store: Celery's merge rules alone, as Celery's State does
             self._apply_entry(task, entry)
-        elif not events or _event_key(entry) >= _event_key(events[-1]):
+        elif not events or event_key(entry) >= event_key(events[-1]):
             events.append(entry)
             self._apply_entry(task, entry)
         else:  # arrived out of order: replay the timeline, so the result never depends on arrival order
-            insort(events, entry, key=_event_key)
+            insort(events, entry, key=event_key)
             self._replay(task)
         self._dirty_tasks[uuid] = None
 
@@ -498,7 +498,7 @@ class ClusterState:
             if name not in ("uuid", "events") and name in task:
                 setattr(restored, name, task[name])
         restored.orphaned = bool(task.get("orphaned"))
-        restored.events = None if events is None else sorted((dict(e) for e in events), key=_event_key)
+        restored.events = None if events is None else sorted((dict(e) for e in events), key=event_key)
         if restored.state not in self.state_counts:
             restored.state = "PENDING"
         self.tasks[uuid] = restored
@@ -511,6 +511,10 @@ class ClusterState:
             self.pending_by_queue.setdefault(restored.queue, {})[uuid] = restored.sent
         while len(self.tasks) > self.max_tasks:
             self._evict_oldest()
+
+    def unsaved_events(self, uuid: str) -> list[dict[str, Any]]:
+        """Return copies of this task's events not yet handed to the store."""
+        return [dict(entry) for task_id, entry in self._unsaved_events if task_id == uuid]
 
     def drain_removed_workers(self) -> list[str]:
         """Return the hostnames purged from the main list since the last call, and forget them."""
@@ -561,7 +565,7 @@ def pool_name(implementation: str) -> str:
     return {"asynpool": "prefork", "solo": "solo"}.get(name, name)
 
 
-def _event_key(entry: dict[str, Any]) -> tuple[float, int, str]:
+def event_key(entry: dict[str, Any]) -> tuple[float, int, str]:
     """Order a task's events by time, then by their place in a task's life."""
     timestamp = entry.get("timestamp")
     return (timestamp if isinstance(timestamp, (int, float)) else 0.0,

@@ -228,6 +228,14 @@ def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False
     return dashboard
 
 
+def wait_stored(dashboard: DashboardProc, task_ids: list[str], timeout: float = 5.0) -> None:
+    """Wait until the task list (read from the store, written every 500 ms) has these tasks."""
+    def listed() -> bool:
+        items = dashboard.get("/api/tasks", params={"limit": 1000}).json()["items"]
+        return set(task_ids) <= {item["uuid"] for item in items}
+    wait_until(listed, timeout, message=lambda: f"tasks {task_ids} not in the stored history")
+
+
 def wait_broker_connected(dashboard: DashboardProc, timeout: float = 15.0) -> dict[str, Any]:
     """Wait until the dashboard says it is subscribed to the event stream; return the health body."""
     return wait_until(lambda: (h := dashboard.health())["broker"]["connected"] and h, timeout,

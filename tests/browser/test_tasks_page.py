@@ -6,7 +6,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import DashboardProc, dashboard_with_worker, producer_app, send, wait_until
+from helpers import DashboardProc, dashboard_with_worker, producer_app, send, wait_stored, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -37,6 +37,7 @@ def test_filter_open_and_follow_a_child(page: Page, cluster: tuple[DashboardProc
         settled(dashboard, task_id)
     child = wait_until(lambda: dashboard.task(parent)["children"], 20, message="no child")[0]
     settled(dashboard, child)
+    wait_stored(dashboard, [ok, failed, parent, child])
 
     page.goto(dashboard.url + "/tasks?state=FAILURE")  # a bookmarked, filtered view
     expect(page.locator(f'[data-results] tr[data-uuid="{failed}"]')).to_be_visible()

@@ -12,7 +12,7 @@ from celery.events.event import get_exchange
 from kombu import Connection
 
 from helpers import (DashboardProc, LiveClient, producer_app, send, start_dashboard, start_worker,
-                     wait_broker_connected, wait_until, wait_worker_online)
+                     wait_broker_connected, wait_stored, wait_until, wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +151,7 @@ def test_rest_api_shapes(broker_url: str, stack: DashboardProc, producer: Celery
     ids = [send(producer, "add", i, i) for i in range(2)]
     wait_until(lambda: all((t := stack.task(i)) and t["state"] == "SUCCESS" for i in ids), 15,
                message=lambda: f"tasks {ids} not SUCCESS in the API")
+    wait_stored(stack, ids)
 
     page = stack.get("/api/tasks", params={"state": "SUCCESS", "limit": 5}).json()
     assert set(page) >= {"items", "total", "next"}

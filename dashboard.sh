@@ -4,10 +4,12 @@
 #   ./dashboard.sh                 the demo: dashboard + two real workers + a producer, no server needed
 #   ./dashboard.sh run [FLAGS]     the dashboard against your broker (run.py FLAGS, e.g. --broker redis://host:6379/0)
 #   ./dashboard.sh test [ARGS]     the whole test suite (ARGS go to pytest)
+#   ./dashboard.sh bench [ARGS]    the comparison benchmark against Flower (bench/compare.py ARGS, e.g. --quick)
 #
 # Each command creates .venv and installs requirements.txt when needed; `test`
 # also installs redis-server, rabbitmq-server and chromium from Debian's
-# packages when they are missing and it runs as root.
+# packages when they are missing and it runs as root. `bench` keeps its own
+# environment, bench/.venv, which bench/compare.py creates and updates.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -81,5 +83,6 @@ case "$command" in
     demo) ensure_venv; exec "$PY" run.py --demo "$@" ;;
     run) ensure_venv; exec "$PY" run.py "$@" ;;
     test) run_tests "$@" ;;
-    *) echo "usage: $0 [demo|run FLAGS|test PYTEST_ARGS]" >&2; exit 2 ;;
+    bench) exec python3 bench/compare.py "$@" ;;
+    *) echo "usage: $0 [demo|run FLAGS|test PYTEST_ARGS|bench COMPARE_ARGS]" >&2; exit 2 ;;
 esac

@@ -34,6 +34,7 @@ import heapq
 import json
 import multiprocessing
 import os
+import queue
 import random
 import sys
 import time
@@ -80,36 +81,43 @@ FRAMES = (
     ('/app/venv/lib/python3.11/site-packages/sentry_sdk/integrations/celery/__init__.py', 412, '_inner',
      'return f(*args, **kwargs)'),
 )
+#: Per task kind: the innermost frame (file, line, function, code) and the exception (class, message).
 EXCEPTIONS = {
-    "billing.charge_card": ('/app/shop/billing/gateway.py', 188, 'charge',
-                            'raise CardDeclined(response["decline_code"])',
-                            "CardDeclined('card_declined: insufficient_funds (order {n})')"),
-    "emails.send_receipt": ('/app/venv/lib/python3.11/site-packages/smtplib.py', 341, 'connect',
+    "analytics.track_event": ('/app/venv/lib/python3.11/site-packages/kafka/producer/kafka.py', 590, 'send',
+                              'raise Errors.KafkaTimeoutError(msg)', "KafkaTimeoutError",
+                              "Failed to update metadata after 60.0 secs."),
+    "search.index_document": ('/app/venv/lib/python3.11/site-packages/elasticsearch/_sync/client/_base.py', 320,
+                              'perform_request', 'raise HTTP_EXCEPTIONS.get(meta.status, ApiError)(message, meta, body)',
+                              "ConflictError", "version_conflict_engine_exception: [products/{n}] version conflict"),
+    "billing.charge_card": ('/app/shop/billing/gateway.py', 188, 'charge', 'raise CardDeclined(response["decline_code"])',
+                            "CardDeclined", "card_declined: insufficient_funds (order ord-{n})"),
+    "emails.send_receipt": ('/usr/lib/python3.11/smtplib.py', 341, 'connect',
                             'self.sock = self._get_socket(host, port, self.timeout)',
-                            "SMTPServerDisconnected('Connection unexpectedly closed: timed out')"),
+                            "SMTPServerDisconnected", "Connection unexpectedly closed: timed out"),
     "media.resize_image": ('/app/venv/lib/python3.11/site-packages/PIL/Image.py', 3283, 'open',
-                           'raise UnidentifiedImageError(msg)',
-                           "UnidentifiedImageError(\"cannot identify image file 'uploads/{n}.jpg'\")"),
-    "reports.build_pdf": ('/app/shop/reports/render.py', 97, 'render_table',
-                          'row = totals[account_id]', "KeyError('acct_{n}')"),
+                           'raise UnidentifiedImageError(msg)', "UnidentifiedImageError",
+                           "cannot identify image file 'uploads/{n}/original.jpg'"),
+    "reports.build_pdf": ('/app/shop/reports/render.py', 97, 'render_table', 'row = totals[account_id]',
+                          "KeyError", "acct_{n}"),
     "webhooks.deliver": ('/app/venv/lib/python3.11/site-packages/requests/adapters.py', 700, 'send',
-                         'raise ConnectionError(e, request=request)',
-                         "ConnectionError(\"HTTPSConnectionPool(host='hooks.example.com', port=443): "
-                         "Read timed out. (read timeout=10)\")"),
+                         'raise ConnectionError(e, request=request)', "ConnectionError",
+                         "HTTPSConnectionPool(host='hooks.example.com', port=443): Read timed out. (read timeout=10)"),
 }
 
 
-def traceback_text(name: str, n: int) -> str:
-    """Return a traceback of about 1 KB as Celery reports it for task ``name`` failing."""
-    path, line, function, code, exception = EXCEPTIONS.get(name, EXCEPTIONS["reports.build_pdf"])
-    module = name.replace(".", "/")
-    frames = [*FRAMES, (f'/app/shop/{module}.py', 42 + n % 200, name.rsplit(".", 1)[1],
-                        f'return {name.rsplit(".", 1)[1]}_impl(*args, **kwargs)'),
-              (f'/app/shop/{module}_impl.py', 17 + n % 90, 'run', 'result = client.call(payload, timeout=10)'),
+def failure(name: str, n: int) -> tuple[str, str]:
+    """Return the exception (as Celery reports it, a repr) and a traceback of about 1 KB for task ``name``."""
+    path, line, function, code, exc_class, message = EXCEPTIONS.get(name, EXCEPTIONS["reports.build_pdf"])
+    message = message.format(n=n)
+    module, _, short = name.rpartition(".")
+    frames = [*FRAMES,
+              (f'/app/shop/{module}/tasks.py', 42 + n % 200, short, f'return {short}_impl(*args, **kwargs)'),
+              (f'/app/shop/{module}/service.py', 17 + n % 90, f'{short}_impl',
+               'result = client.call(payload, timeout=settings.UPSTREAM_TIMEOUT)'),
+              (f'/app/shop/{module}/client.py', 230 + n % 40, 'call', f'return self._transport.{function}(payload)'),
               (path, line, function, code)]
     body = "".join(f'  File "{p}", line {ln}, in {fn}\n    {src}\n' for p, ln, fn, src in frames)
-    exc = exception.format(n=n)
-    return f"Traceback (most recent call last):\n{body}{exc.split('(', 1)[0]}: {exc.split('(', 1)[1][:-1]}\n"
+    return f"{exc_class}({message!r})", f"Traceback (most recent call last):\n{body}{exc_class}: {message}\n"
 
 
 def _email(rng: random.Random) -> str:
@@ -122,12 +130,12 @@ def _payload(name: str, rng: random.Random, n: int) -> tuple[str, str, str]:
     """Return ``repr``-style args, kwargs and result strings for one task of kind ``name``."""
     ident = uuidlib.UUID(int=rng.getrandbits(128), version=4)
     if name == "billing.charge_card":
-        return (f"({n}, 'cus_{rng.getrandbits(48):012x}')",
+        return (f"({n}, 'cus_{rng.getrandbits(48):012x}', 'pm_{rng.getrandbits(96):024x}')",
                 f"{{'amount': {rng.randrange(100, 99_999)}, 'currency': '{rng.choice(('eur', 'usd', 'gbp'))}', "
                 f"'idempotency_key': '{ident}', 'metadata': {{'order_id': 'ord-{n}', 'channel': 'web'}}}}",
                 f"{{'status': 'succeeded', 'charge_id': 'ch_{rng.getrandbits(96):024x}', 'captured': True}}")
     if name == "emails.send_receipt":
-        return (f"('{_email(rng)}',)",
+        return (f"('{_email(rng)}', 'ord-{n}', '{_email(rng)}')",
                 f"{{'template': 'receipt', 'locale': '{rng.choice(('en_GB', 'de_DE', 'fr_FR'))}', 'context': "
                 f"{{'order_id': 'ord-{n}', 'total': '{rng.randrange(5, 900)}.{rng.randrange(100):02d}', "
                 f"'items': {rng.randrange(1, 9)}}}}}",
@@ -138,7 +146,7 @@ def _payload(name: str, rng: random.Random, n: int) -> tuple[str, str, str]:
                 f"['s3://media-public/{ident}/1024.webp', 's3://media-public/{ident}/512.webp', "
                 f"'s3://media-public/{ident}/128.webp']")
     if name == "reports.build_pdf":
-        return (f"({rng.randrange(1, 5000)}, '2026-{rng.randrange(1, 13):02d}')",
+        return (f"({rng.randrange(1, 5000)}, '2026-{rng.randrange(1, 13):02d}', 'monthly-revenue', '{_email(rng)}')",
                 f"{{'filters': {{'region': '{rng.choice(('emea', 'amer', 'apac'))}', 'include_refunds': "
                 f"{rng.choice(('True', 'False'))}, 'accounts': {[rng.randrange(10_000) for _ in range(8)]}}}, "
                 f"'requested_by': '{_email(rng)}'}}",
@@ -149,12 +157,12 @@ def _payload(name: str, rng: random.Random, n: int) -> tuple[str, str, str]:
                 f"'amount': {rng.randrange(100, 99_999)}}}, 'attempt': 1}}",
                 "{'status_code': 200, 'elapsed_ms': %d}" % rng.randrange(20, 900))
     if name == "search.index_document":
-        return (f"('products', {rng.randrange(1, 2_000_000)})",
+        return (f"('products', {rng.randrange(1, 2_000_000)}, 'en', {{'source': 'catalog-sync', 'batch': {n}}})",
                 f"{{'fields': ['title', 'description', 'tags', 'price'], 'refresh': False, "
                 f"'routing': 'shard-{rng.randrange(16)}'}}",
                 "{'result': 'updated', '_version': %d}" % rng.randrange(1, 90))
     return (f"('{rng.choice(('page_view', 'add_to_cart', 'checkout', 'search'))}', "
-            f"'sess_{rng.getrandbits(64):016x}')",
+            f"'sess_{rng.getrandbits(64):016x}', {1_790_000_000 + n * 7.3:.3f})",
             f"{{'user_id': {rng.randrange(1, 10**7)}, 'properties': {{'path': '/p/{rng.randrange(10**5)}', "
             f"'referrer': 'https://www.example.com/'}}}}",
             "None")
@@ -214,6 +222,8 @@ class Report:
     finals: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0
+    last_start: float = 0.0  # wall time the last new task was started
+    events_at_last_start: int = 0
     cpu_seconds: float = 0.0
 
     @property
@@ -222,27 +232,33 @@ class Report:
 
     @property
     def rate(self) -> float:
-        """Events published a second, from the first event to the last flush."""
-        return self.events / self.seconds
+        """Events a second while new tasks were being started: the rate asked for, or reached.
+
+        The last tasks' remaining events (their runtimes, up to ``MAX_RUNTIME_SECONDS``) and the
+        workers' ``worker-offline`` follow at their own pace and are left out of it.
+        """
+        steady = self.last_start - self.started
+        return self.events_at_last_start / steady if steady > 0.5 else self.events / self.seconds
 
     def merge(self, other: "Report") -> "Report":
         """Return the sum of two processes' reports."""
         return Report(self.generator, self.processes + other.processes, self.events + other.events,
                       self.by_type + other.by_type, self.tasks + other.tasks, {**self.finals, **other.finals},
                       min(self.started, other.started), max(self.ended, other.ended),
-                      self.cpu_seconds + other.cpu_seconds)
+                      max(self.last_start, other.last_start),
+                      self.events_at_last_start + other.events_at_last_start, self.cpu_seconds + other.cpu_seconds)
 
     def summary(self) -> dict[str, Any]:
         """Return the report without the per-task times, as JSON-ready figures."""
         return {"generator": self.generator, "processes": self.processes, "events": self.events,
                 "by_type": dict(sorted(self.by_type.items())), "tasks": self.tasks,
                 "seconds": round(self.seconds, 3), "events_per_second": round(self.rate),
+                "events_per_second_overall": round(self.events / self.seconds),
                 "cpu_ms_per_1000_events": round(self.cpu_seconds * 1e6 / max(self.events, 1), 1)}
 
 
 class Sender(Protocol):
     """Publishes one event as a given host; ``flush`` returns once everything sent is on the broker."""
-
 
     def send(self, hostname: str, type: str, fields: dict[str, Any]) -> None: ...
 
@@ -341,7 +357,7 @@ class Simulation:
         self.producers = [f"gen{os.getpid()}@web-{plan.index * 3 + k}" for k in range(1, 4)]
         self.kinds = random.Random(plan.seed + 1).choices(KINDS, [k.weight for k in KINDS], k=4096)
         self.payloads = {k.name: [_payload(k.name, self.rng, n) for n in range(VARIANTS)] for k in KINDS}
-        self.tracebacks = {k.name: [traceback_text(k.name, n) for n in range(8)] for k in KINDS}
+        self.failures = {k.name: [failure(k.name, n) for n in range(8)] for k in KINDS}
         self.heap: list[Scheduled] = []
         self.order = 0
         self.started_tasks = 0
@@ -407,20 +423,18 @@ class Simulation:
         self.push(started, worker.hostname, "task-started", {"uuid": uuid})
         outcome = rng.random()
         if head["retries"] == 0 and outcome < RETRY_SHARE:
-            traceback = rng.choice(self.tracebacks[kind.name])
+            exception, traceback = rng.choice(self.failures[kind.name])
             retry = {**head, "retries": 1}
             self.push(done, worker.producer, "task-sent", {**retry, "queue": kind.queue, "exchange": "",
                                                            "routing_key": kind.queue})
             self.push(done, worker.hostname, "task-retried",
-                      {"uuid": uuid, "exception": f"Retry in {RETRY_COUNTDOWN_SECONDS:g}s: "
-                       f"{traceback.rsplit(chr(10), 2)[-2]}", "traceback": traceback})
+                      {"uuid": uuid, "exception": f"Retry in {RETRY_COUNTDOWN_SECONDS:g}s: {exception}",
+                       "traceback": traceback})
             self._schedule_run(done + RETRY_COUNTDOWN_SECONDS, worker, kind, retry, result)
         elif outcome < RETRY_SHARE + kind.failure_share:
-            traceback = rng.choice(self.tracebacks[kind.name])
-            exception = traceback.rsplit("\n", 2)[-2]
-            name, _, message = exception.partition(": ")
+            exception, traceback = rng.choice(self.failures[kind.name])
             self.push(done, worker.hostname, "task-failed",
-                      {"uuid": uuid, "exception": f"{name}({message!r})", "traceback": traceback}, ends=uuid)
+                      {"uuid": uuid, "exception": exception, "traceback": traceback}, ends=uuid)
         else:
             self.push(done, worker.hostname, "task-succeeded",
                       {"uuid": uuid, "result": result, "runtime": round(runtime, 6)}, ends=uuid)
@@ -530,6 +544,9 @@ class Run:
             self.emit(*sim.start_task(now))
             budget -= 1
             count += 1
+        if count:
+            self.report.last_start = time.time()
+            self.report.events_at_last_start = self.report.events
         return budget
 
     def _wait(self, now: float, budget: float, starting: bool) -> float:
@@ -562,6 +579,7 @@ class Publisher:
         self.plan = plan
         self.barrier = self.context.Barrier(processes + 1)
         self.results = self.context.Queue()
+        self.reports: list[Report] = []
         self.processes = [self.context.Process(target=run_process, daemon=True,
                                                args=(plan.share(i, processes), self.barrier, self.results))
                           for i in range(processes)]
@@ -576,20 +594,29 @@ class Publisher:
             self.terminate()
             raise RuntimeError("the generator processes did not start in time") from None
 
+    def finished(self) -> bool:
+        """Collect the reports that have arrived, without waiting; return whether all have."""
+        while len(self.reports) < len(self.processes):
+            try:
+                self.reports.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        if len(self.reports) < len(self.processes) and not any(p.is_alive() for p in self.processes):
+            raise RuntimeError("a generator process died without a report")
+        return len(self.reports) == len(self.processes)
+
     def wait(self, timeout: float) -> Report:
         """Return the merged report once every process has finished."""
         deadline = time.monotonic() + timeout
-        reports = []
-        try:
-            for _ in self.processes:
-                reports.append(self.results.get(timeout=max(deadline - time.monotonic(), 0.1)))
-        except Exception:
-            self.terminate()
-            raise RuntimeError(f"the generator did not finish within {timeout:.0f} s") from None
+        while not self.finished():
+            if time.monotonic() > deadline:
+                self.terminate()
+                raise RuntimeError(f"the generator did not finish within {timeout:.0f} s")
+            time.sleep(0.05)
         for process in self.processes:
             process.join(timeout=10)
-        merged = reports[0]
-        for report in reports[1:]:
+        merged = self.reports[0]
+        for report in self.reports[1:]:
             merged = merged.merge(report)
         return merged
 

@@ -198,6 +198,7 @@ class EventCollector:
         now, here = time.time(), redis_stream.local_offset()
         localize = self._localize
         self.apply_events(self.take(bodies, lambda body: localize(body, now, here)))
+        self.sleep(0)  # under eventlet, let requests and the pusher run between batches of a burst
 
     def take(self, bodies: list[Any], localize: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
              ) -> list[dict[str, Any]]:

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 #: How often pending changes are written, in seconds.
 WRITE_INTERVAL_SECONDS = 0.5
+#: An unfinished task is written when it finishes or this long after it first changed, whichever
+#: is first: most tasks are written once instead of once per state (close writes everything).
+HOLD_UNFINISHED_SECONDS = 2.0
 #: How often retention pruning runs, in seconds.
 PRUNE_INTERVAL_SECONDS = 60.0
 #: Tasks read back into memory at start-up, at most.
@@ -76,9 +79,9 @@ class HistoryWriter:
         self.stopping = True
 
     def flush(self) -> bool:
-        """Write everything pending now; return whether the store took it."""
+        """Write what is pending now (unfinished tasks after their hold); return whether the store took it."""
         with self._flushing:
-            return self.closed or self._flush()
+            return self.closed or self._flush(HOLD_UNFINISHED_SECONDS)
 
     def close(self) -> bool:
         """Write what is pending one last time; later flushes do nothing. Return whether it was written."""
@@ -88,9 +91,9 @@ class HistoryWriter:
             self.closed = True
         return written
 
-    def _flush(self) -> bool:
+    def _flush(self, hold_seconds: float = 0.0) -> bool:
         with self.collector.lock:
-            tasks, events = self.collector.state.drain_unsaved()
+            tasks, events = self.collector.state.drain_unsaved(time.time(), hold_seconds)
             depths = self.book.drain_minutes() if self.book is not None else []
         if depths:
             try:

@@ -40,7 +40,9 @@ READ_WAKE_SECONDS = 0.5
 #: Bytes asked of the socket per read; one read usually carries many events.
 READ_CHUNK_BYTES = 1 << 18
 #: Most events handed to the collector in one batch; before each batch the socket is drained.
-MAX_BATCH_EVENTS = 2000
+#: The collector lets other tasks (requests, the pusher) run between batches, so this bounds
+#: how long they can wait behind a burst: about 10 ms of work.
+MAX_BATCH_EVENTS = 500
 #: Bytes given to hiredis at a time (see ``Backlog``).
 FEED_BYTES = 16 << 10
 #: Most bytes taken off the socket ahead of processing. Redis cuts a subscriber whose unread

@@ -174,7 +174,7 @@ class ClusterState:
         self._removed_workers: dict[str, None] = {}
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
         self.track_unsaved = False  # set when a store keeps the history
-        self._unsaved_tasks: dict[str, None] = {}
+        self._unsaved_tasks: dict[str, float] = {}  # uuid -> when it first changed since it was saved
         self._unsaved_events: list[tuple[str, dict[str, Any]]] = []
         self._evicted_unsaved: list[dict[str, Any]] = []
         self._children: dict[str, list[str]] = {}
@@ -257,7 +257,7 @@ class ClusterState:
             return  # the same event delivered twice
         self.task_events += 1
         if self.track_unsaved:
-            self._unsaved_tasks[uuid] = None
+            self._unsaved_tasks.setdefault(uuid, event.get("local_received") or 0.0)
             self._unsaved_events.append((uuid, entry))
         if events is None:  # timeline released to the store: Celery's merge rules alone, as Celery's State does
             self._apply_entry(task, entry)
@@ -368,7 +368,7 @@ class ClusterState:
 
     def _evict_oldest(self) -> None:
         uuid, task = self.tasks.popitem(last=False)
-        if self._unsaved_tasks.pop(uuid, False) is None:
+        if self._unsaved_tasks.pop(uuid, None) is not None:
             self._evicted_unsaved.append(task.to_json(self._children.get(uuid)))  # the store still needs it
         self.state_counts[task.state] -= 1
         self._unpend(task)
@@ -400,6 +400,8 @@ class ClusterState:
                         task.orphaned = True
                         orphaned.append(uuid)
                         self._dirty_tasks[uuid] = None
+                        if self.track_unsaved:
+                            self._unsaved_tasks.setdefault(uuid, 0.0)
                 self.orphans[worker.hostname] = sorted(orphaned)
                 self.alerts.append({"event": "worker-lost", "hostname": worker.hostname, "time": now,
                                     "last_heartbeat": worker.last_heartbeat, "orphaned": sorted(orphaned)})
@@ -460,14 +462,35 @@ class ClusterState:
         self._dirty_workers.clear()
         return tasks, workers
 
-    def drain_unsaved(self) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
-        """Return the changed tasks' shapes and the new events since the last call, for the store."""
-        tasks = self._evicted_unsaved + [self.tasks[u].to_json() for u in self._unsaved_tasks if u in self.tasks]
-        events = self._unsaved_events
-        self._unsaved_tasks = {}
-        self._unsaved_events = []
+    def drain_unsaved(self, now: float | None = None, hold_seconds: float = 0.0
+                      ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+        """Return the changed tasks' shapes and the new events since the last call, for the store.
+
+        With ``now``, an unfinished task that first changed less than ``hold_seconds`` before it
+        stays unsaved, with its events, until it finishes or that time has passed: most tasks are
+        then written once, finished, instead of once per state.
+        """
+        unsaved, events = self._unsaved_tasks, self._unsaved_events
+        held: dict[str, float] = {}
+        if now is not None and hold_seconds > 0:
+            cutoff = now - hold_seconds
+            tasks = self.tasks
+            for uuid, since in unsaved.items():
+                task = tasks.get(uuid)
+                if task is not None and since > cutoff and task.state not in READY_STATES:
+                    held[uuid] = since
+            if held:
+                unsaved = {uuid: since for uuid, since in unsaved.items() if uuid not in held}
+                events = [item for item in events if item[0] not in held]
+                self._unsaved_events = [item for item in self._unsaved_events if item[0] in held]
+            else:
+                self._unsaved_events = []
+        else:
+            self._unsaved_events = []
+        shapes = self._evicted_unsaved + [self.tasks[u].to_json() for u in unsaved if u in self.tasks]
+        self._unsaved_tasks = held
         self._evicted_unsaved = []
-        return tasks, events
+        return shapes, events
 
     def release_timelines(self, uuids: Iterable[str]) -> int:
         """Drop the in-memory timelines of these tasks when they have finished; return how many.

@@ -286,3 +286,35 @@ def test_names_and_hostnames_are_kept_once() -> None:
     first, second = (clean_event({"type": "task-received", "uuid": u, "hostname": "celery@" + "w1",
                                   "name": "app." + "charge"}, 4096, 4096) for u in ("a", "b"))
     assert first["hostname"] is second["hostname"] and first["name"] is second["name"]
+
+
+def test_unfinished_tasks_are_held_back_until_they_finish_or_their_hold_passes() -> None:
+    state = ClusterState()
+    state.track_unsaved = True
+    t0 = 1e9
+
+    def apply(kind: str, uuid: str, at: float) -> None:
+        state.apply({"type": kind, "uuid": uuid, "hostname": "w", "timestamp": at, "local_received": at})
+
+    apply("task-received", "a", t0)
+    apply("task-received", "b", t0)
+    apply("task-succeeded", "b", t0 + 0.5)
+    tasks, events = state.drain_unsaved(t0 + 1, 2.0)
+    assert [t["uuid"] for t in tasks] == ["b"] and [uuid for uuid, _ in events] == ["b", "b"]
+    apply("task-started", "a", t0 + 1.5)
+    assert state.drain_unsaved(t0 + 1.9, 2.0) == ([], [])
+    tasks, events = state.drain_unsaved(t0 + 2.1, 2.0)
+    assert [t["uuid"] for t in tasks] == ["a"] and [e["type"] for _, e in events] == ["task-received", "task-started"]
+    apply("task-succeeded", "a", t0 + 2.2)
+    assert [t["state"] for t in state.drain_unsaved(t0 + 2.3, 2.0)[0]] == ["SUCCESS"]
+
+
+def test_orphaned_tasks_are_saved_again() -> None:
+    state = ClusterState(heartbeat_slack_seconds=1.0)
+    state.track_unsaved = True
+    state.apply(worker_event("online", 1e9, 1e9))
+    state.apply({"type": "task-started", "uuid": "t1", "hostname": "w", "timestamp": 1e9, "local_received": 1e9})
+    state.drain_unsaved()
+    assert state.expire_workers(1e9 + 10) == ["w"]
+    tasks, _ = state.drain_unsaved(1e9 + 10, 2.0)
+    assert [(t["uuid"], t["orphaned"]) for t in tasks] == [("t1", True)]

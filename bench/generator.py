@@ -192,12 +192,17 @@ KINDS = (
 
 @dataclass
 class Plan:
-    """What to publish: at ``rate`` events a second for ``seconds``, and/or ``tasks`` tasks (``rate`` None: at once)."""
+    """What to publish: at ``rate`` events a second for ``seconds``, and/or ``tasks`` tasks (``rate`` None: at once).
+
+    ``pace`` scales the simulated delays between a task's events: 1 is real time, 0 puts each
+    task's events back to back (a burst then ends when its last task is published).
+    """
 
     broker: str
     rate: float | None = None
     seconds: float | None = None
     tasks: int | None = None
+    pace: float = 1.0
     generator: str = "batched"
     seed: int = 1
     processes: int = 1
@@ -351,6 +356,7 @@ class Simulation:
 
     def __init__(self, plan: Plan) -> None:
         self.rng = random.Random(plan.seed)
+        self.pace = plan.pace
         owned = [n for n in range(1, WORKERS + 1) if (n - 1) % plan.processes == plan.index] or [plan.index + 1]
         self.workers = [Worker(f"celery@worker-{n}", f"gen{3000 + n}@worker-{n}") for n in owned]
         self.by_hostname = {w.hostname: w for w in self.workers}
@@ -409,16 +415,16 @@ class Simulation:
                 "parent_id": parent, "retries": 0, "eta": None, "expires": None}
         sent = {**head, "queue": kind.queue, "exchange": "", "routing_key": kind.queue}
         worker = self.workers[rng.randrange(len(self.workers))]
-        self._schedule_run(now + rng.uniform(0.001, 0.02), worker, kind, head, result)
+        self._schedule_run(now + rng.uniform(0.001, 0.02) * self.pace, worker, kind, head, result)
         return rng.choice(self.producers), "task-sent", sent
 
     def _schedule_run(self, at: float, worker: Worker, kind: TaskKind, head: dict[str, Any], result: str) -> None:
         """Schedule one attempt: received, started, then succeeded, failed, or retried and another attempt."""
         rng = self.rng
         uuid = head["uuid"]
-        started = at + rng.uniform(0.0005, 0.005)
+        started = at + rng.uniform(0.0005, 0.005) * self.pace
         runtime = min(rng.expovariate(1 / kind.runtime_mean_seconds), MAX_RUNTIME_SECONDS)
-        done = started + runtime
+        done = started + runtime * self.pace
         self.push(at, worker.hostname, "task-received", dict(head))
         self.push(started, worker.hostname, "task-started", {"uuid": uuid})
         outcome = rng.random()
@@ -430,7 +436,7 @@ class Simulation:
             self.push(done, worker.hostname, "task-retried",
                       {"uuid": uuid, "exception": f"Retry in {RETRY_COUNTDOWN_SECONDS:g}s: {exception}",
                        "traceback": traceback})
-            self._schedule_run(done + RETRY_COUNTDOWN_SECONDS, worker, kind, retry, result)
+            self._schedule_run(done + RETRY_COUNTDOWN_SECONDS * self.pace, worker, kind, retry, result)
         elif outcome < RETRY_SHARE + kind.failure_share:
             exception, traceback = rng.choice(self.failures[kind.name])
             self.push(done, worker.hostname, "task-failed",
@@ -641,13 +647,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, help="publishing time at --rate")
     parser.add_argument("--tasks", type=int, help="tasks to publish (with no --rate: as fast as possible)")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--pace", type=float, default=1.0,
+                        help="scale of the delays between a task's events: 1 real time, 0 back to back")
     parser.add_argument("--generator", choices=sorted(SENDERS), default="batched",
                         help="batched: EventDispatcher in kombu's Producer.batch() (default); dispatcher: "
                              "EventDispatcher alone; raw: the same wire format written straight to Redis")
     args = parser.parse_args()
     if args.seconds is None and args.tasks is None:
         parser.error("give --seconds (with --rate) or --tasks")
-    plan = Plan(args.broker, args.rate, args.seconds, args.tasks, args.generator)
+    plan = Plan(args.broker, args.rate, args.seconds, args.tasks, args.pace, args.generator)
     report = publish(plan, args.processes)
     print(json.dumps(report.summary(), indent=2))
     return 0

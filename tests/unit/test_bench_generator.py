@@ -31,13 +31,6 @@ class FakeSender:
         pass
 
 
-@pytest.fixture
-def quick_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make simulated tasks finish within milliseconds, so a run takes no real time to drain."""
-    monkeypatch.setattr(generator, "MAX_RUNTIME_SECONDS", 0.005)
-    monkeypatch.setattr(generator, "RETRY_COUNTDOWN_SECONDS", 0.002)
-
-
 def publish(plan: Plan) -> tuple[Report, FakeSender]:
     sender = FakeSender()
     return Run(plan, sender).publish(), sender
@@ -51,8 +44,8 @@ def lives(events: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[tuple
     return by_task
 
 
-def test_every_task_lives_a_whole_life_cycle(quick_tasks: None) -> None:
-    report, sender = publish(Plan("memory://", tasks=2000, seed=5))
+def test_every_task_lives_a_whole_life_cycle() -> None:
+    report, sender = publish(Plan("memory://", tasks=2000, seed=5, pace=0.0))
     tasks = lives(sender.events)
     assert len(tasks) == 2000
     for uuid, events in tasks.items():
@@ -69,8 +62,8 @@ def test_every_task_lives_a_whole_life_cycle(quick_tasks: None) -> None:
     assert outcomes["task-succeeded"] > 10 * outcomes["task-failed"]
 
 
-def test_events_carry_the_fields_celery_sends(quick_tasks: None) -> None:
-    _, sender = publish(Plan("memory://", tasks=500, seed=6))
+def test_events_carry_the_fields_celery_sends() -> None:
+    _, sender = publish(Plan("memory://", tasks=500, seed=6, pace=0.0))
     for hostname, type, fields in sender.events:
         if type == "task-sent":
             assert {"queue", "exchange", "routing_key", "name", "args", "kwargs", "root_id", "parent_id"} <= set(fields)
@@ -87,8 +80,8 @@ def test_events_carry_the_fields_celery_sends(quick_tasks: None) -> None:
     assert any(f["parent_id"] for _, t, f in sender.events if t == "task-sent")
 
 
-def test_report_counts_what_was_sent(quick_tasks: None) -> None:
-    report, sender = publish(Plan("memory://", tasks=300, seed=7))
+def test_report_counts_what_was_sent() -> None:
+    report, sender = publish(Plan("memory://", tasks=300, seed=7, pace=0.0))
     assert report.events == len(sender.events)
     assert report.by_type == Counter(t for _, t, _ in sender.events)
     assert report.tasks == len(report.finals) == 300
@@ -97,8 +90,8 @@ def test_report_counts_what_was_sent(quick_tasks: None) -> None:
     assert sender.flushes >= report.events // generator.BATCH_MESSAGES
 
 
-def test_workers_come_online_first_and_go_offline_last(quick_tasks: None) -> None:
-    _, sender = publish(Plan("memory://", tasks=50, seed=8))
+def test_workers_come_online_first_and_go_offline_last() -> None:
+    _, sender = publish(Plan("memory://", tasks=50, seed=8, pace=0.0))
     first, last = sender.events[:WORKERS], sender.events[-WORKERS:]
     assert [t for _, t, _ in first] == ["worker-online"] * WORKERS
     assert [t for _, t, _ in last] == ["worker-offline"] * WORKERS
@@ -139,8 +132,18 @@ def test_failures_carry_a_traceback_of_about_a_kilobyte() -> None:
         assert exception == f"{name}({message!r})"
 
 
-def test_a_rate_is_held(quick_tasks: None) -> None:
-    report, _ = publish(Plan("memory://", rate=3000.0, seconds=1.0, seed=10))
+def test_pace_scales_the_delays_between_a_tasks_events() -> None:
+    for pace, low, high in ((1.0, 0.001, 3.6), (0.0, 0.0, 0.0)):
+        sim = Simulation(Plan("memory://", seed=11, pace=pace))
+        for _ in range(200):
+            sim.start_task(now=50.0)
+        delays = [item[0] - 50.0 for item in sim.heap]
+        assert low <= min(delays) and max(delays) <= high
+        assert pace == 0.0 or max(delays) > 0.1  # some runtimes are long
+
+
+def test_a_rate_is_held() -> None:
+    report, _ = publish(Plan("memory://", rate=3000.0, seconds=1.0, seed=10, pace=0.0))
     assert report.rate == pytest.approx(3000, rel=0.15)
 
 

@@ -40,9 +40,10 @@ import sys
 import time
 import uuid as uuidlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 #: Simulated workers, named ``celery@worker-1`` ... and shared out among the processes.
 WORKERS = 8
@@ -87,10 +88,12 @@ EXCEPTIONS = {
                               'raise Errors.KafkaTimeoutError(msg)', "KafkaTimeoutError",
                               "Failed to update metadata after 60.0 secs."),
     "search.index_document": ('/app/venv/lib/python3.11/site-packages/elasticsearch/_sync/client/_base.py', 320,
-                              'perform_request', 'raise HTTP_EXCEPTIONS.get(meta.status, ApiError)(message, meta, body)',
+                              'perform_request',
+                              'raise HTTP_EXCEPTIONS.get(meta.status, ApiError)(message, meta, body)',
                               "ConflictError", "version_conflict_engine_exception: [products/{n}] version conflict"),
-    "billing.charge_card": ('/app/shop/billing/gateway.py', 188, 'charge', 'raise CardDeclined(response["decline_code"])',
-                            "CardDeclined", "card_declined: insufficient_funds (order ord-{n})"),
+    "billing.charge_card": ('/app/shop/billing/gateway.py', 188, 'charge',
+                            'raise CardDeclined(response["decline_code"])', "CardDeclined",
+                            "card_declined: insufficient_funds (order ord-{n})"),
     "emails.send_receipt": ('/usr/lib/python3.11/smtplib.py', 341, 'connect',
                             'self.sock = self._get_socket(host, port, self.timeout)',
                             "SMTPServerDisconnected", "Connection unexpectedly closed: timed out"),
@@ -208,7 +211,7 @@ class Plan:
     processes: int = 1
     index: int = 0
 
-    def share(self, index: int, processes: int) -> "Plan":
+    def share(self, index: int, processes: int) -> Plan:
         """Return the part of this plan that process ``index`` of ``processes`` publishes."""
         tasks = None if self.tasks is None else self.tasks // processes + (index < self.tasks % processes)
         return replace(self, rate=None if self.rate is None else self.rate / processes, tasks=tasks,
@@ -245,7 +248,7 @@ class Report:
         steady = self.last_start - self.started
         return self.events_at_last_start / steady if steady > 0.5 else self.events / self.seconds
 
-    def merge(self, other: "Report") -> "Report":
+    def merge(self, other: Report) -> Report:
         """Return the sum of two processes' reports."""
         return Report(self.generator, self.processes + other.processes, self.events + other.events,
                       self.by_type + other.by_type, self.tasks + other.tasks, {**self.finals, **other.finals},

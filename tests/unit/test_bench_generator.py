@@ -45,7 +45,7 @@ def lives(events: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[tuple
 
 
 def test_every_task_lives_a_whole_life_cycle() -> None:
-    report, sender = publish(Plan("memory://", tasks=2000, seed=5, pace=0.0))
+    _, sender = publish(Plan("memory://", tasks=2000, seed=5, pace=0.0))
     tasks = lives(sender.events)
     assert len(tasks) == 2000
     for uuid, events in tasks.items():

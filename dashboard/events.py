@@ -277,6 +277,7 @@ class EventCollector:
             quiet_since = now - silence
             if any(w.last_heartbeat >= quiet_since - 0.5 for w in due) and self._pinged_for != self.last_event_at:
                 self._pinged_for = self.last_event_at
+                log.info("no event for %.1f s while workers are due to beat; pinging %s", silence, self.broker.url)
                 if not self.ping_broker():
                     self._mark_unresponsive(silence)
             if self.broker.connected:
@@ -290,6 +291,8 @@ class EventCollector:
         for alert in alerts:
             self.on_alert(alert)
         if self._watch_limit is not None and silence >= self._watch_limit and not self.restart_requested:
+            if self.broker.status != "unresponsive":
+                log.info("no event for %.1f s; pinging %s", silence, self.broker.url)
             if self.broker.status == "unresponsive" or not self.ping_broker():
                 self._mark_unresponsive(silence)
                 log.warning("no event for %.0f s and %s does not answer; restarting the receiver",

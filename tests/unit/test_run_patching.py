@@ -51,3 +51,16 @@ def test_only_run_py_imports_eventlet() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "dashboard").rglob("*.py")
                  if "import eventlet" in p.read_text() or "from eventlet" in p.read_text()]
     assert offenders == []
+
+
+def test_the_dashboard_tunes_the_garbage_collector_for_a_large_model() -> None:
+    import gc
+
+    from dashboard.server import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] >= 10_000
+    finally:
+        gc.set_threshold(*before)

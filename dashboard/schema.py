@@ -30,7 +30,7 @@ TRUNCATION_MARKER = "…[truncated "
 #: Distinct short strings shared between events (a dict, not ``sys.intern``, so that it stays bounded).
 MAX_SHARED_STRINGS = 20_000
 #: Fields whose values repeat across tasks (task names, hostnames, queues): one copy each in memory.
-_SHARED_FIELDS = ("hostname", "name", "queue", "exchange", "routing_key", "sw_ident", "sw_ver", "sw_sys")
+_SHARED_FIELDS = frozenset(("hostname", "name", "queue", "exchange", "routing_key", "sw_ident", "sw_ver", "sw_sys"))
 _shared: dict[str, str] = {}
 
 #: Fields that carry task payloads and tracebacks: cut to the configured size.
@@ -88,11 +88,8 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
         if value is not None:
             if not isinstance(value, str):
                 raise MalformedEvent(f"{event_type}: {key} is not a string")
-            event[key] = truncate(value, MAX_NAME_CHARS)
-    for key in _SHARED_FIELDS:
-        value = event.get(key)
-        if value is not None:
-            event[key] = share(value)
+            value = truncate(value, MAX_NAME_CHARS)
+            event[key] = share(value) if key in _SHARED_FIELDS else value
     event["type"] = share(event_type)
     if event_type.startswith("task-"):
         uuid = event.get("uuid")

@@ -38,7 +38,7 @@ _TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received
 _RESET_FIELDS = _TASK_FIELDS + ("retries", "worker", "timestamp", "sent", "received", "started",
                                 "succeeded", "failed", "retried", "revoked", "rejected")
 #: Where each event type falls in a task's life, to order events with equal timestamps.
-_LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
+LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
                "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
 #: Worker history kept for charts, and the least time between two samples, in seconds.
 HISTORY_SECONDS = 3600.0
@@ -592,4 +592,4 @@ def event_key(entry: dict[str, Any]) -> tuple[float, int, str]:
     """Order a task's events by time, then by their place in a task's life."""
     timestamp = entry.get("timestamp")
     return (timestamp if isinstance(timestamp, (int, float)) else 0.0,
-            _LIFE_ORDER.get(entry["type"], 3), entry["type"])
+            LIFE_ORDER.get(entry["type"], 3), entry["type"])

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
-from .state import READY_STATES
+from .state import LIFE_ORDER, READY_STATES
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,6 @@ TASK_FIELDS = (
 #: The uuid is left out (five random tokens per task cost a third of the write rate);
 #: a one-word query is also matched as a prefix of the uuid, through its unique index.
 FTS_FIELDS = ("name", "args", "kwargs", "result", "exception")
-#: Where each event type falls in a task's life, to order events with equal timestamps (as ``state`` does).
-_LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
-               "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
 #: Sort key -> the helper columns it orders by (the row id breaks ties).
 SORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "received": ("received_sort",),
@@ -622,7 +619,7 @@ def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
 def _event_row(uuid: str, event: dict[str, Any]) -> tuple[Any, ...]:
     event_type = str(event.get("type") or "")
     timestamp = _number(event.get("timestamp"))
-    return (0.0 if timestamp is None else timestamp, _LIFE_ORDER.get(event_type, 3), event_type,
+    return (0.0 if timestamp is None else timestamp, LIFE_ORDER.get(event_type, 3), event_type,
             str(event.get("hostname") or ""), dumps(event), uuid)
 
 

@@ -22,8 +22,9 @@ from celery.events.receiver import EventReceiver
 from kombu import Connection
 
 from . import redis_stream
+from .envelope import UndecodableMessage, decode_body
 from .schema import MalformedEvent, clean_event
-from .settings import Settings, mask_url
+from .settings import Settings, mask_text, mask_url
 from .state import ClusterState, heartbeat_expires
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,16 @@ WATCH_INTERVAL_SECONDS = 0.25
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
+#: Errors that a malformed message raises inside kombu's transport; never a lost connection.
+_MESSAGE_ERRORS = (LookupError, TypeError, ValueError, AttributeError, RecursionError)
+
 Sleep = Callable[[float], None]
 Spawn = Callable[..., Any]
 
 
 def scrub(text: str) -> str:
-    """Mask any password of a URL inside an error message."""
-    return _URL_PASSWORD.sub(r"\1****@", text)
+    """Mask the secrets of any URL inside an error message."""
+    return mask_text(_URL_PASSWORD.sub(r"\1****@", text))
 
 
 class BrokerStatus:
@@ -74,20 +78,55 @@ class BrokerStatus:
 
 
 class SafeReceiver(EventReceiver):
-    """Celery's receiver, with every event checked before Celery or the state touches it."""
+    """Celery's receiver, with every message decoded and checked before Celery or the state touches it.
+
+    Bodies are decoded by ``envelope.decode_body``, the same code as the Redis fast path, so both
+    readers accept, repair and refuse the same messages. A message the transport itself cannot
+    turn into a kombu message (an envelope without ``properties``, say) raises out of
+    ``drain_events``; such errors are counted and skipped there (see ``on_consume_ready``), and
+    only connection errors end the subscription.
+    """
 
     def __init__(self, channel: Any, collector: "EventCollector", **kwargs: Any) -> None:
         super().__init__(channel, **kwargs)
         self.collector = collector
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
-        return [Consumer(queues=[self.queue], callbacks=[self._receive], no_ack=True,
+        return [Consumer(queues=[self.queue], on_message=self._on_message, no_ack=True,
                          accept=self.accept, on_decode_error=self._on_decode_error)]
 
     def _on_decode_error(self, message: Any, exc: Exception) -> None:
         self.collector.count_malformed(f"undecodable message ({type(exc).__name__})")
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        drain = connection.drain_events
+        fatal = (OSError, *connection.connection_errors, *connection.channel_errors)
+        collector = self.collector
+
+        def skip(exc: Exception) -> None:
+            if isinstance(exc, fatal) and not isinstance(exc, _MESSAGE_ERRORS):
+                raise exc  # the connection failed: the collector reconnects
+            # A hostile message inside the transport (kombu's Redis transport also lists
+            # KeyError among its connection errors): skip it, keep the stream.
+            collector.count_malformed(f"undecodable message ({type(exc).__name__} in the transport)")
+
+        def drain_events(**options: Any) -> Any:
+            try:
+                return drain(**options)
+            except Exception as exc:
+                skip(exc)
+            # kombu's Redis channel reads every message already buffered after the one that
+            # raised only when the socket next becomes readable: read them now instead.
+            subclient = getattr(channel, "subclient", None) if hasattr(channel, "_receive_one") else None
+            while subclient is not None and subclient.connection is not None \
+                    and subclient.connection.can_read(timeout=0):
+                try:
+                    channel._receive_one(subclient)
+                except Exception as exc:
+                    skip(exc)
+            return None
+
+        connection.drain_events = drain_events
         self.collector.on_subscribed()
         super().on_consume_ready(connection, channel, consumers, **kwargs)
 
@@ -95,8 +134,18 @@ class SafeReceiver(EventReceiver):
         if self.collector.stopping or self.collector.restart_requested:
             self.should_stop = True
 
-    def _receive(self, body: Any, message: Any, *args: Any) -> None:
+    def _on_message(self, message: Any) -> None:
         collector = self.collector
+        try:
+            headers = message.headers if isinstance(message.headers, dict) else {}
+            body = decode_body(message.body, message.content_type, message.content_encoding,
+                               headers.get("compression"), collector.settings.max_event_bytes)
+        except UndecodableMessage as exc:
+            collector.count_malformed(f"undecodable message ({exc})")
+            return
+        except Exception as exc:  # each message in its own guard
+            collector.count_malformed(f"undecodable message ({type(exc).__name__} while decoding)")
+            return
         collector.apply_events(collector.take([body], self.event_from_message))
 
 
@@ -109,7 +158,7 @@ class EventCollector:
         self.sleep = sleep
         self.app = app or make_celery_app(settings)
         self.lock = threading.Lock()
-        self.state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds)
+        self.state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds, settings.max_workers)
         self.broker = BrokerStatus(settings.broker_url)
         self.received = 0  # every event taken off the broker, heartbeats included
         self.malformed = 0  # events counted and skipped
@@ -118,6 +167,9 @@ class EventCollector:
         self.stopping = False
         self.finished = False  # the receive loop has ended: no event will be applied any more
         self.restart_requested = False
+        self._subscribed_this_attempt = False  # the current connection attempt reached the event stream
+        self.internal_errors = 0  # unexpected exceptions logged with a traceback (bugs, not bad input)
+        self._ignored_workers_logged = 0
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
         self._pinged_for: float | None = None  # last_event_at of the silence already checked by a ping
@@ -132,6 +184,7 @@ class EventCollector:
         log.info("waiting for the broker at %s to subscribe to Celery events", self.broker.url)
         while not self.stopping:
             self.restart_requested = False
+            self._subscribed_this_attempt = False
             try:
                 with self.app.connection_for_read() as connection:
                     connection.ensure_connection(max_retries=0)  # fail at once; this loop does the backoff
@@ -151,8 +204,8 @@ class EventCollector:
                     break
                 delay = RECONNECT_START_SECONDS
                 continue
-            if self.broker.connected or self.broker.status == "unresponsive":
-                delay = RECONNECT_START_SECONDS
+            if self._subscribed_this_attempt:
+                delay = RECONNECT_START_SECONDS  # it worked until now: this outage starts from the shortest wait
             self.sleep(delay * (1 + random.uniform(-RECONNECT_JITTER, RECONNECT_JITTER)))
             delay = min(delay * 2, self.settings.reconnect_max_seconds)
         self.finished = True
@@ -178,6 +231,7 @@ class EventCollector:
         if not self.broker.connected:
             log.info("subscribed to Celery events on %s", self.broker.url)
         self.broker.set("connected")
+        self._subscribed_this_attempt = True
         self.last_event_at = time.monotonic()
         self.listening_since = time.time()
 
@@ -190,7 +244,8 @@ class EventCollector:
         stream = redis_stream.RedisEventStream(
             connection, self.app.conf.event_exchange, self.on_batch, subscribed,
             should_stop=lambda: self.stopping or self.restart_requested,
-            on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"))
+            on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"),
+            max_event_bytes=self.settings.max_event_bytes)
         stream.run()
 
     def on_batch(self, bodies: list[Any]) -> None:
@@ -212,8 +267,8 @@ class EventCollector:
                     events.append(localize(clean_event(raw, max_field, max_traceback))[1])
                 except MalformedEvent as exc:
                     self.count_malformed(str(exc))
-                except (KeyError, TypeError, ValueError) as exc:
-                    self.count_malformed(f"{type(exc).__name__} in event header")
+                except Exception as exc:  # each event in its own guard: a shape no check foresaw
+                    self.count_malformed(f"{type(exc).__name__} while checking an event")
         return events
 
     def apply_events(self, events: list[dict[str, Any]]) -> None:
@@ -230,6 +285,7 @@ class EventCollector:
                     apply(event)
                 except Exception:  # a bug in the model must not stop the stream
                     self.count_malformed(f"{event.get('type')}: failed to apply")
+                    self.internal_errors += 1
                     log.exception("failed to apply %s event %s", event.get("type"), event.get("uuid", ""))
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -241,6 +297,10 @@ class EventCollector:
         self.malformed += 1
         self.last_malformed = reason
         log.debug("skipped malformed event: %s", reason)
+
+    def count_internal_error(self) -> None:
+        """Count an unexpected exception (a bug, not bad input) for ``/api/health``'s ``errors.internal``."""
+        self.internal_errors += 1
 
     def stop(self) -> None:
         """Ask the receive loop and the watchers to end."""
@@ -254,6 +314,7 @@ class EventCollector:
             try:
                 self.watch_step(time.time(), time.monotonic())
             except Exception:  # the watcher must outlive any surprise
+                self.count_internal_error()
                 log.exception("watcher step failed")
 
     def watch_step(self, now: float, monotonic: float) -> None:
@@ -288,6 +349,10 @@ class EventCollector:
         with self.lock:
             self.state.purge_workers(now, self.settings.purge_offline_after_seconds)
             alerts = self.state.drain_alerts()
+            ignored = len(self.state.ignored_workers)
+        if ignored > self._ignored_workers_logged:
+            self._ignored_workers_logged = ignored
+            log.warning("%d workers beyond --max-workers %d are ignored", ignored, self.settings.max_workers)
         for alert in alerts:
             self.on_alert(alert)
         if self._watch_limit is not None and silence >= self._watch_limit and not self.restart_requested:
@@ -334,6 +399,7 @@ class EventCollector:
                        "unknown": self.state.unknown_events,
                        "last_malformed": self.last_malformed,
                        "reader": "redis" if self.fast_path else "kombu"},
+            "errors": {"internal": self.internal_errors},
         }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
+
 #: Event types the state model understands; other ``task-*`` types are custom events.
 TASK_EVENT_TYPES = frozenset((
     "task-sent", "task-received", "task-started", "task-succeeded", "task-failed",
@@ -43,6 +45,20 @@ _NAME_FIELDS = ("hostname", "name", "queue", "exchange", "routing_key", "parent_
 _NUMBER_FIELDS = ("runtime", "utcoffset", "local_received")
 #: Whole-number fields that must be non-negative integers when present.
 _COUNT_FIELDS = ("retries", "active", "processed", "pid", "clock")
+#: Largest whole number kept: SQLite's (and most JSON readers') 64-bit signed integers.
+MAX_INT = (1 << 63) - 1
+#: Every field Celery's own events carry; other fields (custom events' data) are bounded below.
+KNOWN_FIELDS = frozenset((
+    "type", "uuid", "timestamp", "utcoffset", "local_received", "clock", "pid", "hostname", "name",
+    "args", "kwargs", "result", "exception", "traceback", "eta", "expires", "queue", "exchange",
+    "routing_key", "parent_id", "root_id", "retries", "runtime", "freq", "active", "processed",
+    "loadavg", "sw_ident", "sw_ver", "sw_sys", "terminated", "signum", "expired", "requeue",
+))
+#: Most other fields kept per event, and the longest name of one; more are dropped.
+MAX_EXTRA_FIELDS = 32
+MAX_EXTRA_NAME_CHARS = 64
+#: Deepest nesting of a payload or other field kept as it is.
+MAX_DEPTH = 32
 
 
 class MalformedEvent(ValueError):
@@ -83,6 +99,8 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
         value = event.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise MalformedEvent(f"{event_type}: {key} is not a non-negative integer")
+        if value is not None and value > MAX_INT:
+            raise MalformedEvent(f"{event_type}: {key} is larger than {MAX_INT}")
     for key in _NAME_FIELDS:
         value = event.get(key)
         if value is not None:
@@ -100,12 +118,69 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
     for key in _PAYLOAD_FIELDS:
         value = event.get(key)
         if value is not None:
-            event[key] = truncate(value if isinstance(value, str) else repr(value), max_field_chars)
+            event[key] = truncate(value if isinstance(value, str) else _text(event_type, key, value), max_field_chars)
     for key in _TRACEBACK_FIELDS:
         value = event.get(key)
         if value is not None:
-            event[key] = truncate(value if isinstance(value, str) else repr(value), max_traceback_chars)
+            event[key] = truncate(value if isinstance(value, str) else _text(event_type, key, value),
+                                  max_traceback_chars)
+    extra = event.keys() - KNOWN_FIELDS
+    if extra:
+        _bound_extra_fields(event, extra, max_field_chars)
     return event
+
+
+def _text(event_type: str, key: str, value: Any) -> str:
+    """Return the repr of a payload value that is not a string, refusing one nested too deeply."""
+    if _deeper_than(value, MAX_DEPTH):
+        raise MalformedEvent(f"{event_type}: {key} is nested more than {MAX_DEPTH} levels deep")
+    return repr(value)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Return whether lists and dicts in ``value`` nest more than ``limit`` levels (without recursion)."""
+    if not isinstance(value, (list, tuple, dict)):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, tuple, dict)))
+    return False
+
+
+def _bound_extra_fields(event: dict[str, Any], names: set[str], max_field_chars: int) -> None:
+    """Keep at most MAX_EXTRA_FIELDS fields Celery does not define, each a bounded, storable value.
+
+    Numbers stay numbers when JSON and SQLite can hold them; anything else larger than
+    ``max_field_chars`` once written as JSON is kept as that text, cut with the marker.
+    """
+    kept = 0
+    for name in sorted(names, key=str):
+        value = event[name]
+        if kept >= MAX_EXTRA_FIELDS or not isinstance(name, str) or len(name) > MAX_EXTRA_NAME_CHARS:
+            del event[name]
+            continue
+        kept += 1
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, float):
+            event[name] = value if math.isfinite(value) else None
+        elif isinstance(value, int):
+            event[name] = value if -MAX_INT - 1 <= value <= MAX_INT else truncate(str(value), max_field_chars)
+        elif isinstance(value, str):
+            event[name] = truncate(value, max_field_chars)
+        elif _deeper_than(value, MAX_DEPTH):
+            event[name] = f"{TRUNCATION_MARKER}nested more than {MAX_DEPTH} levels]"
+        else:
+            try:
+                text = orjson.dumps(value, default=str).decode()
+            except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, say
+                text = repr(value)
+            if len(text) > max_field_chars:
+                event[name] = truncate(text, max_field_chars)
 
 
 def share(value: str) -> str:

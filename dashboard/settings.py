@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -61,6 +62,14 @@ class Settings:
     app: str | None = None  # "module" or "module:attr" of the Celery app, for its configured queues
     queue_alerts: tuple[str, ...] = ()  # NAME=DEPTH[:SECONDS] backlog thresholds
     log_level: str = "INFO"  # logging level name
+    max_event_bytes: int = 1 << 20  # largest event body accepted, after decompression
+    max_workers: int = 5_000  # workers tracked; hostnames beyond are counted and ignored
+    max_queues: int = 2_000  # queues watched; names beyond are counted and ignored
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides IP literals, loopback names and this machine's
+    ping_interval_seconds: float = 25.0  # how often the server pings each live client
+    ping_timeout_seconds: float = 20.0  # how long a live client may take to answer before it is dropped
+    max_connections: int = 1_000  # HTTP and live connections served at once (eventlet)
+    header_timeout_seconds: float = 10.0  # longest a client may take to send a request's line and headers
 
     @property
     def masked_broker_url(self) -> str:
@@ -69,26 +78,67 @@ class Settings:
 
 
 def mask_url(url: str) -> str:
-    """Replace the password in a URL (or each URL of a ``;`` list) by ``****``."""
+    """Return a URL (or each URL of a ``;`` list) safe to show and log: its secrets replaced by ``****``.
+
+    Masked: a password; the whole user part of an http(s) URL (a Sentry DSN's key is its user
+    name); query values whose names look secret (``token``, ``key``, ``sig``...); and path
+    segments that look like tokens (24 or more letters and digits, as in Slack, Discord or
+    Teams webhook URLs).
+    """
     return ";".join(_mask_one(part) for part in url.split(";"))
+
+
+#: Query parameter names whose values are secrets.
+_SECRET_QUERY = re.compile(r"token|key|secret|sig|pass|auth|credential|code", re.IGNORECASE)
+#: A path segment that looks like a token: long, and made of letters, digits and - _ : .
+_TOKEN_SEGMENT = re.compile(r"(?=[^/]*\d)(?=[^/]*[A-Za-z])[A-Za-z0-9_\-:.]{24,}")
+#: A URL inside free text (an error message, a config value).
+URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+MASK = "****"
+#: Hosts whose webhook URLs carry their key in the path.
+_WEBHOOK_HOSTS = ("hooks.slack.com", "discord.com", "discordapp.com", "webhook.office.com", "hooks.zapier.com")
 
 
 def _mask_one(url: str) -> str:
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    try:
         port = parts.port
-    except ValueError:  # a port out of range: keep the text as written
-        port = parts.netloc.rpartition("@")[2].rpartition(":")[2] or None
-    if port is not None:
-        host = f"{host}:{port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
+    except ValueError:  # a port out of range, a broken IPv6 literal: mask by pattern instead
+        parts, port = None, None
+    if parts is None:
+        return re.sub(r"(://[^/@\s]*?)(:[^@/\s]*)?@", lambda m: f"{m.group(1)}:{MASK}@" if m.group(2) else
+                      f"://{MASK}@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if port is not None:
+            host = f"{host}:{port}"
+        if parts.scheme.lower() in ("http", "https"):
+            netloc = f"{MASK}@{host}"
+        elif parts.password is not None:
+            netloc = f"{parts.username or ''}:{MASK}@{host}"
+    if (parts.hostname or "").endswith(_WEBHOOK_HOSTS):
+        segments = parts.path.split("/")
+        head = "/".join(segments[:3] if segments[1:2] == ["api"] else segments[:2])  # /services, /api/webhooks
+        path = head + ("/" + MASK if len(parts.path) > len(head) else "")
+    else:
+        path = _TOKEN_SEGMENT.sub(MASK, parts.path)
+    query = "&".join(_mask_param(p) for p in parts.query.split("&")) if parts.query else ""
+    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, path=path, query=query))
+
+
+def _mask_param(param: str) -> str:
+    name, sep, value = param.partition("=")
+    return f"{name}={MASK}" if sep and value and _SECRET_QUERY.search(name) else param
+
+
+def mask_text(text: str) -> str:
+    """Return free text (an error message, a config value) with every URL in it masked by ``mask_url``."""
+    return URL_IN_TEXT.sub(lambda m: mask_url(m.group()), text) if "://" in text else text
 
 
 def _positive_int(name: str) -> Callable[[str], int]:
@@ -182,6 +232,15 @@ def _queue_alert(raw: str) -> str:
     return raw
 
 
+def _host_pattern(raw: str) -> str:
+    name = raw.strip().lower().rstrip(".")
+    bare = name[2:] if name.startswith("*.") else name
+    if name != "*" and (not bare or any(c in bare for c in "/:@ *?#")):
+        raise SettingsError(f"--allowed-hosts: expected host names such as dash.example.com or *.example.com "
+                            f"(no scheme or port), got {raw!r}")
+    return name
+
+
 def _queue_list(values: Sequence[str]) -> tuple[str, ...]:
     names: list[str] = []
     for value in values:
@@ -217,6 +276,13 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("broker-api", "broker_api", str),
     ("app", "app", str),
     ("log-level", "log_level", _choice("log-level", ("DEBUG", "INFO", "WARNING", "ERROR"))),
+    ("max-event-bytes", "max_event_bytes", _positive_int("max-event-bytes")),
+    ("max-workers", "max_workers", _positive_int("max-workers")),
+    ("max-queues", "max_queues", _positive_int("max-queues")),
+    ("ping-interval", "ping_interval_seconds", _positive_float("ping-interval")),
+    ("ping-timeout", "ping_timeout_seconds", _positive_float("ping-timeout")),
+    ("max-connections", "max_connections", _positive_int("max-connections")),
+    ("header-timeout", "header_timeout_seconds", _positive_float("header-timeout")),
 )
 
 
@@ -238,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="URL to POST worker lost / back online alerts to; may be repeated")
     parser.add_argument("--queue-alert", action="append", default=None, dest="queue_alerts",
                         help="NAME=DEPTH[:SECONDS]: alert when a queue stays deeper than DEPTH; may be repeated")
+    parser.add_argument("--allowed-hosts", action="append", default=None, dest="allowed_hosts",
+                        help="comma-separated Host names the dashboard answers to besides IP addresses, "
+                             "localhost and this machine's name (*.example.com for a domain, * for any); "
+                             "may be repeated")
     parser.add_argument("--demo", action="store_true", default=None,
                         help="run a self-contained demo cluster on the filesystem:// broker")
     return parser
@@ -263,6 +333,8 @@ def load_settings(argv: Sequence[str] | None = None,
     values["webhooks"] = tuple(_webhook(u.strip()) for u in webhooks)
     alerts = args.queue_alerts or [a for a in environ.get(env_name("queue-alert"), "").split(",") if a.strip()]
     values["queue_alerts"] = tuple(_queue_alert(a.strip()) for a in alerts)
+    hosts = args.allowed_hosts or ([environ[env_name("allowed-hosts")]] if environ.get(env_name("allowed-hosts")) else [])
+    values["allowed_hosts"] = tuple(_host_pattern(h) for h in _queue_list(hosts))
     demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
     values["demo"] = bool(demo)
     return Settings(**values)

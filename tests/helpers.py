@@ -7,6 +7,7 @@ something happened: ``wait_until`` polls a predicate against a deadline.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -273,6 +274,22 @@ def dashboard_with_worker(broker_url: str, log_dir: Path, worker_name: str, queu
 
 
 # -- producing tasks --------------------------------------------------------------
+
+def event_envelope(body: dict[str, Any], routing_key: str) -> bytes:
+    """Return one event as kombu publishes it on Redis for the ``celeryev`` fanout (a pub/sub payload)."""
+    return json.dumps({"body": base64.b64encode(json.dumps(body).encode()).decode(), "content-encoding": "utf-8",
+                       "content-type": "application/json", "headers": {},
+                       "properties": {"delivery_info": {"exchange": "celeryev", "routing_key": routing_key},
+                                      "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()), "priority": 0,
+                                      "delivery_mode": 1}}).encode()
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as a strict parser (a browser's) would: NaN and Infinity are errors."""
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"non-standard JSON constant {constant} in the output")
+    return json.loads(text, parse_constant=refuse)
+
 
 def producer_app(broker_url: str) -> Celery:
     """Return a Celery app that only sends tasks (no result backend), with ``task-sent`` events on."""

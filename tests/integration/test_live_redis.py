@@ -237,7 +237,10 @@ def test_malformed_events_are_counted_and_the_stream_survives(broker_url: str, s
         ({"type": "task-received", "uuid": rejected_ids[2], "timestamp": now}, "pickle"),  # only json is accepted
     ]
     huge = {"type": "task-received", "uuid": huge_id, "name": "dashboard.demo.tasks.echo",
-            "args": "x" * 5_000_000, "kwargs": "{}", "timestamp": now, "hostname": "fake@test", "clock": 1}
+            "args": "x" * 500_000, "kwargs": "{}", "timestamp": now, "hostname": "fake@test", "clock": 1}
+    too_big_id = str(uuid.uuid4())  # over --max-event-bytes (1 MB): skipped whole
+    bad.append(({"type": "task-received", "uuid": too_big_id, "args": "x" * 5_000_000, "timestamp": now}, "json"))
+    rejected_ids.append(too_big_id)
     with Connection(broker_url) as connection:
         exchange = get_exchange(connection)  # what Celery's EventDispatcher uses (fanout on Redis)
         producer_ = connection.Producer()

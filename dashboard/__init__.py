@@ -12,7 +12,9 @@ from flask_socketio import SocketIO
 from .alerts import WebhookNotifier
 from .control import WorkerInspector
 from .events import EventCollector
+from . import jsonio
 from .history import HistoryWriter
+from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
@@ -62,6 +64,16 @@ class Dashboard:
         if self.settings.webhooks:
             self.webhooks.notify(alert)
         self.hub.alert(alert)
+
+    def health(self) -> dict[str, Any]:
+        """Return ``GET /api/health`` without the store's part: broker, events, errors, limits, live clients."""
+        body = self.collector.health()
+        with self.collector.lock:
+            body["limits"] = {"max_workers": self.settings.max_workers,
+                              "workers_ignored": len(self.collector.state.ignored_workers),
+                              "max_queues": self.settings.max_queues, "queues_ignored": len(self.book.ignored)}
+        body["live"] = {"clients": len(self.hub.clients), "dropped": self.hub.dropped_clients}
+        return body
 
     def queues(self) -> list[dict[str, Any]]:
         """Return every watched queue's JSON shape with its sparkline (for snapshots and the API)."""
@@ -115,9 +127,15 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     """
     settings = settings or Settings()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
-    app.config["JSON_SORT_KEYS"] = False
-    # cors_allowed_origins stays None: only pages of the dashboard's own origin may open the socket.
-    socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False)
+    app.json = jsonio.StrictJSONProvider(app)  # jsonify and the pages' bootstrap: no NaN, valid UTF-8
+    hosts = HostPolicy.for_this_machine(settings.address, settings.allowed_hosts)
+    # Only pages of the dashboard's own origin, under one of its own host names, may open the socket.
+    socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False,
+                        json=jsonio, ping_interval=settings.ping_interval_seconds,
+                        ping_timeout=settings.ping_timeout_seconds,
+                        cors_allowed_origins=lambda origin, environ: hosts.allows_origin(
+                            origin, environ.get("HTTP_HOST")))
+    app.wsgi_app = HostGuard(app.wsgi_app, hosts)  # type: ignore[method-assign]  # outermost: Socket.IO too
     collector = EventCollector(settings, sleep=socketio.sleep)
     dashboard = Dashboard(settings, socketio, collector, run_blocking)
     app.extensions["dashboard"] = dashboard
@@ -150,7 +168,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
 
     @app.errorhandler(500)
     def _server_error(exc: Exception) -> Any:
-        log.error("unhandled error on %s", request.path)
+        dashboard.collector.count_internal_error()
+        log.error("unhandled error on %s", request.path, exc_info=getattr(exc, "original_exception", None))
         if request.path.startswith("/api/"):
             return jsonify(error="internal error; see the dashboard's log"), 500
         return exc

@@ -27,6 +27,8 @@ SORT_KEYS = ("received", "runtime", "name")
 MAX_HISTORY_HOURS = 24 * 31
 #: Which time ``since`` / ``until`` bound (``time=``); the first is the default.
 TIME_FIELDS = ("received", "started", "finished")
+#: The query parameters of ``GET /api/tasks``.
+TASK_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time", "sort", "limit", "cursor")
 
 
 class BadRequest(ValueError):
@@ -63,7 +65,7 @@ def error(message: str, status: int) -> tuple[Response, int]:
 @bp.get("/health")
 def health() -> Response:
     dashboard = current_app.extensions["dashboard"]
-    body = dashboard.collector.health()
+    body = dashboard.health()
     body["store"] = dashboard.history.health()
     if body["store"]["error"]:
         body["status"] = "degraded"
@@ -132,6 +134,9 @@ def _flag(raw: str | None, name: str) -> bool:
 @bp.get("/tasks")
 def tasks() -> Response:
     args = request.args
+    for name in TASK_PARAMS:  # full-text search stops reading at a NUL: refuse it in every parameter alike
+        if any("\0" in value for value in args.getlist(name)):
+            raise BadRequest(f"{name}: contains a NUL character")
     sort_key, descending = _sort(args.get("sort"))
     query = {
         "states": _states(args.get("state")) or None,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from flask import request
 from flask_socketio import Namespace, SocketIO, emit
 
+from . import jsonio
 from .events import EventCollector
 from .settings import Settings
 
@@ -32,22 +33,39 @@ RATE_WINDOW_SECONDS = 5.0
 COUNTER_REFRESH_SECONDS = 1.0
 #: Most rooms one connection may subscribe to.
 MAX_ROOMS_PER_CLIENT = 50
+#: A Socket.IO v5 EVENT packet on NAMESPACE, up to its first argument (``2/live,[``).
+_EVENT_PREFIX = f"2{NAMESPACE},["
 #: Room name prefixes a client may subscribe to.
 ROOM_KINDS = ("task:", "worker:")
+#: Messages a client may have waiting unsent (about 5 s of pushes) before its batches are held back;
+#: it then gets a fresh snapshot once it has read them, instead of the batches it missed.
+MAX_QUEUED_MESSAGES = 20
+#: A client held back for this long is disconnected (its page reconnects and starts afresh), in seconds.
+LAGGING_DROP_SECONDS = 30.0
 
 
 class Client:
-    """One browser connection: its sequence number and the rooms it looks at."""
+    """One browser connection: its sequence number, the rooms it looks at, and whether it keeps up."""
 
-    __slots__ = ("seq", "rooms")
+    __slots__ = ("seq", "rooms", "send_lock", "lagging_since", "stale")
 
     def __init__(self) -> None:
         self.seq = 0
         self.rooms: set[str] = set()
+        # Orders this client's snapshot and batches. It guards a queue put only (engine.io's send),
+        # and nothing on the disconnect path takes it, so a send that closes the socket cannot deadlock.
+        self.send_lock = threading.Lock()
+        self.lagging_since: float | None = None  # since when its unsent messages exceed MAX_QUEUED_MESSAGES
+        self.stale = False  # batches were skipped: it gets a fresh snapshot once it keeps up again
 
 
 class LiveHub:
-    """Holds the connected clients and flushes coalesced changes to them."""
+    """Holds the connected clients and flushes coalesced changes to them.
+
+    ``lock`` guards ``clients`` and is never held while anything is sent: engine.io runs the
+    disconnect handler inside a send when a client missed its pong, and that handler takes
+    ``lock`` too. Each client's own ``send_lock`` keeps its messages in order.
+    """
 
     def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings,
                  dashboard: "Dashboard") -> None:
@@ -56,8 +74,9 @@ class LiveHub:
         self.settings = settings
         self.dashboard = dashboard
         self.clients: dict[str, Client] = {}
-        self.lock = threading.Lock()  # guards clients and every emit of a seq
+        self.lock = threading.Lock()  # guards clients; never held across a send
         self.stopping = False
+        self.dropped_clients = 0  # connections closed because they did not keep up
         self._samples: deque[tuple[float, int, int]] = deque()
         self._broker_version = -1
         self._last_counters: dict[str, Any] | None = None
@@ -66,8 +85,10 @@ class LiveHub:
     # -- connections ---------------------------------------------------------
     def connect(self, sid: str, send: Callable[[dict[str, Any]], None]) -> None:
         """Register a connection (or re-register one that saw a gap) and send it a snapshot."""
-        with self.lock:  # no changes batch may overtake the snapshot
+        with self.lock:
             client = self.clients.setdefault(sid, Client())
+        with client.send_lock:  # no changes batch may overtake the snapshot
+            client.stale, client.lagging_since = False, None
             send(self._snapshot(client))
 
     def disconnect(self, sid: str) -> None:
@@ -114,6 +135,7 @@ class LiveHub:
             try:
                 self.flush()
             except Exception:  # one failed flush must not end live updates
+                self.collector.count_internal_error()
                 log.exception("live flush failed")
 
     def stop(self) -> None:
@@ -122,9 +144,9 @@ class LiveHub:
     def flush(self) -> None:
         """Send each client one ``changes`` batch with everything that changed since the last flush."""
         collector = self.collector
-        with self.lock:  # lock order is always hub, then collector
-            wanted = {room[5:] for c in self.clients.values() for room in c.rooms
-                      if room.startswith("task:")}
+        with self.lock:  # copy who is connected; the sends below happen without it
+            clients = list(self.clients.items())
+        wanted = {room[5:] for _, c in clients for room in list(c.rooms) if room.startswith("task:")}
         with collector.lock:
             state = collector.state
             task_ids, hostnames = state.drain_changes()
@@ -144,19 +166,64 @@ class LiveHub:
         now = time.monotonic()
         refresh = counters != self._last_counters and now - self._last_counters_at >= COUNTER_REFRESH_SECONDS
         common = worker_changes + overview
-        with self.lock:
-            if collector.broker.version != self._broker_version:
-                self._broker_version = collector.broker.version
-                self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
-            for sid, client in self.clients.items():
-                changes = common + [extra[u] for u in extra if "task:" + u in client.rooms]
-                if not changes and not refresh:
-                    continue
-                client.seq += 1
-                self.socketio.emit("changes", {"seq": client.seq, "changes": changes, "counters": counters},
-                                   namespace=NAMESPACE, to=sid)
+        if collector.broker.version != self._broker_version:
+            self._broker_version = collector.broker.version
+            self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
+        # Encoded once for every client: only seq and room extras differ (see _send_changes).
+        common_json, counters_json = jsonio.dumps(common), jsonio.dumps(counters)
+        for sid, client in clients:
+            mine = [extra[u] for u in extra if "task:" + u in client.rooms]
+            if common or mine or refresh:
+                changes_json = common_json if not mine else (
+                    common_json[:-1] + ("," if common else "") + jsonio.dumps(mine)[1:])
+                self._send_changes(sid, client, changes_json, counters_json, now)
         if common or refresh:
             self._last_counters, self._last_counters_at = counters, now
+
+    def _send_changes(self, sid: str, client: Client, changes_json: str, counters_json: str, now: float) -> None:
+        """Send one client its batch, or hold back when it does not keep up (see MAX_QUEUED_MESSAGES).
+
+        The Socket.IO event packet is written here from JSON encoded once per flush, rather than
+        by ``emit``, which would encode the same changes again for every client.
+        """
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        queued = self._queued(eio_sid)
+        if eio_sid is None or queued is None:
+            return  # its socket is gone; the disconnect handler forgets it
+        if queued > MAX_QUEUED_MESSAGES:
+            client.stale = True  # what it misses now comes with a fresh snapshot later
+            if client.lagging_since is None:
+                client.lagging_since = now
+            elif now - client.lagging_since > LAGGING_DROP_SECONDS:
+                self._drop(sid, client)
+            return
+        if client.stale:
+            self.connect(sid, lambda snapshot: self.socketio.emit("snapshot", snapshot, namespace=NAMESPACE,
+                                                                  to=sid))
+            return
+        client.lagging_since = None
+        with client.send_lock:
+            client.seq += 1
+            server.eio.send(eio_sid, f'{_EVENT_PREFIX}"changes",{{"seq":{client.seq},"changes":{changes_json},'
+                                     f'"counters":{counters_json}}}]')
+
+    def _queued(self, eio_sid: str | None) -> int | None:
+        """Return how many messages wait unsent on this engine.io socket, or None when it is gone."""
+        socket = self.socketio.server.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is None or socket.closed or socket.closing:
+            return None
+        return int(socket.queue.qsize())
+
+    def _drop(self, sid: str, client: Client) -> None:
+        """Close a connection that has not kept up; the page reconnects and gets a fresh snapshot."""
+        self.dropped_clients += 1
+        log.info("dropping live client %s: it has not read its messages for %.0f s", sid, LAGGING_DROP_SECONDS)
+        self.disconnect(sid)
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid:
+            server.eio.disconnect(eio_sid)  # the transport, not the namespace: the client reconnects by itself
 
     def alert(self, alert: dict[str, Any]) -> None:
         """Send an alert (worker lost or back, queue backlog or cleared) to every page at once."""
@@ -167,6 +234,8 @@ class LiveHub:
         collector = self.collector
         with collector.lock:
             counters = collector.state.counters()
+            counters["ignored"] = {"workers": len(collector.state.ignored_workers),
+                                   "queues": len(self.dashboard.book.ignored)}
         now = time.monotonic()
         samples = self._samples
         samples.append((now, counters["finished"], collector.received))

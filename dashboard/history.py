@@ -3,9 +3,13 @@
 Every ``WRITE_INTERVAL_SECONDS`` it takes the tasks and events changed since
 the last write (under the collector's lock, which is all it holds) and hands
 them to ``TaskStore.write_batch`` through ``run_blocking`` (a native thread
-under eventlet). A failed write is kept and retried with the next batch, so a
-full disk loses nothing until it is over. It prunes by the retention settings
-in the background and warms the state from the store at start-up.
+under eventlet). A write that fails on the file or the disk (full, locked, an
+I/O error) is kept and retried with the next batch, so a full disk loses
+nothing until it is over. A write that fails on a row is split by task and
+bisected: every other task is stored, and the task(s) the store cannot take
+are logged by id, counted (``quarantined``) and dropped, so one bad row never
+stalls the history. It prunes by the retention settings in the background and
+warms the state from the store at start-up.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any, Callable
 
 from .events import EventCollector
 from .queues import QueueBook
-from .store import TaskStore
+from .store import TaskStore, is_storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,10 @@ WARM_TASKS = 5_000
 #: Events kept waiting after failed writes before the oldest are dropped (and counted).
 MAX_PENDING_EVENTS = 2_000_000
 
+Event = tuple[str, dict[str, Any]]  # (task uuid, event dict), as the state hands them over
+#: One task's share of a batch: its uuid, its shape (none for events of a task not in the batch), its events.
+TaskWrite = tuple[str, list[dict[str, Any]], list[Event]]
+
 
 class HistoryWriter:
     """Writes the state's changes to the store and keeps it pruned."""
@@ -46,9 +54,10 @@ class HistoryWriter:
         self.closed = False
         self.written_events = 0
         self.dropped_events = 0
+        self.quarantined = 0  # tasks the store could not take, dropped
         self.last_error: str | None = None
         self.pending_tasks: dict[str, dict[str, Any]] = {}  # from failed writes, retried
-        self.pending_events: list[tuple[str, dict[str, Any]]] = []
+        self.pending_events: list[Event] = []
         self._flushing = threading.Lock()  # the loop and API requests both flush; one at a time
         collector.state.track_unsaved = True
 
@@ -108,21 +117,78 @@ class HistoryWriter:
         batch_tasks, batch_events = list(self.pending_tasks.values()), self.pending_events
         try:
             self.run_blocking(self.store.write_batch, batch_tasks, batch_events)
-        except Exception as exc:  # disk full, locked, I/O error: keep the batch and say so
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("writing %d tasks to %s failed (%s); will retry", len(batch_tasks), self.store.path,
-                      self.last_error)
-            overflow = len(self.pending_events) - MAX_PENDING_EVENTS
-            if overflow > 0:
-                del self.pending_events[:overflow]
-                self.dropped_events += overflow
-            return False
+        except Exception as exc:  # the disk or the file (kept, retried), or a row the store cannot take
+            if is_storage_failure(exc):
+                return self._retry_later(exc, len(batch_tasks))
+            return self._write_around_bad_rows(_by_task(batch_tasks, batch_events), exc)
         self.written_events += len(batch_events)
         self.pending_tasks, self.pending_events = {}, []
         self.last_error = None
-        with self.collector.lock:  # finished tasks' timelines are in the store now: memory can let go
-            self.collector.state.release_timelines(task["uuid"] for task in batch_tasks)
+        self._release([task["uuid"] for task in batch_tasks])
         return True
+
+    def _retry_later(self, exc: Exception, tasks: int) -> bool:
+        """Keep what is pending for the next flush after a failure of the disk or the file; return False."""
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("writing %d tasks to %s failed (%s); will retry", tasks, self.store.path, self.last_error)
+        overflow = len(self.pending_events) - MAX_PENDING_EVENTS
+        if overflow > 0:
+            del self.pending_events[:overflow]
+            self.dropped_events += overflow
+        return False
+
+    def _write_around_bad_rows(self, writes: list[TaskWrite], failure: Exception) -> bool:
+        """Store every task of a batch that failed on a bad row (``failure``) but the bad ones, which are dropped.
+
+        Return whether everything was settled (False when the disk or the file failed on the way:
+        what was not tried yet stays pending).
+        """
+        stored: list[TaskWrite] = []
+        bad: list[tuple[TaskWrite, Exception]] = []
+        interrupted: Exception | None = None
+        try:
+            self._bisect(writes, failure, stored, bad)
+        except Exception as exc:  # only failures of the disk or the file get out of _bisect
+            interrupted = exc
+        for (uuid, _, _), exc in bad:  # the exception's type only: its text may quote the payload
+            log.error("task %s cannot be written to %s (%s); it is left out of the history",
+                      uuid, self.store.path, type(exc).__name__)
+        self.quarantined += len(bad)
+        self.written_events += sum(len(events) for _, _, events in stored)
+        settled = {uuid for uuid, _, _ in stored} | {write[0] for write, _ in bad}
+        for uuid in settled:
+            self.pending_tasks.pop(uuid, None)
+        self.pending_events = [event for event in self.pending_events if event[0] not in settled]
+        self._release([uuid for uuid, _, _ in stored])
+        if interrupted is not None:
+            return self._retry_later(interrupted, len(self.pending_tasks))
+        self.last_error = None
+        return True
+
+    def _bisect(self, writes: list[TaskWrite], failure: Exception, stored: list[TaskWrite],
+                bad: list[tuple[TaskWrite, Exception]]) -> None:
+        """Write ``writes``, which failed together on a bad row, half by half down to the bad tasks.
+
+        One bad task among n costs about 2 log2(n) writes. A failure of the disk or the file is raised.
+        """
+        if len(writes) == 1:
+            bad.append((writes[0], failure))
+            return
+        middle = len(writes) // 2
+        for half in (writes[:middle], writes[middle:]):
+            try:
+                self.run_blocking(self.store.write_batch, [task for _, tasks, _ in half for task in tasks],
+                                  [event for _, _, events in half for event in events])
+            except Exception as exc:
+                if is_storage_failure(exc):
+                    raise
+                self._bisect(half, exc, stored, bad)
+            else:
+                stored.extend(half)
+
+    def _release(self, uuids: list[str]) -> None:
+        with self.collector.lock:  # finished tasks' timelines are in the store now: memory can let go
+            self.collector.state.release_timelines(uuids)
 
     def unwritten_events(self, uuid: str) -> list[dict[str, Any]]:
         """Return this task's events taken from the state but not yet committed to the store."""
@@ -141,4 +207,14 @@ class HistoryWriter:
         """Return the store's part of ``GET /api/health``."""
         return {"path": self.store.path, "written_events": self.written_events,
                 "pending_events": len(self.pending_events), "dropped_events": self.dropped_events,
-                "error": self.last_error}
+                "quarantined": self.quarantined, "error": self.last_error}
+
+
+def _by_task(tasks: list[dict[str, Any]], events: list[Event]) -> list[TaskWrite]:
+    """Split a batch by task: each task's shape with its events, in the batch's order."""
+    writes: dict[str, TaskWrite] = {}
+    for task in tasks:
+        writes.setdefault(task["uuid"], (task["uuid"], [], []))[1].append(task)
+    for event in events:
+        writes.setdefault(event[0], (event[0], [], []))[2].append(event)
+    return list(writes.values())

@@ -13,9 +13,17 @@ turns green and which then deadlock across native threads) serialise the
 writers, and WAL lets readers read while a write is in progress. This module
 imports no Flask, socketio, kombu or eventlet.
 
-Exceptions: ``StoreError`` (the store cannot serve, e.g. a schema newer than
-this code) and its subclass ``StoreQueryError`` (also a ``ValueError``: a
-query argument such as a cursor is not usable).
+A file found damaged on open is moved aside whole, after every task (with its
+events) that can still be read from it is copied into the fresh file, newest
+first and within ``RESCUE_MAX_SECONDS``. Writing never fails on a value SQLite
+cannot hold: integers beyond 64 bits become NULL in numeric columns and text
+that is not valid Unicode is repaired.
+
+Exceptions: ``StoreError`` (the store cannot serve: a ``--db`` it cannot open,
+a schema newer than this code, a closed store) and its subclass
+``StoreQueryError`` (also a ``ValueError``: a query argument such as a cursor
+is not usable). ``is_storage_failure`` tells a failure of the file or the disk
+(worth retrying) from a row that cannot be written.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
@@ -63,6 +72,14 @@ FTS_DRIVEN_MAX = 5_000
 MIN_PREFIX_CHARS = 2
 #: Most rows of the sort index read per step when paging through a common full-text match.
 WALK_CHUNK_MAX = 8_192
+#: Longest a damaged file is read for tasks to copy into the fresh one, in seconds (the rest stays in it).
+RESCUE_MAX_SECONDS = 60.0
+#: Tasks read (and written to the fresh file) per step of that copy.
+RESCUE_CHUNK_TASKS = 1_000
+#: Task ids below an unreadable one that are then read one by one, before reading in chunks again.
+RESCUE_PROBE_IDS = 1_000
+#: The range of SQLite's INTEGER (signed 64 bits).
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 #: States a failed task is in, for ``keep_failed_seconds``.
 FAILED_STATES = ("FAILURE",)
 
@@ -172,8 +189,13 @@ _UPSERT_SQL = (
     + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid")
 )
 _STUB_SQL = "INSERT INTO tasks (uuid, timestamp) VALUES (?, ?) ON CONFLICT (uuid) DO NOTHING"
-_EVENT_SQL = ("INSERT OR IGNORE INTO events (task_id, timestamp, life, type, hostname, body) "
+_EVENT_COLUMNS_SQL = "task_id, timestamp, life, type, hostname, body"
+_EVENT_SQL = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) "
               "SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE uuid = ?")
+# Copying from a damaged file keeps the row ids, which its events refer to.
+_RESCUE_TASK_SQL = (f"INSERT OR IGNORE INTO tasks (id, {_COLUMNS_SQL}) "
+                    f"VALUES ({', '.join('?' * (len(TASK_FIELDS) + 1))})")
+_RESCUE_EVENT_SQL = f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) VALUES (?, ?, ?, ?, ?, ?)"
 _SHAPE_HEAD = TASK_FIELDS[:-2]  # the fields before 'children' in the JSON shape
 _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
 _NUMERIC_FIELDS = frozenset(("sent", "received", "started", "succeeded", "failed", "retried", "revoked",
@@ -205,17 +227,25 @@ class TaskStore:
 
     # -- opening ----------------------------------------------------------------
     def _open(self) -> None:
-        # A -wal file left behind means the last user did not close cleanly (or is still running).
-        self._check_all = (os.path.exists(self.path + "-wal")
-                           or not os.path.exists(self.path) or os.path.getsize(self.path) <= QUICK_CHECK_MAX_BYTES)
         try:
-            self._prepare(self._conn())
-        except sqlite3.DatabaseError as exc:
-            if not _is_corruption(exc):
-                self.close()
-                raise
-            self._move_aside(f"{type(exc).__name__}: {exc}")
-            self._prepare(self._conn())
+            # A -wal file left behind means the last user did not close cleanly (or is still running).
+            self._check_all = (os.path.exists(self.path + "-wal") or not os.path.exists(self.path)
+                               or os.path.getsize(self.path) <= QUICK_CHECK_MAX_BYTES)
+            try:
+                self._prepare(self._conn())
+            except sqlite3.DatabaseError as exc:
+                if not _is_corruption(exc):
+                    raise
+                moved = self._move_aside(f"{type(exc).__name__}: {exc}")
+                self._prepare(self._conn())
+                if getattr(exc, "sqlite_errorname", None) != "SQLITE_NOTADB":  # not a database: nothing to read
+                    self._rescue(moved)
+        except (sqlite3.OperationalError, OSError) as exc:  # a directory, no permission, a full disk, locked
+            self.close()
+            raise StoreError(f"--db {self.path}: cannot open the task history ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -235,7 +265,8 @@ class TaskStore:
                 conn.execute(f"PRAGMA user_version = {target}")
             log.info("task store %s: schema migrated to version %d", self.path, target)
 
-    def _move_aside(self, reason: str) -> None:
+    def _move_aside(self, reason: str) -> str:
+        """Rename the damaged file (and its -wal and -shm) to ``<path>.corrupt-<time>``; return that name."""
         for conn in self._connections:
             conn.close()
         self._connections.clear()
@@ -246,6 +277,54 @@ class TaskStore:
                 os.replace(self.path + suffix, target + suffix)
         log.warning("task store %s is unreadable or corrupt (%s): moved it to %s and started a fresh one",
                     self.path, reason, target)
+        return target
+
+    def _rescue(self, source: str) -> None:
+        """Copy every task still readable in the damaged file ``source``, with its events, into this store.
+
+        Newest first, in chunks of ``RESCUE_CHUNK_TASKS``; below a row that cannot be read the
+        next ``RESCUE_PROBE_IDS`` ids are read one by one, so an unreadable page costs only its
+        own rows. Task ids are kept, so the events still point at their tasks. The copy stops
+        after ``RESCUE_MAX_SECONDS``; what it did not reach stays in ``source``.
+        """
+        started = time.monotonic()
+        rescued = 0
+        # Read-only, so the damaged file stays as it was (its WAL is read, never checkpointed into it);
+        # without a WAL, immutable: no -wal or -shm file is created beside it either.
+        flags = "mode=ro" if os.path.exists(source + "-wal") else "immutable=1"
+        try:
+            damaged = sqlite3.connect(f"{Path(source).resolve().as_uri()}?{flags}", uri=True,
+                                      isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            log.warning("task store %s: no task could be rescued from %s (%s)", self.path, source, exc)
+            return
+        try:
+            top = _first_readable(damaged, "SELECT max(id) FROM tasks", "SELECT max(task_id) FROM events")
+            if top is None:
+                log.warning("task store %s: no task could be rescued from %s (its task ids are unreadable)",
+                            self.path, source)
+                return
+            bottom = _first_readable(damaged, "SELECT min(id) FROM tasks", "SELECT min(task_id) FROM events")
+            bottom = 1 if bottom is None else bottom
+            position = top + 1  # the next step reads the ids below this one
+            while position > bottom:
+                if time.monotonic() - started > RESCUE_MAX_SECONDS:
+                    log.warning("task store %s: stopped rescuing after %.0f s; tasks with ids %d to %d were not "
+                                "copied and stay in %s", self.path, RESCUE_MAX_SECONDS, bottom, position - 1,
+                                source)
+                    break
+                rows, position = _read_tasks_below(damaged, position, bottom)
+                if rows:
+                    events = _read_events(damaged, [row[0] for row in rows])
+                    conn = self._conn()
+                    with self._transaction(conn):
+                        conn.executemany(_RESCUE_TASK_SQL, rows)
+                        conn.executemany(_RESCUE_EVENT_SQL, events)
+                    rescued += len(rows)
+        finally:
+            damaged.close()
+        log.warning("task store %s: rescued %d tasks from %s in %.1f s", self.path, rescued, source,
+                    time.monotonic() - started)
 
     def _conn(self) -> sqlite3.Connection:
         """Return this thread's connection, opening it on first use."""
@@ -286,7 +365,7 @@ class TaskStore:
         """Upsert ``tasks`` (their JSON shapes) and add ``events`` (uuid, event dict) in one transaction."""
         rows = [_task_row(task) for task in tasks]
         known = {task["uuid"] for task in tasks}
-        stubs = [(uuid, _number(event.get("timestamp"))) for uuid, event in events if uuid not in known]
+        stubs = [(_text(uuid), _number(event.get("timestamp"))) for uuid, event in events if uuid not in known]
         event_rows = [_event_row(uuid, event) for uuid, event in events]
         conn = self._conn()
         with self._transaction(conn):
@@ -399,6 +478,11 @@ class TaskStore:
             raise StoreQueryError(f"time_field: expected one of {', '.join(TIME_COLUMNS)}, got {time_field!r}")
         if limit < 1:
             raise StoreQueryError(f"limit: must be at least 1, got {limit}")
+        for argument, bound in (("since", since), ("until", until)):
+            if bound is not None and not _is_finite_number(bound):
+                raise StoreQueryError(f"{argument}: expected epoch seconds, got {bound!r}")
+        if q is not None and "\0" in q:  # FTS5 reads its query up to the first NUL
+            raise StoreQueryError("q: contains a NUL character")
         columns = SORT_COLUMNS[sort]
         after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
 
@@ -585,6 +669,17 @@ class _TextMatch:
 
 
 # -- helpers ------------------------------------------------------------------------
+def is_storage_failure(exc: BaseException) -> bool:
+    """Tell a failure of the file or the disk (worth retrying) from a row that cannot be written.
+
+    ``OperationalError`` is a full disk, a lock held too long, an I/O error or a read-only file;
+    a plain ``DatabaseError`` a damaged file; ``StoreError`` a closed store. Anything else (an
+    integrity error, a value that cannot be bound or encoded) comes from the rows written.
+    """
+    return (isinstance(exc, (sqlite3.OperationalError, OSError, StoreError))
+            or type(exc) is sqlite3.DatabaseError)
+
+
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     """Tell a damaged or foreign file apart from a busy, missing or unreadable one (never moved aside)."""
     name = getattr(exc, "sqlite_errorname", None) or ""
@@ -593,8 +688,94 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return name == "" and type(exc) is sqlite3.DatabaseError  # our own quick_check verdict
 
 
+def _first_readable(conn: sqlite3.Connection, *queries: str) -> int | None:
+    """Return the first whole number one of these one-value queries yields from a damaged file."""
+    for query in queries:
+        try:
+            value = conn.execute(query).fetchone()[0]
+        except sqlite3.DatabaseError:
+            continue
+        if type(value) is int:
+            return value
+    return None
+
+
+def _read_tasks_below(conn: sqlite3.Connection, position: int, bottom: int
+                      ) -> tuple[list[tuple[Any, ...]], int]:
+    """Read the readable task rows (``id, TASK_FIELDS...``) below id ``position`` from a damaged file.
+
+    Return them and the id the next step reads below (``bottom`` when every row has been tried).
+    """
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for row in conn.execute(f"{_SELECT_TASK} WHERE id < ? ORDER BY id DESC LIMIT ?",
+                                (position, RESCUE_CHUNK_TASKS)):
+            rows.append(row)
+    except sqlite3.DatabaseError:  # an unreadable page: the ids just below the last row read, one by one
+        start = rows[-1][0] if rows else position
+        end = max(start - RESCUE_PROBE_IDS, bottom)
+        for task_id in range(start - 1, end - 1, -1):
+            try:
+                row = conn.execute(f"{_SELECT_TASK} WHERE id = ?", (task_id,)).fetchone()
+            except sqlite3.DatabaseError:
+                continue
+            if row is not None:
+                rows.append(row)
+        return rows, end
+    return rows, (rows[-1][0] if len(rows) == RESCUE_CHUNK_TASKS else bottom)
+
+
+def _read_events(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[Any, ...]]:
+    """Read the readable event rows of these task ids from a damaged file."""
+    select = f"SELECT {_EVENT_COLUMNS_SQL} FROM events WHERE task_id"
+    wanted = set(ids)
+    try:
+        return [row for row in conn.execute(f"{select} BETWEEN ? AND ?", (min(ids), max(ids)))
+                if row[0] in wanted]
+    except sqlite3.DatabaseError:  # an unreadable page: task by task
+        rows: list[tuple[Any, ...]] = []
+        for task_id in ids:
+            try:
+                rows.extend(conn.execute(f"{select} = ?", (task_id,)).fetchall())
+            except sqlite3.DatabaseError:
+                continue
+        return rows
+
+
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """Return a finite number as a float, anything else (text, bool, NaN, an integer beyond floats) as None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _column_number(value: Any) -> int | float | None:
+    """Return a value for a numeric column: a number SQLite can hold, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return None
+    return value
+
+
+def _is_finite_number(value: Any) -> bool:
+    """Tell whether ``value`` is a finite number SQLite can bind (a query argument, a cursor value)."""
+    return _column_number(value) is not None and math.isfinite(value)
+
+
+def _text(value: str) -> str:
+    """Return ``value``, with lone surrogates (which UTF-8 cannot encode) replaced by ``?``."""
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode()
+    return value
 
 
 def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
@@ -606,29 +787,60 @@ def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
             value = 1 if value else 0
         elif field == "progress":
             value = None if value is None else dumps(value)
-        elif field == "state":
-            value = value or "PENDING"
         elif field in _NUMERIC_FIELDS:
-            value = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        elif value is not None and not isinstance(value, str):
-            value = dumps(value)
+            if type(value) is not float:  # floats (NaN becomes NULL) go as they are, the common case
+                value = _column_number(value)
+        else:
+            if field == "state":
+                value = value or "PENDING"
+            if type(value) is str:
+                if not value.isascii():
+                    value = _text(value)
+            elif value is not None:
+                value = dumps(value)
         values.append(value)
     return tuple(values)
 
 
 def _event_row(uuid: str, event: dict[str, Any]) -> tuple[Any, ...]:
     event_type = str(event.get("type") or "")
+    hostname = str(event.get("hostname") or "")
+    if not (event_type.isascii() and hostname.isascii() and uuid.isascii()):
+        event_type, hostname, uuid = _text(event_type), _text(hostname), _text(uuid)
     timestamp = _number(event.get("timestamp"))
     return (0.0 if timestamp is None else timestamp, LIFE_ORDER.get(event_type, 3), event_type,
-            str(event.get("hostname") or ""), dumps(event), uuid)
+            hostname, dumps(event), uuid)
 
 
 def dumps(value: Any) -> str:
-    """Return compact JSON text; values JSON has no type for are written as their repr."""
+    """Return compact JSON text that is valid UTF-8; values JSON has no type for are written as their repr."""
     try:
         return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
-    except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits, a recursion limit
-        return json.dumps(value, separators=(",", ":"), default=repr)
+    except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits, a lone surrogate, a recursion limit
+        return json.dumps(_plain_json(value), separators=(",", ":"), default=repr, ensure_ascii=False,
+                          allow_nan=False)
+
+
+def _plain_json(value: Any) -> Any:
+    """Return ``value`` with its text repaired (see ``_text``) and NaN and infinities as None, as orjson does."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_plain_key(key): _plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(item) for item in value]
+    return value
+
+
+def _plain_key(key: Any) -> str | int | None:
+    """Return a dict key the json module writes, as text: None, bools and integers as they are, the rest as str."""
+    if isinstance(key, str):
+        return _text(key)
+    if key is None or isinstance(key, int):
+        return key
+    return _text(str(key))
 
 
 def _match_expression(words: list[str]) -> str | None:
@@ -675,11 +887,12 @@ def _decode_cursor(cursor: str, sort: str, descending: bool, columns: tuple[str,
     if (cursor_sort, cursor_descending) != (sort, descending):
         raise StoreQueryError(f"cursor: it belongs to sort {cursor_sort!r} "
                               f"{'descending' if cursor_descending else 'ascending'}, not to this query's")
-    if not isinstance(values, list) or len(values) != len(columns) or type(row_id) is not int:
+    if (not isinstance(values, list) or len(values) != len(columns) or type(row_id) is not int
+            or not INT64_MIN <= row_id <= INT64_MAX):
         raise StoreQueryError("cursor: not a cursor this store returned")
     for column, value in zip(columns, values):
         ok = (isinstance(value, str) if column in _TEXT_SORT_COLUMNS
-              else isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+              else _is_finite_number(value))
         if not ok:
             raise StoreQueryError("cursor: not a cursor this store returned")
     return [*values, row_id]

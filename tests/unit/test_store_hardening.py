@@ -1,0 +1,118 @@
+"""The store takes any task shape the model can hand it, and refuses query arguments SQLite cannot bind."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from dashboard.store import StoreQueryError, TaskStore, dumps
+from test_store import T0, events_of, task
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[TaskStore]:
+    opened = TaskStore(str(tmp_path / "history.db"))
+    yield opened
+    opened.close()
+
+
+def raw_rows(store: TaskStore, sql: str) -> list[tuple[Any, ...]]:
+    """Return rows with text as the bytes SQLite holds, to check they are valid UTF-8."""
+    with sqlite3.connect(store.path) as conn:
+        conn.text_factory = bytes
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("big", [1 << 63, -(1 << 63) - 1, 10 ** 400], ids=["2**63", "-2**63-1", "10**400"])
+def test_integers_beyond_64_bits_are_stored_as_null(store: TaskStore, big: int) -> None:
+    shape = task("big", 1, retries=big, runtime=big, timestamp=big)
+    events = [("big", {"type": "task-retried", "timestamp": big, "hostname": "celery@w1", "retries": big})]
+    store.write_batch([shape, task("ok", 2, retries=(1 << 63) - 1)], events)
+    stored = store.get("big")
+    assert stored is not None
+    assert (stored["retries"], stored["runtime"], stored["timestamp"]) == (None, None, None)
+    assert stored["events"] == [{"type": "task-retried", "timestamp": big, "hostname": "celery@w1", "retries": big}]
+    assert store.get("ok")["retries"] == (1 << 63) - 1  # the largest SQLite integer is kept
+
+
+def test_text_with_lone_surrogates_is_stored_as_valid_utf8(store: TaskStore) -> None:
+    shape = task("s\ud800", 1, name="billing.\udfff", args="('\ud800',)", worker="celery@\ud800",
+                 progress={"note\ud800": "x\udc00"})
+    events = [("s\ud800", {"type": "task-received", "timestamp": T0, "hostname": "celery@\ud800",
+                           "args": "\ud800", "nan": math.nan}),
+              ("other\ud800", {"type": "task-sent\ud800", "timestamp": T0, "hostname": "h"})]  # not in the batch
+    store.write_batch([shape], events)
+    for row in raw_rows(store, "SELECT * FROM tasks") + raw_rows(store, "SELECT * FROM events"):
+        for value in row:
+            if isinstance(value, bytes):
+                value.decode("utf-8")  # raises on anything SQLite holds that is not UTF-8
+    stored = store.get("s?")
+    assert stored is not None
+    assert (stored["name"], stored["args"], stored["worker"]) == ("billing.?", "('?',)", "celery@?")
+    assert stored["progress"] == {"note?": "x?"}
+    assert stored["events"] == [{"type": "task-received", "timestamp": T0, "hostname": "celery@?", "args": "?",
+                                 "nan": None}]
+    assert [e["type"] for e in store.get("other?")["events"]] == ["task-sent?"]
+    assert [t["uuid"] for t in store.query(q="billing")["items"]] == ["s?"]
+
+
+@pytest.mark.parametrize("value", [
+    {"text": "\ud800", "n": math.nan, "inf": -math.inf, "big": 1 << 70},
+    ["\udfff", {"k\ud800": [math.nan]}, (1 << 64,)],
+    {("tuple", "key"): "\ud800", 7: 1 << 65, math.nan: 1, 1.5: 2, None: 3, True: 4},
+], ids=["surrogate, nan, infinity, 2**70", "nested", "keys of every kind"])
+def test_dumps_writes_valid_json_for_what_orjson_refuses(value: Any) -> None:
+    text = dumps(value)
+    text.encode("utf-8")  # no lone surrogate in the text
+    decoded = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    json.dumps(decoded, ensure_ascii=False).encode("utf-8")  # nor escaped in it
+
+
+def test_dumps_keeps_what_orjson_writes() -> None:
+    assert dumps({"a": [1, 2.5, None, "é"], "nan": math.nan}) == '{"a":[1,2.5,null,"é"],"nan":null}'
+
+
+def cursor(values: list[Any], row_id: Any, sort: str = "received") -> str:
+    raw = json.dumps({"s": sort, "d": True, "v": values, "i": row_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("bad", "sort"), [
+    (cursor([1.0], 1 << 63), "received"),  # a row id SQLite cannot bind
+    (cursor([1.0], -(1 << 63) - 1), "received"),
+    (cursor([1 << 63], 1), "received"),  # a sort value beyond 64 bits
+    (cursor([10 ** 400], 1), "received"),
+    (base64.urlsafe_b64encode(b'{"s":"received","d":true,"v":[1e999],"i":1}').decode(), "received"),  # infinity
+    (cursor(["name", 1 << 64], 1, sort="name"), "name"),
+], ids=["row id 2**63", "row id -2**63-1", "value 2**63", "value 10**400", "value inf", "second value 2**64"])
+def test_cursor_values_sqlite_cannot_bind_are_query_errors(store: TaskStore, bad: str, sort: str) -> None:
+    store.write_batch([task("a", 1)], [])
+    with pytest.raises(StoreQueryError, match="^cursor: "):
+        store.query(cursor=bad, sort=sort)
+
+
+def test_the_largest_row_id_is_still_a_cursor(store: TaskStore) -> None:
+    store.write_batch([task("a", 1)], [])
+    assert store.query(cursor=cursor([T0 + 10], (1 << 63) - 1))["items"][0]["uuid"] == "a"
+
+
+@pytest.mark.parametrize(("kwargs", "argument"), [
+    ({"q": "abc\0"}, "q"), ({"q": "\0"}, "q"),
+    ({"since": 1 << 63}, "since"), ({"until": math.inf}, "until"), ({"since": math.nan}, "since"),
+])
+def test_unbindable_query_arguments_are_query_errors(store: TaskStore, kwargs: dict[str, Any],
+                                                     argument: str) -> None:
+    with pytest.raises(StoreQueryError, match=f"^{argument}: "):
+        store.query(**kwargs)
+
+
+def test_events_of_a_normal_task_are_unchanged(store: TaskStore) -> None:
+    shape = task("plain", 1, args="('déjà vu',)")
+    store.write_batch([shape], events_of(shape))
+    stored = store.get("plain")
+    assert stored["args"] == "('déjà vu',)" and [e["hostname"] for e in stored["events"]][0] == "gen@web"

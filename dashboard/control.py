@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .events import EventCollector, scrub
-from .settings import mask_url
+from .settings import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ LOOP_SECONDS = 1.0
 #: How soon a worker that has never answered is asked again, in seconds.
 UNANSWERED_RETRY_SECONDS = 2.0
 #: Config and stats keys whose values are secrets.
-_SECRET_KEY = re.compile(r"pass|secret|token|signature|credential|api_?key|private", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"pass|secret|token|signature|credential|api_?key|private|dsn|webhook|auth",
+                         re.IGNORECASE)
 #: Shown instead of a secret value.
 MASK = "********"
 #: What a worker that did not reply is said to be.
@@ -40,7 +41,7 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
     if isinstance(value, str) and "://" in value:
-        return mask_url(value)
+        return mask_text(value)
     return value
 
 
@@ -62,6 +63,7 @@ class WorkerInspector:
                 if due:
                     self.inspect(due)
             except Exception:  # the inspector must outlive any surprise
+                self.collector.count_internal_error()
                 log.exception("inspect round failed")
 
     def stop(self) -> None:

@@ -23,6 +23,8 @@ HISTORY_BUCKET_SECONDS = 15
 #: Samples looked at to call a queue "growing", and the least growth that counts, in messages.
 GROWTH_SAMPLES = 10
 GROWTH_MIN_MESSAGES = 5
+#: Queue names beyond ``max_queues`` remembered for counting; more are not counted.
+MAX_IGNORED_NAMES = 100_000
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,11 @@ class Queue:
 class QueueBook:
     """Every watched queue, its consumers as the workers report them, and backlog alerts."""
 
-    def __init__(self, configured: Iterable[str] = (), rules: Iterable[QueueAlertRule] = ()) -> None:
+    def __init__(self, configured: Iterable[str] = (), rules: Iterable[QueueAlertRule] = (),
+                 max_queues: int = 2_000) -> None:
         self.queues: dict[str, Queue] = {}
+        self.max_queues = max_queues
+        self.ignored: set[str] = set()  # names beyond max_queues (up to MAX_IGNORED_NAMES), never sampled
         self.rules = {rule.queue: rule for rule in rules}
         self.alerts: list[dict[str, Any]] = []
         self.consumers: dict[str, list[str]] = {}  # queue -> online workers consuming it
@@ -113,6 +118,10 @@ class QueueBook:
         """Remember queues to sample from now on."""
         for name in names:
             if name and name not in self.queues:
+                if len(self.queues) >= self.max_queues:
+                    if name not in self.ignored and len(self.ignored) < MAX_IGNORED_NAMES:
+                        self.ignored.add(name)
+                    continue
                 self.queues[name] = Queue(name)
                 self._dirty[name] = None
 
@@ -125,7 +134,7 @@ class QueueBook:
         for name in set(self.consumers) | set(consumers):
             if sorted(self.consumers.get(name, [])) != sorted(consumers.get(name, [])):
                 self._dirty[name] = None
-        self.consumers = {name: sorted(workers) for name, workers in consumers.items()}
+        self.consumers = {name: sorted(workers) for name, workers in consumers.items() if name in self.queues}
 
     def apply(self, now: float, samples: dict[str, Any]) -> None:
         """Apply one round of samples (``broker.QueueSample`` objects) taken at ``now``."""

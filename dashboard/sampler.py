@@ -40,7 +40,7 @@ def build_queue_book(settings: Settings) -> QueueBook:
     if settings.app:
         configured += configured_queues(settings.app)
     rules = [QueueAlertRule.parse(raw) for raw in settings.queue_alerts]
-    return QueueBook(configured, rules)
+    return QueueBook(configured, rules, settings.max_queues)
 
 
 class QueueSampler:
@@ -55,6 +55,7 @@ class QueueSampler:
         self.reader = reader or make_reader(settings.broker_url, settings.broker_transport_options,
                                             settings.broker_api)
         self.stopping = False
+        self._ignored_logged = 0
 
     def run(self) -> None:
         """Sample until ``stop``, every queue interval."""
@@ -63,6 +64,7 @@ class QueueSampler:
             try:
                 self.step(time.time())
             except Exception:  # the sampler must outlive any surprise
+                self.collector.count_internal_error()
                 log.exception("queue sampling failed")
         self.reader.close()
 
@@ -84,6 +86,10 @@ class QueueSampler:
             self.book.set_consumers(consumers)
             self.book.watch(state.pending_by_queue)
             names = self.book.names()
+            ignored = len(self.book.ignored)
+        if ignored > self._ignored_logged:
+            self._ignored_logged = ignored
+            log.warning("%d queues beyond --max-queues %d are not watched", ignored, self.book.max_queues)
         if not names:
             return
         samples = self.reader.sample(names)  # blocking broker I/O; green under eventlet

@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from . import create_app, run_inline
+from . import create_app, logs, run_inline
 from .settings import Settings, SettingsError, load_settings
 from .store import StoreError
 
@@ -32,8 +32,13 @@ def tune_gc() -> None:
 
 
 def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
-         run_blocking: Callable[..., Any] | None = None) -> int:
-    """Run the dashboard until Ctrl-C or SIGTERM; return the process exit status."""
+         run_blocking: Callable[..., Any] | None = None,
+         server_options: Callable[[Settings], dict[str, Any]] | None = None) -> int:
+    """Run the dashboard until Ctrl-C or SIGTERM; return the process exit status.
+
+    ``server_options(settings)`` gives the async mode's web server its options (``run.py``:
+    eventlet's connection cap and timeouts for slow clients).
+    """
     try:
         settings = load_settings(sys.argv[1:] if argv is None else argv)
     except SettingsError as exc:
@@ -45,7 +50,7 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
         return 2
     settings = dataclasses.replace(settings, async_mode=async_mode)
     tune_gc()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)  # one line per record: outside text cannot forge lines
     cluster = None
     if settings.demo:
         from .demo import transport
@@ -73,7 +78,7 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
         dashboard.start()
         log.info("dashboard on http://%s:%d watching %s", settings.address, settings.port,
                  settings.masked_broker_url)
-        _serve(dashboard.socketio, app, settings)
+        _serve(dashboard.socketio, app, settings, server_options(settings) if server_options else {})
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
@@ -84,8 +89,8 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
     return 0
 
 
-def _serve(socketio: Any, app: Any, settings: Settings) -> None:
-    kwargs: dict[str, Any] = {"host": settings.address, "port": settings.port, "log_output": False}
+def _serve(socketio: Any, app: Any, settings: Settings, options: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {"host": settings.address, "port": settings.port, "log_output": False, **options}
     if settings.async_mode == "threading":
         kwargs["allow_unsafe_werkzeug"] = True
     socketio.run(app, **kwargs)

@@ -45,6 +45,8 @@ HISTORY_SECONDS = 3600.0
 HISTORY_STEP_SECONDS = 5.0
 #: Departed (purged) workers remembered for searches.
 MAX_DEPARTED_WORKERS = 10_000
+#: Names beyond a limit (workers, queues) remembered for counting; more are not counted.
+MAX_IGNORED_NAMES = 100_000
 #: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
 DEFAULT_FREQ_SECONDS = 2.0
 
@@ -62,7 +64,7 @@ def heartbeat_expires(last_heartbeat: float, freq: float, slack: float) -> float
 class Worker:
     """One worker as seen through its events and inspect replies."""
 
-    __slots__ = ("hostname", "status", "last_heartbeat", "freq", "timestamp", "offline_at",
+    __slots__ = ("hostname", "status", "last_heartbeat", "freq", "timestamp", "offline_at", "offline_received",
                  "pool", "concurrency", "processed", "active", "loadavg", "sw_ident", "sw_ver",
                  "sw_sys", "clock_skew", "pid", "history")
 
@@ -73,6 +75,7 @@ class Worker:
         self.freq = DEFAULT_FREQ_SECONDS
         self.timestamp: float | None = None  # worker's own clock at its last worker event
         self.offline_at: float | None = None  # worker's clock at its worker-offline
+        self.offline_received: float | None = None  # dashboard receive time of that worker-offline
         self.pool: str | None = None
         self.concurrency: int | None = None
         self.processed = 0
@@ -157,8 +160,11 @@ class ClusterState:
     Not thread-safe by itself: its owner (the collector) serialises every call.
     """
 
-    def __init__(self, max_tasks: int = 100_000, heartbeat_slack_seconds: float = 2.0) -> None:
+    def __init__(self, max_tasks: int = 100_000, heartbeat_slack_seconds: float = 2.0,
+                 max_workers: int = 5_000) -> None:
         self.max_tasks = max_tasks
+        self.max_workers = max_workers
+        self.ignored_workers: set[str] = set()  # hostnames beyond max_workers (up to MAX_IGNORED_NAMES)
         self.heartbeat_slack_seconds = heartbeat_slack_seconds
         self.workers: dict[str, Worker] = {}
         self.tasks: OrderedDict[str, Task] = OrderedDict()  # least recently updated first
@@ -197,6 +203,10 @@ class ClusterState:
         hostname = event["hostname"]
         worker = self.workers.get(hostname)
         if worker is None:
+            if len(self.workers) >= self.max_workers:
+                if len(self.ignored_workers) < MAX_IGNORED_NAMES:
+                    self.ignored_workers.add(hostname)  # counted and shown, never tracked
+                return
             worker = self.departed.pop(hostname, None)  # back after a purge: the rules below still apply
             if worker is None:
                 worker = Worker(hostname)
@@ -204,13 +214,16 @@ class ClusterState:
             self.workers[hostname] = worker
         timestamp = event.get("timestamp")
         received = event.get("local_received")
-        if timestamp is not None and worker.timestamp is not None and timestamp < worker.timestamp:
-            return  # older than what we know: a late or duplicate delivery
         if event_type == "worker-offline":
             worker.offline_at = timestamp
+            worker.offline_received = received
             worker.status = "offline"
-        elif worker.offline_at is not None and (timestamp is None or timestamp <= worker.offline_at):
-            return  # a heartbeat from before the worker said goodbye must not revive it
+        elif (worker.offline_at is not None and (timestamp is None or timestamp <= worker.offline_at)
+              and (received is None or worker.offline_received is None
+                   or received - worker.offline_received <= worker.freq * 2 + self.heartbeat_slack_seconds)):
+            # A heartbeat sent before the worker said goodbye, delivered late, must not revive it. Only
+            # just after the goodbye, though: the worker's clock decides nothing for longer than that.
+            return
         else:
             worker.offline_at = None
             if worker.status == "lost" and received is not None:

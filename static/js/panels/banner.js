@@ -4,6 +4,7 @@ import { clearBanner, showBanner } from "../helpers/banners.js";
 
 const BROKER_KEY = "broker";
 const STREAM_CUT_KEY = "stream-cut";
+const LIMITS_KEY = "limits";
 
 /** Mount broker banners in the banner area `root`; `announce(text)` speaks to the live region. */
 export function mountBanner(root, store, announce = () => {}) {
@@ -31,6 +32,15 @@ export function mountBanner(root, store, announce = () => {}) {
         `The broker cut the event subscription (${times} since this page loaded); events may have been lost, so some tasks and workers can show a stale state.`,
         { dismissible: true },
       );
+    }
+    const ignored = store.counters?.ignored;
+    const parts = [];
+    if (ignored?.workers > 0) parts.push(`${ignored.workers} worker${ignored.workers === 1 ? "" : "s"} beyond --max-workers`);
+    if (ignored?.queues > 0) parts.push(`${ignored.queues} queue${ignored.queues === 1 ? "" : "s"} beyond --max-queues`);
+    if (parts.length) {
+      showBanner(root, LIMITS_KEY, "warning", `Not shown: ${parts.join(" and ")} (raise the limit to see them).`);
+    } else {
+      clearBanner(root, LIMITS_KEY);
     }
   }
 

@@ -1,0 +1,45 @@
+"""The dashboard's log output: one line per record, whatever outside text a message quotes.
+
+Hostnames, queue names, task names and error messages come from the cluster;
+a newline or an escape sequence in one of them could forge log lines or
+rewrite a terminal. Every control character in a message is written as its
+Python escape (``\\n``, ``\\x1b``); tracebacks, which are the dashboard's own,
+keep their lines.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+#: Characters escaped in messages: C0 and C1 controls (tab aside), DEL, and Unicode's line separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+#: The format of every line.
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def escape_controls(text: str) -> str:
+    """Return ``text`` with control characters written as escapes, so it stays on one line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """A formatter whose messages cannot span lines or carry terminal escapes."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's naming)
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
+class WithoutPayloads(logging.Filter):
+    """Drops kombu's warning about an undecodable event, which quotes the message (a task payload)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "kombu.transport.redis" and str(record.msg).startswith("Cannot process event"))
+
+
+def configure(level: str) -> None:
+    """Send the root logger's records to stderr, one line each, at ``level``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    handler.addFilter(WithoutPayloads())  # the dashboard counts such a message in /api/health instead
+    logging.basicConfig(level=level, handlers=[handler])

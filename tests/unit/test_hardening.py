@@ -1,0 +1,269 @@
+"""No single event, client or connection can hurt anyone else: the pure parts, each defect by itself."""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+from typing import Any
+
+import pytest
+
+from dashboard import create_app
+from dashboard.control import mask_secrets
+from dashboard.events import RECONNECT_START_SECONDS, EventCollector
+from dashboard.hosts import HostPolicy
+from dashboard.live import LAGGING_DROP_SECONDS, MAX_QUEUED_MESSAGES, LiveHub
+from dashboard.logs import OneLineFormatter, escape_controls
+from dashboard.queues import QueueBook
+from dashboard.settings import Settings, SettingsError, load_settings, mask_text, mask_url
+from dashboard.state import ClusterState
+
+
+# -- liveness ---------------------------------------------------------------------------------
+def heartbeat(timestamp: float, received: float, kind: str = "heartbeat", hostname: str = "w") -> dict[str, Any]:
+    return {"type": f"worker-{kind}", "hostname": hostname, "timestamp": timestamp, "local_received": received,
+            "freq": 2.0, "active": 0, "processed": 0}
+
+
+def test_a_heartbeat_stamped_an_hour_ahead_changes_the_skew_never_the_status() -> None:
+    state = ClusterState(heartbeat_slack_seconds=2.0)
+    state.apply(heartbeat(1e9, 1e9))
+    state.apply(heartbeat(1e9 + 3600 + 2, 1e9 + 2))  # one heartbeat from a clock an hour fast
+    assert state.workers["w"].clock_skew == -3600
+    for step in range(2, 60):  # then the worker's normal heartbeats, every 2 s
+        state.apply(heartbeat(1e9 + 2 * step, 1e9 + 2 * step))
+        assert state.expire_workers(1e9 + 2 * step + 1) == []
+    assert state.workers["w"].status == "online"
+    assert state.workers["w"].last_heartbeat == 1e9 + 2 * 59
+    assert state.workers["w"].clock_skew == 0
+
+
+def test_a_future_goodbye_does_not_keep_a_restarted_worker_offline() -> None:
+    state = ClusterState(heartbeat_slack_seconds=2.0)
+    state.apply(heartbeat(1e9 + 3600, 1e9, "offline"))  # stamped an hour ahead
+    state.apply(heartbeat(1e9 + 1, 1e9 + 1))  # just after: could be a late delivery, ignored
+    assert state.workers["w"].status == "offline"
+    state.apply(heartbeat(1e9 + 30, 1e9 + 30))  # later heartbeats count, whatever the clock said
+    assert state.workers["w"].status == "online"
+
+
+# -- bounds -------------------------------------------------------------------------------------
+def test_workers_beyond_the_limit_are_counted_and_ignored() -> None:
+    state = ClusterState(max_workers=3)
+    for n in range(10):
+        state.apply(heartbeat(1e9, 1e9, hostname=f"w{n}"))
+        state.apply(heartbeat(1e9 + 1, 1e9 + 1, hostname=f"w{n}"))
+    assert sorted(state.workers) == ["w0", "w1", "w2"]
+    assert len(state.ignored_workers) == 7
+
+
+def test_queues_beyond_the_limit_are_counted_and_never_sampled() -> None:
+    book = QueueBook(["celery"], max_queues=3)
+    book.watch(f"made-up-{n}" for n in range(20_000))
+    assert book.names() == ["celery", "made-up-0", "made-up-1"]
+    assert len(book.ignored) == 19_998
+    book.set_consumers({f"made-up-{n}": ["w"] for n in range(100)})
+    assert set(book.consumers) <= set(book.names())
+
+
+# -- hosts and origins --------------------------------------------------------------------------
+@pytest.mark.parametrize("host, allowed", [
+    ("127.0.0.1:5555", True), ("localhost:5555", True), ("[::1]:5555", True), ("10.1.2.3", True),
+    ("app.localhost", True), ("evil.example", False), ("evil.example:5555", False), ("dash.corp.example", True),
+    ("a.dash.example", True), ("dash.example", False), ("LOCALHOST.", True), (None, True),
+])
+def test_hosts_a_page_may_use(host: str | None, allowed: bool) -> None:
+    policy = HostPolicy("127.0.0.1", ("dash.corp.example", "*.dash.example"))
+    assert policy.allows_host(host) is allowed
+
+
+def test_origins_must_be_the_dashboards_own() -> None:
+    policy = HostPolicy("127.0.0.1", ())
+    assert policy.allows_origin(None, "localhost:5555")  # a script
+    assert policy.allows_origin("http://localhost:5555", "localhost:5555")
+    assert not policy.allows_origin("http://evil.example:5555", "localhost:5555")
+    assert not policy.allows_origin("http://evil.example:5555", "evil.example:5555")  # DNS rebinding
+    assert not policy.allows_origin("null", "localhost:5555")
+
+
+def test_rebinding_requests_are_refused_in_front_of_everything(tmp_path: Any) -> None:
+    app = create_app(Settings(db=str(tmp_path / "h.db"), async_mode="threading"))
+    client = app.test_client()
+    evil = {"Host": "evil.example:5555", "Origin": "http://evil.example:5555"}
+    for path in ("/api/workers", "/", "/socket.io/?EIO=4&transport=polling"):
+        response = client.get(path, headers=evil)
+        assert response.status_code == 421, path
+        assert "evil.example" in response.get_json()["error"]
+    assert client.post("/api/workers/w/inspect", headers=evil, json={}).status_code == 421
+    own = {"Host": "localhost:5555", "Origin": "http://evil.example"}
+    assert client.post("/api/workers/w/inspect", headers=own, json={}).status_code == 403
+    assert client.get("/api/workers", headers={"Host": "localhost:5555"}).status_code == 200
+    allowed = create_app(Settings(db=str(tmp_path / "a.db"), async_mode="threading", allowed_hosts=("evil.example",)))
+    assert allowed.test_client().get("/api/workers", headers=evil).status_code == 200
+
+
+def test_allowed_hosts_flag() -> None:
+    assert load_settings(["--allowed-hosts", "Dash.Example.com,*.corp.example", "--allowed-hosts", "x.test"]
+                         ).allowed_hosts == ("dash.example.com", "*.corp.example", "x.test")
+    with pytest.raises(SettingsError, match="--allowed-hosts"):
+        load_settings(["--allowed-hosts", "http://dash.example.com:5555"])
+
+
+# -- secrets and logs ---------------------------------------------------------------------------
+@pytest.mark.parametrize("url, masked", [
+    ("https://0123456789abcdef@o1.ingest.sentry.io/42", "https://****@o1.ingest.sentry.io/42"),
+    ("https://hooks.slack.com/services/T0000/B0000/abcdefghijklmnopqrstuvwx",
+     "https://hooks.slack.com/services/****"),
+    ("https://discord.com/api/webhooks/1234/abc", "https://discord.com/api/webhooks/****"),
+    ("https://example.com/hook/a1b2c3d4e5f6a7b8c9d0e1f2a3b4", "https://example.com/hook/****"),
+    ("https://api.example.com/v1?api_key=s3cret&page=2", "https://api.example.com/v1?api_key=****&page=2"),
+    ("redis://:pw@redis:6379/0", "redis://:****@redis:6379/0"),
+    ("redis://redis:6379/0", "redis://redis:6379/0"),
+])
+def test_urls_lose_their_secrets(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_inspect_replies_lose_dsns_and_webhooks() -> None:
+    conf = {"sentry_dsn": "https://key@sentry.io/1", "SLACK_WEBHOOK": "https://hooks.slack.com/services/T/B/x",
+            "note": "posts to https://hooks.slack.com/services/T1/B1/secretsecret and https://u:p@h/",
+            "broker_url": "amqp://guest:guest@rabbit//", "timezone": "UTC"}
+    masked = mask_secrets(conf)
+    assert masked["sentry_dsn"] == masked["SLACK_WEBHOOK"] == "********"
+    assert "secretsecret" not in masked["note"] and ":p@" not in masked["note"]
+    assert masked["broker_url"] == "amqp://guest:****@rabbit//" and masked["timezone"] == "UTC"
+    assert mask_text("no url here") == "no url here"
+
+
+def test_outside_text_stays_on_one_log_line() -> None:
+    assert escape_controls("evil\n2026 INFO forged\x1b[2J\r\u2028\ttab") == "evil\\n2026 INFO forged\\x1b[2J\\r\\u2028\ttab"
+    record = logging.LogRecord("dashboard.events", logging.WARNING, __file__, 1, "worker %s lost", ("a\nb\x1b",), None)
+    line = OneLineFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "WARNING worker a\\nb\\x1b lost"
+
+
+# -- the live hub -------------------------------------------------------------------------------
+class FakeEngineSocket:
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.closed = self.closing = False
+
+
+class FakeServer:
+    """python-socketio's server as far as the hub looks at it: sids to engine.io sockets and their queues."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, FakeEngineSocket] = {}
+        self.manager = self
+        self.eio = self
+        self.disconnected: list[str] = []
+
+    def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:
+        return sid if sid in self.sockets else None
+
+    def disconnect(self, eio_sid: str) -> None:
+        self.disconnected.append(eio_sid)
+
+    def send(self, eio_sid: str, data: str) -> None:
+        assert data.startswith('2/live,["changes",{"seq":')
+        json.loads(data[len("2/live,"):])  # a whole Socket.IO event packet
+        self.sockets[eio_sid].queue.put(data)
+
+
+class FakeSocketIO:
+    def __init__(self) -> None:
+        self.server = FakeServer()
+        self.sent: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    def emit(self, event: str, data: dict[str, Any], namespace: str, to: str | None = None) -> None:
+        self.sent.append((event, to, data))
+        if to in self.server.sockets:
+            self.server.sockets[to].queue.put(event)
+
+
+def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Any) -> None:
+    app = create_app(Settings(db=str(tmp_path / "h.db"), async_mode="threading"))
+    dashboard = app.extensions["dashboard"]
+    socketio = FakeSocketIO()
+    hub = LiveHub(socketio, dashboard.collector, dashboard.settings, dashboard)  # type: ignore[arg-type]
+    for sid in ("reader", "sleeper"):
+        socketio.server.sockets[sid] = FakeEngineSocket()
+        hub.connect(sid, lambda snapshot, sid=sid: socketio.emit("snapshot", snapshot, "/live", to=sid))
+    clock = [1000.0]
+    monkeypatch.setattr("dashboard.live.time.monotonic", lambda: clock[0])
+
+    def flush_with_change(n: int) -> None:
+        with dashboard.collector.lock:
+            dashboard.collector.state.apply({"type": "task-received", "uuid": f"t{n}", "timestamp": 1e9 + n,
+                                             "local_received": 1e9 + n, "hostname": "w"})
+        hub.flush()
+        socketio.server.sockets["reader"].queue = queue.Queue()  # the reader reads everything at once
+
+    for n in range(MAX_QUEUED_MESSAGES + 5):
+        flush_with_change(n)
+        clock[0] += 0.25
+    sleeper = hub.clients["sleeper"]
+    assert sleeper.stale and sleeper.seq == MAX_QUEUED_MESSAGES  # held back once its queue was full
+    assert hub.clients["reader"].seq == MAX_QUEUED_MESSAGES + 5  # the other client never noticed
+
+    socketio.server.sockets["sleeper"].queue = queue.Queue()  # it woke up and read its queue
+    flush_with_change(100)
+    assert socketio.sent[-1][:2] == ("snapshot", "sleeper") and not sleeper.stale  # a fresh start, not a gap
+
+    for n in range(MAX_QUEUED_MESSAGES + 1):  # asleep again, now for good
+        flush_with_change(200 + n)
+    clock[0] += LAGGING_DROP_SECONDS + 1
+    flush_with_change(300)
+    flush_with_change(301)
+    assert socketio.server.disconnected == ["sleeper"] and "sleeper" not in hub.clients
+    assert hub.dropped_clients == 1 and "reader" in hub.clients
+
+
+# -- the collector ------------------------------------------------------------------------------
+class OneOutage:
+    """A broker connection that subscribes, then fails: every connection attempt of the collector."""
+
+    def __init__(self, collector: EventCollector) -> None:
+        self.collector = collector
+
+    def __enter__(self) -> "OneOutage":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def ensure_connection(self, **kwargs: Any) -> None:
+        return None
+
+
+def test_the_reconnect_backoff_starts_afresh_after_each_successful_subscribe(tmp_path: Any) -> None:
+    delays: list[float] = []
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db")), sleep=delays.append)
+    collector.app.connection_for_read = lambda: OneOutage(collector)  # type: ignore[method-assign]
+
+    def subscribe_then_fail(connection: Any) -> None:
+        if len(delays) >= 4:
+            collector.stop()
+        collector.on_subscribed()
+        raise ConnectionError("Redis restarted")
+
+    collector._capture_redis = subscribe_then_fail  # type: ignore[method-assign]
+    collector.ping_broker = lambda: False  # type: ignore[method-assign]
+    collector.run()
+    assert len(delays) == 4
+    assert all(RECONNECT_START_SECONDS * 0.79 <= d <= RECONNECT_START_SECONDS * 1.21 for d in delays), delays
+
+
+def test_an_unforeseen_error_in_one_event_is_counted_and_the_rest_kept(tmp_path: Any) -> None:
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db")))
+
+    def localize(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if event["uuid"] == "bad":
+            raise RecursionError("maximum recursion depth exceeded")
+        return event["type"], event
+
+    events = collector.take([{"type": "task-received", "uuid": "a"}, {"type": "task-received", "uuid": "bad"},
+                             [{"type": "task-received", "uuid": "b"}]], localize)
+    assert [e["uuid"] for e in events] == ["a", "b"]
+    assert collector.malformed == 1 and "RecursionError" in (collector.last_malformed or "")

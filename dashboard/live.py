@@ -222,8 +222,11 @@ class LiveHub:
         self.disconnect(sid)
         server = self.socketio.server
         eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
-        if eio_sid:
-            server.eio.disconnect(eio_sid)  # the transport, not the namespace: the client reconnects by itself
+        socket = server.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is not None:
+            # The transport, not the namespace, so that the page reconnects by itself. Not
+            # engine.io's disconnect(), which waits for the client to read its queue: it never will.
+            socket.close(wait=False, abort=True, reason=server.eio.reason.SERVER_DISCONNECT)
 
     def alert(self, alert: dict[str, Any]) -> None:
         """Send an alert (worker lost or back, queue backlog or cleared) to every page at once."""

@@ -5,6 +5,7 @@ engine.io from inside a send; the hub must never hold a lock across that send.
 """
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ PING_SECONDS = "1"
 
 
 class TaskStream:
-    """Publishes a task's life every 50 ms on the event fanout until closed."""
+    """Publishes ``tasks`` task lives every 50 ms on the event fanout until closed."""
 
-    def __init__(self, redis_port: int) -> None:
+    def __init__(self, redis_port: int, tasks: int = 1, args_chars: int = 10) -> None:
+        self.tasks, self.args = tasks, "x" * args_chars
         self.client = redis.Redis(host="127.0.0.1", port=redis_port)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -35,12 +37,16 @@ class TaskStream:
     def _run(self) -> None:
         n = 0
         while not self.stopping.wait(0.05):
-            n += 1
             now = time.time()
-            for step, kind in enumerate(("received", "succeeded")):
-                body = {"type": f"task-{kind}", "uuid": f"stream-{n}", "name": "tests.stream", "hostname": "s@test",
-                        "timestamp": now + step * 0.001, "utcoffset": 0, "pid": 1, "clock": n}
-                self.client.publish(f"/{REDIS_DB}.celeryev/task.{kind}", event_envelope(body, f"task.{kind}"))
+            pipe = self.client.pipeline(transaction=False)
+            for _ in range(self.tasks):
+                n += 1
+                for step, kind in enumerate(("received", "succeeded")):
+                    body = {"type": f"task-{kind}", "uuid": f"stream-{n}", "name": "tests.stream",
+                            "hostname": "s@test", "timestamp": now + step * 0.001, "utcoffset": 0, "pid": 1,
+                            "clock": n, "args": self.args}
+                    pipe.publish(f"/{REDIS_DB}.celeryev/task.{kind}", event_envelope(body, f"task.{kind}"))
+            pipe.execute()
 
     def close(self) -> None:
         self.stopping.set()
@@ -117,3 +123,37 @@ def test_a_client_that_stops_answering_pings_is_dropped_and_nobody_else_notices(
     dashboard.proc.terminate()  # the first SIGTERM stops it
     wait_until(lambda: not dashboard.proc.alive(), 8, message="the dashboard did not stop on SIGTERM")
     assert time.monotonic() - started < 8
+
+
+def test_a_page_that_does_not_read_is_held_back_then_dropped_and_nobody_else_notices(
+        redis_port: int, log_dir: Path, live_client: Callable[[str], LiveClient]) -> None:
+    """A connected page that reads nothing (pings are answered too late to matter here): its batches are held
+    back once 20 wait, and after 30 s held back its connection is closed; the others never wait for it."""
+    dashboard = start_dashboard(f"redis://127.0.0.1:{redis_port}/{REDIS_DB}", log_dir,
+                                extra_args=("--ping-interval", "300", "--ping-timeout", "300"))
+    stream: TaskStream | None = None
+    sleeper = None
+    try:
+        wait_broker_connected(dashboard)
+        watcher = live_client(dashboard.url)
+        sleeper = websocket.create_connection(
+            f"ws://127.0.0.1:{dashboard.port}/socket.io/?EIO=4&transport=websocket", timeout=5,
+            sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+        assert sleeper.recv().startswith("0{")
+        sleeper.send("40/live,")  # and from now on never reads
+        wait_until(lambda: dashboard.health()["live"]["clients"] == 2, 5, message="the sleeper did not join")
+        stream = TaskStream(redis_port, tasks=20, args_chars=4096)  # about 1 MB of changes a second
+        wait_until(lambda: dashboard.health()["live"]["dropped"] == 1, 90,
+                   message=lambda: f"the page that does not read was never dropped: {dashboard.health()['live']}")
+        assert dashboard.health()["live"]["clients"] == 1
+        seen = changes_count(watcher)
+        wait_until(lambda: changes_count(watcher) >= seen + 10, 5, message=lambda: watcher.describe())
+        with watcher.lock:
+            seqs = [data["seq"] for _, data in watcher.changes]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and not watcher.disconnects
+    finally:
+        if stream is not None:
+            stream.close()
+        if sleeper is not None:
+            sleeper.close()
+        dashboard.stop()

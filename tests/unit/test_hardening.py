@@ -144,9 +144,15 @@ def test_outside_text_stays_on_one_log_line() -> None:
 
 # -- the live hub -------------------------------------------------------------------------------
 class FakeEngineSocket:
-    def __init__(self) -> None:
+    def __init__(self, sid: str, server: "FakeServer") -> None:
+        self.sid, self.server = sid, server
         self.queue: queue.Queue[Any] = queue.Queue()
         self.closed = self.closing = False
+
+    def close(self, wait: bool = True, abort: bool = False, reason: str | None = None) -> None:
+        assert not wait, "waiting for a client that does not read blocks the pusher for ever"
+        self.closed = True
+        self.server.disconnected.append(self.sid)
 
 
 class FakeServer:
@@ -161,8 +167,8 @@ class FakeServer:
     def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:
         return sid if sid in self.sockets else None
 
-    def disconnect(self, eio_sid: str) -> None:
-        self.disconnected.append(eio_sid)
+    class reason:  # noqa: N801 (engine.io's naming)
+        SERVER_DISCONNECT = "server disconnect"
 
     def send(self, eio_sid: str, data: str) -> None:
         assert data.startswith('2/live,["changes",{"seq":')
@@ -188,7 +194,7 @@ def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monke
     socketio = FakeSocketIO()
     hub = LiveHub(socketio, dashboard.collector, dashboard.settings, dashboard)  # type: ignore[arg-type]
     for sid in ("reader", "sleeper"):
-        socketio.server.sockets[sid] = FakeEngineSocket()
+        socketio.server.sockets[sid] = FakeEngineSocket(sid, socketio.server)
         hub.connect(sid, lambda snapshot, sid=sid: socketio.emit("snapshot", snapshot, "/live", to=sid))
     clock = [1000.0]
     monkeypatch.setattr("dashboard.live.time.monotonic", lambda: clock[0])

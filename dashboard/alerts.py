@@ -16,7 +16,7 @@ import urllib.request
 from collections import deque
 from typing import Any, Callable
 
-from .settings import mask_url
+from .redact import mask_url
 
 log = logging.getLogger(__name__)
 

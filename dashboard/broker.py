@@ -29,7 +29,7 @@ from kombu.utils.url import parse_ssl_cert_reqs, url_to_parts
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from dashboard.settings import mask_url
+from dashboard.redact import mask_known, mask_url
 
 #: Connect and read timeout of every broker socket and management API request, in seconds.
 TIMEOUT_SECONDS = 2.0
@@ -77,7 +77,7 @@ def make_reader(broker_url: str, transport_options: Mapping[str, Any] | None = N
         if scheme == "filesystem":
             return FilesystemQueueReader(options.get("data_folder_in", "data_in"))
     except ValueError as exc:
-        return UnavailableQueueReader(_scrub(str(exc), broker_url))
+        return UnavailableQueueReader(mask_known(str(exc), broker_url))
     return UnavailableQueueReader(f"depth is not available for the {scheme!r} transport")
 
 
@@ -270,9 +270,9 @@ class _ManagementAPI:
             api = urlsplit(api_url)
             port = api.port
         except ValueError as exc:
-            raise ValueError(f"broker API URL {_scrub(api_url, api_url)!r}: {exc}") from None
+            raise ValueError(f"broker API URL {mask_url(api_url)!r}: {exc}") from None
         if api.scheme not in ("http", "https"):
-            raise ValueError(f"broker API URL {_scrub(api_url, api_url)!r}: expected http:// or https://")
+            raise ValueError(f"broker API URL {mask_url(api_url)!r}: expected http:// or https://")
         broker = url_to_parts(broker_url)
         user = unquote(api.username) if api.username else (broker.username or "guest")
         password = unquote(api.password) if api.password is not None else (broker.password or "guest")
@@ -348,25 +348,5 @@ def _all_failed(names: Sequence[str], error: str) -> dict[str, QueueSample]:
 
 def _describe(exc: BaseException, url: str, where: bool = False) -> str:
     """Describe an exception for the page (``where``: prefixed by the masked broker URL), without passwords."""
-    text = _scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, url)
-    return f"{_masked(url)}: {text}" if where else text
-
-
-def _masked(url: str) -> str:
-    try:
-        return mask_url(url)
-    except ValueError:  # e.g. a port out of range: mask_url cannot rebuild it
-        return _scrub(url, url)
-
-
-def _scrub(text: str, url: str) -> str:
-    """Remove every password of ``url`` (raw and percent-encoded) from ``text``."""
-    for part in url.split(";"):
-        try:
-            password = urlsplit(part.strip()).password
-        except ValueError:
-            continue
-        if password:
-            for form in {password, unquote(password)}:
-                text = text.replace(form, "****")
-    return text
+    text = mask_known(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, url)
+    return f"{mask_url(url)}: {text}" if where else text

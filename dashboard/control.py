@@ -9,12 +9,11 @@ untrusted: secrets in them are masked before anything stores them.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
-from .events import EventCollector, scrub
-from .settings import mask_text
+from .events import EventCollector
+from .redact import mask_known, mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +23,8 @@ METHODS = ("stats", "active_queues", "registered", "active", "reserved", "schedu
 LOOP_SECONDS = 1.0
 #: How soon a worker that has never answered is asked again, in seconds.
 UNANSWERED_RETRY_SECONDS = 2.0
-#: Config and stats keys whose values are secrets.
-_SECRET_KEY = re.compile(r"pass|secret|token|signature|credential|api_?key|private|dsn|webhook|auth",
-                         re.IGNORECASE)
-#: Shown instead of a secret value.
-MASK = "********"
 #: What a worker that did not reply is said to be.
 NOT_ANSWERING = "not answering inspect"
-
-
-def mask_secrets(value: Any) -> Any:
-    """Return ``value`` with secret-looking keys masked and passwords in URLs hidden."""
-    if isinstance(value, dict):
-        return {k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
-                    else mask_secrets(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    if isinstance(value, str) and "://" in value:
-        return mask_text(value)
-    return value
 
 
 class WorkerInspector:
@@ -98,7 +80,7 @@ class WorkerInspector:
             try:
                 answer = getattr(inspector, method)() or {}
             except Exception as exc:  # a broker error: every worker gets the reason
-                error = scrub(f"{method}: {type(exc).__name__}: {exc}")[:300]
+                error = mask_known(f"{method}: {type(exc).__name__}: {exc}", self.settings.broker_url)[:300]
                 errors.update({h: error for h in hostnames})
                 break
             for hostname, value in answer.items():

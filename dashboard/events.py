@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from typing import Any, Callable
@@ -24,7 +23,8 @@ from kombu import Connection
 from . import redis_stream
 from .envelope import UndecodableMessage, decode_body
 from .schema import MalformedEvent, clean_event
-from .settings import Settings, mask_text, mask_url
+from .redact import mask_known, mask_url
+from .settings import Settings
 from .state import ClusterState, heartbeat_expires
 
 log = logging.getLogger(__name__)
@@ -37,18 +37,12 @@ RECONNECT_JITTER = 0.2
 WATCH_INTERVAL_SECONDS = 0.25
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 #: Errors that a malformed message raises inside kombu's transport; never a lost connection.
 _MESSAGE_ERRORS = (LookupError, TypeError, ValueError, AttributeError, RecursionError)
 
 Sleep = Callable[[float], None]
 Spawn = Callable[..., Any]
-
-
-def scrub(text: str) -> str:
-    """Mask the secrets of any URL inside an error message."""
-    return mask_text(_URL_PASSWORD.sub(r"\1****@", text))
 
 
 class BrokerStatus:
@@ -212,7 +206,7 @@ class EventCollector:
         log.info("event collector stopped")
 
     def _on_connection_error(self, exc: Exception) -> None:
-        error = scrub(f"{type(exc).__name__}: {exc}")[:500]
+        error = mask_known(f"{type(exc).__name__}: {exc}", self.settings.broker_url)[:500]
         was_connected = self.broker.connected
         if was_connected and self.ping_broker():
             self.broker.stream_cuts += 1
@@ -350,7 +344,7 @@ class EventCollector:
             self.state.purge_workers(now, self.settings.purge_offline_after_seconds)
             alerts = self.state.drain_alerts()
             ignored = len(self.state.ignored_workers)
-        if ignored > self._ignored_workers_logged:
+        if ignored and ignored >= 2 * self._ignored_workers_logged:  # the first, then each time the count doubles
             self._ignored_workers_logged = ignored
             log.warning("%d workers beyond --max-workers %d are ignored", ignored, self.settings.max_workers)
         for alert in alerts:
@@ -386,7 +380,7 @@ class EventCollector:
                 connection.channel().close()  # redis answers a PING here; amqp opened a channel
             return True
         except Exception as exc:  # any failure means "not answering"
-            log.debug("broker ping failed: %s", scrub(str(exc)))
+            log.debug("broker ping failed: %s", mask_known(str(exc), self.settings.broker_url))
             return False
 
     # -- reading -------------------------------------------------------------

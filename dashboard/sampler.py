@@ -87,7 +87,7 @@ class QueueSampler:
             self.book.watch(state.pending_by_queue)
             names = self.book.names()
             ignored = len(self.book.ignored)
-        if ignored > self._ignored_logged:
+        if ignored and ignored >= 2 * self._ignored_logged:  # the first, then each time the count doubles
             self._ignored_logged = ignored
             log.warning("%d queues beyond --max-queues %d are not watched", ignored, self.book.max_queues)
         if not names:

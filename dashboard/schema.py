@@ -97,10 +97,11 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
         raise MalformedEvent(f"{event_type}: utcoffset out of range")
     for key in _COUNT_FIELDS:
         value = event.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= MAX_INT):
+            if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
+                raise MalformedEvent(f"{event_type}: {key} is larger than {MAX_INT}")
             raise MalformedEvent(f"{event_type}: {key} is not a non-negative integer")
-        if value is not None and value > MAX_INT:
-            raise MalformedEvent(f"{event_type}: {key} is larger than {MAX_INT}")
     for key in _NAME_FIELDS:
         value = event.get(key)
         if value is not None:
@@ -124,9 +125,8 @@ def clean_event(body: Any, max_field_chars: int, max_traceback_chars: int) -> di
         if value is not None:
             event[key] = truncate(value if isinstance(value, str) else _text(event_type, key, value),
                                   max_traceback_chars)
-    extra = event.keys() - KNOWN_FIELDS
-    if extra:
-        _bound_extra_fields(event, extra, max_field_chars)
+    if not KNOWN_FIELDS.issuperset(event):  # no set built for the usual event, which has only Celery's fields
+        _bound_extra_fields(event, event.keys() - KNOWN_FIELDS, max_field_chars)
     return event
 
 

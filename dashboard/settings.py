@@ -10,10 +10,10 @@ import argparse
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+
+from .redact import mask_url
 
 #: Environment variable prefix for every option.
 ENV_PREFIX = "DASHBOARD_"
@@ -75,70 +75,6 @@ class Settings:
     def masked_broker_url(self) -> str:
         """The broker URL with its password masked, safe to show and log."""
         return mask_url(self.broker_url)
-
-
-def mask_url(url: str) -> str:
-    """Return a URL (or each URL of a ``;`` list) safe to show and log: its secrets replaced by ``****``.
-
-    Masked: a password; the whole user part of an http(s) URL (a Sentry DSN's key is its user
-    name); query values whose names look secret (``token``, ``key``, ``sig``...); and path
-    segments that look like tokens (24 or more letters and digits, as in Slack, Discord or
-    Teams webhook URLs).
-    """
-    return ";".join(_mask_one(part) for part in url.split(";"))
-
-
-#: Query parameter names whose values are secrets.
-_SECRET_QUERY = re.compile(r"token|key|secret|sig|pass|auth|credential|code", re.IGNORECASE)
-#: A path segment that looks like a token: long, and made of letters, digits and - _ : .
-_TOKEN_SEGMENT = re.compile(r"(?=[^/]*\d)(?=[^/]*[A-Za-z])[A-Za-z0-9_\-:.]{24,}")
-#: A URL inside free text (an error message, a config value).
-URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
-MASK = "****"
-#: Hosts whose webhook URLs carry their key in the path.
-_WEBHOOK_HOSTS = ("hooks.slack.com", "discord.com", "discordapp.com", "webhook.office.com", "hooks.zapier.com")
-
-
-def _mask_one(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # a port out of range, a broken IPv6 literal: mask by pattern instead
-        parts, port = None, None
-    if parts is None:
-        return re.sub(r"(://[^/@\s]*?)(:[^@/\s]*)?@", lambda m: f"{m.group(1)}:{MASK}@" if m.group(2) else
-                      f"://{MASK}@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if port is not None:
-            host = f"{host}:{port}"
-        if parts.scheme.lower() in ("http", "https"):
-            netloc = f"{MASK}@{host}"
-        elif parts.password is not None:
-            netloc = f"{parts.username or ''}:{MASK}@{host}"
-    if (parts.hostname or "").endswith(_WEBHOOK_HOSTS):
-        segments = parts.path.split("/")
-        head = "/".join(segments[:3] if segments[1:2] == ["api"] else segments[:2])  # /services, /api/webhooks
-        path = head + ("/" + MASK if len(parts.path) > len(head) else "")
-    else:
-        path = _TOKEN_SEGMENT.sub(MASK, parts.path)
-    query = "&".join(_mask_param(p) for p in parts.query.split("&")) if parts.query else ""
-    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
-        return url
-    return urlunsplit(parts._replace(netloc=netloc, path=path, query=query))
-
-
-def _mask_param(param: str) -> str:
-    name, sep, value = param.partition("=")
-    return f"{name}={MASK}" if sep and value and _SECRET_QUERY.search(name) else param
-
-
-def mask_text(text: str) -> str:
-    """Return free text (an error message, a config value) with every URL in it masked by ``mask_url``."""
-    return URL_IN_TEXT.sub(lambda m: mask_url(m.group()), text) if "://" in text else text
 
 
 def _positive_int(name: str) -> Callable[[str], int]:

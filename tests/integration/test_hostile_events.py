@@ -127,3 +127,34 @@ def test_outside_text_cannot_forge_log_lines(readers: tuple[DashboardProc, Dashb
     assert "\\n2026-01-01 INFO forged\\x1b[2J@test" in log
     assert not any(line.startswith("2026-01-01 INFO forged") for line in log.splitlines())
     assert "\x1b" not in log
+
+
+def test_a_heartbeat_from_the_future_leaves_the_worker_online(redis_port: int,
+                                                             readers: tuple[DashboardProc, DashboardProc]) -> None:
+    """One heartbeat stamped an hour ahead, then the worker's normal ones: online throughout, skew shown."""
+    client = redis.Redis(host="127.0.0.1", port=redis_port)
+    hostname = "skewed@test"
+
+    def beat(offset: float) -> None:
+        body = {"type": "worker-heartbeat", "hostname": hostname, "timestamp": time.time() + offset, "utcoffset": 0,
+                "pid": 1, "clock": 1, "freq": 0.5, "active": 0, "processed": 0}
+        client.publish(f"/{REDIS_DB}.celeryev/worker.heartbeat", event_envelope(body, "worker.heartbeat"))
+
+    def status(dashboard: DashboardProc) -> dict[str, Any] | None:
+        return next((w for w in dashboard.get("/api/workers").json() if w["hostname"] == hostname), None)
+
+    try:
+        beat(3600)
+        for dashboard in readers:
+            wait_until(lambda d=dashboard: (w := status(d)) and w["clock_skew"] < -3500, 5,
+                       message="the future heartbeat did not arrive")
+        deadline = time.monotonic() + 6  # 2 × freq + slack is 3 s: long enough to be lost if the clock counted
+        while time.monotonic() < deadline:
+            beat(0)
+            for dashboard in readers:
+                assert status(dashboard)["status"] == "online"
+            time.sleep(0.5)  # the worker's own heartbeat interval
+        for dashboard in readers:
+            assert abs(status(dashboard)["clock_skew"]) < 5
+    finally:
+        client.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import sys
 from array import array
@@ -38,7 +39,10 @@ def read_all(data: bytes) -> list[tuple[int, bytes]]:
                 found.append(await frames.next())
             except asyncio.IncompleteReadError:
                 return found
-    return asyncio.run(go())
+    # In a thread of its own: Playwright's sync API (the browser tests) keeps an event loop
+    # running in the main thread for the whole session, and asyncio.run refuses to nest.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 @pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536, 200_000])

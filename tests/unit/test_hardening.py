@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from dashboard import create_app
-from dashboard.control import mask_secrets
+from dashboard.redact import mask_secrets, mask_text, mask_url
 from dashboard.events import RECONNECT_START_SECONDS, EventCollector
 from dashboard.hosts import HostPolicy
 from dashboard.live import LAGGING_DROP_SECONDS, MAX_QUEUED_MESSAGES, LiveHub
 from dashboard.logs import OneLineFormatter, escape_controls
 from dashboard.queues import QueueBook
-from dashboard.settings import Settings, SettingsError, load_settings, mask_text, mask_url
+from dashboard.settings import Settings, SettingsError, load_settings
 from dashboard.state import ClusterState
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.settings import Settings, SettingsError, load_settings, mask_url
+from dashboard.redact import mask_url
+from dashboard.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults() -> None:

@@ -19,6 +19,8 @@ from typing import Any, Callable
 from celery import Celery
 from celery.events.receiver import EventReceiver
 from kombu import Connection
+from kombu.exceptions import ConnectionError as KombuConnectionError
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import redis_stream
 from .envelope import UndecodableMessage, decode_body
@@ -143,6 +145,24 @@ class SafeReceiver(EventReceiver):
         collector.apply_events(collector.take([body], self.event_from_message))
 
 
+class UndecodableEnvelopes(logging.Filter):
+    """Counts kombu's warning that an event message is not JSON as a malformed event, and drops it.
+
+    kombu's Redis transport skips such a message itself, with a warning that quotes the
+    message (a task payload, which is never logged here).
+    """
+
+    def __init__(self, collector: "EventCollector") -> None:
+        super().__init__()
+        self.collector = collector
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Cannot process event"):
+            self.collector.count_malformed("undecodable message (not JSON)")
+            return False
+        return True
+
+
 class EventCollector:
     """Receives events into a ClusterState, keeps the broker status, and watches for silence."""
 
@@ -176,6 +196,18 @@ class EventCollector:
         """Receive events until ``stop``; reconnect with capped backoff and jitter on failure."""
         delay = RECONNECT_START_SECONDS
         log.info("waiting for the broker at %s to subscribe to Celery events", self.broker.url)
+        kombu_log = logging.getLogger("kombu.transport.redis")
+        undecodable = UndecodableEnvelopes(self)
+        kombu_log.addFilter(undecodable)
+        try:
+            self._receive_loop(delay)
+        finally:
+            kombu_log.removeFilter(undecodable)
+        self.finished = True
+        log.info("event collector stopped")
+
+    def _receive_loop(self, delay: float) -> None:
+        connection_errors = self._connection_errors()
         while not self.stopping:
             self.restart_requested = False
             self._subscribed_this_attempt = False
@@ -189,10 +221,14 @@ class EventCollector:
                         receiver.capture(limit=None, timeout=None, wakeup=True)
                 if self.restart_requested and not self.stopping:
                     continue  # the watchdog asked for a fresh receiver; status already says why
-            except Exception as exc:  # any broker or transport failure: report, back off, retry
+            except Exception as exc:
                 if self.stopping:
                     break
-                self._on_connection_error(exc)
+                if isinstance(exc, connection_errors):  # the broker went away: report, back off, retry
+                    self._on_connection_error(exc)
+                else:  # a bug, not an outage: say so with its traceback, and subscribe again after the backoff
+                    self.count_internal_error()
+                    log.exception("the event receiver failed; subscribing again")
             else:
                 if self.stopping:
                     break
@@ -202,8 +238,17 @@ class EventCollector:
                 delay = RECONNECT_START_SECONDS  # it worked until now: this outage starts from the shortest wait
             self.sleep(delay * (1 + random.uniform(-RECONNECT_JITTER, RECONNECT_JITTER)))
             delay = min(delay * 2, self.settings.reconnect_max_seconds)
-        self.finished = True
-        log.info("event collector stopped")
+
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        """Return the exceptions that mean the broker connection failed (the rest are bugs)."""
+        transport = self.app.connection_for_read()  # not connected: only its transport's error classes are read
+        try:
+            listed = (*transport.connection_errors, *transport.channel_errors)
+        finally:
+            transport.release()
+        # kombu's Redis transport lists KeyError among its connection errors: a bug reads as one otherwise.
+        return (OSError, KombuOperationalError, KombuConnectionError,
+                *(e for e in listed if not issubclass(e, _MESSAGE_ERRORS)))
 
     def _on_connection_error(self, exc: Exception) -> None:
         error = mask_known(f"{type(exc).__name__}: {exc}", self.settings.broker_url)[:500]

@@ -30,16 +30,8 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-class WithoutPayloads(logging.Filter):
-    """Drops kombu's warning about an undecodable event, which quotes the message (a task payload)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "kombu.transport.redis" and str(record.msg).startswith("Cannot process event"))
-
-
 def configure(level: str) -> None:
     """Send the root logger's records to stderr, one line each, at ``level``."""
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter(FORMAT))
-    handler.addFilter(WithoutPayloads())  # the dashboard counts such a message in /api/health instead
     logging.basicConfig(level=level, handlers=[handler])

@@ -93,7 +93,7 @@ def test_every_hostile_message_is_skipped_and_both_readers_build_the_same_model(
         assert health["broker"]["since"] == before[dashboard.url]["broker"]["since"], "the subscription restarted"
         assert health["broker"]["stream_cuts"] == 0
         assert health["errors"]["internal"] == 0
-        assert health["events"]["malformed"] - before[dashboard.url]["events"]["malformed"] >= 20
+        assert health["events"]["malformed"] - before[dashboard.url]["events"]["malformed"] >= 24
         assert health["events"]["last_malformed"]
 
     hostile_ids = [f"hostile-{n:04d}" for n in range(1, 16)]

@@ -239,7 +239,13 @@ class OneOutage:
     def __exit__(self, *exc: Any) -> None:
         return None
 
+    connection_errors = (OSError,)
+    channel_errors = ()
+
     def ensure_connection(self, **kwargs: Any) -> None:
+        return None
+
+    def release(self) -> None:
         return None
 
 
@@ -273,3 +279,24 @@ def test_an_unforeseen_error_in_one_event_is_counted_and_the_rest_kept(tmp_path:
                              [{"type": "task-received", "uuid": "b"}]], localize)
     assert [e["uuid"] for e in events] == ["a", "b"]
     assert collector.malformed == 1 and "RecursionError" in (collector.last_malformed or "")
+
+
+def test_a_bug_in_the_receiver_is_reported_as_a_bug_not_as_a_broker_outage(tmp_path: Any,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    delays: list[float] = []
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db")), sleep=delays.append)
+    collector.app.connection_for_read = lambda: OneOutage(collector)  # type: ignore[method-assign]
+
+    def buggy(connection: Any) -> None:
+        if delays:
+            collector.stop()
+        collector.on_subscribed()
+        raise AttributeError("'NoneType' object has no attribute 'feed'")
+
+    collector._capture_redis = buggy  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="dashboard.events"):
+        collector.run()
+    assert collector.internal_errors == 1 and collector.health()["errors"]["internal"] == 1
+    assert collector.broker.status == "connected" and collector.broker.error is None  # the broker is not blamed
+    assert any(r.exc_info and "event receiver failed" in r.getMessage() for r in caplog.records)
+    assert len(delays) == 1  # and it subscribes again after the backoff

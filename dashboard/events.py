@@ -44,7 +44,6 @@ _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 _MESSAGE_ERRORS = (LookupError, TypeError, ValueError, AttributeError, RecursionError)
 
 Sleep = Callable[[float], None]
-Spawn = Callable[..., Any]
 
 
 class BrokerStatus:
@@ -326,10 +325,6 @@ class EventCollector:
                     self.count_malformed(f"{event.get('type')}: failed to apply")
                     self.internal_errors += 1
                     log.exception("failed to apply %s event %s", event.get("type"), event.get("uuid", ""))
-
-    def on_event(self, event: dict[str, Any]) -> None:
-        """Apply one checked event to the state."""
-        self.apply_events([event])
 
     def count_malformed(self, reason: str) -> None:
         """Count an event that was skipped, remembering why."""

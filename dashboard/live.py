@@ -146,7 +146,9 @@ class LiveHub:
         collector = self.collector
         with self.lock:  # copy who is connected; the sends below happen without it
             clients = list(self.clients.items())
-        wanted = {room[5:] for _, c in clients for room in list(c.rooms) if room.startswith("task:")}
+        rooms = {room for _, c in clients for room in list(c.rooms)}
+        wanted = {room[5:] for room in rooms if room.startswith("task:")}
+        hosts = {room[7:] for room in rooms if room.startswith("worker:")}
         with collector.lock:
             state = collector.state
             task_ids, hostnames = state.drain_changes()
@@ -161,7 +163,11 @@ class LiveHub:
             overview = [_change("task", u, state.task_json(u)) for u in reversed(window) if u in state.tasks]
             in_window = set(window)
             changed = wanted.intersection(task_ids) - in_window if wanted else set()
+            if hosts:  # a worker's room also gets the changes of that worker's tasks
+                changed.update(u for u in task_ids if u not in in_window and u in state.tasks
+                               and state.tasks[u].worker in hosts)
             extra = {u: _change("task", u, state.task_json(u)) for u in changed if u in state.tasks}
+            extra_rooms = {u: ("task:" + u, "worker:" + (state.tasks[u].worker or "")) for u in extra}
         counters = self.counters()
         now = time.monotonic()
         refresh = counters != self._last_counters and now - self._last_counters_at >= COUNTER_REFRESH_SECONDS
@@ -172,7 +178,8 @@ class LiveHub:
         # Encoded once for every client: only seq and room extras differ (see _send_changes).
         common_json, counters_json = jsonio.dumps(common), jsonio.dumps(counters)
         for sid, client in clients:
-            mine = [extra[u] for u in extra if "task:" + u in client.rooms]
+            mine = [extra[u] for u, (task_room, worker_room) in extra_rooms.items()
+                    if task_room in client.rooms or worker_room in client.rooms]
             if common or mine or refresh:
                 changes_json = common_json if not mine else (
                     common_json[:-1] + ("," if common else "") + jsonio.dumps(mine)[1:])
@@ -188,8 +195,8 @@ class LiveHub:
         """
         server = self.socketio.server
         eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
-        queued = self._queued(eio_sid)
-        if eio_sid is None or queued is None:
+        queued = self._queued(eio_sid) if eio_sid is not None else None
+        if queued is None:
             return  # its socket is gone; the disconnect handler forgets it
         if queued > MAX_QUEUED_MESSAGES:
             client.stale = True  # what it misses now comes with a fresh snapshot later
@@ -205,13 +212,17 @@ class LiveHub:
         client.lagging_since = None
         with client.send_lock:
             client.seq += 1
-            server.eio.send(eio_sid, f'{_EVENT_PREFIX}"changes",{{"seq":{client.seq},"changes":{changes_json},'
-                                     f'"counters":{counters_json}}}]')
+            # python-socketio's own send path, which only asks a packet for its encoding (Flask-SocketIO's
+            # test client listens there too).
+            server._send_packet(eio_sid, EncodedPacket(f'{_EVENT_PREFIX}"changes",{{"seq":{client.seq},'
+                                                       f'"changes":{changes_json},"counters":{counters_json}}}]'))
 
-    def _queued(self, eio_sid: str | None) -> int | None:
-        """Return how many messages wait unsent on this engine.io socket, or None when it is gone."""
-        socket = self.socketio.server.eio.sockets.get(eio_sid) if eio_sid else None
-        if socket is None or socket.closed or socket.closing:
+    def _queued(self, eio_sid: str) -> int | None:
+        """Return how many messages wait unsent on this engine.io socket, or None when it is closed."""
+        socket = self.socketio.server.eio.sockets.get(eio_sid)
+        if socket is None:
+            return 0  # no engine.io socket of its own to look at (a test client)
+        if socket.closed or socket.closing:
             return None
         return int(socket.queue.qsize())
 
@@ -250,6 +261,18 @@ class LiveHub:
         counters["events_per_second"] = round((collector.received - first[2]) / elapsed, 1) if elapsed > 0 else 0.0
         counters["events"] = {"received": collector.received, "malformed": collector.malformed}
         return counters
+
+
+class EncodedPacket:
+    """A Socket.IO packet already encoded: all python-socketio's ``_send_packet`` asks of a packet."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def encode(self) -> str:
+        return self.text
 
 
 def _send_snapshot(snapshot: dict[str, Any]) -> None:

@@ -109,7 +109,6 @@ class QueueBook:
         self.rules = {rule.queue: rule for rule in rules}
         self.alerts: list[dict[str, Any]] = []
         self.consumers: dict[str, list[str]] = {}  # queue -> online workers consuming it
-        self.supported = True  # False when the broker's transport cannot report depths
         self._dirty: dict[str, None] = {}
         self.watch(configured)
         self.watch(self.rules)

@@ -12,13 +12,6 @@ from typing import Any
 
 import orjson
 
-#: Event types the state model understands; other ``task-*`` types are custom events.
-TASK_EVENT_TYPES = frozenset((
-    "task-sent", "task-received", "task-started", "task-succeeded", "task-failed",
-    "task-rejected", "task-revoked", "task-retried",
-))
-WORKER_EVENT_TYPES = frozenset(("worker-online", "worker-heartbeat", "worker-offline"))
-
 #: Earliest and latest plausible event timestamp (epoch seconds: 2000-01-01 .. 2100-01-01).
 MIN_TIMESTAMP = 946_684_800.0
 MAX_TIMESTAMP = 4_102_444_800.0

@@ -5,12 +5,20 @@ and stop every one of them in teardown, whatever happened in the test.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
-from helpers import LiveClient, Proc, WebhookReceiver, free_port, start_redis
+from dashboard import Dashboard, create_app
+from dashboard.settings import Settings
+from helpers import REPO_ROOT, LiveClient, Proc, WebhookReceiver, free_port, start_redis
+
+#: Events recorded from a real eventlet worker (``scripts/record_events.py``), as the readers deliver them.
+RECORDED = REPO_ROOT / "tests" / "data" / "redis_eventlet_worker.jsonl"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -65,3 +73,36 @@ def webhook() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+# -- the app in-process (Flask's tutorial style): no subprocess, no broker ---------------------------
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    """The dashboard built by ``create_app`` in the threading mode, with a temporary history; nothing started."""
+    return create_app(Settings(db=str(tmp_path / "dashboard.db"), async_mode="threading"))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def dashboard(app: Flask) -> Dashboard:
+    return app.extensions["dashboard"]
+
+
+@pytest.fixture
+def feed(dashboard: Dashboard) -> Callable[[list[dict[str, Any]]], None]:
+    """Return a fake event source: it hands raw event bodies to the collector as a reader does."""
+    def deliver(bodies: list[dict[str, Any]]) -> None:
+        collector = dashboard.collector
+        collector.apply_events(collector.take([dict(b) for b in bodies], lambda event: (event["type"], event)))
+    return deliver
+
+
+@pytest.fixture
+def recorded() -> list[dict[str, Any]]:
+    """The events of a real eventlet worker running tasks, with their receive times."""
+    return [json.loads(line) for line in RECORDED.read_text().splitlines() if line]

@@ -170,7 +170,8 @@ class FakeServer:
     class reason:  # noqa: N801 (engine.io's naming)
         SERVER_DISCONNECT = "server disconnect"
 
-    def send(self, eio_sid: str, data: str) -> None:
+    def _send_packet(self, eio_sid: str, packet: Any) -> None:
+        data = packet.encode()
         assert data.startswith('2/live,["changes",{"seq":')
         json.loads(data[len("2/live,"):])  # a whole Socket.IO event packet
         self.sockets[eio_sid].queue.put(data)

@@ -15,7 +15,7 @@ def collector_with(*hostnames: str) -> EventCollector:
                                sleep=lambda s: None)
     collector.broker.set("connected")
     for hostname in hostnames:
-        collector.on_event({"type": "worker-online", "hostname": hostname, "timestamp": T0, "local_received": T0})
+        collector.apply_events([{"type": "worker-online", "hostname": hostname, "timestamp": T0, "local_received": T0}])
     return collector
 
 
@@ -41,7 +41,7 @@ def test_an_answered_worker_waits_the_interval_unless_it_comes_back() -> None:
     collector.state.apply_inspect("a@h", STATS, T0, None)
     assert inspector.due(10.0) == [] and inspector.due(30.0) == ["a@h"]
     collector.state.expire_workers(T0 + 60)
-    collector.on_event({"type": "worker-online", "hostname": "a@h", "timestamp": T0 + 61, "local_received": T0 + 61})
+    collector.apply_events([{"type": "worker-online", "hostname": "a@h", "timestamp": T0 + 61, "local_received": T0 + 61}])
     assert inspector.due(5.0) == ["a@h"]  # restarted: its pool and queues may differ
 
 

@@ -26,8 +26,8 @@ class Collector(EventCollector):
 
     def beat(self, hostname: str, at: float) -> None:
         self.last_event_at = at  # monotonic and wall clocks coincide in these tests
-        self.on_event({"type": "worker-heartbeat", "hostname": hostname, "timestamp": at,
-                       "local_received": at, "freq": 1.0})
+        self.apply_events([{"type": "worker-heartbeat", "hostname": hostname, "timestamp": at,
+                            "local_received": at, "freq": 1.0}])
         self.last_event_at = at
 
     def status(self, hostname: str) -> Any:

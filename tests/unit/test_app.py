@@ -1,0 +1,164 @@
+"""The web layer in-process: create_app, Flask's test client and Flask-SocketIO's, fed recorded events."""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dashboard import Dashboard, create_app
+from dashboard.settings import Settings
+from helpers import strict_json
+
+Feed = Callable[[list[dict[str, Any]]], None]
+
+
+def live_messages(socket_client: Any, name: str) -> list[dict[str, Any]]:
+    return [m["args"][0] for m in socket_client.get_received("/live") if m["name"] == name]
+
+
+def task_event(kind: str, uuid: str, at: float, hostname: str = "w@test", **fields: Any) -> dict[str, Any]:
+    return {"type": f"task-{kind}", "uuid": uuid, "hostname": hostname, "timestamp": at, "local_received": at,
+            **fields}
+
+
+# -- REST --------------------------------------------------------------------------------------------
+def test_recorded_events_reach_every_read_path(client: FlaskClient, feed: Feed,
+                                               recorded: list[dict[str, Any]], dashboard: Dashboard) -> None:
+    feed(recorded)
+    workers = strict_json(client.get("/api/workers").data)
+    assert [w["hostname"] for w in workers] == ["rec@demo-host"]
+    assert strict_json(client.get("/api/workers/rec@demo-host").data)["hostname"] == "rec@demo-host"
+    task_id = next(e["uuid"] for e in recorded if e["type"] == "task-succeeded")
+    detail = strict_json(client.get(f"/api/tasks/{task_id}").data)
+    assert detail["state"] == "SUCCESS" and [e["type"] for e in detail["events"]][-1] == "task-succeeded"
+    assert dashboard.history.flush()
+    listed = strict_json(client.get("/api/tasks?limit=1000").data)
+    assert task_id in {item["uuid"] for item in listed["items"]}
+    assert client.get(f"/tasks/{task_id}").status_code == 200
+    assert client.get("/workers/rec@demo-host").status_code == 200
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("/api/tasks?limit=0", 400, "limit: must be between 1 and 1000"),
+    ("/api/tasks?state=DONE", 400, "state: unknown DONE"),
+    ("/api/tasks?sort=color", 400, "sort: expected one of"),
+    ("/api/tasks?since=yesterday", 400, "since: expected epoch seconds"),
+    ("/api/tasks?cursor=zzz", 400, "cursor: not a cursor"),
+    ("/api/tasks?q=%00", 400, "q: contains a NUL character"),
+    ("/api/workers?all=maybe", 400, "all: expected 1 or 0"),
+    ("/api/queues/nope?hours=0", 400, "hours: must be between"),
+    ("/api/tasks/unknown-id", 404, "unknown task"),
+    ("/api/workers/nobody", 404, "unknown worker"),
+    ("/api/queues/nope", 404, "unknown queue"),
+    ("/api/nothing-here", 404, "not found: /api/nothing-here"),
+])
+def test_api_errors_are_json_with_a_message(client: FlaskClient, path: str, status: int, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+
+
+def test_405_and_the_error_pages(client: FlaskClient) -> None:
+    response = client.delete("/api/workers")
+    assert response.status_code == 405 and "method DELETE not allowed" in response.get_json()["error"]
+    page = client.get("/tasks/unknown-id")
+    assert page.status_code == 404 and b'id="bootstrap"' in page.data
+    assert client.get("/no/such/page").status_code == 404
+    assert client.post("/api/workers/nobody/inspect", data="x", content_type="text/plain").status_code == 415
+
+
+# -- live ----------------------------------------------------------------------------------------------
+def test_snapshot_then_numbered_changes_then_resync(app: Flask, dashboard: Dashboard, feed: Feed,
+                                                    recorded: list[dict[str, Any]]) -> None:
+    socket = dashboard.socketio.test_client(app, namespace="/live")
+    (snapshot,) = live_messages(socket, "snapshot")
+    assert snapshot["seq"] == 0 and snapshot["tasks"] == [] and snapshot["workers"] == []
+
+    half = len(recorded) // 2
+    feed(recorded[:half])
+    dashboard.hub.flush()
+    feed(recorded[half:])
+    dashboard.hub.flush()
+    batches = live_messages(socket, "changes")
+    assert [b["seq"] for b in batches] == [1, 2]
+    keys = {(c["kind"], c["key"]) for b in batches for c in b["changes"]}
+    assert ("worker", "rec@demo-host") in keys
+    assert all(c["data"]["uuid"] == c["key"] for b in batches for c in b["changes"] if c["kind"] == "task")
+
+    socket.emit("resync", namespace="/live")
+    (fresh,) = live_messages(socket, "snapshot")
+    assert fresh["seq"] == 2 and fresh["tasks"] and fresh["workers"][0]["hostname"] == "rec@demo-host"
+    socket.disconnect(namespace="/live")
+    assert dashboard.hub.clients == {}
+
+
+def test_task_and_worker_rooms_get_changes_beyond_the_overview(tmp_path: Path) -> None:
+    app = create_app(Settings(db=str(tmp_path / "h.db"), async_mode="threading", snapshot_tasks=2))
+    dashboard: Dashboard = app.extensions["dashboard"]
+    watcher = dashboard.socketio.test_client(app, namespace="/live")
+    by_task = dashboard.socketio.test_client(app, namespace="/live")
+    by_worker = dashboard.socketio.test_client(app, namespace="/live")
+    assert by_task.emit("subscribe", {"room": "task:t0"}, namespace="/live", callback=True) == \
+        {"ok": True, "error": None}
+    assert by_worker.emit("subscribe", {"room": "worker:b@test"}, namespace="/live", callback=True)["ok"]
+    assert not by_worker.emit("subscribe", {"room": "queue:x"}, namespace="/live", callback=True)["ok"]
+    for client in (watcher, by_task, by_worker):
+        client.get_received("/live")
+
+    events = [task_event("received", f"t{n}", 1e9 + n, hostname="a@test" if n % 2 else "b@test") for n in range(6)]
+    collector = dashboard.collector
+    collector.apply_events(collector.take(events, lambda event: (event["type"], event)))
+    dashboard.hub.flush()
+
+    def tasks_seen(client: Any) -> set[str]:
+        return {c["key"] for b in live_messages(client, "changes") for c in b["changes"] if c["kind"] == "task"}
+
+    overview = {"t4", "t5"}  # the two most recently changed
+    assert tasks_seen(watcher) == overview
+    assert tasks_seen(by_task) == overview | {"t0"}
+    assert tasks_seen(by_worker) == overview | {"t0", "t2"}  # b@test ran t0, t2 and t4
+
+
+# -- the history writer ----------------------------------------------------------------------------
+def test_a_disk_failure_is_kept_and_retried(dashboard: Dashboard, feed: Feed, monkeypatch: pytest.MonkeyPatch) -> None:
+    feed([task_event("succeeded", "kept", 1e9, result="1")])
+    real = dashboard.store.write_batch
+    calls = []
+
+    def full_once(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        real(*args)
+
+    monkeypatch.setattr(dashboard.store, "write_batch", full_once)
+    assert dashboard.history.flush() is False
+    assert dashboard.history.health()["error"] == "OperationalError: database or disk is full"
+    assert dashboard.history.flush() is True
+    assert dashboard.store.get("kept")["state"] == "SUCCESS"
+    assert dashboard.history.health()["error"] is None and dashboard.history.health()["quarantined"] == 0
+
+
+def test_a_bug_in_the_write_path_is_logged_counted_and_not_retried_for_ever(
+        dashboard: Dashboard, feed: Feed, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    feed([task_event("succeeded", "good", 1e9, result="1"), task_event("succeeded", "bad", 1e9, result="2")])
+    real = dashboard.store.write_batch
+
+    def type_error_on_bad(tasks: list[dict[str, Any]], events: list[Any]) -> None:
+        if any(task["uuid"] == "bad" for task in tasks):
+            raise TypeError("unsupported type in a row")
+        real(tasks, events)
+
+    monkeypatch.setattr(dashboard.store, "write_batch", type_error_on_bad)
+    with caplog.at_level(logging.ERROR, logger="dashboard.history"):
+        assert dashboard.history.flush() is True
+    assert dashboard.store.get("good") is not None and dashboard.store.get("bad") is None
+    health = dashboard.health()
+    assert health["errors"]["internal"] == 1 and dashboard.history.health()["quarantined"] == 1
+    assert any(r.exc_info and "task bad cannot be written" in r.getMessage() for r in caplog.records)
+    assert dashboard.history.flush() is True  # nothing left to retry

@@ -10,7 +10,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_socketio import SocketIO
 
 from .alerts import WebhookNotifier
-from .control import WorkerInspector
+from .inspector import WorkerInspector
 from .events import EventCollector
 from . import jsonio
 from .history import HistoryWriter

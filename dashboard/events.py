@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import redis_stream
 from .envelope import UndecodableMessage, decode_body
-from .schema import MalformedEvent, clean_event
+from .checks import MalformedEvent, clean_event
 from .redact import mask_known, mask_url
 from .settings import Settings
 from .state import ClusterState, heartbeat_expires

@@ -1,7 +1,7 @@
 """The in-memory model of a Celery cluster: workers and tasks, updated by events.
 
 This module is pure: it cannot do any I/O and never reads a clock. It gets
-checked event dicts (see ``schema``) carrying ``local_received``, the
+checked event dicts (see ``checks``) carrying ``local_received``, the
 dashboard's own receive time, and an injected ``now`` for expiry. It imports
 no Flask, kombu, socketio or eventlet. It records what changed so that the
 pusher can send coalesced updates.

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dashboard import jsonio
 from dashboard.envelope import MAX_DEPTH, UndecodableMessage, decode_body, loads, repair_text
-from dashboard.schema import KNOWN_FIELDS, MAX_EXTRA_FIELDS, MAX_INT, MalformedEvent, clean_event
+from dashboard.checks import KNOWN_FIELDS, MAX_EXTRA_FIELDS, MAX_INT, MalformedEvent, clean_event
 from dashboard.store import TaskStore
 from dashboard.state import ClusterState
 from helpers import strict_json

@@ -1,7 +1,7 @@
 """Which workers the inspector asks, and when (the model only; no broker)."""
 from __future__ import annotations
 
-from dashboard.control import UNANSWERED_RETRY_SECONDS, WorkerInspector
+from dashboard.inspector import UNANSWERED_RETRY_SECONDS, WorkerInspector
 from dashboard.redact import mask_secrets
 from dashboard.events import EventCollector
 from dashboard.settings import Settings

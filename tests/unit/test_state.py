@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.schema import clean_event
+from dashboard.checks import clean_event
 from dashboard.state import ClusterState, heartbeat_expires
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.schema import TRUNCATION_MARKER, MalformedEvent, clean_event, truncate
+from dashboard.checks import TRUNCATION_MARKER, MalformedEvent, clean_event, truncate
 
 GOOD_HEARTBEAT = {"type": "worker-heartbeat", "hostname": "w@h", "timestamp": 1.7e9, "clock": 3,
                   "freq": 2.0, "active": 0, "processed": 5, "loadavg": [0.1, 0.2, 0.3], "utcoffset": 0}

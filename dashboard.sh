@@ -65,6 +65,8 @@ run_tests() {
     ensure_debian_packages
     ensure_venv
     ensure_rabbitmq_running
+    echo "== Type check (mypy dashboard)"
+    "$PY" -m mypy dashboard
     echo "== JavaScript unit tests (node --test)"
     node --test tests/js/
     echo "== Python tests (pytest)"

@@ -356,9 +356,11 @@ class EventCollector:
         silence = monotonic - self.last_event_at
         slack = self.settings.heartbeat_slack_seconds
         with self.lock:
-            online = [w for w in self.state.workers.values() if w.status == "online" and w.last_heartbeat]
+            beats = [(w, w.last_heartbeat) for w in self.state.workers.values()
+                     if w.status == "online" and w.last_heartbeat]
+            online = [w for w, _ in beats]
             since = self.listening_since
-            due = [w for w in online if now > heartbeat_expires(max(w.last_heartbeat, since), w.freq, slack)]
+            due = [(w, beat) for w, beat in beats if now > heartbeat_expires(max(beat, since), w.freq, slack)]
             limit = max([self.settings.watchdog_min_seconds] + [3 * w.freq for w in online])
         if online and silence < limit:
             self._watch_limit = limit  # workers were alive while events still flowed
@@ -370,7 +372,7 @@ class EventCollector:
             # Nothing at all arrived since these workers' last heartbeats: the broker may be the one
             # that is silent. Ask it once per silence before calling the workers lost.
             quiet_since = now - silence
-            if any(w.last_heartbeat >= quiet_since - 0.5 for w in due) and self._pinged_for != self.last_event_at:
+            if any(beat >= quiet_since - 0.5 for _, beat in due) and self._pinged_for != self.last_event_at:
                 self._pinged_for = self.last_event_at
                 log.info("no event for %.1f s while workers are due to beat; pinging %s", silence, self.broker.url)
                 if not self.ping_broker():

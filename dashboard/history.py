@@ -150,10 +150,10 @@ class HistoryWriter:
             self._bisect(writes, failure, stored, bad)
         except Exception as exc:  # only failures of the disk or the file get out of _bisect
             interrupted = exc
-        for (uuid, _, _), exc in bad:  # a bug: the checks let through a value the store cannot take
+        for (uuid, _, _), reason in bad:  # a bug: the checks let through a value the store cannot take
             self.collector.count_internal_error()
             log.error("task %s cannot be written to %s (%s); it is left out of the history",
-                      uuid, self.store.path, type(exc).__name__, exc_info=exc)
+                      uuid, self.store.path, type(reason).__name__, exc_info=reason)
         self.quarantined += len(bad)
         self.written_events += sum(len(events) for _, _, events in stored)
         settled = {uuid for uuid, _, _ in stored} | {write[0] for write, _ in bad}

@@ -80,8 +80,8 @@ class WorkerInspector:
             try:
                 answer = getattr(inspector, method)() or {}
             except Exception as exc:  # a broker error: every worker gets the reason
-                error = mask_known(f"{method}: {type(exc).__name__}: {exc}", self.settings.broker_url)[:300]
-                errors.update({h: error for h in hostnames})
+                reason = mask_known(f"{method}: {type(exc).__name__}: {exc}", self.settings.broker_url)[:300]
+                errors.update({h: reason for h in hostnames})
                 break
             for hostname, value in answer.items():
                 if hostname in replies:

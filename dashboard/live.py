@@ -119,7 +119,7 @@ class LiveHub:
         with collector.lock:
             state = collector.state
             workers = [w.to_json() for w in state.workers.values()]
-            tasks = []
+            tasks: list[dict[str, Any] | None] = []
             for task in state.recent_tasks():
                 if len(tasks) >= self.settings.snapshot_tasks:
                     break

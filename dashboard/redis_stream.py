@@ -160,7 +160,7 @@ class RedisEventStream:
         """
         channel = self.connection.default_channel
         pattern = fanout_pattern(channel, self.exchange)
-        redis_connection = channel.pool.get_connection()
+        redis_connection = channel.pool.get_connection()  # type: ignore[attr-defined]  # kombu's Redis channel
         try:
             redis_connection.send_command("PSUBSCRIBE", pattern)
             sock = redis_connection._sock

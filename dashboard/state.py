@@ -132,11 +132,32 @@ class Task:
         self.orphaned = False
         self.progress: dict[str, Any] | None = None
         self.events: list[dict[str, Any]] | None = []
-        for name in ("name", "worker", "queue", "exchange", "routing_key", "sent", "received",
-                     "started", "succeeded", "failed", "retried", "revoked", "rejected", "runtime",
-                     "retries", "args", "kwargs", "eta", "expires", "result", "exception",
-                     "traceback", "parent_id", "root_id"):
-            setattr(self, name, None)
+        self.name: str | None = None
+        self.worker: str | None = None
+        self.queue: str | None = None
+        self.exchange: str | None = None
+        self.routing_key: str | None = None
+        # When each state was last entered: the event's timestamp, epoch seconds.
+        self.sent: float | None = None
+        self.received: float | None = None
+        self.started: float | None = None
+        self.succeeded: float | None = None
+        self.failed: float | None = None
+        self.retried: float | None = None
+        self.revoked: float | None = None
+        self.rejected: float | None = None
+        self.runtime: float | None = None
+        self.retries: int | None = None
+        # Payloads as the worker's repr, cut to --max-field-chars.
+        self.args: str | None = None
+        self.kwargs: str | None = None
+        self.eta: str | None = None
+        self.expires: str | None = None
+        self.result: str | None = None
+        self.exception: str | None = None
+        self.traceback: str | None = None
+        self.parent_id: str | None = None
+        self.root_id: str | None = None
 
     def to_json(self, children: list[str] | None = None) -> dict[str, Any]:
         """Return the task's JSON shape, shared by the API, the pages and the live push."""

@@ -55,19 +55,19 @@ def _is_finished(path: str) -> bool:
 class Channel(filesystem.Channel):
     """Filesystem channel with atomic writes and careful reads."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: Any, message: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu passes kwargs
         """Write the message under a temporary name, then rename it into the queue."""
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         partial = final + PARTIAL_SUFFIX
         try:
             with open(partial, "wb", buffering=0) as f:
-                f.write(str_to_bytes(dumps(payload)))
+                f.write(str_to_bytes(dumps(message)))
             os.rename(partial, final)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
         """Take the oldest finished message of ``queue``, or raise ``Empty``."""
         wanted = f"{queue}.msg"
         folder = self.processed_folder if self.store_processed else tempfile.gettempdir()

@@ -46,7 +46,8 @@ def test_depth_alerts_and_consumers(redis_port: int, log_dir: Path, webhook: Web
         wait_until(lambda: 12 in live_depths(client, QUEUE), 3, message="depth 12 never pushed live")
         backlog = wait_until(lambda: next((d for d in webhook.documents if d["event"] == "queue-backlog"), None),
                              10, message=lambda: f"no backlog webhook: {webhook.documents}")
-        assert backlog["queue"] == QUEUE and backlog["depth"] == 12 and backlog["threshold"] == 10
+        # the first sample over the threshold: 11 or 12, depending on when it was taken during the sends
+        assert backlog["queue"] == QUEUE and backlog["depth"] > 10 and backlog["threshold"] == 10
 
         worker = start_worker(broker, "drainer", log_dir, queues=QUEUE)
         wait_worker_online(dashboard, "drainer@test", worker=worker)

@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_socketio import SocketIO
 
 from .alerts import WebhookNotifier
+from .cluster import Cluster
 from .inspector import WorkerInspector
 from .events import EventCollector
 from . import jsonio
@@ -43,21 +44,20 @@ def run_inline(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 class Dashboard:
     """The running parts of one dashboard: collector, live hub and Socket.IO server."""
 
-    def __init__(self, settings: Settings, socketio: SocketIO, collector: EventCollector,
-                 run_blocking: RunBlocking) -> None:
+    def __init__(self, settings: Settings, socketio: SocketIO, run_blocking: RunBlocking) -> None:
         self.settings = settings
         self.run_blocking = run_blocking
         self.socketio = socketio
-        self.collector = collector
-        self.book = build_queue_book(settings)
-        self.hub = LiveHub(socketio, collector, settings, self)
-        self.inspector = WorkerInspector(collector)
-        self.sampler = QueueSampler(collector, self.book, self.on_alert)
+        self.cluster = Cluster.build(settings, build_queue_book(settings))  # the model: read and written only here
+        self.collector = EventCollector(settings, sleep=socketio.sleep, cluster=self.cluster,
+                                        on_alert=self.on_alert)
+        self.hub = LiveHub(socketio, self.collector, settings)
+        self.inspector = WorkerInspector(self.collector)
+        self.sampler = QueueSampler(self.collector, self.on_alert)
         self.store = TaskStore(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
                                settings.keep_failed_seconds)
-        self.history = HistoryWriter(collector, self.store, run_blocking, self.book)
+        self.history = HistoryWriter(self.collector, self.store, run_blocking)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
-        collector.on_alert = self.on_alert  # type: ignore[method-assign]
 
     def on_alert(self, alert: dict[str, Any]) -> None:
         """Send a worker or queue alert to the webhooks and to the pages."""
@@ -68,24 +68,9 @@ class Dashboard:
     def health(self) -> dict[str, Any]:
         """Return ``GET /api/health`` without the store's part: broker, events, errors, limits, live clients."""
         body = self.collector.health()
-        with self.collector.lock:
-            body["limits"] = {"max_workers": self.settings.max_workers,
-                              "workers_ignored": len(self.collector.state.ignored_workers),
-                              "max_queues": self.settings.max_queues, "queues_ignored": len(self.book.ignored)}
+        body["limits"] = self.cluster.limits()
         body["live"] = {"clients": len(self.hub.clients), "dropped": self.hub.dropped_clients}
         return body
-
-    def queues(self) -> list[dict[str, Any]]:
-        """Return every watched queue's JSON shape with its sparkline (for snapshots and the API)."""
-        now = time.time()
-        with self.collector.lock:
-            return [{**self.queue_json(name, now), "history": self.book.history_json(name)}
-                    for name in self.book.names()]
-
-    def queue_json(self, name: str, now: float) -> dict[str, Any]:
-        """Return one queue's JSON shape; the caller holds the collector's lock."""
-        oldest, _ = self.collector.state.waiting(name)
-        return self.book.to_json(name, oldest, now)
 
     def start(self) -> None:
         """Warm the state from the store, then start the background loops."""
@@ -136,8 +121,7 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
                         cors_allowed_origins=lambda origin, environ: hosts.allows_origin(
                             origin, environ.get("HTTP_HOST")))
     app.wsgi_app = HostGuard(app.wsgi_app, hosts)  # type: ignore[method-assign]  # outermost: Socket.IO too
-    collector = EventCollector(settings, sleep=socketio.sleep)
-    dashboard = Dashboard(settings, socketio, collector, run_blocking)
+    dashboard = Dashboard(settings, socketio, run_blocking)
     app.extensions["dashboard"] = dashboard
     socketio.on_namespace(LiveNamespace(dashboard.hub))
 

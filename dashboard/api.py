@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .events import EventCollector
+from .cluster import Cluster
 from .state import TASK_STATES, event_key
 from .store import StoreQueryError, TaskStore
 
@@ -35,8 +35,8 @@ class BadRequest(ValueError):
     """A request parameter the API cannot use; the message says which and why."""
 
 
-def _collector() -> EventCollector:
-    return current_app.extensions["dashboard"].collector
+def _cluster() -> Cluster:
+    return current_app.extensions["dashboard"].cluster
 
 
 @bp.before_request
@@ -72,53 +72,27 @@ def health() -> Response:
     return jsonify(body)
 
 
-#: Keys of a worker's detail that come from inspect replies.
-INSPECT_KEYS = ("active_queues", "registered", "active", "reserved", "scheduled", "revoked", "stats",
-                "conf", "inspected_at", "inspect_error")
-
-
 @bp.get("/workers")
 def workers() -> Response:
     include_departed = _flag(request.args.get("all"), "all")
-    collector = _collector()
-    with collector.lock:
-        items = [w.to_json() for w in collector.state.workers.values()]
-        if include_departed:
-            items += [{**w.to_json(), "departed": True} for w in collector.state.departed.values()]
-    return jsonify(items)
+    return jsonify(_cluster().workers(include_departed))
 
 
 @bp.get("/workers/<path:hostname>")
 def worker(hostname: str) -> Response | tuple[Response, int]:
-    body = _worker_detail(hostname)
+    body = _cluster().worker_detail(hostname)
     return jsonify(body) if body is not None else error(f"unknown worker: {hostname}", 404)
 
 
 @bp.post("/workers/<path:hostname>/inspect")
 def inspect_worker(hostname: str) -> Response | tuple[Response, int]:
     dashboard = current_app.extensions["dashboard"]
-    if _worker_detail(hostname) is None:
+    if not dashboard.cluster.worker_known(hostname):
         return error(f"unknown worker: {hostname}", 404)
     if not dashboard.collector.broker.connected:
         return error("the broker is not connected; cannot inspect now", 503)
     dashboard.inspector.inspect([hostname])
-    return jsonify(_worker_detail(hostname))
-
-
-def _worker_detail(hostname: str) -> dict[str, Any] | None:
-    collector = _collector()
-    with collector.lock:
-        state = collector.state
-        found = state.workers.get(hostname) or state.departed.get(hostname)
-        if found is None:
-            return None
-        body = found.to_json()
-        body["departed"] = hostname not in state.workers
-        body["history"] = found.history_json()
-        replies = state.inspect_replies.get(hostname, {})
-        body.update({key: replies.get(key) for key in INSPECT_KEYS})
-        body["orphaned"] = state.orphans.get(hostname, [])
-    return body
+    return jsonify(dashboard.cluster.worker_detail(hostname))
 
 
 def _flag(raw: str | None, name: str) -> bool:
@@ -180,11 +154,9 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
     for a write.
     """
     dashboard = current_app.extensions["dashboard"]
-    with dashboard.collector.lock:
-        detail = dashboard.collector.state.task_detail(uuid)
-        if detail is not None and detail["events"] is not None:
-            return detail
-        unsaved = dashboard.collector.state.unsaved_events(uuid) if detail is not None else []
+    detail, unsaved = dashboard.cluster.task_detail(uuid)
+    if detail is not None and detail["events"] is not None:
+        return detail
     stored = dashboard.run_blocking(dashboard.store.get, uuid)
     if detail is None:
         return stored
@@ -198,7 +170,7 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
 
 @bp.get("/queues")
 def queues() -> Response:
-    return jsonify(current_app.extensions["dashboard"].queues())
+    return jsonify(_cluster().queues(time.time()))
 
 
 @bp.get("/queues/<path:name>")
@@ -206,12 +178,9 @@ def queue(name: str) -> Response | tuple[Response, int]:
     hours = _int(request.args.get("hours"), "hours", 1, 1, MAX_HISTORY_HOURS)
     dashboard = current_app.extensions["dashboard"]
     now = time.time()
-    with dashboard.collector.lock:
-        if name not in dashboard.book.queues:
-            return error(f"unknown queue: {name}", 404)
-        body = dashboard.queue_json(name, now)
-        body["history"] = dashboard.book.history_json(name, full=True)
-        body["waiting_tasks"] = dashboard.collector.state.waiting(name)[1]
+    body = dashboard.cluster.queue_detail(name, now)
+    if body is None:
+        return error(f"unknown queue: {name}", 404)
     if hours > 1:  # beyond the hour in memory: the store's per-minute highest depths
         dashboard.history.flush()
         body["history"] = dashboard.run_blocking(dashboard.store.queue_depths, name, now - hours * 3600)

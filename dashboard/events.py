@@ -1,18 +1,19 @@
 """The collector: owns the broker connection that receives Celery's event stream.
 
-It runs Celery's own ``EventReceiver`` (``wakeup=True``) in one background
-task, checks every event before the state sees it, reconnects with capped
-backoff and jitter, and publishes the broker's status. A watchdog notices a
-broker that hangs without raising. It never lets one bad event stop the loop.
+It reads the stream through the Redis fast path or Celery's own
+``EventReceiver`` (``wakeup=True``) in one background task, checks every
+event before the model sees it, reconnects with capped backoff and jitter,
+and publishes the broker's status. A watchdog notices a broker that hangs
+without raising, and expires workers whose heartbeats stopped. It never lets
+one bad event stop the loop.
 
-One writer: the state is mutated only through this class, always holding
-``self.lock``; readers take the same lock and copy what they need.
+It writes events into the model (``cluster.Cluster``) and holds no lock of
+its own: the model serialises every write and read.
 """
 from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from typing import Any, Callable
 
@@ -27,7 +28,8 @@ from .envelope import UndecodableMessage, decode_body
 from .checks import MalformedEvent, clean_event
 from .redact import mask_known, mask_url
 from .settings import Settings
-from .state import ClusterState, heartbeat_expires
+from .cluster import Cluster
+from .state import heartbeat_expires
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +165,15 @@ class UndecodableEnvelopes(logging.Filter):
 
 
 class EventCollector:
-    """Receives events into a ClusterState, keeps the broker status, and watches for silence."""
+    """Receives events into the model, keeps the broker status, and watches for silence."""
 
-    def __init__(self, settings: Settings, sleep: Sleep = time.sleep,
-                 app: Celery | None = None) -> None:
+    def __init__(self, settings: Settings, sleep: Sleep = time.sleep, app: Celery | None = None,
+                 cluster: Cluster | None = None, on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.settings = settings
+        self.alert = on_alert or (lambda alert: None)  # worker lost or back online
         self.sleep = sleep
         self.app = app or make_celery_app(settings)
-        self.lock = threading.Lock()
-        self.state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds, settings.max_workers)
+        self.cluster = cluster or Cluster.build(settings)
         self.broker = BrokerStatus(settings.broker_url)
         self.received = 0  # every event taken off the broker, heartbeats included
         self.malformed = 0  # events counted and skipped
@@ -310,21 +312,16 @@ class EventCollector:
         return events
 
     def apply_events(self, events: list[dict[str, Any]]) -> None:
-        """Apply checked events to the state, holding the lock once for the whole batch."""
+        """Apply checked events to the model, as one batch (the model takes its lock once for it)."""
         self.last_event_at = time.monotonic()
         if self.broker.status == "unresponsive":
             self.broker.set("connected")  # the hang ended before the receiver was restarted
         if not events:
             return
-        apply = self.state.apply
-        with self.lock:
-            for event in events:
-                try:
-                    apply(event)
-                except Exception:  # a bug in the model must not stop the stream
-                    self.count_malformed(f"{event.get('type')}: failed to apply")
-                    self.internal_errors += 1
-                    log.exception("failed to apply %s event %s", event.get("type"), event.get("uuid", ""))
+        for event, exc in self.cluster.apply_events(events):  # a bug in the model must not stop the stream
+            self.count_malformed(f"{event.get('type')}: failed to apply")
+            self.internal_errors += 1
+            log.error("failed to apply %s event %s", event.get("type"), event.get("uuid", ""), exc_info=exc)
 
     def count_malformed(self, reason: str) -> None:
         """Count an event that was skipped, remembering why."""
@@ -355,13 +352,11 @@ class EventCollector:
         """Run one round of the watcher at wall time ``now`` and monotonic time ``monotonic``."""
         silence = monotonic - self.last_event_at
         slack = self.settings.heartbeat_slack_seconds
-        with self.lock:
-            beats = [(w, w.last_heartbeat) for w in self.state.workers.values()
-                     if w.status == "online" and w.last_heartbeat]
-            online = [w for w, _ in beats]
-            since = self.listening_since
-            due = [(w, beat) for w, beat in beats if now > heartbeat_expires(max(beat, since), w.freq, slack)]
-            limit = max([self.settings.watchdog_min_seconds] + [3 * w.freq for w in online])
+        beats = self.cluster.heartbeats()
+        since = self.listening_since
+        due = [beat for _, beat, freq in beats if now > heartbeat_expires(max(beat, since), freq, slack)]
+        limit = max([self.settings.watchdog_min_seconds] + [3 * freq for _, _, freq in beats])
+        online = bool(beats)
         if online and silence < limit:
             self._watch_limit = limit  # workers were alive while events still flowed
         elif not online and silence < self.settings.watchdog_min_seconds:
@@ -372,25 +367,22 @@ class EventCollector:
             # Nothing at all arrived since these workers' last heartbeats: the broker may be the one
             # that is silent. Ask it once per silence before calling the workers lost.
             quiet_since = now - silence
-            if any(beat >= quiet_since - 0.5 for _, beat in due) and self._pinged_for != self.last_event_at:
+            if any(beat >= quiet_since - 0.5 for beat in due) and self._pinged_for != self.last_event_at:
                 self._pinged_for = self.last_event_at
                 log.info("no event for %.1f s while workers are due to beat; pinging %s", silence, self.broker.url)
                 if not self.ping_broker():
                     self._mark_unresponsive(silence)
             if self.broker.connected:
-                with self.lock:
-                    lost = self.state.expire_workers(now, self.listening_since)
+                lost = self.cluster.expire(now, self.listening_since)
                 for hostname in lost:
                     log.warning("worker %s lost: no heartbeat for %.1f s", hostname, silence)
-        with self.lock:
-            self.state.purge_workers(now, self.settings.purge_offline_after_seconds)
-            alerts = self.state.drain_alerts()
-            ignored = len(self.state.ignored_workers)
+        alerts = self.cluster.purge(now, self.settings.purge_offline_after_seconds)
+        ignored = self.cluster.limits()["workers_ignored"]
         if ignored and ignored >= 2 * self._ignored_workers_logged:  # the first, then each time the count doubles
             self._ignored_workers_logged = ignored
             log.warning("%d workers beyond --max-workers %d are ignored", ignored, self.settings.max_workers)
         for alert in alerts:
-            self.on_alert(alert)
+            self.alert(alert)
         if self._watch_limit is not None and silence >= self._watch_limit and not self.restart_requested:
             if self.broker.status != "unresponsive":
                 log.info("no event for %.1f s; pinging %s", silence, self.broker.url)
@@ -401,9 +393,6 @@ class EventCollector:
                 self.restart_requested = True
             else:
                 self.last_event_at = monotonic  # the broker answers: the workers went quiet
-
-    def on_alert(self, alert: dict[str, Any]) -> None:
-        """Hand a worker alert (lost, back online) to whoever listens; replaced by the app."""
 
     def _mark_unresponsive(self, silence: float) -> None:
         if self.broker.status != "unresponsive":
@@ -432,7 +421,7 @@ class EventCollector:
             "status": "ok" if self.broker.connected else "degraded",
             "broker": self.broker.to_json(),
             "events": {"received": self.received, "malformed": self.malformed,
-                       "unknown": self.state.unknown_events,
+                       "unknown": self.cluster.unknown_events(),
                        "last_malformed": self.last_malformed,
                        "reader": "redis" if self.fast_path else "kombu"},
             "errors": {"internal": self.internal_errors},

@@ -1,7 +1,7 @@
 """The history writer: moves what the state recorded into the task store, in batches, off the event loop.
 
 Every ``WRITE_INTERVAL_SECONDS`` it takes the tasks and events changed since
-the last write (under the collector's lock, which is all it holds) and hands
+the last write (from the model, ``cluster.Cluster``) and hands
 them to ``TaskStore.write_batch`` through ``run_blocking`` (a native thread
 under eventlet). A write that fails on the file or the disk (full, locked, an
 I/O error) is kept and retried with the next batch, so a full disk loses
@@ -19,7 +19,6 @@ import time
 from typing import Any, Callable
 
 from .events import EventCollector
-from .queues import QueueBook
 from .store import TaskStore, is_storage_failure
 
 log = logging.getLogger(__name__)
@@ -44,10 +43,9 @@ TaskWrite = tuple[str, list[dict[str, Any]], list[Event]]
 class HistoryWriter:
     """Writes the state's changes to the store and keeps it pruned."""
 
-    def __init__(self, collector: EventCollector, store: TaskStore, run_blocking: Callable[..., Any],
-                 book: QueueBook | None = None) -> None:
+    def __init__(self, collector: EventCollector, store: TaskStore, run_blocking: Callable[..., Any]) -> None:
         self.collector = collector
-        self.book = book
+        self.cluster = collector.cluster
         self.store = store
         self.run_blocking = run_blocking
         self.stopping = False
@@ -59,15 +57,13 @@ class HistoryWriter:
         self.pending_tasks: dict[str, dict[str, Any]] = {}  # from failed writes, retried
         self.pending_events: list[Event] = []
         self._flushing = threading.Lock()  # the loop and API requests both flush; one at a time
-        collector.state.track_unsaved = True
+        self.cluster.keep_history()
 
     def warm(self) -> int:
         """Load the most recent tasks from the store into memory; return how many."""
         limit = min(WARM_TASKS, self.collector.settings.max_tasks)
         recent = self.run_blocking(self.store.recent, limit, False)  # finished tasks' timelines stay stored
-        with self.collector.lock:
-            for task, events in reversed(recent):  # oldest first, so the newest end most recent
-                self.collector.state.restore(task, events)
+        self.cluster.restore(reversed(recent))  # oldest first, so the newest end most recent
         log.info("loaded %d recent tasks from %s", len(recent), self.store.path)
         return len(recent)
 
@@ -101,9 +97,7 @@ class HistoryWriter:
         return written
 
     def _flush(self, hold_seconds: float = 0.0) -> bool:
-        with self.collector.lock:
-            tasks, events = self.collector.state.drain_unsaved(time.time(), hold_seconds)
-            depths = self.book.drain_minutes() if self.book is not None else []
+        tasks, events, depths = self.cluster.drain_unsaved(time.time(), hold_seconds)
         if depths:
             try:
                 self.run_blocking(self.store.write_queue_depths, depths)
@@ -188,8 +182,7 @@ class HistoryWriter:
                 stored.extend(half)
 
     def _release(self, uuids: list[str]) -> None:
-        with self.collector.lock:  # finished tasks' timelines are in the store now: memory can let go
-            self.collector.state.release_timelines(uuids)
+        self.cluster.release_timelines(uuids)  # finished tasks' timelines are in the store now
 
     def unwritten_events(self, uuid: str) -> list[dict[str, Any]]:
         """Return this task's events taken from the state but not yet committed to the store."""

@@ -56,11 +56,8 @@ class WorkerInspector:
         collector = self.collector
         if not collector.broker.connected:
             return []
-        with collector.lock:
-            state = collector.state
-            online = [w.hostname for w in state.workers.values() if w.status == "online"]
-            # Never answered yet (new, or too busy starting up to reply in time): ask again soon.
-            fresh = {h for h in online if not state.inspect_replies.get(h, {}).get("stats")} | state.reinspect
+        # Never answered yet (new, or too busy starting up to reply in time), or back: ask again soon.
+        online, fresh = collector.cluster.inspect_candidates()
         interval = self.settings.inspect_interval_seconds
         due = [h for h in online
                if (h in fresh and now - self._asked.get(h, -1e9) >= min(interval, UNANSWERED_RETRY_SECONDS))
@@ -86,9 +83,6 @@ class WorkerInspector:
             for hostname, value in answer.items():
                 if hostname in replies:
                     replies[hostname][method] = mask_secrets(value)
-        with self.collector.lock:
-            for hostname in hostnames:
-                data = replies[hostname]
-                error = errors.get(hostname) or (None if data else NOT_ANSWERING)
-                self.collector.state.apply_inspect(hostname, data, time.time(), error)
+        outcome = {h: errors.get(h) or (None if replies[h] else NOT_ANSWERING) for h in hostnames}
+        self.collector.cluster.apply_inspect(replies, outcome, time.time())
         return replies

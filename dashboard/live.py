@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from flask import request
 from flask_socketio import Namespace, SocketIO, emit
@@ -19,9 +19,6 @@ from flask_socketio import Namespace, SocketIO, emit
 from . import jsonio
 from .events import EventCollector
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from . import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +64,11 @@ class LiveHub:
     ``lock`` too. Each client's own ``send_lock`` keeps its messages in order.
     """
 
-    def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings,
-                 dashboard: "Dashboard") -> None:
+    def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings) -> None:
         self.socketio = socketio
         self.collector = collector
+        self.cluster = collector.cluster
         self.settings = settings
-        self.dashboard = dashboard
         self.clients: dict[str, Client] = {}
         self.lock = threading.Lock()  # guards clients; never held across a send
         self.stopping = False
@@ -115,17 +111,11 @@ class LiveHub:
                 client.rooms.discard(room)
 
     def _snapshot(self, client: Client) -> dict[str, Any]:
-        collector = self.collector
-        with collector.lock:
-            state = collector.state
-            workers = [w.to_json() for w in state.workers.values()]
-            tasks: list[dict[str, Any] | None] = []
-            for task in state.recent_tasks():
-                if len(tasks) >= self.settings.snapshot_tasks:
-                    break
-                tasks.append(state.task_json(task.uuid))
-        return {"seq": client.seq, "server_time": time.time(), "workers": workers, "tasks": tasks, "queues": self.dashboard.queues(),
-                "counters": self.counters(), "broker": collector.broker.to_json()}
+        workers, tasks = self.cluster.snapshot(self.settings.snapshot_tasks)
+        now = time.time()
+        return {"seq": client.seq, "server_time": now, "workers": workers, "tasks": tasks,
+                "queues": self.cluster.queues(now), "counters": self.counters(),
+                "broker": self.collector.broker.to_json()}
 
     # -- flushing ------------------------------------------------------------
     def run(self) -> None:
@@ -147,31 +137,13 @@ class LiveHub:
         with self.lock:  # copy who is connected; the sends below happen without it
             clients = list(self.clients.items())
         rooms = {room for _, c in clients for room in list(c.rooms)}
-        wanted = {room[5:] for room in rooms if room.startswith("task:")}
-        hosts = {room[7:] for room in rooms if room.startswith("worker:")}
-        with collector.lock:
-            state = collector.state
-            task_ids, hostnames = state.drain_changes()
-            worker_changes = [_change("worker", h, state.workers[h].to_json())
-                              for h in hostnames if h in state.workers]
-            worker_changes += [{"kind": "worker", "op": "remove", "key": h, "data": None}
-                               for h in state.drain_removed_workers()]
-            now = time.time()
-            worker_changes += [_change("queue", q, self.dashboard.queue_json(q, now))
-                               for q in self.dashboard.book.drain_changes()]
-            window = task_ids[-self.settings.snapshot_tasks:]
-            overview = [_change("task", u, state.task_json(u)) for u in reversed(window) if u in state.tasks]
-            in_window = set(window)
-            changed = wanted.intersection(task_ids) - in_window if wanted else set()
-            if hosts:  # a worker's room also gets the changes of that worker's tasks
-                changed.update(u for u in task_ids if u not in in_window and u in state.tasks
-                               and state.tasks[u].worker in hosts)
-            extra = {u: _change("task", u, state.task_json(u)) for u in changed if u in state.tasks}
-            extra_rooms = {u: ("task:" + u, "worker:" + (state.tasks[u].worker or "")) for u in extra}
+        common, extra, extra_rooms = self.cluster.changes(
+            {room[5:] for room in rooms if room.startswith("task:")},
+            {room[7:] for room in rooms if room.startswith("worker:")},
+            self.settings.snapshot_tasks, time.time())
         counters = self.counters()
         now = time.monotonic()
         refresh = counters != self._last_counters and now - self._last_counters_at >= COUNTER_REFRESH_SECONDS
-        common = worker_changes + overview
         if collector.broker.version != self._broker_version:
             self._broker_version = collector.broker.version
             self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
@@ -246,10 +218,7 @@ class LiveHub:
     def counters(self) -> dict[str, Any]:
         """Return task counts per state, throughput and event rates."""
         collector = self.collector
-        with collector.lock:
-            counters = collector.state.counters()
-            counters["ignored"] = {"workers": len(collector.state.ignored_workers),
-                                   "queues": len(self.dashboard.book.ignored)}
+        counters = self.cluster.counters()
         now = time.monotonic()
         samples = self._samples
         samples.append((now, counters["finished"], collector.received))

@@ -4,7 +4,7 @@ Which queues: those the workers consume from (their ``active_queues``
 replies), those tasks were sent to (``task-sent``), the Celery app's
 configured queues (``--app``) and ``--queues``; once seen, a queue is
 remembered. The sampler holds at most one broker connection of its own
-(the reader's) and never mutates the model without the collector's lock.
+(the reader's) and changes the model only through its methods.
 """
 from __future__ import annotations
 
@@ -46,10 +46,9 @@ def build_queue_book(settings: Settings) -> QueueBook:
 class QueueSampler:
     """Samples every watched queue's depth and hands the samples to the queue model."""
 
-    def __init__(self, collector: EventCollector, book: QueueBook,
-                 on_alert: Callable[[dict[str, Any]], None], reader: QueueReader | None = None) -> None:
+    def __init__(self, collector: EventCollector, on_alert: Callable[[dict[str, Any]], None],
+                 reader: QueueReader | None = None) -> None:
         self.collector = collector
-        self.book = book
         self.on_alert = on_alert
         settings = collector.settings
         self.reader = reader or make_reader(settings.broker_url, settings.broker_transport_options,
@@ -73,28 +72,14 @@ class QueueSampler:
 
     def step(self, now: float) -> None:
         """Take one round of samples."""
-        collector = self.collector
-        with collector.lock:
-            state = collector.state
-            consumers: dict[str, list[str]] = {}
-            for hostname, worker in state.workers.items():
-                if worker.status != "online":
-                    continue
-                for queue in state.inspect_replies.get(hostname, {}).get("active_queues") or ():
-                    if isinstance(queue, dict) and isinstance(queue.get("name"), str):
-                        consumers.setdefault(queue["name"], []).append(hostname)
-            self.book.set_consumers(consumers)
-            self.book.watch(state.pending_by_queue)
-            names = self.book.names()
-            ignored = len(self.book.ignored)
+        cluster = self.collector.cluster
+        names = cluster.queues_to_sample()
+        ignored = cluster.limits()["queues_ignored"]
         if ignored and ignored >= 2 * self._ignored_logged:  # the first, then each time the count doubles
             self._ignored_logged = ignored
-            log.warning("%d queues beyond --max-queues %d are not watched", ignored, self.book.max_queues)
+            log.warning("%d queues beyond --max-queues %d are not watched", ignored, self.collector.settings.max_queues)
         if not names:
             return
         samples = self.reader.sample(names)  # blocking broker I/O; green under eventlet
-        with collector.lock:
-            self.book.apply(now, samples)
-            alerts = self.book.drain_alerts()
-        for alert in alerts:
+        for alert in cluster.apply_samples(now, samples):
             self.on_alert(alert)

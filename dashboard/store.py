@@ -448,6 +448,10 @@ class TaskStore:
         task["events"] = self._events(conn, [row[0]])[row[0]]
         return task
 
+    def exists(self, uuid: str) -> bool:
+        """Return whether the history holds this task."""
+        return self._conn().execute("SELECT 1 FROM tasks WHERE uuid = ?", (uuid,)).fetchone() is not None
+
     def recent(self, limit: int, finished_events: bool = True
                ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
         """Return the ``limit`` most recently updated tasks, newest first, each with its events.

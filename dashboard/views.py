@@ -6,7 +6,6 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .api import task_detail
 from .live import NAMESPACE
 
 bp = Blueprint("views", __name__)
@@ -33,7 +32,8 @@ def tasks() -> str | Response:
 
 @bp.get("/tasks/<uuid>")
 def task(uuid: str) -> tuple[str, int]:
-    known = task_detail(uuid) is not None
+    dashboard = current_app.extensions["dashboard"]
+    known = dashboard.cluster.task_detail(uuid)[0] is not None or dashboard.run_blocking(dashboard.store.exists, uuid)
     return render_template("task.html", bootstrap=bootstrap("task", uuid=uuid)), 200 if known else 404
 
 
@@ -49,15 +49,11 @@ def queues() -> str:
 
 @bp.get("/workers/<path:hostname>")
 def worker(hostname: str) -> tuple[str, int]:
-    collector = current_app.extensions["dashboard"].collector
-    with collector.lock:
-        known = hostname in collector.state.workers or hostname in collector.state.departed
+    known = current_app.extensions["dashboard"].cluster.worker_known(hostname)
     return render_template("worker.html", bootstrap=bootstrap("worker", hostname=hostname)), 200 if known else 404
 
 
 @bp.get("/queues/<path:name>")
 def queue(name: str) -> tuple[str, int]:
-    dashboard = current_app.extensions["dashboard"]
-    with dashboard.collector.lock:
-        known = name in dashboard.book.queues
+    known = current_app.extensions["dashboard"].cluster.queue_known(name)
     return render_template("queue.html", bootstrap=bootstrap("queue", queue=name)), 200 if known else 404

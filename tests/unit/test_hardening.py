@@ -193,7 +193,7 @@ def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monke
     app = create_app(Settings(db=str(tmp_path / "h.db"), async_mode="threading"))
     dashboard = app.extensions["dashboard"]
     socketio = FakeSocketIO()
-    hub = LiveHub(socketio, dashboard.collector, dashboard.settings, dashboard)  # type: ignore[arg-type]
+    hub = LiveHub(socketio, dashboard.collector, dashboard.settings)  # type: ignore[arg-type]
     for sid in ("reader", "sleeper"):
         socketio.server.sockets[sid] = FakeEngineSocket(sid, socketio.server)
         hub.connect(sid, lambda snapshot, sid=sid: socketio.emit("snapshot", snapshot, "/live", to=sid))
@@ -201,9 +201,8 @@ def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monke
     monkeypatch.setattr("dashboard.live.time.monotonic", lambda: clock[0])
 
     def flush_with_change(n: int) -> None:
-        with dashboard.collector.lock:
-            dashboard.collector.state.apply({"type": "task-received", "uuid": f"t{n}", "timestamp": 1e9 + n,
-                                             "local_received": 1e9 + n, "hostname": "w"})
+        dashboard.collector.apply_events([{"type": "task-received", "uuid": f"t{n}", "timestamp": 1e9 + n,
+                                           "local_received": 1e9 + n, "hostname": "w"}])
         hub.flush()
         socketio.server.sockets["reader"].queue = queue.Queue()  # the reader reads everything at once
 

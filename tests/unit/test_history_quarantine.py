@@ -79,9 +79,10 @@ def stored_uuids(store: TaskStore) -> set[str]:
 def apply_task(writer: HistoryWriter, uuid: str, **fields: Any) -> None:
     """Run a task through the real model: received, started, succeeded."""
     for offset, kind in enumerate(("task-received", "task-started", "task-succeeded")):
-        writer.collector.state.apply({"type": kind, "uuid": uuid, "timestamp": T0 + offset,
-                                      "local_received": T0 + offset, "hostname": HOST,
-                                      "name": "billing.charge_card", **fields})
+        failed = writer.cluster.apply_events([{"type": kind, "uuid": uuid, "timestamp": T0 + offset,
+                                               "local_received": T0 + offset, "hostname": HOST,
+                                               "name": "billing.charge_card", **fields}])
+        assert not failed
 
 
 def test_values_sqlite_cannot_hold_do_not_stall_the_writer(writer: HistoryWriter, store: FlakyDisk) -> None:

@@ -29,7 +29,7 @@ def test_a_worker_that_did_not_answer_is_asked_again_soon() -> None:
     inspector = WorkerInspector(collector)
     assert inspector.due(0.0) == ["a@h"]
     asked(inspector, ["a@h"], 0.0)
-    collector.state.apply_inspect("a@h", {}, T0, "not answering inspect")
+    collector.cluster.apply_inspect({"a@h": {}}, {"a@h": "not answering inspect"}, T0)
     assert inspector.due(UNANSWERED_RETRY_SECONDS - 0.1) == []
     assert inspector.due(UNANSWERED_RETRY_SECONDS) == ["a@h"]
 
@@ -38,9 +38,9 @@ def test_an_answered_worker_waits_the_interval_unless_it_comes_back() -> None:
     collector = collector_with("a@h")
     inspector = WorkerInspector(collector)
     asked(inspector, ["a@h"], 0.0)
-    collector.state.apply_inspect("a@h", STATS, T0, None)
+    collector.cluster.apply_inspect({"a@h": STATS}, {}, T0)
     assert inspector.due(10.0) == [] and inspector.due(30.0) == ["a@h"]
-    collector.state.expire_workers(T0 + 60)
+    collector.cluster.expire(T0 + 60, 0.0)
     collector.apply_events([{"type": "worker-online", "hostname": "a@h", "timestamp": T0 + 61, "local_received": T0 + 61}])
     assert inspector.due(5.0) == ["a@h"]  # restarted: its pool and queues may differ
 

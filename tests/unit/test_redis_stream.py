@@ -109,14 +109,14 @@ def test_collector_batches_reach_the_same_state_as_the_receiver() -> None:
         fast.on_batch(decoded[start:start + 37])
 
     def view(collector: EventCollector) -> dict[str, Any]:
-        state = collector.state
-        tasks = {u: state.task_detail(u) for u in state.tasks}
+        cluster = collector.cluster
+        tasks = {t["uuid"]: cluster.task_detail(t["uuid"])[0] for t in cluster.snapshot(1_000_000)[1] if t}
         for task in tasks.values():
             for entry in task["events"]:
                 entry.pop("local_received", None)
-        workers = {h: {k: v for k, v in w.to_json().items() if k not in ("last_heartbeat", "clock_skew")}
-                   for h, w in state.workers.items()}
-        return {"tasks": tasks, "workers": workers, "counters": state.counters()}
+        workers = {w["hostname"]: {k: v for k, v in w.items() if k not in ("last_heartbeat", "clock_skew")}
+                   for w in cluster.workers()}
+        return {"tasks": tasks, "workers": workers, "counters": cluster.counters()}
 
     assert fast.received == reference.received > 400
     assert fast.malformed == reference.malformed == 0

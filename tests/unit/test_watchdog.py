@@ -31,7 +31,7 @@ class Collector(EventCollector):
         self.last_event_at = at
 
     def status(self, hostname: str) -> Any:
-        return self.state.workers[hostname].status
+        return next(w["status"] for w in self.cluster.workers() if w["hostname"] == hostname)
 
 
 def test_a_killed_worker_is_lost_while_others_beat_without_pinging() -> None:

@@ -1,0 +1,252 @@
+"""The model behind one door: workers, tasks and queues, and the one lock that guards them.
+
+``Cluster`` owns the pure models (``state.ClusterState`` and ``queues.QueueBook``)
+and their lock. Every change goes through its write methods (events, inspect
+replies, expiry, queue samples, the history's bookkeeping); every read returns
+the published JSON shapes, copied under the lock. No other module takes the
+lock or walks the models' containers, so the rule that makes concurrent readers
+safe is stated and kept here alone.
+
+It does no I/O and never reads a clock: callers pass ``now``.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable
+
+from .queues import QueueBook
+from .settings import Settings
+from .state import ClusterState
+
+Change = dict[str, Any]
+
+
+def _change(kind: str, key: str, data: dict[str, Any] | None) -> Change:
+    return {"kind": kind, "op": "upsert", "key": key, "data": data}
+
+
+class Cluster:
+    """The state of a cluster as the dashboard sees it, read and written only through these methods."""
+
+    #: Keys of a worker's detail that come from inspect replies.
+    INSPECT_KEYS = ("active_queues", "registered", "active", "reserved", "scheduled", "revoked", "stats",
+                    "conf", "inspected_at", "inspect_error")
+
+    def __init__(self, state: ClusterState, book: QueueBook) -> None:
+        self._state = state
+        self._book = book
+        self._lock = threading.Lock()  # guards _state and _book; held only for in-memory work, never for I/O
+
+    @classmethod
+    def build(cls, settings: Settings, book: QueueBook | None = None) -> "Cluster":
+        """Make the model with the settings' limits (and a queue book of its own unless one is given)."""
+        state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds, settings.max_workers)
+        return cls(state, book or QueueBook(max_queues=settings.max_queues))
+
+    # -- writes -----------------------------------------------------------------------------------------
+    def apply_events(self, events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Exception]]:
+        """Apply checked events in order, under one lock; return the events that raised, with the error."""
+        failed = []
+        apply = self._state.apply
+        with self._lock:
+            for event in events:
+                try:
+                    apply(event)
+                except Exception as exc:  # a bug in the model must not stop the stream: the caller reports it
+                    failed.append((event, exc))
+        return failed
+
+    def apply_inspect(self, replies: dict[str, dict[str, Any]], errors: dict[str, str | None], now: float) -> None:
+        """Keep each worker's inspect replies (and the error of those that did not answer)."""
+        with self._lock:
+            for hostname, data in replies.items():
+                self._state.apply_inspect(hostname, data, now, errors.get(hostname))
+
+    def expire(self, now: float, listening_since: float) -> list[str]:
+        """Mark workers whose heartbeats stopped as lost; return their hostnames."""
+        with self._lock:
+            return self._state.expire_workers(now, listening_since)
+
+    def purge(self, now: float, after_seconds: float) -> list[dict[str, Any]]:
+        """Move long-gone workers out of the main list; return the worker alerts raised since the last call."""
+        with self._lock:
+            self._state.purge_workers(now, after_seconds)
+            return self._state.drain_alerts()
+
+    def queues_to_sample(self) -> list[str]:
+        """Learn the queues the workers consume and tasks were sent to; return every queue to sample."""
+        with self._lock:
+            state = self._state
+            consumers: dict[str, list[str]] = {}
+            for hostname, worker in state.workers.items():
+                if worker.status != "online":
+                    continue
+                for queue in state.inspect_replies.get(hostname, {}).get("active_queues") or ():
+                    if isinstance(queue, dict) and isinstance(queue.get("name"), str):
+                        consumers.setdefault(queue["name"], []).append(hostname)
+            self._book.set_consumers(consumers)
+            self._book.watch(state.pending_by_queue)
+            return self._book.names()
+
+    def apply_samples(self, now: float, samples: dict[str, Any]) -> list[dict[str, Any]]:
+        """Apply one round of queue samples; return the backlog alerts it raised."""
+        with self._lock:
+            self._book.apply(now, samples)
+            return self._book.drain_alerts()
+
+    # -- the history's bookkeeping ----------------------------------------------------------------------
+    def keep_history(self) -> None:
+        """Start recording what changed for the history writer (``drain_unsaved``)."""
+        with self._lock:
+            self._state.track_unsaved = True
+
+    def restore(self, recent: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
+        """Put back tasks read from the store, oldest first, without marking anything changed."""
+        with self._lock:
+            for task, events in recent:
+                self._state.restore(task, events)
+
+    def drain_unsaved(self, now: float, hold_seconds: float
+                      ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]], list[tuple[str, float, int]]]:
+        """Return the tasks, events and queue-depth minutes to write since the last call (see ClusterState)."""
+        with self._lock:
+            tasks, events = self._state.drain_unsaved(now, hold_seconds)
+            return tasks, events, self._book.drain_minutes()
+
+    def release_timelines(self, uuids: Iterable[str]) -> None:
+        """Let go of the in-memory timelines of finished tasks now in the store."""
+        with self._lock:
+            self._state.release_timelines(uuids)
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def heartbeats(self) -> list[tuple[str, float, float]]:
+        """Return (hostname, last heartbeat received, freq) of every online worker that has beaten."""
+        with self._lock:
+            return [(w.hostname, w.last_heartbeat, w.freq) for w in self._state.workers.values()
+                    if w.status == "online" and w.last_heartbeat]
+
+    def inspect_candidates(self) -> tuple[list[str], set[str]]:
+        """Return the online workers, and those of them never inspected or back online since."""
+        with self._lock:
+            state = self._state
+            online = [w.hostname for w in state.workers.values() if w.status == "online"]
+            fresh = {h for h in online if not state.inspect_replies.get(h, {}).get("stats")} | state.reinspect
+        return online, fresh
+
+    def workers(self, include_departed: bool = False) -> list[dict[str, Any]]:
+        """Return every worker's JSON shape (and the departed ones', marked, when asked)."""
+        with self._lock:
+            items = [w.to_json() for w in self._state.workers.values()]
+            if include_departed:
+                items += [{**w.to_json(), "departed": True} for w in self._state.departed.values()]
+        return items
+
+    def worker_known(self, hostname: str) -> bool:
+        with self._lock:
+            return hostname in self._state.workers or hostname in self._state.departed
+
+    def worker_detail(self, hostname: str) -> dict[str, Any] | None:
+        """Return one worker (departed ones too) with its inspect replies, history and orphans, or None."""
+        with self._lock:
+            state = self._state
+            found = state.workers.get(hostname) or state.departed.get(hostname)
+            if found is None:
+                return None
+            body = found.to_json()
+            body["departed"] = hostname not in state.workers
+            body["history"] = found.history_json()
+            replies = state.inspect_replies.get(hostname, {})
+            body.update({key: replies.get(key) for key in self.INSPECT_KEYS})
+            body["orphaned"] = list(state.orphans.get(hostname, []))
+        return body
+
+    def task_detail(self, uuid: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """Return a task held in memory with its timeline (``events`` None when released to the store),
+        and its events not yet handed to the history writer; (None, []) when it is not held."""
+        with self._lock:
+            detail = self._state.task_detail(uuid)
+            unsaved = self._state.unsaved_events(uuid) if detail is not None and detail["events"] is None else []
+        return detail, unsaved
+
+    def snapshot(self, task_limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
+        """Return every worker's shape and the ``task_limit`` most recently updated tasks'."""
+        with self._lock:
+            state = self._state
+            workers = [w.to_json() for w in state.workers.values()]
+            tasks: list[dict[str, Any] | None] = []
+            for task in state.recent_tasks():
+                if len(tasks) >= task_limit:
+                    break
+                tasks.append(state.task_json(task.uuid))
+        return workers, tasks
+
+    def queue_names(self) -> list[str]:
+        with self._lock:
+            return self._book.names()
+
+    def queue_known(self, name: str) -> bool:
+        with self._lock:
+            return name in self._book.queues
+
+    def queues(self, now: float) -> list[dict[str, Any]]:
+        """Return every watched queue's JSON shape with its sparkline."""
+        with self._lock:
+            return [{**self._queue_json(name, now), "history": self._book.history_json(name)}
+                    for name in self._book.names()]
+
+    def queue_detail(self, name: str, now: float) -> dict[str, Any] | None:
+        """Return one queue with its hour of history and the task names waiting in it, or None."""
+        with self._lock:
+            if name not in self._book.queues:
+                return None
+            body = self._queue_json(name, now)
+            body["history"] = self._book.history_json(name, full=True)
+            body["waiting_tasks"] = self._state.waiting(name)[1]
+        return body
+
+    def _queue_json(self, name: str, now: float) -> dict[str, Any]:
+        oldest, _ = self._state.waiting(name)
+        return self._book.to_json(name, oldest, now)
+
+    def changes(self, task_rooms: set[str], worker_rooms: set[str], window: int, now: float
+                ) -> tuple[list[Change], dict[str, Change], dict[str, tuple[str, str]]]:
+        """Drain what changed since the last call, for the pusher.
+
+        Return the changes every page gets (workers, removed workers, queues, and the ``window``
+        most recently changed tasks), the changes of other tasks that ``task_rooms`` (uuids) or
+        ``worker_rooms`` (hostnames) ask for, and for each of those the rooms it belongs to.
+        """
+        with self._lock:
+            state = self._state
+            task_ids, hostnames = state.drain_changes()
+            common = [_change("worker", h, state.workers[h].to_json()) for h in hostnames if h in state.workers]
+            common += [{"kind": "worker", "op": "remove", "key": h, "data": None}
+                       for h in state.drain_removed_workers()]
+            common += [_change("queue", q, self._queue_json(q, now)) for q in self._book.drain_changes()]
+            recent = task_ids[-window:]
+            common += [_change("task", u, state.task_json(u)) for u in reversed(recent) if u in state.tasks]
+            in_window = set(recent)
+            wanted = task_rooms.intersection(task_ids) - in_window if task_rooms else set()
+            if worker_rooms:  # a worker's room also gets the changes of that worker's tasks
+                wanted.update(u for u in task_ids if u not in in_window and u in state.tasks
+                              and state.tasks[u].worker in worker_rooms)
+            extra = {u: _change("task", u, state.task_json(u)) for u in wanted if u in state.tasks}
+            rooms = {u: ("task:" + u, "worker:" + (state.tasks[u].worker or "")) for u in extra}
+        return common, extra, rooms
+
+    def counters(self) -> dict[str, Any]:
+        """Return task counts per state (over the tasks held), totals, and the names beyond the limits."""
+        with self._lock:
+            counters = self._state.counters()
+            counters["ignored"] = {"workers": len(self._state.ignored_workers), "queues": len(self._book.ignored)}
+        return counters
+
+    def limits(self) -> dict[str, int]:
+        """Return the limits on workers and queues and how many names beyond them were ignored."""
+        with self._lock:
+            return {"max_workers": self._state.max_workers, "workers_ignored": len(self._state.ignored_workers),
+                    "max_queues": self._book.max_queues, "queues_ignored": len(self._book.ignored)}
+
+    def unknown_events(self) -> int:
+        with self._lock:
+            return self._state.unknown_events

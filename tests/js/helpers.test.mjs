@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { formatAge, formatDelta, formatDuration } from "../../static/js/helpers/duration.js";
 import { EMPTY, formatValue, orUnknown, shortUuid, taskHref } from "../../static/js/helpers/format.js";
 import { createNoTaskEventsHint, NO_TASK_EVENTS_HINT_DELAY_MS } from "../../static/js/helpers/hint.js";
+import { latestRequest } from "../../static/js/helpers/latest.js";
 
 test("durations", () => {
   assert.equal(formatDuration(null), "—");
@@ -46,4 +47,16 @@ test("the no-task-events hint waits for its delay and resets", () => {
   assert.equal(hint.update(2, 5, NO_TASK_EVENTS_HINT_DELAY_MS + 1), false);
   assert.equal(hint.update(0, 0, NO_TASK_EVENTS_HINT_DELAY_MS + 2), false);
   assert.equal(hint.update(1, 0, NO_TASK_EVENTS_HINT_DELAY_MS + 3), false);
+});
+
+test("only the latest request may render", () => {
+  const begin = latestRequest();
+  const first = begin();
+  assert.equal(first(), true);
+  const second = begin();
+  assert.equal(first(), false); // a slow answer to the first request is dropped
+  assert.equal(second(), true);
+  const other = latestRequest()(); // each panel counts its own requests
+  assert.equal(second(), true);
+  assert.equal(other(), true);
 });

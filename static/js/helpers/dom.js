@@ -23,6 +23,33 @@ export function setFieldAttr(el, field, name, value) {
 }
 
 /** Reorder `parent`'s keyed children to follow `elements`, touching the DOM only where order differs. */
+/**
+ * Keep one element per key in `parent`, in the order of `items`: reuse the element of a key seen
+ * before (`elements` maps key to element), make the others with `create(item)`, call
+ * `update(element, item, isNew)` on each, and remove the elements whose key is gone.
+ * @returns {Element[]} the elements, in order
+ */
+export function reconcileKeyed(parent, elements, items, keyOf, create, update) {
+  const keep = new Set();
+  const ordered = items.map((item) => {
+    const key = keyOf(item);
+    let element = elements.get(key);
+    const isNew = element === undefined;
+    if (isNew) {
+      element = create(item);
+      elements.set(key, element);
+    }
+    update(element, item, isNew);
+    keep.add(key);
+    return element;
+  });
+  for (const [key, element] of elements) {
+    if (!keep.has(key)) { element.remove(); elements.delete(key); }
+  }
+  placeInOrder(parent, ordered);
+  return ordered;
+}
+
 export function placeInOrder(parent, elements) {
   let cursor = parent.firstElementChild;
   while (cursor && cursor.tagName === "TEMPLATE") cursor = cursor.nextElementSibling;

@@ -3,6 +3,7 @@
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatIso, formatTime, workerHref } from "../helpers/format.js";
 import { filterByHostname } from "../helpers/worker_info.js";
+import { latestRequest } from "../helpers/latest.js";
 
 /** Wait this long after the last keystroke before searching. */
 export const SEARCH_DEBOUNCE_MS = 250;
@@ -14,21 +15,21 @@ export function mountDeparted(root, store) {
   const list = root.querySelector("[data-list]");
   const empty = root.querySelector("[data-empty]");
   let searchTimer = null;
-  let generation = 0;
+  const beginRequest = latestRequest(); // only the latest request may render
 
   async function search() {
-    const mine = ++generation;
+    const isLatest = beginRequest();
     let items;
     try {
       const response = await fetch("/api/workers?all=1", { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
       items = await response.json();
     } catch (error) {
-      if (mine === generation) setField(root, "empty", `Could not load departed workers: ${error.message}`);
-      if (mine === generation) { list.replaceChildren(); empty.hidden = false; }
+      if (isLatest()) setField(root, "empty", `Could not load departed workers: ${error.message}`);
+      if (isLatest()) { list.replaceChildren(); empty.hidden = false; }
       return;
     }
-    if (mine !== generation) return;
+    if (!isLatest()) return;
     const departed = Array.isArray(items) ? items.filter((w) => w?.departed === true) : [];
     const found = filterByHostname(departed, input.value);
     list.replaceChildren(...found.slice(0, MAX_DEPARTED_ROWS).map(row));

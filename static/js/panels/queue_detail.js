@@ -11,6 +11,7 @@ import {
 } from "../helpers/queue_info.js";
 import { createQueueChart } from "./queue_chart.js";
 import { renderQueueFlags } from "./queue_flags.js";
+import { latestRequest } from "../helpers/latest.js";
 
 /** Refetch the queue (its waiting task types and history) this often. */
 export const WAITING_REFRESH_MS = 5000;
@@ -40,7 +41,7 @@ export function mountQueueDetail(root, store, { name }) {
   let detail = null;
   let samples = [];
   let timer = null;
-  let generation = 0; // only the latest response may render
+  const beginRequest = latestRequest(); // only the latest request may render
   let missing = false;
 
   setField(root, "requested-name", name);
@@ -48,17 +49,17 @@ export function mountQueueDetail(root, store, { name }) {
   async function load() {
     clearTimeout(timer);
     timer = null;
-    const mine = ++generation;
+    const isLatest = beginRequest();
     let response;
     let body = null;
     try {
       response = await fetch(`${base}?hours=${hours}`, { headers: { Accept: "application/json" } });
       body = await response.json().catch(() => null);
     } catch (error) {
-      if (mine === generation) failed(`Could not reach the dashboard: ${error.message}`);
+      if (isLatest()) failed(`Could not reach the dashboard: ${error.message}`);
       return;
     }
-    if (mine !== generation) return;
+    if (!isLatest()) return;
     if (response.status === 404) {
       // It may become known later (a worker starts consuming it): the store's upsert reloads.
       detail = null;

@@ -2,7 +2,7 @@
 // waiting task's age, flags and a live 15-minute sparkline. Ages and sparklines tick every second.
 
 import { onTick } from "../helpers/clock.js";
-import { cloneTemplate, placeInOrder, setField, setFieldAttr } from "../helpers/dom.js";
+import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatInteger, formatTime, queueHref } from "../helpers/format.js";
 import { createQueueHistory } from "../helpers/queue_history.js";
 import {
@@ -32,25 +32,17 @@ export function mountQueues(root, store) {
       return; // broker status, disconnects: nothing in this table changes
     }
     const sorted = store.queuesSorted();
-    const keep = new Set();
-    const ordered = sorted.map((queue) => {
-      let row = rows.get(queue.name);
-      if (!row) {
-        row = cloneTemplate(root, "queue-row");
-        row.dataset.queue = queue.name;
-        setField(row, "name", queue.name);
-        setFieldAttr(row, "name", "href", queueHref(queue.name));
-        rows.set(queue.name, row);
-      }
-      keep.add(queue.name);
-      if (queues.get(queue.name) !== queue) fill(row, queue);
-      queues.set(queue.name, queue);
+    reconcileKeyed(list, rows, sorted, (queue) => queue.name, (queue) => {
+      const row = cloneTemplate(root, "queue-row");
+      row.dataset.queue = queue.name;
+      setField(row, "name", queue.name);
+      setFieldAttr(row, "name", "href", queueHref(queue.name));
       return row;
+    }, (row, queue) => {
+      if (queues.get(queue.name) !== queue) fill(row, queue);
     });
-    for (const [name, row] of rows) {
-      if (!keep.has(name)) { row.remove(); rows.delete(name); queues.delete(name); }
-    }
-    placeInOrder(list, ordered);
+    queues.clear();
+    for (const queue of sorted) queues.set(queue.name, queue);
     if (empty) empty.hidden = sorted.length > 0;
     setField(root, "queue-count", sorted.length ? `${sorted.length} watched` : "");
     tick();

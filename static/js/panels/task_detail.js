@@ -12,6 +12,7 @@ import { mountCopyButtons } from "./copy.js";
 import { renderRetries } from "./task_retries.js";
 import { renderSteps } from "./task_steps.js";
 import { mountTaskTree } from "./task_tree.js";
+import { latestRequest } from "../helpers/latest.js";
 
 /** Refetch the timeline this long after a live change (at most once per this long while changes flow). */
 export const REFETCH_DEBOUNCE_MS = 500;
@@ -33,7 +34,7 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
   let task = null;
   let refetchTimer = null;
   let lastState = null;
-  let generation = 0; // only the latest fetch may render
+  const beginRequest = latestRequest(); // only the latest request may render
   let stepsGoing = false; // a step duration is still counting up: re-render it every tick
   const showTree = mountTaskTree(root.querySelector("[data-tree]"), store);
   const steps = root.querySelector("[data-steps]");
@@ -45,17 +46,17 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
   async function load() {
     clearTimeout(refetchTimer);
     refetchTimer = null;
-    const mine = ++generation;
+    const isLatest = beginRequest();
     let response;
     let body = null;
     try {
       response = await fetch(`/api/tasks/${encodeURIComponent(uuid)}`, { headers: { Accept: "application/json" } });
       body = await response.json().catch(() => null);
     } catch (error) {
-      if (mine === generation) fail(`Could not reach the dashboard: ${error.message}`);
+      if (isLatest()) fail(`Could not reach the dashboard: ${error.message}`);
       return;
     }
-    if (mine !== generation) return;
+    if (!isLatest()) return;
     if (response.status === 404) {
       task = null;
       return show("missing");

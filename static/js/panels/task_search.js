@@ -2,13 +2,14 @@
 // cursors for Previous), and live rows: on the first page sorted newest first, matching tasks
 // from `changes` go in at the top at once; elsewhere, or scrolled down, a "N new tasks" pill waits.
 
-import { cloneTemplate, placeInOrder, setField } from "../helpers/dom.js";
+import { cloneTemplate, reconcileKeyed, setField } from "../helpers/dom.js";
 import { formatInteger } from "../helpers/format.js";
 import {
   apiUrl, filtersQuery, isNewestFirst, parseFilters, receivedSortTime, sameFilters, taskMatches, totalText,
 } from "../helpers/task_filters.js";
 import { mountFilterForm } from "./task_filter_form.js";
 import { fillTaskRow } from "./task_row.js";
+import { latestRequest } from "../helpers/latest.js";
 
 /** Tasks per page (and the most rows shown, live rows included). */
 export const PAGE_SIZE = 50;
@@ -34,7 +35,7 @@ export function mountTaskSearch(root, store) {
   let items = []; // the tasks shown, in order
   let total = null;
   let estimate = false;
-  let generation = 0; // only the latest fetch may render
+  const beginRequest = latestRequest(); // only the latest request may render
   let loading = false;
   const rows = new Map(); // uuid -> <tr>
   const pending = new Map(); // uuid -> task: matching tasks not shown yet (the pill)
@@ -43,7 +44,7 @@ export function mountTaskSearch(root, store) {
 
   /** Fetch one page; returns the body, or null after showing why not. */
   async function fetchPage(cursor) {
-    const mine = ++generation;
+    const isLatest = beginRequest();
     loading = true;
     root.setAttribute("aria-busy", "true");
     let response;
@@ -52,10 +53,10 @@ export function mountTaskSearch(root, store) {
       response = await fetch(apiUrl(filters, { limit: PAGE_SIZE, cursor }), { headers: { Accept: "application/json" } });
       page = await response.json().catch(() => null);
     } catch (error) {
-      if (mine === generation) finish(`Could not reach the dashboard: ${error.message}`);
+      if (isLatest()) finish(`Could not reach the dashboard: ${error.message}`);
       return null;
     }
-    if (mine !== generation) return null;
+    if (!isLatest()) return null;
     if (!response.ok || page === null || !Array.isArray(page.items)) {
       finish(page?.error ?? `${response.status} ${response.statusText}`);
       return null;
@@ -92,17 +93,7 @@ export function mountTaskSearch(root, store) {
   }
 
   function render() {
-    const keep = new Set(items.map((task) => task.uuid));
-    for (const [uuid, row] of rows) if (!keep.has(uuid)) { row.remove(); rows.delete(uuid); }
-    placeInOrder(body, items.map((task) => {
-      let row = rows.get(task.uuid);
-      if (!row) {
-        row = cloneTemplate(root, "search-row");
-        rows.set(task.uuid, row);
-      }
-      fillTaskRow(row, task);
-      return row;
-    }));
+    reconcileKeyed(body, rows, items, (task) => task.uuid, () => cloneTemplate(root, "search-row"), fillTaskRow);
     empty.hidden = items.length > 0 || !errorBox.hidden;
     setField(root, "total", total === null ? "" : totalText(total, estimate, formatInteger));
     setField(root, "page", `Page ${cursors.length}`);

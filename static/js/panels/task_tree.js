@@ -5,6 +5,7 @@
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { shortUuid, taskHref } from "../helpers/format.js";
 import { childrenKey, MAX_TREE_NODES, treeOf, treeRootId, walkTree } from "../helpers/task_tree.js";
+import { latestRequest } from "../helpers/latest.js";
 
 /** Fetch one task for the tree; null when unknown or unreachable. */
 async function fetchTask(uuid) {
@@ -21,13 +22,13 @@ export function mountTaskTree(section, store) {
   const list = section.querySelector('[data-list="tree"]');
   const items = new Map(); // uuid -> the node's own .tree-item element
   let key = null; // what the last walk was for
-  let generation = 0;
+  const beginRequest = latestRequest(); // only the latest request may render
 
   async function walk(task) {
-    const mine = ++generation;
+    const isLatest = beginRequest();
     section.setAttribute("aria-busy", "true");
     const result = await walkTree(treeRootId(task), fetchTask, { known: new Map([[task.uuid, task]]) });
-    if (mine !== generation) return;
+    if (!isLatest()) return;
     section.removeAttribute("aria-busy");
     render(result, task);
   }

@@ -1,6 +1,6 @@
 // Recent tasks table: newest first, capped, rows updated in place on state changes.
 
-import { cloneTemplate, placeInOrder, setField } from "../helpers/dom.js";
+import { cloneTemplate, reconcileKeyed, setField } from "../helpers/dom.js";
 import { fillTaskRow as fill } from "./task_row.js";
 
 /** Rows shown at most in the recent tasks table. */
@@ -15,23 +15,8 @@ export function mountTasks(root, store) {
     const changed = event?.type === "changes" ? event.changed.tasks : null;
     if (changed && changed.size === 0) return;
     const tasks = store.recentTasks().slice(0, MAX_TASK_ROWS);
-    const keep = new Set();
-    const ordered = tasks.map((task) => {
-      let row = rows.get(task.uuid);
-      if (!row) {
-        row = cloneTemplate(root, "task-row");
-        rows.set(task.uuid, row);
-        fill(row, task);
-      } else if (!changed || changed.has(task.uuid)) {
-        fill(row, task);
-      }
-      keep.add(task.uuid);
-      return row;
-    });
-    for (const [uuid, row] of rows) {
-      if (!keep.has(uuid)) { row.remove(); rows.delete(uuid); }
-    }
-    placeInOrder(body, ordered);
+    reconcileKeyed(body, rows, tasks, (task) => task.uuid, () => cloneTemplate(root, "task-row"),
+      (row, task, isNew) => { if (isNew || !changed || changed.has(task.uuid)) fill(row, task); });
     if (empty) empty.hidden = tasks.length > 0;
     setField(root, "task-count", `${tasks.length} shown`);
   }

@@ -6,6 +6,7 @@ import { setField } from "../helpers/dom.js";
 import { renderWorkerAges, renderWorkerFacts } from "./worker_facts.js";
 import { renderWorkerSections } from "./worker_sections.js";
 import { createWorkerChart } from "./worker_chart.js";
+import { latestRequest } from "../helpers/latest.js";
 
 /** Wait this long after a reconnect's snapshot before refetching (several may come at once). */
 export const REFETCH_DEBOUNCE_MS = 500;
@@ -24,7 +25,7 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
   let detail = null;
   let samples = [];
   let refetchTimer = null;
-  let generation = 0; // only the latest response may render
+  const beginRequest = latestRequest(); // only the latest request may render
   let lastStatus = null;
 
   setField(root, "requested-hostname", hostname);
@@ -33,7 +34,7 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
   async function load(method = "GET") {
     clearTimeout(refetchTimer);
     refetchTimer = null;
-    const mine = ++generation;
+    const isLatest = beginRequest();
     const refreshing = method === "POST";
     let response;
     let body = null;
@@ -45,10 +46,10 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
       });
       body = await response.json().catch(() => null);
     } catch (error) {
-      if (mine === generation) failed(refreshing, `Could not reach the dashboard: ${error.message}`);
+      if (isLatest()) failed(refreshing, `Could not reach the dashboard: ${error.message}`);
       return;
     }
-    if (mine !== generation) return;
+    if (!isLatest()) return;
     if (response.status === 404) {
       detail = null;
       return show("missing");

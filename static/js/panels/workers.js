@@ -1,6 +1,6 @@
 // Worker cards: status, pool, load and a heartbeat age ticking every second.
 
-import { cloneTemplate, placeInOrder, setField, setFieldAttr } from "../helpers/dom.js";
+import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatAge } from "../helpers/duration.js";
 import { EMPTY, formatInteger, formatLoadavg, formatTime, workerHref } from "../helpers/format.js";
 import { onTick } from "../helpers/clock.js";
@@ -17,21 +17,7 @@ export function mountWorkers(root, store) {
     if (event?.type === "changes" && event.changed.workers.size === 0) return;
     const workers = store.workersSorted();
     const shown = workers.slice(0, MAX_WORKER_CARDS);
-    const keep = new Set();
-    const ordered = shown.map((worker) => {
-      let card = cards.get(worker.hostname);
-      if (!card) {
-        card = cloneTemplate(root, "worker-card");
-        cards.set(worker.hostname, card);
-      }
-      keep.add(worker.hostname);
-      fill(card, worker);
-      return card;
-    });
-    for (const [hostname, card] of cards) {
-      if (!keep.has(hostname)) { card.remove(); cards.delete(hostname); }
-    }
-    placeInOrder(list, ordered);
+    reconcileKeyed(list, cards, shown, (worker) => worker.hostname, () => cloneTemplate(root, "worker-card"), fill);
     if (empty) empty.hidden = workers.length > 0;
     setField(root, "worker-count", summary(workers));
     tick();

@@ -248,10 +248,6 @@ def _send_snapshot(snapshot: dict[str, Any]) -> None:
     emit("snapshot", snapshot)
 
 
-def _change(kind: str, key: str, data: dict[str, Any] | None) -> dict[str, Any]:
-    return {"kind": kind, "op": "upsert", "key": key, "data": data}
-
-
 class LiveNamespace(Namespace):
     """The ``/live`` Socket.IO namespace: snapshot on connect, resync and room subscriptions."""
 

@@ -94,16 +94,28 @@ def mask_known(text: str, *urls: str) -> str:
     return mask_text(_URL_PASSWORD.sub(rf"\1{MASK}@", text))
 
 
-#: Keys whose values are secrets, in inspect replies and configuration.
-SECRET_KEY = re.compile(r"pass|secret|token|signature|credential|api_?key|private|dsn|webhook|auth", re.IGNORECASE)
+#: Words that make a key's value a secret (``broker_password``, ``sentryDsn``, ``SLACK_WEBHOOK_URL``).
+SECRET_WORDS = frozenset(("password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "tokens",
+                          "apikey", "credential", "credentials", "signature", "dsn", "webhook", "webhooks"))
+#: Pairs of adjacent words that do too (``api_key``, ``privateKey``, ``aws_access_key_id``).
+SECRET_PAIRS = frozenset((("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"),
+                          ("auth", "key"), ("client", "secret"), ("session", "key")))
+#: The words of a key: runs of letters split at case changes, and digits.
+_KEY_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 #: Shown instead of the value of a secret key.
 SECRET_VALUE_MASK = "********"
 
 
+def is_secret_key(key: str) -> bool:
+    """Return whether a key names a secret, by whole words: ``password`` yes, ``passive`` or ``keys_count`` no."""
+    words = [w.lower() for w in _KEY_WORDS.findall(key)]
+    return any(w in SECRET_WORDS for w in words) or any(pair in SECRET_PAIRS for pair in zip(words, words[1:]))
+
+
 def mask_secrets(value: Any) -> Any:
-    """Return ``value`` (an inspect reply) with secret-looking keys masked and every URL in text masked."""
+    """Return ``value`` (an inspect reply) with secret keys' values masked and every URL in text masked."""
     if isinstance(value, dict):
-        return {k: (SECRET_VALUE_MASK if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "")
+        return {k: (SECRET_VALUE_MASK if isinstance(k, str) and v not in (None, "") and is_secret_key(k)
                     else mask_secrets(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]

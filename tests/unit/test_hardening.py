@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dashboard import create_app
-from dashboard.redact import mask_secrets, mask_text, mask_url
+from dashboard.redact import is_secret_key, mask_secrets, mask_text, mask_url
 from dashboard.events import RECONNECT_START_SECONDS, EventCollector
 from dashboard.hosts import HostPolicy
 from dashboard.live import LAGGING_DROP_SECONDS, MAX_QUEUED_MESSAGES, LiveHub
@@ -300,3 +300,17 @@ def test_a_bug_in_the_receiver_is_reported_as_a_bug_not_as_a_broker_outage(tmp_p
     assert collector.broker.status == "connected" and collector.broker.error is None  # the broker is not blamed
     assert any(r.exc_info and "event receiver failed" in r.getMessage() for r in caplog.records)
     assert len(delays) == 1  # and it subscribes again after the backoff
+
+
+@pytest.mark.parametrize("key, secret", [
+    ("password", True), ("broker_password", True), ("PASSWORD", True), ("redisPassword", True), ("passwd", True),
+    ("secret_key", True), ("client_secret", True), ("api_key", True), ("apiKey", True), ("APIKEY", True),
+    ("aws_access_key_id", True), ("private_key", True), ("auth_token", True), ("sentry_dsn", True),
+    ("SLACK_WEBHOOK_URL", True), ("signature", True),
+    ("passive", False), ("passthrough", False), ("tokenizer_name", False), ("keys_count", False),
+    ("author", False), ("oauth_scopes", False), ("private", False), ("durable", False), ("dsn_count", True),
+])
+def test_secret_keys_are_whole_words(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
+    masked = mask_secrets({key: "value"})[key]
+    assert (masked == "********") is secret

@@ -62,10 +62,11 @@ class Cluster:
             for hostname, data in replies.items():
                 self._state.apply_inspect(hostname, data, now, errors.get(hostname))
 
-    def expire(self, now: float, listening_since: float) -> list[str]:
-        """Mark workers whose heartbeats stopped as lost; return their hostnames."""
+    def expire(self, now: float, listening_since: float) -> list[tuple[str, float]]:
+        """Mark workers whose heartbeats stopped as lost; return each one's hostname and last heartbeat."""
         with self._lock:
-            return self._state.expire_workers(now, listening_since)
+            lost = self._state.expire_workers(now, listening_since)
+            return [(h, self._state.workers[h].last_heartbeat or 0.0) for h in lost]
 
     def purge(self, now: float, after_seconds: float) -> list[dict[str, Any]]:
         """Move long-gone workers out of the main list; return the worker alerts raised since the last call."""

@@ -373,9 +373,8 @@ class EventCollector:
                 if not self.ping_broker():
                     self._mark_unresponsive(silence)
             if self.broker.connected:
-                lost = self.cluster.expire(now, self.listening_since)
-                for hostname in lost:
-                    log.warning("worker %s lost: no heartbeat for %.1f s", hostname, silence)
+                for hostname, last_heartbeat in self.cluster.expire(now, self.listening_since):
+                    log.warning("worker %s lost: no heartbeat for %.1f s", hostname, now - last_heartbeat)
         alerts = self.cluster.purge(now, self.settings.purge_offline_after_seconds)
         ignored = self.cluster.limits()["workers_ignored"]
         if ignored and ignored >= 2 * self._ignored_workers_logged:  # the first, then each time the count doubles

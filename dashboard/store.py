@@ -263,7 +263,10 @@ class TaskStore:
                 for statement in MIGRATIONS[target - 1]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target}")
-            log.info("task store %s: schema migrated to version %d", self.path, target)
+            if version > 0:  # an older history brought up to date; a new one is said once, below
+                log.info("task store %s: schema migrated to version %d", self.path, target)
+        if version == 0:
+            log.info("created a new history at %s", self.path)
 
     def _move_aside(self, reason: str) -> str:
         """Rename the damaged file (and its -wal and -shm) to ``<path>.corrupt-<time>``; return that name."""

@@ -17,6 +17,12 @@ def bootstrap(page: str, **extra: Any) -> dict[str, Any]:
     return {"page": page, "namespace": NAMESPACE, "broker": dashboard.collector.broker.to_json(), **extra}
 
 
+@bp.get("/healthcheck")
+def healthcheck() -> tuple[str, int, dict[str, str]]:
+    """Answer ``OK`` while the process serves, as Flower's does, for load balancers set up for it."""
+    return "OK", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 @bp.get("/")
 def overview() -> str:
     return render_template("overview.html", bootstrap=bootstrap("overview"))

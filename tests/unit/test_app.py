@@ -63,6 +63,17 @@ def test_api_errors_are_json_with_a_message(client: FlaskClient, path: str, stat
     assert message in response.get_json()["error"]
 
 
+def test_healthcheck_answers_ok_as_flowers_does(client: FlaskClient) -> None:
+    response = client.get("/healthcheck")
+    assert response.status_code == 200 and response.data == b"OK" and response.mimetype == "text/plain"
+
+
+def test_a_new_history_is_one_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="dashboard.store"):
+        create_app(Settings(db=str(tmp_path / "new.db"), async_mode="threading"))
+    assert [r.getMessage() for r in caplog.records] == [f"created a new history at {tmp_path / 'new.db'}"]
+
+
 def test_405_and_the_error_pages(client: FlaskClient) -> None:
     response = client.delete("/api/workers")
     assert response.status_code == 405 and "method DELETE not allowed" in response.get_json()["error"]

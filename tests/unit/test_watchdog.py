@@ -1,7 +1,10 @@
 """The collector's watcher: lost workers, hung brokers, and which one it is (the broker ping faked)."""
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from dashboard.events import EventCollector
 from dashboard.settings import Settings
@@ -34,14 +37,17 @@ class Collector(EventCollector):
         return next(w["status"] for w in self.cluster.workers() if w["hostname"] == hostname)
 
 
-def test_a_killed_worker_is_lost_while_others_beat_without_pinging() -> None:
+def test_a_killed_worker_is_lost_while_others_beat_without_pinging(caplog: pytest.LogCaptureFixture) -> None:
     collector = Collector(answers=True)
     collector.beat("dead", T0)
-    for second in range(1, 5):
-        collector.beat("alive", T0 + second)
-        collector.watch_step(T0 + second + 0.1, T0 + second + 0.1)
+    with caplog.at_level(logging.WARNING, logger="dashboard.events"):
+        for second in range(1, 5):
+            collector.beat("alive", T0 + second)
+            collector.watch_step(T0 + second + 0.1, T0 + second + 0.1)
     assert collector.status("dead") == "lost" and collector.status("alive") == "online"
     assert collector.pings == 0
+    # the dead worker's own silence (3.1 s), not the time since any event (0.1 s)
+    assert [r.getMessage() for r in caplog.records] == ["worker dead lost: no heartbeat for 3.1 s"]
 
 
 def test_total_silence_with_a_broker_that_answers_means_the_worker_died() -> None:

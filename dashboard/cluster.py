@@ -28,9 +28,11 @@ def _change(kind: str, key: str, data: dict[str, Any] | None) -> Change:
 class Cluster:
     """The state of a cluster as the dashboard sees it, read and written only through these methods."""
 
-    #: Keys of a worker's detail that come from inspect replies.
-    INSPECT_KEYS = ("active_queues", "registered", "active", "reserved", "scheduled", "revoked", "stats",
-                    "conf", "inspected_at", "inspect_error")
+    #: Keys of a worker's detail that come from inspect replies -> the reply each comes from. Inspect's
+    #: ``active`` list is ``active_tasks``: ``active`` stays the heartbeat's number, as everywhere else.
+    INSPECT_KEYS = {"active_queues": "active_queues", "registered": "registered", "active_tasks": "active",
+                    "reserved": "reserved", "scheduled": "scheduled", "revoked": "revoked", "stats": "stats",
+                    "conf": "conf", "inspected_at": "inspected_at", "inspect_error": "inspect_error"}
 
     def __init__(self, state: ClusterState, book: QueueBook) -> None:
         self._state = state
@@ -157,7 +159,7 @@ class Cluster:
             body["departed"] = hostname not in state.workers
             body["history"] = found.history_json()
             replies = state.inspect_replies.get(hostname, {})
-            body.update({key: replies.get(key) for key in self.INSPECT_KEYS})
+            body.update({key: replies.get(reply) for key, reply in self.INSPECT_KEYS.items()})
             body["orphaned"] = list(state.orphans.get(hostname, []))
         return body
 

@@ -19,6 +19,9 @@ def test_lost_worker_banner_and_worker_page(page: Page, redis_port: int, tmp_pat
         expect(page.locator('[data-panel="worker-detail"] [data-field="pool"]')).to_have_text("eventlet")
         expect(page.locator('[data-panel="worker-detail"] [data-field="concurrency"]')).to_have_text("10")
         expect(page.locator('[data-panel="worker-detail"] svg')).to_have_count(1)
+        # "Active" is the heartbeat's count, a number, also once inspect's list of active tasks came
+        expect(page.locator('[data-panel="worker-detail"] dd[data-field="active"]')).to_have_text("0")
+        expect(page.locator('[data-section="active_tasks"] [data-field="empty"]')).to_have_text("None.")
 
         page.goto(dashboard.url + "/")
         card = page.locator('[data-panel="workers"] [data-hostname="fragile@test"]')

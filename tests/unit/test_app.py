@@ -32,7 +32,12 @@ def test_recorded_events_reach_every_read_path(client: FlaskClient, feed: Feed,
     feed(recorded)
     workers = strict_json(client.get("/api/workers").data)
     assert [w["hostname"] for w in workers] == ["rec@demo-host"]
-    assert strict_json(client.get("/api/workers/rec@demo-host").data)["hostname"] == "rec@demo-host"
+    detail = strict_json(client.get("/api/workers/rec@demo-host").data)
+    assert detail["hostname"] == "rec@demo-host"
+    assert detail["active"] == workers[0]["active"] == 0 and detail["active_tasks"] is None  # a number; the list apart
+    dashboard.cluster.apply_inspect({"rec@demo-host": {"active": [{"id": "t1", "name": "add"}]}}, {}, 1e9)
+    detail = strict_json(client.get("/api/workers/rec@demo-host").data)
+    assert detail["active"] == 0 and detail["active_tasks"] == [{"id": "t1", "name": "add"}]
     task_id = next(e["uuid"] for e in recorded if e["type"] == "task-succeeded")
     detail = strict_json(client.get(f"/api/tasks/{task_id}").data)
     assert detail["state"] == "SUCCESS" and [e["type"] for e in detail["events"]][-1] == "task-succeeded"

@@ -1,4 +1,4 @@
-// A worker page's inspect lists: active, reserved, scheduled, revoked, registered, queues, orphaned, conf.
+// A worker page's inspect lists: active tasks, reserved, scheduled, revoked, registered, queues, orphaned, conf.
 
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { EMPTY, formatInteger, formatIso, formatTime, formatTimePrecise, shortUuid, taskHref } from "../helpers/format.js";
@@ -11,7 +11,7 @@ const NOT_INSPECTED = "Not inspected yet.";
 
 /** Each section: the detail key, the row template, and how a row is filled. */
 const SECTIONS = {
-  active: { template: "request-row", fill: fillRequest },
+  active_tasks: { template: "request-row", fill: fillRequest },
   reserved: { template: "request-row", fill: fillRequest },
   scheduled: { template: "scheduled-row", fill: fillScheduled },
   revoked: { template: "task-link-item", fill: fillTaskLink },

@@ -39,6 +39,12 @@ def test_filter_open_and_follow_a_child(page: Page, cluster: tuple[DashboardProc
     settled(dashboard, child)
     wait_stored(dashboard, [ok, failed, parent, child])
 
+    page.goto(dashboard.url + "/")  # the overview's FAILURE counter opens the failed tasks
+    page.locator('[data-counter="FAILURE"] a').click()
+    expect(page).to_have_url(f"{dashboard.url}/tasks?state=FAILURE")
+    expect(page.locator(f'[data-results] tr[data-uuid="{failed}"]')).to_be_visible()
+    assert results(page) == [failed]
+
     page.goto(dashboard.url + "/tasks?state=FAILURE")  # a bookmarked, filtered view
     expect(page.locator(f'[data-results] tr[data-uuid="{failed}"]')).to_be_visible()
     assert results(page) == [failed]

@@ -31,3 +31,4 @@ def test_lost_worker_banner_and_worker_page(page: Page, redis_port: int, tmp_pat
         expect(banner).to_contain_text("fragile@test", timeout=8_000)  # 2 x 1 s + 1 s slack, plus the push
         expect(banner).to_contain_text("Worker lost")
         expect(card).to_have_attribute("data-status", "lost")
+        expect(card.locator('[data-field="active"]')).to_have_text("unknown")  # not its last heartbeat's count

@@ -7,7 +7,7 @@ import {
   niceMax, tickPath, timeTicks, trimSamples,
 } from "../../static/js/helpers/chart.js";
 import {
-  brokerText, compactValue, etaSeconds, filterByHostname, formatBytes, formatUptime, heartbeatIntervalText,
+  activeText, brokerText, compactValue, etaSeconds, filterByHostname, formatBytes, formatUptime, heartbeatIntervalText,
   poolName, rusageText, skewText,
 } from "../../static/js/helpers/worker_info.js";
 import { alertMessage, lostWorkers } from "../../static/js/helpers/alerts.js";
@@ -122,4 +122,11 @@ test("lost workers with their heartbeat ages", () => {
     { hostname: "z@b", lastHeartbeat: 90, age: "10 s" },
   ]);
   assert.deepEqual(lostWorkers([], 100), []);
+});
+
+test("a lost worker's active count is unknown, not its last heartbeat's", () => {
+  const fmt = (n) => String(n);
+  assert.equal(activeText({ status: "online", active: 1 }, fmt), "1");
+  assert.equal(activeText({ status: "offline", active: 0 }, fmt), "0");
+  assert.equal(activeText({ status: "lost", active: 1 }, fmt), "unknown");
 });

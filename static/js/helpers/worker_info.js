@@ -3,6 +3,14 @@
 import { formatDuration } from "./duration.js";
 import { EMPTY } from "./format.js";
 
+/**
+ * The worker's active task count as its last heartbeat said, or "unknown" once it is lost:
+ * what it was doing when it went silent is not what it is doing now.
+ */
+export function activeText(worker, formatInteger) {
+  return worker?.status === "lost" ? "unknown" : formatInteger(worker?.active);
+}
+
 const BYTES_PER_KIB = 1024;
 /** Systems whose `ru_maxrss` is in bytes; elsewhere (Linux) it is in KiB. */
 const MAXRSS_IN_BYTES = new Set(["Darwin"]);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Celery Dashboard: one entry point for the demo, a real cluster, and the test suite.
 #
-#   ./dashboard.sh                 the demo: dashboard + two real workers + a producer, no server needed
+#   ./dashboard.sh [FLAGS]         the demo: dashboard + two real workers + a producer, no server needed
+#                                  (run.py FLAGS, e.g. --port 5556; also ./dashboard.sh demo FLAGS)
 #   ./dashboard.sh run [FLAGS]     the dashboard against your broker (run.py FLAGS, e.g. --broker redis://host:6379/0)
 #   ./dashboard.sh test [ARGS]     the whole test suite (ARGS go to pytest)
 #   ./dashboard.sh bench [ARGS]    the comparison benchmark against Flower (bench/compare.py ARGS, e.g. --quick)
@@ -80,11 +81,14 @@ run_tests() {
 }
 
 command=${1:-demo}
-[ $# -gt 0 ] && shift
+case "$command" in
+    -*) command=demo ;;  # ./dashboard.sh --port 5556: the demo, with run.py's flags
+    *) [ $# -gt 0 ] && shift ;;
+esac
 case "$command" in
     demo) ensure_venv; exec "$PY" run.py --demo "$@" ;;
     run) ensure_venv; exec "$PY" run.py "$@" ;;
     test) run_tests "$@" ;;
     bench) exec python3 bench/compare.py "$@" ;;
-    *) echo "usage: $0 [demo|run FLAGS|test PYTEST_ARGS|bench COMPARE_ARGS]" >&2; exit 2 ;;
+    *) echo "usage: $0 [demo] [FLAGS] | run FLAGS | test [PYTEST_ARGS] | bench [COMPARE_ARGS]  (FLAGS: run.py's, e.g. --port 5556)" >&2; exit 2 ;;
 esac

@@ -53,7 +53,7 @@ def test_depth_alerts_and_consumers(redis_port: int, log_dir: Path, webhook: Web
         wait_worker_online(dashboard, "drainer@test", worker=worker)
         wait_until(lambda: (q := queue_shape(dashboard, QUEUE)) and q["depth"] == 0 and q["consumers"] == 1, 20,
                    message=lambda: f"never drained: {queue_shape(dashboard, QUEUE)}")
-        assert 0 in live_depths(client, QUEUE)
+        wait_until(lambda: 0 in live_depths(client, QUEUE), 3, message="depth 0 never pushed live")
         wait_until(lambda: any(d["event"] == "queue-backlog-cleared" for d in webhook.documents), 10,
                    message=lambda: f"no cleared webhook: {webhook.documents}")
         detail = dashboard.get(f"/api/queues/{QUEUE}").json()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from queue import Empty
 from typing import Any, Callable
 
 from celery import Celery
@@ -101,11 +102,14 @@ class SafeReceiver(EventReceiver):
         collector = self.collector
 
         def skip(exc: Exception) -> None:
-            if isinstance(exc, fatal) and not isinstance(exc, _MESSAGE_ERRORS):
+            if isinstance(exc, _MESSAGE_ERRORS):
+                # A hostile message inside the transport (kombu's Redis transport also lists
+                # KeyError among its connection errors): skip it, keep the stream.
+                collector.count_malformed(f"undecodable message ({type(exc).__name__} in the transport)")
+            elif isinstance(exc, fatal):
                 raise exc  # the connection failed: the collector reconnects
-            # A hostile message inside the transport (kombu's Redis transport also lists
-            # KeyError among its connection errors): skip it, keep the stream.
-            collector.count_malformed(f"undecodable message ({type(exc).__name__} in the transport)")
+            else:
+                collector.count_unexpected("in the transport", exc)
 
         def drain_events(**options: Any) -> Any:
             try:
@@ -119,6 +123,8 @@ class SafeReceiver(EventReceiver):
                     and subclient.connection.can_read(timeout=0):
                 try:
                     channel._receive_one(subclient)
+                except Empty:
+                    pass  # kombu skipped a message it cannot parse (its warning is counted, see UndecodableEnvelopes)
                 except Exception as exc:
                     skip(exc)
             return None
@@ -140,8 +146,8 @@ class SafeReceiver(EventReceiver):
         except UndecodableMessage as exc:
             collector.count_malformed(f"undecodable message ({exc})")
             return
-        except Exception as exc:  # each message in its own guard
-            collector.count_malformed(f"undecodable message ({type(exc).__name__} while decoding)")
+        except Exception as exc:  # each message in its own guard; what no check foresaw is also a bug
+            collector.count_unexpected("while decoding", exc)
             return
         collector.apply_events(collector.take([body], self.event_from_message))
 
@@ -185,6 +191,8 @@ class EventCollector:
         self._subscribed_this_attempt = False  # the current connection attempt reached the event stream
         self.internal_errors = 0  # unexpected exceptions logged with a traceback (bugs, not bad input)
         self._ignored_workers_logged = 0
+        self._unexpected_logged: set[tuple[str, str]] = set()  # (where, exception type) already logged
+        self._connection_error_types: tuple[type[BaseException], ...] | None = None
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
         self._pinged_for: float | None = None  # last_event_at of the silence already checked by a ping
@@ -208,7 +216,7 @@ class EventCollector:
         log.info("event collector stopped")
 
     def _receive_loop(self, delay: float) -> None:
-        connection_errors = self._connection_errors()
+        connection_errors = self.connection_errors()
         while not self.stopping:
             self.restart_requested = False
             self._subscribed_this_attempt = False
@@ -240,16 +248,18 @@ class EventCollector:
             self.sleep(delay * (1 + random.uniform(-RECONNECT_JITTER, RECONNECT_JITTER)))
             delay = min(delay * 2, self.settings.reconnect_max_seconds)
 
-    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
         """Return the exceptions that mean the broker connection failed (the rest are bugs)."""
-        transport = self.app.connection_for_read()  # not connected: only its transport's error classes are read
-        try:
-            listed = (*transport.connection_errors, *transport.channel_errors)
-        finally:
-            transport.release()
-        # kombu's Redis transport lists KeyError among its connection errors: a bug reads as one otherwise.
-        return (OSError, KombuOperationalError, KombuConnectionError,
-                *(e for e in listed if not issubclass(e, _MESSAGE_ERRORS)))
+        if self._connection_error_types is None:
+            transport = self.app.connection_for_read()  # not connected: only its error classes are read
+            try:
+                listed = (*transport.connection_errors, *transport.channel_errors)
+            finally:
+                transport.release()
+            # kombu's Redis transport lists KeyError among its connection errors: a bug reads as one otherwise.
+            self._connection_error_types = (OSError, KombuOperationalError, KombuConnectionError,
+                                            *(e for e in listed if not issubclass(e, _MESSAGE_ERRORS)))
+        return self._connection_error_types
 
     def _on_connection_error(self, exc: Exception) -> None:
         error = mask_known(f"{type(exc).__name__}: {exc}", self.settings.broker_url)[:500]
@@ -285,7 +295,7 @@ class EventCollector:
             connection, self.app.conf.event_exchange, self.on_batch, subscribed,
             should_stop=lambda: self.stopping or self.restart_requested,
             on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"),
-            max_event_bytes=self.settings.max_event_bytes)
+            max_event_bytes=self.settings.max_event_bytes, on_unexpected=self.count_unexpected)
         stream.run()
 
     def on_batch(self, bodies: list[Any]) -> None:
@@ -307,8 +317,8 @@ class EventCollector:
                     events.append(localize(clean_event(raw, max_field, max_traceback))[1])
                 except MalformedEvent as exc:
                     self.count_malformed(str(exc))
-                except Exception as exc:  # each event in its own guard: a shape no check foresaw
-                    self.count_malformed(f"{type(exc).__name__} while checking an event")
+                except Exception as exc:  # each event in its own guard: a shape no check foresaw, a bug
+                    self.count_unexpected("while checking an event", exc)
         return events
 
     def apply_events(self, events: list[dict[str, Any]]) -> None:
@@ -328,6 +338,20 @@ class EventCollector:
         self.malformed += 1
         self.last_malformed = reason
         log.debug("skipped malformed event: %s", reason)
+
+    def count_unexpected(self, where: str, exc: BaseException) -> None:
+        """Count a message lost to an error no check foresaw: malformed for the stream, internal for the bug.
+
+        Its traceback is logged the first time for each place and kind of error; the counts in
+        ``/api/health`` say how often, so a hostile producer cannot flood the log.
+        """
+        self.count_malformed(f"{type(exc).__name__} {where}")
+        self.internal_errors += 1
+        key = (where, type(exc).__name__)
+        if key not in self._unexpected_logged:
+            self._unexpected_logged.add(key)
+            log.error("unexpected %s %s; the message was skipped (logged once per kind)", type(exc).__name__,
+                      where, exc_info=exc)
 
     def count_internal_error(self) -> None:
         """Count an unexpected exception (a bug, not bad input) for ``/api/health``'s ``errors.internal``."""
@@ -409,8 +433,12 @@ class EventCollector:
                 connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
                 connection.channel().close()  # redis answers a PING here; amqp opened a channel
             return True
-        except Exception as exc:  # any failure means "not answering"
+        except self.connection_errors() as exc:  # the broker does not answer
             log.debug("broker ping failed: %s", mask_known(str(exc), self.settings.broker_url))
+            return False
+        except Exception:  # a bug: say so; for the watchdog, a ping that could not be made is no answer
+            self.count_internal_error()
+            log.exception("pinging the broker failed")
             return False
 
     # -- reading -------------------------------------------------------------

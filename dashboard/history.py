@@ -101,8 +101,8 @@ class HistoryWriter:
         if depths:
             try:
                 self.run_blocking(self.store.write_queue_depths, depths)
-            except Exception as exc:  # depth history is a nicety: say so, never stop the task history
-                log.warning("writing queue depths to %s failed: %s", self.store.path, exc)
+            except Exception as exc:  # depth history is a nicety: never stop the task history for it
+                self._report(exc, "writing queue depths to")
         for task in tasks:
             self.pending_tasks[task["uuid"]] = task
         self.pending_events.extend(events)
@@ -191,11 +191,19 @@ class HistoryWriter:
     def prune(self) -> None:
         try:
             removed = self.run_blocking(self.store.prune, time.time())
-        except Exception:  # pruning must never stop history
-            log.exception("pruning %s failed", self.store.path)
+        except Exception as exc:  # pruning must never stop history
+            self._report(exc, "pruning")
             return
         if removed:
             log.info("pruned %d tasks from %s", removed, self.store.path)
+
+    def _report(self, exc: Exception, doing: str) -> None:
+        """Log a failed store call: the disk or the file as a warning, anything else as the bug it is."""
+        if is_storage_failure(exc):
+            log.warning("%s %s failed: %s", doing, self.store.path, exc)
+        else:
+            self.collector.count_internal_error()
+            log.error("%s %s failed", doing, self.store.path, exc_info=exc)
 
     def health(self) -> dict[str, Any]:
         """Return the store's part of ``GET /api/health``."""

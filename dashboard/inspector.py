@@ -76,7 +76,10 @@ class WorkerInspector:
         for method in METHODS:
             try:
                 answer = getattr(inspector, method)() or {}
-            except Exception as exc:  # a broker error: every worker gets the reason
+            except Exception as exc:  # every worker gets the reason; one that is not the broker's is a bug
+                if not isinstance(exc, self.collector.connection_errors()):
+                    self.collector.count_internal_error()
+                    log.exception("inspect %s failed", method)
                 reason = mask_known(f"{method}: {type(exc).__name__}: {exc}", self.settings.broker_url)[:300]
                 errors.update({h: reason for h in hostnames})
                 break

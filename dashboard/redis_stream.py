@@ -144,9 +144,11 @@ class RedisEventStream:
     def __init__(self, connection: Connection, exchange: str, on_batch: Batch,
                  on_subscribed: Callable[[], None], should_stop: Callable[[], bool],
                  on_undecodable: Callable[[str], None],
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 on_unexpected: Callable[[str, Exception], None] | None = None) -> None:
         self.connection = connection
         self.max_event_bytes = max_event_bytes
+        self.on_unexpected = on_unexpected or (lambda where, exc: on_undecodable(f"{type(exc).__name__} {where}"))
         self.exchange = exchange
         self.on_batch = on_batch
         self.on_subscribed = on_subscribed
@@ -239,8 +241,8 @@ class RedisEventStream:
                 batch.append(decode_envelope(reply[3], self.max_event_bytes))
             except UndecodableMessage as exc:
                 self.on_undecodable(str(exc))
-            except Exception as exc:  # a shape no check foresaw: count it, keep reading
-                self.on_undecodable(f"{type(exc).__name__} while decoding")
+            except Exception as exc:  # a shape no check foresaw, a bug: counted and logged, reading goes on
+                self.on_unexpected("while decoding", exc)
         return batch
 
 

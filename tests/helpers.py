@@ -203,6 +203,20 @@ class DashboardProc:
         self.proc.stop()
 
 
+def wait_serving(dashboard: DashboardProc, timeout: float) -> None:
+    """Wait until the dashboard answers ``/api/health``; fail at once, with its log, if it exits."""
+    def serving() -> bool:
+        if not dashboard.proc.alive():
+            raise AssertionError(f"{dashboard.proc.name} exited with {dashboard.proc.popen.returncode}:\n"
+                                 f"{dashboard.proc.log_tail()}")
+        try:
+            return dashboard.get("/api/health").status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(serving, timeout, message=f"{dashboard.proc.name} does not serve /api/health")
+
+
 def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False,
                     extra_args: tuple[str, ...] = (), port: int | None = None) -> DashboardProc:
     """Start the dashboard (``run.py``, or ``python -m dashboard`` for threading) and wait until it serves."""
@@ -212,17 +226,8 @@ def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False
             "--db", str(log_dir / "dashboard.db"), "--flush-interval", "0.1", *extra_args]
     proc = Proc("dashboard-threading" if threading_mode else "dashboard", args, log_dir)
     dashboard = DashboardProc(proc, port)
-
-    def serving() -> bool:
-        if not proc.alive():
-            raise AssertionError(f"dashboard exited with {proc.popen.returncode}:\n{proc.log_tail()}")
-        try:
-            return dashboard.get("/api/health").status_code == 200
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(serving, DASHBOARD_START_SECONDS, message="dashboard does not serve /api/health")
+        wait_serving(dashboard, DASHBOARD_START_SECONDS)
     except BaseException:
         proc.stop()
         raise

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import requests
 
-from helpers import REPO_ROOT, DashboardProc, Proc, free_port, wait_until
+from helpers import REPO_ROOT, DashboardProc, Proc, free_port, wait_serving, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -17,15 +16,7 @@ def test_the_demo_takes_run_flags_and_its_workers_run_tasks(log_dir: Path, tmp_p
                 log_dir)
     demo = DashboardProc(proc, port)
     try:
-        def serving() -> bool:
-            if not proc.alive():
-                raise AssertionError(f"the demo exited with {proc.popen.returncode}:\n{proc.log_tail()}")
-            try:
-                return demo.get("/api/health").status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(serving, 30, message="the demo does not serve on the port given")
+        wait_serving(demo, 30)  # on the port given
         assert demo.health()["broker"]["url"].startswith("filesystem://")
         workers = wait_until(lambda: [w for w in demo.get("/api/workers").json() if w["status"] == "online"], 45,
                              message="the demo's workers never came online")

@@ -314,3 +314,37 @@ def test_secret_keys_are_whole_words(key: str, secret: bool) -> None:
     assert is_secret_key(key) is secret
     masked = mask_secrets({key: "value"})[key]
     assert (masked == "********") is secret
+
+
+def test_an_error_no_check_foresaw_is_a_bug_logged_once_per_kind(tmp_path: Any,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db")))
+
+    def localize(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise AttributeError("a bug")
+
+    with caplog.at_level(logging.ERROR, logger="dashboard.events"):
+        collector.take([{"type": "task-received", "uuid": str(n)} for n in range(3)], localize)
+    assert collector.malformed == 3 and collector.internal_errors == 3
+    assert [r.exc_info is not None for r in caplog.records] == [True]  # one traceback, not one per message
+
+
+def test_a_store_call_that_fails_on_a_bug_is_counted(dashboard: Any, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    def broken(now: float) -> int:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(dashboard.store, "prune", broken)
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        dashboard.history.prune()
+    assert dashboard.collector.internal_errors == 1 and caplog.records[-1].exc_info is not None
+
+    def full(now: float) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(dashboard.store, "prune", full)
+    dashboard.history.prune()
+    assert dashboard.collector.internal_errors == 1  # the disk is not a bug: a warning only
+    assert "database or disk is full" in caplog.records[-1].getMessage()

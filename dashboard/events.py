@@ -111,13 +111,10 @@ class SafeReceiver(EventReceiver):
             else:
                 collector.count_unexpected("in the transport", exc)
 
-        def drain_events(**options: Any) -> Any:
-            try:
-                return drain(**options)
-            except Exception as exc:
-                skip(exc)
-            # kombu's Redis channel reads every message already buffered after the one that
-            # raised only when the socket next becomes readable: read them now instead.
+        def read_buffered() -> None:
+            # kombu's Redis channel stops reading at a message it cannot parse (or that raised) and
+            # reads the messages already buffered behind it only when the socket next becomes
+            # readable, which may be never: read them now.
             subclient = getattr(channel, "subclient", None) if hasattr(channel, "_receive_one") else None
             while subclient is not None and subclient.connection is not None \
                     and subclient.connection.can_read(timeout=0):
@@ -127,7 +124,16 @@ class SafeReceiver(EventReceiver):
                     pass  # kombu skipped a message it cannot parse (its warning is counted, see UndecodableEnvelopes)
                 except Exception as exc:
                     skip(exc)
-            return None
+
+        def drain_events(**options: Any) -> Any:
+            try:
+                result = drain(**options)
+            except Exception as exc:
+                read_buffered()
+                skip(exc)  # raises a connection error or a timeout on to the receiver
+                return None
+            read_buffered()
+            return result
 
         connection.drain_events = drain_events
         self.collector.on_subscribed()

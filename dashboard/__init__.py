@@ -19,6 +19,7 @@ from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
+from .shapes import Alert
 from .store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Dashboard:
         self.history = HistoryWriter(self.collector, self.store, run_blocking)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
 
-    def on_alert(self, alert: dict[str, Any]) -> None:
+    def on_alert(self, alert: Alert) -> None:
         """Send a worker or queue alert to the webhooks and to the pages."""
         if self.settings.webhooks:
             self.webhooks.notify(alert)

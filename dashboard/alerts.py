@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .redact import mask_url
 
@@ -39,13 +39,13 @@ class WebhookNotifier:
     def __init__(self, urls: tuple[str, ...], sleep: Callable[[float], None] = time.sleep) -> None:
         self.urls = urls
         self.sleep = sleep
-        self.pending: deque[tuple[float, int, str, dict[str, Any]]] = deque()  # (due, attempt, url, doc)
+        self.pending: deque[tuple[float, int, str, Mapping[str, Any]]] = deque()  # (due, attempt, url, doc)
         self.lock = threading.Lock()
         self.delivered = 0
         self.failed = 0
         self.stopping = False
 
-    def notify(self, document: dict[str, Any]) -> None:
+    def notify(self, document: Mapping[str, Any]) -> None:
         """Queue one document for every URL; returns at once."""
         with self.lock:
             for url in self.urls:
@@ -72,7 +72,7 @@ class WebhookNotifier:
     def stop(self) -> None:
         self.stopping = True
 
-    def _deliver(self, attempt: int, url: str, document: dict[str, Any]) -> None:
+    def _deliver(self, attempt: int, url: str, document: Mapping[str, Any]) -> None:
         body = json.dumps(document).encode()
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={"Content-Type": "application/json",
@@ -100,6 +100,6 @@ class WebhookNotifier:
             self.pending.append((time.monotonic() + delay, attempt, url, document))
 
 
-def _subject(document: dict[str, Any]) -> str:
+def _subject(document: Mapping[str, Any]) -> str:
     """Name what an alert is about: a worker's hostname or a queue's name."""
     return str(document.get("hostname") or document.get("queue") or "?")

@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .cluster import Cluster
-from .state import TASK_STATES, event_key
+from .model import TASK_STATES
+from .state import event_key
 from .store import StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -12,16 +12,21 @@ It does no I/O and never reads a clock: callers pass ``now``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
+from .journal import LiveChanges, UnsavedTasks
 from .queues import QueueBook
 from .settings import Settings
+from .shapes import Change, Counters, Limits, QueueAlert, WorkerAlert
+from .model import READY_STATES
 from .state import ClusterState
 
-Change = dict[str, Any]
+
+def _removal(kind: Literal["task", "worker", "queue"], key: str) -> Change:
+    return {"kind": kind, "op": "remove", "key": key, "data": None}
 
 
-def _change(kind: str, key: str, data: dict[str, Any] | None) -> Change:
+def _upsert(kind: Literal["task", "worker", "queue"], key: str, data: dict[str, Any] | None) -> Change:
     return {"kind": kind, "op": "upsert", "key": key, "data": data}
 
 
@@ -38,6 +43,7 @@ class Cluster:
         self._state = state
         self._book = book
         self._lock = threading.Lock()  # guards _state and _book; held only for in-memory work, never for I/O
+        self._unsaved = UnsavedTasks()  # the history writer's reading of the journal
 
     @classmethod
     def build(cls, settings: Settings, book: QueueBook | None = None) -> "Cluster":
@@ -70,7 +76,7 @@ class Cluster:
             lost = self._state.expire_workers(now, listening_since)
             return [(h, self._state.workers[h].last_heartbeat or 0.0) for h in lost]
 
-    def purge(self, now: float, after_seconds: float) -> list[dict[str, Any]]:
+    def purge(self, now: float, after_seconds: float) -> list[WorkerAlert]:
         """Move long-gone workers out of the main list; return the worker alerts raised since the last call."""
         with self._lock:
             self._state.purge_workers(now, after_seconds)
@@ -91,7 +97,7 @@ class Cluster:
             self._book.watch(state.pending_by_queue)
             return self._book.names()
 
-    def apply_samples(self, now: float, samples: dict[str, Any]) -> list[dict[str, Any]]:
+    def apply_samples(self, now: float, samples: dict[str, Any]) -> list[QueueAlert]:
         """Apply one round of queue samples; return the backlog alerts it raised."""
         with self._lock:
             self._book.apply(now, samples)
@@ -101,7 +107,12 @@ class Cluster:
     def keep_history(self) -> None:
         """Start recording what changed for the history writer (``drain_unsaved``)."""
         with self._lock:
-            self._state.track_unsaved = True
+            self._state.journal.open(UnsavedTasks.READER)
+
+    def follow_changes(self) -> None:
+        """Start recording what changed for the pusher (``changes``)."""
+        with self._lock:
+            self._state.journal.open(LiveChanges.READER)
 
     def restore(self, recent: Iterable[tuple[dict[str, Any], list[dict[str, Any]] | None]]) -> None:
         """Put back tasks read from the store, oldest first, without marking anything changed."""
@@ -109,12 +120,20 @@ class Cluster:
             for task, events in recent:
                 self._state.restore(task, events)
 
-    def drain_unsaved(self, now: float, hold_seconds: float
+    def drain_unsaved(self, now: float | None = None, hold_seconds: float = 0.0
                       ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]], list[tuple[str, float, int]]]:
-        """Return the tasks, events and queue-depth minutes to write since the last call (see ClusterState)."""
+        """Return the tasks, events and queue-depth minutes to write since the last call.
+
+        An unfinished task that first changed less than ``hold_seconds`` before ``now`` is held
+        back, with its events, until it finishes or that time has passed (see ``UnsavedTasks``).
+        """
         with self._lock:
-            tasks, events = self._state.drain_unsaved(now, hold_seconds)
-            return tasks, events, self._book.drain_minutes()
+            state = self._state
+            tasks = state.tasks
+            tasks_, events = self._unsaved.take(
+                state.journal.read(UnsavedTasks.READER), state.task_json,
+                lambda uuid: uuid in tasks and tasks[uuid].state in READY_STATES, now, hold_seconds)
+            return tasks_, events, self._book.drain_minutes()
 
     def release_timelines(self, uuids: Iterable[str]) -> None:
         """Let go of the in-memory timelines of finished tasks now in the store."""
@@ -167,8 +186,10 @@ class Cluster:
         """Return a task held in memory with its timeline (``events`` None when released to the store),
         and its events not yet handed to the history writer; (None, []) when it is not held."""
         with self._lock:
-            detail = self._state.task_detail(uuid)
-            unsaved = self._state.unsaved_events(uuid) if detail is not None and detail["events"] is None else []
+            state = self._state
+            detail = state.task_detail(uuid)
+            unsaved = (self._unsaved.events_of(uuid, state.journal.unread(UnsavedTasks.READER))
+                       if detail is not None and detail["events"] is None else [])
         return detail, unsaved
 
     def snapshot(self, task_limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
@@ -221,30 +242,30 @@ class Cluster:
         """
         with self._lock:
             state = self._state
-            task_ids, hostnames = state.drain_changes()
-            common = [_change("worker", h, state.workers[h].to_json()) for h in hostnames if h in state.workers]
-            common += [{"kind": "worker", "op": "remove", "key": h, "data": None}
-                       for h in state.drain_removed_workers()]
-            common += [_change("queue", q, self._queue_json(q, now)) for q in self._book.drain_changes()]
+            task_ids, hostnames = LiveChanges.coalesce(state.journal.read(LiveChanges.READER))
+            common = [_removal("worker", h) if removed
+                      else _upsert("worker", h, state.workers[h].to_json())
+                      for h, removed in hostnames.items() if removed or h in state.workers]
+            common += [_upsert("queue", q, self._queue_json(q, now)) for q in self._book.drain_changes()]
             recent = task_ids[-window:]
-            common += [_change("task", u, state.task_json(u)) for u in reversed(recent) if u in state.tasks]
+            common += [_upsert("task", u, state.task_json(u)) for u in reversed(recent) if u in state.tasks]
             in_window = set(recent)
             wanted = task_rooms.intersection(task_ids) - in_window if task_rooms else set()
             if worker_rooms:  # a worker's room also gets the changes of that worker's tasks
                 wanted.update(u for u in task_ids if u not in in_window and u in state.tasks
                               and state.tasks[u].worker in worker_rooms)
-            extra = {u: _change("task", u, state.task_json(u)) for u in wanted if u in state.tasks}
+            extra = {u: _upsert("task", u, state.task_json(u)) for u in wanted if u in state.tasks}
             rooms = {u: ("task:" + u, "worker:" + (state.tasks[u].worker or "")) for u in extra}
         return common, extra, rooms
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> Counters:
         """Return task counts per state (over the tasks held), totals, and the names beyond the limits."""
         with self._lock:
             counters = self._state.counters()
             counters["ignored"] = {"workers": len(self._state.ignored_workers), "queues": len(self._book.ignored)}
         return counters
 
-    def limits(self) -> dict[str, int]:
+    def limits(self) -> Limits:
         """Return the limits on workers and queues and how many names beyond them were ignored."""
         with self._lock:
             return {"max_workers": self._state.max_workers, "workers_ignored": len(self._state.ignored_workers),

@@ -29,8 +29,9 @@ from .envelope import UndecodableMessage, decode_body
 from .checks import MalformedEvent, clean_event
 from .redact import mask_known, mask_url
 from .settings import Settings
+from .shapes import Alert
 from .cluster import Cluster
-from .state import heartbeat_expires
+from .model import heartbeat_expires
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class EventCollector:
     """Receives events into the model, keeps the broker status, and watches for silence."""
 
     def __init__(self, settings: Settings, sleep: Sleep = time.sleep, app: Celery | None = None,
-                 cluster: Cluster | None = None, on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 cluster: Cluster | None = None, on_alert: Callable[[Alert], None] | None = None) -> None:
         self.settings = settings
         self.alert = on_alert or (lambda alert: None)  # worker lost or back online
         self.sleep = sleep

@@ -19,6 +19,7 @@ from flask_socketio import Namespace, SocketIO, emit
 from . import jsonio
 from .events import EventCollector
 from .settings import Settings
+from .shapes import Alert, Counters
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class LiveHub:
         self.socketio = socketio
         self.collector = collector
         self.cluster = collector.cluster
+        self.cluster.follow_changes()
         self.settings = settings
         self.clients: dict[str, Client] = {}
         self.lock = threading.Lock()  # guards clients; never held across a send
@@ -75,7 +77,7 @@ class LiveHub:
         self.dropped_clients = 0  # connections closed because they did not keep up
         self._samples: deque[tuple[float, int, int]] = deque()
         self._broker_version = -1
-        self._last_counters: dict[str, Any] | None = None
+        self._last_counters: Counters | None = None
         self._last_counters_at = 0.0
 
     # -- connections ---------------------------------------------------------
@@ -211,11 +213,11 @@ class LiveHub:
             # engine.io's disconnect(), which waits for the client to read its queue: it never will.
             socket.close(wait=False, abort=True, reason=server.eio.reason.SERVER_DISCONNECT)
 
-    def alert(self, alert: dict[str, Any]) -> None:
+    def alert(self, alert: Alert) -> None:
         """Send an alert (worker lost or back, queue backlog or cleared) to every page at once."""
         self.socketio.emit("alert", alert, namespace=NAMESPACE)
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> Counters:
         """Return task counts per state, throughput and event rates."""
         collector = self.collector
         counters = self.cluster.counters()

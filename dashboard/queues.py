@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from .shapes import QueueAlert
+
 #: Sparkline history at full resolution, in seconds.
 SPARKLINE_SECONDS = 15 * 60
 #: Resolution of the sparkline sent with a snapshot, in seconds (live samples fill in after it).
@@ -107,7 +109,7 @@ class QueueBook:
         self.max_queues = max_queues
         self.ignored: set[str] = set()  # names beyond max_queues (up to MAX_IGNORED_NAMES), never sampled
         self.rules = {rule.queue: rule for rule in rules}
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[QueueAlert] = []
         self.consumers: dict[str, list[str]] = {}  # queue -> online workers consuming it
         self._dirty: dict[str, None] = {}
         self.watch(configured)
@@ -187,7 +189,7 @@ class QueueBook:
             queue.minutes = {}
         return rows
 
-    def drain_alerts(self) -> list[dict[str, Any]]:
+    def drain_alerts(self) -> list[QueueAlert]:
         alerts, self.alerts = self.alerts, []
         return alerts
 

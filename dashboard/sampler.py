@@ -17,6 +17,7 @@ from .broker import QueueReader, make_reader
 from .events import EventCollector
 from .queues import QueueAlertRule, QueueBook
 from .settings import Settings
+from .shapes import Alert
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def build_queue_book(settings: Settings) -> QueueBook:
 class QueueSampler:
     """Samples every watched queue's depth and hands the samples to the queue model."""
 
-    def __init__(self, collector: EventCollector, on_alert: Callable[[dict[str, Any]], None],
+    def __init__(self, collector: EventCollector, on_alert: Callable[[Alert], None],
                  reader: QueueReader | None = None) -> None:
         self.collector = collector
         self.on_alert = on_alert

@@ -3,180 +3,33 @@
 This module is pure: it cannot do any I/O and never reads a clock. It gets
 checked event dicts (see ``checks``) carrying ``local_received``, the
 dashboard's own receive time, and an injected ``now`` for expiry. It imports
-no Flask, kombu, socketio or eventlet. It records what changed so that the
-pusher can send coalesced updates.
+no Flask, kombu, socketio or eventlet. It appends what changed to its
+``journal``, which the pusher and the history writer each read at their pace.
 """
 from __future__ import annotations
 
 from bisect import insort
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, Iterable, Iterator
 
-#: Celery's task states, in the order the page shows them.
-TASK_STATES = ("PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED")
-#: States after which a task does nothing more (unless retried).
-READY_STATES = frozenset(("SUCCESS", "FAILURE", "REVOKED", "REJECTED"))
-#: States in which a task is held by a worker.
-IN_FLIGHT_STATES = frozenset(("RECEIVED", "STARTED"))
-#: Event type to the state it moves a task to (Celery's TASK_EVENT_TO_STATE).
-TASK_EVENT_TO_STATE = {
-    "task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
-    "task-failed": "FAILURE", "task-retried": "RETRY", "task-succeeded": "SUCCESS",
-    "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-}
-#: Celery's ``celery.states.PRECEDENCE``: a lower index wins over a higher one.
-_PRECEDENCE = ["SUCCESS", "FAILURE", None, "REVOKED", "STARTED", "RECEIVED", "REJECTED", "RETRY", "PENDING"]
-_PRECEDENCE_INDEX = {state: index for index, state in enumerate(_PRECEDENCE)}
-#: Fields a late ``task-received`` may still fill in (Celery's ``Task.merge_rules``).
-_RECEIVED_MERGE_FIELDS = ("name", "args", "kwargs", "parent_id", "root_id", "eta", "expires")
-#: Task attributes an event may set directly.
-_TASK_FIELDS = ("name", "args", "kwargs", "eta", "expires", "queue", "exchange",
-                "routing_key", "parent_id", "root_id", "result", "exception", "traceback", "runtime")
+from .journal import TASK, TASK_EVICTED, WORKER, WORKER_REMOVED, Journal, Record
+from .model import (IN_FLIGHT_STATES, READY_STATES, TASK_FIELDS, TASK_STATES, Task, Worker, heartbeat_expires,
+                    pool_name)
+from .shapes import Counters, WorkerAlert
+
 #: Event keys left out of a task's timeline entries (they are on the task or are bookkeeping).
 _TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received"))
-#: Task fields a replay of the timeline recomputes.
-_RESET_FIELDS = _TASK_FIELDS + ("retries", "worker", "timestamp", "sent", "received", "started",
-                                "succeeded", "failed", "retried", "revoked", "rejected")
 #: Where each event type falls in a task's life, to order events with equal timestamps.
 LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
                "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
-#: Worker history kept for charts, and the least time between two samples, in seconds.
-HISTORY_SECONDS = 3600.0
-HISTORY_STEP_SECONDS = 5.0
 #: Departed (purged) workers remembered for searches.
 MAX_DEPARTED_WORKERS = 10_000
 #: Names beyond a limit (workers, queues) remembered for counting; more are not counted.
 MAX_IGNORED_NAMES = 100_000
-#: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
-DEFAULT_FREQ_SECONDS = 2.0
-
-
-def precedence(state: str | None) -> int:
-    """Return Celery's precedence index of ``state`` (lower wins); custom states rank with None."""
-    return _PRECEDENCE_INDEX.get(state, 2)
-
-
-def heartbeat_expires(last_heartbeat: float, freq: float, slack: float) -> float:
-    """Return when a worker that last beat at ``last_heartbeat`` is lost (Celery's freq * 2, plus slack)."""
-    return last_heartbeat + freq * 2 + slack
-
-
-class Worker:
-    """One worker as seen through its events and inspect replies."""
-
-    __slots__ = ("hostname", "status", "last_heartbeat", "freq", "timestamp", "offline_at", "offline_received",
-                 "pool", "concurrency", "processed", "active", "loadavg", "sw_ident", "sw_ver",
-                 "sw_sys", "clock_skew", "pid", "history")
-
-    def __init__(self, hostname: str) -> None:
-        self.hostname = hostname
-        self.status = "online"
-        self.last_heartbeat: float | None = None  # dashboard receive time of the last worker event
-        self.freq = DEFAULT_FREQ_SECONDS
-        self.timestamp: float | None = None  # worker's own clock at its last worker event
-        self.offline_at: float | None = None  # worker's clock at its worker-offline
-        self.offline_received: float | None = None  # dashboard receive time of that worker-offline
-        self.pool: str | None = None
-        self.concurrency: int | None = None
-        self.processed = 0
-        self.active = 0
-        self.loadavg: list[float] | None = None
-        self.sw_ident: str | None = None
-        self.sw_ver: str | None = None
-        self.sw_sys: str | None = None
-        self.clock_skew: float | None = None
-        self.pid: int | None = None
-        self.history: deque[tuple[float, int, float | None]] = deque()  # (received, active, load 1 min)
-
-    def record(self, received: float) -> None:
-        """Add a history sample at most every HISTORY_STEP_SECONDS, keeping HISTORY_SECONDS."""
-        history = self.history
-        if history and received - history[-1][0] < HISTORY_STEP_SECONDS:
-            return
-        history.append((received, self.active, self.loadavg[0] if self.loadavg else None))
-        while history and received - history[0][0] > HISTORY_SECONDS:
-            history.popleft()
-
-    def history_json(self) -> dict[str, list[Any]]:
-        """Return the last hour of samples as parallel lists, for the worker page's chart."""
-        return {"t": [h[0] for h in self.history], "active": [h[1] for h in self.history],
-                "load": [h[2] for h in self.history]}
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the worker's JSON shape, shared by the API, the pages and the live push."""
-        return {
-            "hostname": self.hostname, "status": self.status, "last_heartbeat": self.last_heartbeat,
-            "freq": self.freq, "pool": self.pool, "concurrency": self.concurrency,
-            "processed": self.processed, "active": self.active, "loadavg": self.loadavg,
-            "sw_ident": self.sw_ident, "sw_ver": self.sw_ver, "sw_sys": self.sw_sys,
-            "clock_skew": self.clock_skew, "pid": self.pid,
-        }
-
-
-class Task:
-    """One task: its current fields and, while held, the timeline of its events.
-
-    ``events`` is None once the timeline has been handed to the store and the task has
-    finished (see ``ClusterState.release_timelines``): the store answers for it then.
-    """
-
-    __slots__ = ("uuid", "name", "state", "worker", "queue", "exchange", "routing_key", "sent",
-                 "received", "started", "succeeded", "failed", "retried", "revoked", "rejected",
-                 "timestamp", "runtime", "retries", "args", "kwargs", "eta", "expires", "result",
-                 "exception", "traceback", "parent_id", "root_id", "orphaned", "progress", "events")
-
-    def __init__(self, uuid: str) -> None:
-        self.uuid = uuid
-        self.state = "PENDING"
-        self.timestamp: float | None = None
-        self.orphaned = False
-        self.progress: dict[str, Any] | None = None
-        self.events: list[dict[str, Any]] | None = []
-        self.name: str | None = None
-        self.worker: str | None = None
-        self.queue: str | None = None
-        self.exchange: str | None = None
-        self.routing_key: str | None = None
-        # When each state was last entered: the event's timestamp, epoch seconds.
-        self.sent: float | None = None
-        self.received: float | None = None
-        self.started: float | None = None
-        self.succeeded: float | None = None
-        self.failed: float | None = None
-        self.retried: float | None = None
-        self.revoked: float | None = None
-        self.rejected: float | None = None
-        self.runtime: float | None = None
-        self.retries: int | None = None
-        # Payloads as the worker's repr, cut to --max-field-chars.
-        self.args: str | None = None
-        self.kwargs: str | None = None
-        self.eta: str | None = None
-        self.expires: str | None = None
-        self.result: str | None = None
-        self.exception: str | None = None
-        self.traceback: str | None = None
-        self.parent_id: str | None = None
-        self.root_id: str | None = None
-
-    def to_json(self, children: list[str] | None = None) -> dict[str, Any]:
-        """Return the task's JSON shape, shared by the API, the pages and the live push."""
-        return {
-            "uuid": self.uuid, "name": self.name, "state": self.state, "worker": self.worker,
-            "queue": self.queue, "exchange": self.exchange, "routing_key": self.routing_key,
-            "sent": self.sent, "received": self.received, "started": self.started,
-            "succeeded": self.succeeded, "failed": self.failed, "retried": self.retried,
-            "revoked": self.revoked, "rejected": self.rejected, "timestamp": self.timestamp,
-            "runtime": self.runtime, "retries": self.retries, "args": self.args,
-            "kwargs": self.kwargs, "eta": self.eta, "expires": self.expires, "result": self.result,
-            "exception": self.exception, "traceback": self.traceback, "parent_id": self.parent_id,
-            "root_id": self.root_id, "children": list(children or ()), "orphaned": self.orphaned,
-            "progress": self.progress,
-        }
 
 
 class ClusterState:
-    """Workers and tasks, updated by ``apply``; remembers what changed until ``drain_changes``.
+    """Workers and tasks, updated by ``apply``; every change is appended to ``journal``.
 
     Not thread-safe by itself: its owner (the collector) serialises every call.
     """
@@ -195,19 +48,13 @@ class ClusterState:
         self.unknown_events = 0  # events of types the model does not know
         self.inspect_replies: dict[str, dict[str, Any]] = {}  # hostname -> latest inspect data
         self.departed: OrderedDict[str, Worker] = OrderedDict()  # purged workers, for searches
-        self.alerts: list[dict[str, Any]] = []  # worker lost / back online, until drained
+        self.alerts: list[WorkerAlert] = []  # worker lost / back online, until drained
         self.reinspect: set[str] = set()  # workers back online since their last inspect
         self.orphans: dict[str, list[str]] = {}  # hostname -> tasks in flight when it was last lost
-        self._removed_workers: dict[str, None] = {}
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
-        self.track_unsaved = False  # set when a store keeps the history
-        self._unsaved_tasks: dict[str, float] = {}  # uuid -> when it first changed since it was saved
-        self._unsaved_events: list[tuple[str, dict[str, Any]]] = []
-        self._evicted_unsaved: list[dict[str, Any]] = []
+        self.journal = Journal()  # what changed, for whoever reads it
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
-        self._dirty_tasks: dict[str, None] = {}
-        self._dirty_workers: dict[str, None] = {}
 
     # -- events ---------------------------------------------------------------
     def apply(self, event: dict[str, Any]) -> None:
@@ -233,47 +80,16 @@ class ClusterState:
                 worker = Worker(hostname)
                 worker.status = "offline" if event_type == "worker-offline" else "online"
             self.workers[hostname] = worker
-        timestamp = event.get("timestamp")
-        received = event.get("local_received")
-        if event_type == "worker-offline":
-            worker.offline_at = timestamp
-            worker.offline_received = received
-            worker.status = "offline"
-        elif (worker.offline_at is not None and (timestamp is None or timestamp <= worker.offline_at)
-              and (received is None or worker.offline_received is None
-                   or received - worker.offline_received <= worker.freq * 2 + self.heartbeat_slack_seconds)):
-            # A heartbeat sent before the worker said goodbye, delivered late, must not revive it. Only
-            # just after the goodbye, though: the worker's clock decides nothing for longer than that.
+        applied, revived_from = worker.merge(event_type, event, self.heartbeat_slack_seconds)
+        if not applied:
             return
-        else:
-            worker.offline_at = None
-            if worker.status == "lost" and received is not None:
-                self.alerts.append({"event": "worker-online", "hostname": hostname, "time": received,
-                                    "last_heartbeat": received, "orphaned": []})
-            if worker.status != "online":
-                self.reinspect.add(hostname)  # back: its pool, queues and tasks may have changed
-            worker.status = "online"
-        worker.timestamp = timestamp
-        if received is not None:
-            worker.last_heartbeat = received
-            if timestamp is not None:
-                worker.clock_skew = round(received - timestamp, 3)
-        freq = event.get("freq")
-        if freq:
-            worker.freq = float(freq)
-        for name in ("sw_ident", "sw_ver", "sw_sys", "pid"):
-            value = event.get(name)
-            if value is not None:
-                setattr(worker, name, value)
-        if event.get("active") is not None:
-            worker.active = event["active"]
-        if event.get("processed") is not None:
-            worker.processed = event["processed"]
-        if event.get("loadavg") is not None:
-            worker.loadavg = [round(float(v), 2) for v in event["loadavg"]]
-        if received is not None:
-            worker.record(received)
-        self._dirty_workers[hostname] = None
+        received = event.get("local_received")
+        if revived_from == "lost" and received is not None:
+            self.alerts.append({"event": "worker-online", "hostname": hostname, "time": received,
+                                "last_heartbeat": received, "orphaned": []})
+        if revived_from is not None:
+            self.reinspect.add(hostname)  # back: its pool, queues and tasks may have changed
+        self.journal.append(Record(WORKER, hostname))
 
     def _apply_task(self, event_type: str, event: dict[str, Any]) -> None:
         uuid = event["uuid"]
@@ -290,9 +106,7 @@ class ClusterState:
         if events is not None and entry in events:
             return  # the same event delivered twice
         self.task_events += 1
-        if self.track_unsaved:
-            self._unsaved_tasks.setdefault(uuid, event.get("local_received") or 0.0)
-            self._unsaved_events.append((uuid, entry))
+        self.journal.append(Record(TASK, uuid, entry, event.get("local_received") or 0.0))
         if events is None:  # timeline released to the store: Celery's merge rules alone, as Celery's State does
             self._apply_entry(task, entry)
         elif not events or event_key(entry) >= event_key(events[-1]):
@@ -301,18 +115,14 @@ class ClusterState:
         else:  # arrived out of order: replay the timeline, so the result never depends on arrival order
             insort(events, entry, key=event_key)
             self._replay(task)
-        self._dirty_tasks[uuid] = None
 
     def _replay(self, task: Task) -> None:
         was_ready, finished = task.state in READY_STATES, self.finished_total
         old_worker, old_state = task.worker, task.state
         self._unpend(task)
-        for name in _RESET_FIELDS:
-            setattr(task, name, None)
-        task.progress = None
+        task.reset()
         self.state_counts[old_state] -= 1
         self.state_counts["PENDING"] += 1
-        task.state = "PENDING"
         for entry in task.events or ():
             self._apply_entry(task, entry)
         self.finished_total = finished + (task.state in READY_STATES and not was_ready)
@@ -322,64 +132,21 @@ class ClusterState:
             self._in_flight.setdefault(task.worker, set()).add(task.uuid)
 
     def _apply_entry(self, task: Task, entry: dict[str, Any]) -> None:
-        event_type = entry["type"]
-        state = TASK_EVENT_TO_STATE.get(event_type)
-        if state is None:
-            if event_type == "task-progress":
-                current, total = entry.get("current"), entry.get("total")
-                if isinstance(current, (int, float)) and isinstance(total, (int, float)):
-                    task.progress = {"current": current, "total": total}
-            return
-        timestamp = entry.get("timestamp")
-        field = event_type[5:]  # task.received = timestamp, ...; the latest attempt's wins
-        current = getattr(task, field)
-        if current is None or (timestamp is not None and timestamp > current):
-            setattr(task, field, timestamp)
-        self._merge(task, state, entry)
-
-    def _merge(self, task: Task, state: str, event: dict[str, Any]) -> None:
-        """Apply Celery's merge rule: an event that logically happened earlier only fills in fields."""
-        timestamp = event.get("timestamp")
+        """Merge one entry into the task (``Task.merge``) and keep the indexes around it up to date."""
         previous_worker = task.worker
-        moves = (state == "RETRY" or task.state == "RETRY"
-                 or precedence(state) <= precedence(task.state))
-        if moves and state == "RETRY" and task.state in READY_STATES and task.timestamp is not None \
-                and timestamp is not None and timestamp < task.timestamp:
-            moves = False  # a retry of an earlier attempt arriving after the final outcome
-        if moves:
-            fields: Iterable[str] = _TASK_FIELDS
-        elif state == "RECEIVED":
-            fields = _RECEIVED_MERGE_FIELDS
-        else:
-            fields = (f for f in _TASK_FIELDS if getattr(task, f) is None)
-        for name in fields:
-            value = event.get(name)
-            if value is not None:
-                setattr(task, name, value)
-        if task.parent_id == task.uuid:
-            task.parent_id = None  # a retry is sent with itself as parent: not a family link
-        if moves and state == "SUCCESS":
-            task.exception = task.traceback = None  # an earlier attempt's error; the timeline keeps it
-        if state == "FAILURE" and task.runtime is None and task.started is not None and timestamp is not None:
-            task.runtime = round(max(timestamp - task.started, 0.0), 6)  # task-failed carries no runtime
-        retries = event.get("retries")
-        if retries is not None and (task.retries is None or retries > task.retries):
-            task.retries = retries  # only grows: a late event of an earlier attempt keeps the count
-        parent = event.get("parent_id")
+        state = task.merge(entry)
+        parent = entry.get("parent_id")
         if parent and parent != task.uuid and task.uuid not in self._children.get(parent, ()):
             self._children.setdefault(parent, []).append(task.uuid)
-        hostname = event.get("hostname") if state != "PENDING" else None  # task-sent names the producer
-        if hostname and (task.worker is None or (moves and state in IN_FLIGHT_STATES)):
-            task.worker = hostname
-        if moves:
-            self._set_state(task, state)
-            task.timestamp = timestamp
-            if state == "PENDING" and task.queue and task.sent is not None:
-                self.pending_by_queue.setdefault(task.queue, {})[task.uuid] = task.sent
-            if previous_worker in self._in_flight:
-                self._in_flight[previous_worker].discard(task.uuid)
-            if state in IN_FLIGHT_STATES and task.worker:
-                self._in_flight.setdefault(task.worker, set()).add(task.uuid)
+        if state is None:
+            return
+        self._set_state(task, state)
+        if state == "PENDING" and task.queue and task.sent is not None:
+            self.pending_by_queue.setdefault(task.queue, {})[task.uuid] = task.sent
+        if previous_worker in self._in_flight:
+            self._in_flight[previous_worker].discard(task.uuid)
+        if state in IN_FLIGHT_STATES and task.worker:
+            self._in_flight.setdefault(task.worker, set()).add(task.uuid)
 
     def _set_state(self, task: Task, state: str) -> None:
         old = task.state
@@ -402,12 +169,11 @@ class ClusterState:
 
     def _evict_oldest(self) -> None:
         uuid, task = self.tasks.popitem(last=False)
-        if self._unsaved_tasks.pop(uuid, None) is not None:
-            self._evicted_unsaved.append(task.to_json(self._children.get(uuid)))  # the store still needs it
         self.state_counts[task.state] -= 1
         self._unpend(task)
-        self._children.pop(uuid, None)
-        self._dirty_tasks.pop(uuid, None)
+        children = self._children.pop(uuid, None)
+        if self.journal.recording:  # the history may not have saved it yet
+            self.journal.append(Record(TASK_EVICTED, uuid, evicted=(task, children or [])))
         if task.worker in self._in_flight:
             self._in_flight[task.worker].discard(uuid)
 
@@ -426,16 +192,14 @@ class ClusterState:
             if now > heartbeat_expires(last, worker.freq, self.heartbeat_slack_seconds):
                 worker.status = "lost"
                 lost.append(worker.hostname)
-                self._dirty_workers[worker.hostname] = None
+                self.journal.append(Record(WORKER, worker.hostname))
                 orphaned = []
                 for uuid in self._in_flight.pop(worker.hostname, set()):
                     task = self.tasks.get(uuid)
                     if task is not None and task.state in IN_FLIGHT_STATES:
                         task.orphaned = True
                         orphaned.append(uuid)
-                        self._dirty_tasks[uuid] = None
-                        if self.track_unsaved:
-                            self._unsaved_tasks.setdefault(uuid, 0.0)
+                        self.journal.append(Record(TASK, uuid))
                 self.orphans[worker.hostname] = sorted(orphaned)
                 self.alerts.append({"event": "worker-lost", "hostname": worker.hostname, "time": now,
                                     "last_heartbeat": worker.last_heartbeat, "orphaned": sorted(orphaned)})
@@ -449,14 +213,13 @@ class ClusterState:
             del self.workers[worker.hostname]
             self.departed[worker.hostname] = worker  # its inspect replies stay, for its page
             self.departed.move_to_end(worker.hostname)
-            self._dirty_workers.pop(worker.hostname, None)
-            self._removed_workers[worker.hostname] = None
+            self.journal.append(Record(WORKER_REMOVED, worker.hostname))
         while len(self.departed) > MAX_DEPARTED_WORKERS:
             hostname, _ = self.departed.popitem(last=False)
             self.inspect_replies.pop(hostname, None)
         return [w.hostname for w in gone]
 
-    def drain_alerts(self) -> list[dict[str, Any]]:
+    def drain_alerts(self) -> list[WorkerAlert]:
         """Return the worker alerts (lost, back online) raised since the last call, and forget them."""
         alerts, self.alerts = self.alerts, []
         return alerts
@@ -486,46 +249,9 @@ class ClusterState:
                 concurrency = pool.get("max-concurrency")
                 if isinstance(concurrency, int):
                     worker.concurrency = concurrency
-        self._dirty_workers[hostname] = None
+        self.journal.append(Record(WORKER, hostname))
 
     # -- reading --------------------------------------------------------------
-    def drain_changes(self) -> tuple[list[str], list[str]]:
-        """Return the uuids and hostnames changed since the last call, and forget them."""
-        tasks, workers = list(self._dirty_tasks), list(self._dirty_workers)
-        self._dirty_tasks.clear()
-        self._dirty_workers.clear()
-        return tasks, workers
-
-    def drain_unsaved(self, now: float | None = None, hold_seconds: float = 0.0
-                      ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
-        """Return the changed tasks' shapes and the new events since the last call, for the store.
-
-        With ``now``, an unfinished task that first changed less than ``hold_seconds`` before it
-        stays unsaved, with its events, until it finishes or that time has passed: most tasks are
-        then written once, finished, instead of once per state.
-        """
-        unsaved, events = self._unsaved_tasks, self._unsaved_events
-        held: dict[str, float] = {}
-        if now is not None and hold_seconds > 0:
-            cutoff = now - hold_seconds
-            tasks = self.tasks
-            for uuid, since in unsaved.items():
-                task = tasks.get(uuid)
-                if task is not None and since > cutoff and task.state not in READY_STATES:
-                    held[uuid] = since
-            if held:
-                unsaved = {uuid: since for uuid, since in unsaved.items() if uuid not in held}
-                events = [item for item in events if item[0] not in held]
-                self._unsaved_events = [item for item in self._unsaved_events if item[0] in held]
-            else:
-                self._unsaved_events = []
-        else:
-            self._unsaved_events = []
-        shapes = self._evicted_unsaved + [self.tasks[u].to_json() for u in unsaved if u in self.tasks]
-        self._unsaved_tasks = held
-        self._evicted_unsaved = []
-        return shapes, events
-
     def release_timelines(self, uuids: Iterable[str]) -> int:
         """Drop the in-memory timelines of these tasks when they have finished; return how many.
 
@@ -551,8 +277,8 @@ class ClusterState:
         if uuid in self.tasks:
             return
         restored = Task(uuid)
-        for name in Task.__slots__:
-            if name not in ("uuid", "events") and name in task:
+        for name in TASK_FIELDS:
+            if name != "uuid" and name in task:
                 setattr(restored, name, task[name])
         restored.orphaned = bool(task.get("orphaned"))
         restored.events = None if events is None else sorted((dict(e) for e in events), key=event_key)
@@ -568,16 +294,6 @@ class ClusterState:
             self.pending_by_queue.setdefault(restored.queue, {})[uuid] = restored.sent
         while len(self.tasks) > self.max_tasks:
             self._evict_oldest()
-
-    def unsaved_events(self, uuid: str) -> list[dict[str, Any]]:
-        """Return copies of this task's events not yet handed to the store."""
-        return [dict(entry) for task_id, entry in self._unsaved_events if task_id == uuid]
-
-    def drain_removed_workers(self) -> list[str]:
-        """Return the hostnames purged from the main list since the last call, and forget them."""
-        removed = list(self._removed_workers)
-        self._removed_workers.clear()
-        return removed
 
     def task_json(self, uuid: str) -> dict[str, Any] | None:
         """Return one task's JSON shape, or None when it is not held in memory."""
@@ -608,18 +324,11 @@ class ClusterState:
         """Yield tasks, most recently updated first."""
         return reversed(self.tasks.values())
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> Counters:
         """Return task counts per state (of tasks held in memory) and totals."""
         return {"states": {s: self.state_counts.get(s, 0) for s in TASK_STATES},
                 "total": len(self.tasks), "finished": self.finished_total,
                 "task_events": self.task_events}
-
-
-def pool_name(implementation: str) -> str:
-    """Turn ``celery.concurrency.eventlet:TaskPool`` into ``eventlet``."""
-    module = implementation.split(":")[0]
-    name = module.rsplit(".", 1)[-1]
-    return {"asynpool": "prefork", "solo": "solo"}.get(name, name)
 
 
 def event_key(entry: dict[str, Any]) -> tuple[float, int, str]:

@@ -44,7 +44,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
-from .state import LIFE_ORDER, READY_STATES
+from .model import FLAG, INTEGER, JSON, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
+from .state import LIFE_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,8 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 #: States a failed task is in, for ``keep_failed_seconds``.
 FAILED_STATES = ("FAILURE",)
 
-#: Task fields stored as columns, in ``Task.to_json`` order ('children' is derived, not stored).
-TASK_FIELDS = (
-    "uuid", "name", "state", "worker", "queue", "exchange", "routing_key", "sent", "received",
-    "started", "succeeded", "failed", "retried", "revoked", "rejected", "timestamp", "runtime",
-    "retries", "args", "kwargs", "eta", "expires", "result", "exception", "traceback",
-    "parent_id", "root_id", "orphaned", "progress",
-)
+# The task columns written and read are ``model.TASK_COLUMNS`` (the ``Task`` declaration); the
+# table below is migration 1 as it shipped, and a test checks that the two agree.
 #: Fields held in the full-text index (the column names of ``tasks_fts``).
 #: The uuid is left out (five random tokens per task cost a third of the write rate);
 #: a one-word query is also matched as a prefix of the uuid, through its unique index.
@@ -196,10 +192,9 @@ _EVENT_SQL = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) "
 _RESCUE_TASK_SQL = (f"INSERT OR IGNORE INTO tasks (id, {_COLUMNS_SQL}) "
                     f"VALUES ({', '.join('?' * (len(TASK_FIELDS) + 1))})")
 _RESCUE_EVENT_SQL = f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) VALUES (?, ?, ?, ?, ?, ?)"
-_SHAPE_HEAD = TASK_FIELDS[:-2]  # the fields before 'children' in the JSON shape
 _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
-_NUMERIC_FIELDS = frozenset(("sent", "received", "started", "succeeded", "failed", "retried", "revoked",
-                             "rejected", "timestamp", "runtime", "retries"))
+_FLAG_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind == FLAG)
+_JSON_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind == JSON)
 
 
 class StoreError(Exception):
@@ -624,11 +619,14 @@ class TaskStore:
                 children.setdefault(parent, []).append(child)
         shapes = []
         for row in rows:
-            shape = dict(zip(_SHAPE_HEAD, row[1:len(_SHAPE_HEAD) + 1]))  # uuid .. root_id
+            values = list(row[1:])
+            for index in _FLAG_INDEXES:
+                values[index] = bool(values[index])
+            for index in _JSON_INDEXES:
+                if values[index] is not None:
+                    values[index] = json.loads(values[index])
+            shape = dict(zip(TASK_FIELDS, values))
             shape["children"] = children.get(shape["uuid"], [])
-            orphaned, progress = row[len(TASK_FIELDS) - 1:len(TASK_FIELDS) + 1]
-            shape["orphaned"] = bool(orphaned)
-            shape["progress"] = None if progress is None else json.loads(progress)
             shapes.append(shape)
         return shapes
 
@@ -788,13 +786,13 @@ def _text(value: str) -> str:
 def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
     """Turn a task JSON shape into column values: plain SQLite types, JSON text for anything else."""
     values: list[Any] = []
-    for field in TASK_FIELDS:
+    for field, kind in TASK_COLUMNS:
         value = task.get(field)
-        if field == "orphaned":
+        if kind == FLAG:
             value = 1 if value else 0
-        elif field == "progress":
+        elif kind == JSON:
             value = None if value is None else dumps(value)
-        elif field in _NUMERIC_FIELDS:
+        elif kind == REAL or kind == INTEGER:
             if type(value) is not float:  # floats (NaN becomes NULL) go as they are, the common case
                 value = _column_number(value)
         else:

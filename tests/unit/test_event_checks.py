@@ -16,6 +16,8 @@ from dashboard.envelope import MAX_DEPTH, UndecodableMessage, decode_body, loads
 from dashboard.checks import KNOWN_FIELDS, MAX_EXTRA_FIELDS, MAX_INT, MalformedEvent, clean_event
 from dashboard.store import TaskStore
 from dashboard.state import ClusterState
+from dashboard.cluster import Cluster
+from dashboard.queues import QueueBook
 from helpers import strict_json
 
 MAX_FIELD = 200
@@ -69,7 +71,8 @@ def test_whatever_passes_the_checks_is_stored(tmp_path_factory: pytest.TempPathF
                                              raws: list[dict[str, Any]]) -> None:
     """The model and the store take every event the checks let through (no OverflowError, no encoding error)."""
     state = ClusterState()
-    state.track_unsaved = True
+    cluster = Cluster(state, QueueBook())
+    cluster.keep_history()
     for index, raw in enumerate(raws):
         try:
             event = clean_event(raw, MAX_FIELD, MAX_TRACEBACK)
@@ -77,7 +80,7 @@ def test_whatever_passes_the_checks_is_stored(tmp_path_factory: pytest.TempPathF
             continue
         event["local_received"] = 1e9 + index
         state.apply(event)
-    tasks, events = state.drain_unsaved()
+    tasks, events = cluster.drain_unsaved()[:2]
     store = TaskStore(str(tmp_path_factory.mktemp("prop") / "h.db"))
     try:
         store.write_batch(tasks, events)
@@ -94,11 +97,12 @@ def test_overflowing_retries_is_rejected_and_the_task_after_it_stored(tmp_path: 
     ok = clean_event({"type": "task-retried", "uuid": "y", "retries": MAX_INT, "timestamp": 1e9}, MAX_FIELD,
                      MAX_TRACEBACK)
     state = ClusterState()
-    state.track_unsaved = True
+    cluster = Cluster(state, QueueBook())
+    cluster.keep_history()
     state.apply(ok)
     store = TaskStore(str(tmp_path / "h.db"))
     try:
-        store.write_batch(*state.drain_unsaved())
+        store.write_batch(*cluster.drain_unsaved()[:2])
         assert store.get("y")["retries"] == MAX_INT
     finally:
         store.close()

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from dashboard.checks import clean_event
-from dashboard.state import ClusterState, heartbeat_expires
+from dashboard.cluster import Cluster
+from dashboard.journal import LiveChanges
+from dashboard.queues import QueueBook
+from dashboard.model import heartbeat_expires
+from dashboard.state import ClusterState
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECORDING = DATA / "redis_eventlet_worker.jsonl"
@@ -31,6 +35,19 @@ def task_by_name(state: ClusterState, suffix: str) -> dict[str, Any]:
     found = [state.task_detail(u) for u, t in state.tasks.items() if (t.name or "").endswith(suffix)]
     assert found, suffix
     return found[0]
+
+
+def keeping_history(state: ClusterState) -> Cluster:
+    """Return the model around ``state`` with the history writer's reader open."""
+    cluster = Cluster(state, QueueBook())
+    cluster.keep_history()
+    return cluster
+
+
+def unsaved(cluster: Cluster, now: float | None = None, hold_seconds: float = 0.0) -> tuple[Any, Any]:
+    """What the history writer would be handed now: (task shapes, events)."""
+    tasks, events, _ = cluster.drain_unsaved(now, hold_seconds)
+    return tasks, events
 
 
 def final_view(state: ClusterState) -> dict[str, Any]:
@@ -156,13 +173,15 @@ def test_lost_worker_comes_back_with_a_new_heartbeat() -> None:
     assert state.workers["w"].status == "online"
 
 
-def test_drain_changes_coalesces() -> None:
+def test_the_pushers_reading_of_the_journal_coalesces() -> None:
     state = ClusterState()
+    state.journal.open(LiveChanges.READER)
     for kind in ("received", "started", "succeeded"):
         state.apply({"type": f"task-{kind}", "uuid": "t1", "hostname": "w", "timestamp": 1e9})
     state.apply(worker_event("heartbeat", 1e9, 1e9))
-    assert state.drain_changes() == (["t1"], ["w"])
-    assert state.drain_changes() == ([], [])
+    assert LiveChanges.coalesce(state.journal.read(LiveChanges.READER)) == (["t1"], {"w": False})
+    assert LiveChanges.coalesce(state.journal.read(LiveChanges.READER)) == ([], {})
+    assert len(state.journal) == 0
 
 
 def test_worker_stats_fill_pool_and_concurrency() -> None:
@@ -189,12 +208,13 @@ def test_purged_workers_leave_the_list_and_come_back_with_an_alert() -> None:
     state = ClusterState()
     state.apply(worker_event("heartbeat", 1e9, 1e9))
     state.apply_inspect("w", {"stats": {"pid": 1}}, 1e9, None)
+    state.journal.open(LiveChanges.READER)
     state.expire_workers(1e9 + 10)
     assert [a["event"] for a in state.drain_alerts()] == ["worker-lost"]
     assert state.purge_workers(1e9 + 100, after_seconds=3600) == []
     assert state.purge_workers(1e9 + 3601, after_seconds=3600) == ["w"]
     assert "w" not in state.workers and "w" in state.departed and state.inspect_replies["w"]["stats"]
-    assert state.drain_removed_workers() == ["w"]
+    assert LiveChanges.coalesce(state.journal.read(LiveChanges.READER))[1] == {"w": True}
     state.apply(worker_event("heartbeat", 1e9 + 4000, 1e9 + 4000))
     assert state.workers["w"].status == "online" and "w" not in state.departed
     assert [a["event"] for a in state.drain_alerts()] == ["worker-online"]
@@ -244,20 +264,20 @@ def test_a_failed_task_gets_its_runtime_from_its_start() -> None:
 
 def test_a_task_evicted_before_it_was_saved_still_reaches_the_store() -> None:
     state = ClusterState(max_tasks=2)
-    state.track_unsaved = True
+    cluster = keeping_history(state)
     for i in range(3):
         state.apply({"type": "task-received", "uuid": f"t{i}", "hostname": "w", "timestamp": 1e9 + i})
-    tasks, events = state.drain_unsaved()
+    tasks, events = unsaved(cluster)
     assert sorted(t["uuid"] for t in tasks) == ["t0", "t1", "t2"] and len(events) == 3
-    assert state.drain_unsaved() == ([], [])
+    assert unsaved(cluster) == ([], [])
 
 
 def test_finished_tasks_release_their_timelines_and_late_events_merge_by_celerys_rules() -> None:
     state = ClusterState()
-    state.track_unsaved = True
+    cluster = keeping_history(state)
     for event in load():
         state.apply(dict(event))
-    tasks, events = state.drain_unsaved()
+    tasks, events = unsaved(cluster)
     assert events
     released = state.release_timelines(t["uuid"] for t in tasks)
     assert released == len(state.tasks) == 11  # every recorded task finished
@@ -268,7 +288,7 @@ def test_finished_tasks_release_their_timelines_and_late_events_merge_by_celerys
     state.apply({"type": "task-started", "uuid": add["uuid"], "hostname": HOST, "timestamp": add["started"] - 1})
     after = state.task_json(add["uuid"])
     assert after["state"] == "SUCCESS" and after["started"] == before["started"]
-    assert state.drain_unsaved()[1] == [(add["uuid"], {"type": "task-started", "hostname": HOST,
+    assert unsaved(cluster)[1] == [(add["uuid"], {"type": "task-started", "hostname": HOST,
                                                        "timestamp": add["started"] - 1})]
 
 
@@ -290,7 +310,7 @@ def test_names_and_hostnames_are_kept_once() -> None:
 
 def test_unfinished_tasks_are_held_back_until_they_finish_or_their_hold_passes() -> None:
     state = ClusterState()
-    state.track_unsaved = True
+    cluster = keeping_history(state)
     t0 = 1e9
 
     def apply(kind: str, uuid: str, at: float) -> None:
@@ -299,22 +319,22 @@ def test_unfinished_tasks_are_held_back_until_they_finish_or_their_hold_passes()
     apply("task-received", "a", t0)
     apply("task-received", "b", t0)
     apply("task-succeeded", "b", t0 + 0.5)
-    tasks, events = state.drain_unsaved(t0 + 1, 2.0)
+    tasks, events = unsaved(cluster, t0 + 1, 2.0)
     assert [t["uuid"] for t in tasks] == ["b"] and [uuid for uuid, _ in events] == ["b", "b"]
     apply("task-started", "a", t0 + 1.5)
-    assert state.drain_unsaved(t0 + 1.9, 2.0) == ([], [])
-    tasks, events = state.drain_unsaved(t0 + 2.1, 2.0)
+    assert unsaved(cluster, t0 + 1.9, 2.0) == ([], [])
+    tasks, events = unsaved(cluster, t0 + 2.1, 2.0)
     assert [t["uuid"] for t in tasks] == ["a"] and [e["type"] for _, e in events] == ["task-received", "task-started"]
     apply("task-succeeded", "a", t0 + 2.2)
-    assert [t["state"] for t in state.drain_unsaved(t0 + 2.3, 2.0)[0]] == ["SUCCESS"]
+    assert [t["state"] for t in unsaved(cluster, t0 + 2.3, 2.0)[0]] == ["SUCCESS"]
 
 
 def test_orphaned_tasks_are_saved_again() -> None:
     state = ClusterState(heartbeat_slack_seconds=1.0)
-    state.track_unsaved = True
+    cluster = keeping_history(state)
     state.apply(worker_event("online", 1e9, 1e9))
     state.apply({"type": "task-started", "uuid": "t1", "hostname": "w", "timestamp": 1e9, "local_received": 1e9})
-    state.drain_unsaved()
+    unsaved(cluster)
     assert state.expire_workers(1e9 + 10) == ["w"]
-    tasks, _ = state.drain_unsaved(1e9 + 10, 2.0)
+    tasks, _ = unsaved(cluster, 1e9 + 10, 2.0)
     assert [(t["uuid"], t["orphaned"]) for t in tasks] == [("t1", True)]

@@ -188,3 +188,66 @@ test("a tree starts at the root, else at the task itself", () => {
   assert.equal(childrenKey({ children: ["a", "b"] }), "a,b");
   assert.equal(childrenKey({}), "");
 });
+
+// The tasks page's results and what live changes do to them (helpers/task_page.js).
+import { PAGE_SIZE, TaskPage } from "../../static/js/helpers/task_page.js";
+
+const row = (uuid, received, fields = {}) => task({ uuid, received, sent: received, ...fields });
+const upsert = (data) => ({ kind: "task", op: "upsert", key: data.uuid, data });
+
+test("a first page newest first takes newer matching tasks, not older ones", () => {
+  const page = new TaskPage();
+  page.loaded({ items: [row("b", 200), row("a", 150)], total: 60, next: "c1" }, true, 300);
+  assert.equal(page.floor, 150);
+  const { fresh } = page.applyChanges([upsert(row("old", 100)), upsert(row("new", 250)), upsert(row("b", 200))], emptyFilters());
+  assert.deepEqual(fresh.map((t) => t.uuid), ["new"]);
+  assert.deepEqual(page.insert(fresh).map((t) => t.uuid), ["new"]);
+  assert.deepEqual(page.items.map((t) => t.uuid), ["new", "b", "a"]);
+  assert.equal(page.total, 61);
+  assert.deepEqual(page.applyChanges([upsert(row("new", 250))], emptyFilters()).fresh, []); // already seen
+});
+
+test("a shown task is updated in place even when it stops matching", () => {
+  const page = new TaskPage();
+  page.loaded({ items: [row("b", 200, { state: "STARTED" }), row("a", 150)], total: 2, next: null }, true, 300);
+  const filters = { ...emptyFilters(), state: ["STARTED"] };
+  const { updated, fresh } = page.applyChanges([upsert(row("b", 200, { state: "SUCCESS" }))], filters);
+  assert.deepEqual(updated.map((t) => t.state), ["SUCCESS"]);
+  assert.deepEqual(fresh, []);
+  assert.deepEqual(page.items.map((t) => [t.uuid, t.state]), [["b", "SUCCESS"], ["a", "SUCCESS"]]);
+});
+
+test("a full first page stays at the page size and marks its next cursor stale", () => {
+  const page = new TaskPage();
+  const items = Array.from({ length: PAGE_SIZE }, (_, i) => row(`t${i}`, 1000 - i));
+  page.loaded({ items, total: 500, next: "n" }, true, 2000);
+  assert.ok(!page.nextStale && page.hasNext);
+  const added = page.insert([row("late", 5000)]);
+  assert.equal(added.length, 1);
+  assert.equal(page.items.length, PAGE_SIZE);
+  assert.equal(page.items[0].uuid, "late");
+  assert.ok(page.nextStale);
+  assert.deepEqual(page.insert([row("older", 1)]), []); // the page is full of newer ones
+});
+
+test("waiting tasks are refreshed, taken once, and dropped by a restart", () => {
+  const page = new TaskPage();
+  page.loaded({ items: [], total: 0, next: null }, false, 100);
+  const { fresh } = page.applyChanges([upsert(row("x", 150, { state: "STARTED" }))], emptyFilters());
+  page.wait(fresh);
+  page.applyChanges([upsert(row("x", 150, { state: "SUCCESS" }))], emptyFilters());
+  assert.deepEqual(page.takePending().map((t) => t.state), ["SUCCESS"]);
+  assert.equal(page.pending.size, 0);
+  page.wait([row("y", 160)]);
+  page.forward("c2");
+  assert.equal(page.number, 2);
+  page.restart();
+  assert.ok(page.firstPage && page.pending.size === 0 && !page.back());
+});
+
+test("a received-earlier task is not news on a page sorted otherwise", () => {
+  const page = new TaskPage();
+  page.loaded({ items: [], total: 0, next: null }, false, 100);
+  assert.deepEqual(page.applyChanges([upsert(row("before", 90))], emptyFilters()).fresh, []);
+  assert.equal(page.applyChanges([upsert(row("after", 110))], emptyFilters()).fresh.length, 1);
+});

@@ -1,18 +1,16 @@
-// The tasks page: filters in the URL, one page of GET /api/tasks with keyset paging (a stack of
-// cursors for Previous), and live rows: on the first page sorted newest first, matching tasks
-// from `changes` go in at the top at once; elsewhere, or scrolled down, a "N new tasks" pill waits.
+// The tasks page's panel: the filter form, the results table and its paging buttons, and the
+// "N new tasks" pill. The filters live in the URL (helpers/task_filters.js); the page of results
+// and what live `changes` do to it are helpers/task_page.js. This file fetches and draws.
 
 import { cloneTemplate, reconcileKeyed, setField } from "../helpers/dom.js";
 import { formatInteger } from "../helpers/format.js";
-import {
-  apiUrl, filtersQuery, isNewestFirst, parseFilters, receivedSortTime, sameFilters, taskMatches, totalText,
-} from "../helpers/task_filters.js";
+import { apiUrl, filtersQuery, isNewestFirst, parseFilters, sameFilters, totalText } from "../helpers/task_filters.js";
+import { PAGE_SIZE, TaskPage } from "../helpers/task_page.js";
 import { mountFilterForm } from "./task_filter_form.js";
 import { fillTaskRow } from "./task_row.js";
 import { latestRequest } from "../helpers/latest.js";
 
-/** Tasks per page (and the most rows shown, live rows included). */
-export const PAGE_SIZE = 50;
+export { PAGE_SIZE };
 /** A row that came in live stays highlighted this long. */
 export const NEW_ROW_HIGHLIGHT_MS = 2000;
 /** Options of the name / worker / queue suggestions at most. */
@@ -29,18 +27,10 @@ export function mountTaskSearch(root, store) {
   const nextButton = root.querySelector('[data-page="next"]');
 
   let filters = parseFilters(window.location.search);
-  let cursors = [null]; // the cursor of every page down to this one; Previous pops
-  let next = null; // the server's cursor after this page
-  let nextStale = false; // live rows pushed rows off this page: `next` would skip them
-  let items = []; // the tasks shown, in order
-  let total = null;
-  let estimate = false;
+  const page = new TaskPage();
   const beginRequest = latestRequest(); // only the latest request may render
   let loading = false;
   const rows = new Map(); // uuid -> <tr>
-  const pending = new Map(); // uuid -> task: matching tasks not shown yet (the pill)
-  const seen = new Set(); // uuids shown on any page since the first page was loaded
-  let floor = -Infinity; // received time from which a matching task counts as new
 
   /** Fetch one page; returns the body, or null after showing why not. */
   async function fetchPage(cursor) {
@@ -48,21 +38,21 @@ export function mountTaskSearch(root, store) {
     loading = true;
     root.setAttribute("aria-busy", "true");
     let response;
-    let page = null;
+    let body = null;
     try {
       response = await fetch(apiUrl(filters, { limit: PAGE_SIZE, cursor }), { headers: { Accept: "application/json" } });
-      page = await response.json().catch(() => null);
+      body = await response.json().catch(() => null);
     } catch (error) {
       if (isLatest()) finish(`Could not reach the dashboard: ${error.message}`);
       return null;
     }
     if (!isLatest()) return null;
-    if (!response.ok || page === null || !Array.isArray(page.items)) {
-      finish(page?.error ?? `${response.status} ${response.statusText}`);
+    if (!response.ok || body === null || !Array.isArray(body.items)) {
+      finish(body?.error ?? `${response.status} ${response.statusText}`);
       return null;
     }
     finish(null);
-    return page;
+    return body;
   }
 
   function finish(error) {
@@ -70,71 +60,45 @@ export function mountTaskSearch(root, store) {
     root.removeAttribute("aria-busy");
     setField(errorBox, "error", error ?? "");
     errorBox.hidden = error === null;
-    if (error !== null) { items = []; total = null; next = null; render(); }
+    if (error !== null) { page.failed(); render(); }
   }
 
   async function load() {
-    const firstPage = cursors.length === 1;
     const requestedAt = store.serverNowMs() / 1000;
-    const page = await fetchPage(cursors.at(-1));
-    if (page === null) return;
-    items = page.items;
-    total = Number.isFinite(page.total) ? page.total : null;
-    estimate = Boolean(page.total_is_estimate);
-    next = page.next ?? null;
-    nextStale = false;
-    if (firstPage) {
-      seen.clear();
-      pending.clear();
-      floor = isNewestFirst(filters) && next !== null ? Math.min(...items.map(receivedSortTime)) : isNewestFirst(filters) ? -Infinity : requestedAt;
-    }
-    for (const task of items) { seen.add(task.uuid); pending.delete(task.uuid); }
+    const body = await fetchPage(page.cursor);
+    if (body === null) return;
+    page.loaded(body, isNewestFirst(filters), requestedAt);
     render();
   }
 
   function render() {
-    reconcileKeyed(body, rows, items, (task) => task.uuid, () => cloneTemplate(root, "search-row"), fillTaskRow);
-    empty.hidden = items.length > 0 || !errorBox.hidden;
-    setField(root, "total", total === null ? "" : totalText(total, estimate, formatInteger));
-    setField(root, "page", `Page ${cursors.length}`);
-    previousButton.disabled = cursors.length <= 1;
-    nextButton.disabled = next === null && !nextStale;
+    reconcileKeyed(body, rows, page.items, (task) => task.uuid, () => cloneTemplate(root, "search-row"), fillTaskRow);
+    empty.hidden = page.items.length > 0 || !errorBox.hidden;
+    setField(root, "total", page.total === null ? "" : totalText(page.total, page.estimate, formatInteger));
+    setField(root, "page", `Page ${page.number}`);
+    previousButton.disabled = !page.hasPrevious;
+    nextButton.disabled = !page.hasNext;
     renderPill();
   }
 
   function renderPill() {
-    pill.hidden = pending.size === 0;
-    setField(pill, "count", `${formatInteger(pending.size)} new task${pending.size === 1 ? "" : "s"}`);
+    const count = page.pending.size;
+    pill.hidden = count === 0;
+    setField(pill, "count", `${formatInteger(count)} new task${count === 1 ? "" : "s"}`);
   }
 
   /** Whether rows may move now: the first page, newest first, scrolled no further than the table top. */
   function live() {
-    if (loading || cursors.length !== 1 || !isNewestFirst(filters) || !errorBox.hidden) return false;
+    if (loading || !page.firstPage || !isNewestFirst(filters) || !errorBox.hidden) return false;
     const tableTop = table.getBoundingClientRect().top + window.scrollY;
     return window.scrollY <= tableTop;
   }
 
-  /** Put matching tasks in their place on the first page (newest first), capped at the page size. */
   function insert(tasks) {
-    const added = tasks.filter((task) => !rows.has(task.uuid) && fitsFirstPage(task));
+    const added = page.insert(tasks);
     if (!added.length) return;
-    const before = items.length;
-    items = [...added, ...items].sort((a, b) => receivedSortTime(b) - receivedSortTime(a));
-    if (items.length > PAGE_SIZE) {
-      items = items.slice(0, PAGE_SIZE);
-      nextStale = true;
-    }
-    if (total !== null) total += added.length;
-    for (const task of added) { seen.add(task.uuid); pending.delete(task.uuid); }
     render();
     for (const task of added) highlight(rows.get(task.uuid));
-    if (before === 0) empty.hidden = items.length > 0;
-  }
-
-  /** A task belongs on the first page unless the page is full of newer ones. */
-  function fitsFirstPage(task) {
-    const full = items.length >= PAGE_SIZE || next !== null;
-    return !full || receivedSortTime(task) >= receivedSortTime(items.at(-1));
   }
 
   function highlight(row) {
@@ -144,27 +108,13 @@ export function mountTaskSearch(root, store) {
   }
 
   function onChanges(event) {
-    const upserts = event.changes.filter((c) => c.kind === "task" && c.op === "upsert" && c.data);
-    if (!upserts.length) return;
-    const latest = new Map(upserts.map((c) => [c.key, c.data]));
-    const fresh = [];
-    for (const [uuid, task] of latest) {
-      const row = rows.get(uuid);
-      if (row) {
-        // Shown: update in place (never moved, even when it stops matching).
-        items = items.map((item) => (item.uuid === uuid ? task : item));
-        fillTaskRow(row, task);
-      } else if (pending.has(uuid)) {
-        pending.set(uuid, task);
-      } else if (!seen.has(uuid) && taskMatches(task, filters) && receivedSortTime(task) >= floor) {
-        fresh.push(task);
-      }
-    }
+    const { updated, fresh } = page.applyChanges(event.changes, filters);
+    for (const task of updated) fillTaskRow(rows.get(task.uuid), task);
     if (!fresh.length) return;
     if (live()) {
       insert(fresh);
     } else {
-      for (const task of fresh) pending.set(task.uuid, task);
+      page.wait(fresh);
       renderPill();
     }
   }
@@ -177,8 +127,7 @@ export function mountTaskSearch(root, store) {
   }
 
   function restart() {
-    cursors = [null];
-    pending.clear();
+    page.restart();
     renderPill();
     load();
   }
@@ -189,43 +138,36 @@ export function mountTaskSearch(root, store) {
   }
 
   pill.addEventListener("click", () => {
-    if (cursors.length === 1 && isNewestFirst(filters)) {
-      window.scrollTo({ top: 0 });
-      const waiting = [...pending.values()];
-      pending.clear();
-      insert(waiting);
+    window.scrollTo({ top: 0 });
+    if (page.firstPage && isNewestFirst(filters)) {
+      insert(page.takePending());
       renderPill();
     } else {
-      window.scrollTo({ top: 0 });
       restart();
     }
   });
 
   previousButton.addEventListener("click", () => {
-    if (cursors.length <= 1) return;
-    cursors.pop();
-    load().then(scrollToTable);
+    if (page.back()) load().then(scrollToTable);
   });
 
   nextButton.addEventListener("click", async () => {
-    let cursor = next;
-    if (nextStale) {
+    let cursor = page.next;
+    if (page.nextStale) {
       // Live rows pushed some off this page: ask for this page again to continue after what it holds now.
-      const page = await fetchPage(cursors.at(-1));
-      if (page === null) return;
-      cursor = page.next ?? null;
+      const again = await fetchPage(page.cursor);
+      if (again === null) return;
+      cursor = again.next ?? null;
     }
     if (!cursor) return;
-    cursors.push(cursor);
+    page.forward(cursor);
     load().then(scrollToTable);
   });
 
   // Scrolled back to the top of the first page: what waited goes in now.
   window.addEventListener("scroll", () => {
-    if (pending.size && live()) {
-      const waiting = [...pending.values()];
-      pending.clear();
-      insert(waiting);
+    if (page.pending.size && live()) {
+      insert(page.takePending());
       renderPill();
     }
   }, { passive: true });

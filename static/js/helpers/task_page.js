@@ -1,0 +1,133 @@
+// The tasks page's results, DOM-free: one page of GET /api/tasks with keyset paging (a stack of
+// cursors for Previous), and what live `changes` do to it. On the first page sorted newest
+// first, matching tasks go in at the top; otherwise they wait in `pending` (the "N new tasks" pill).
+
+import { receivedSortTime, taskMatches } from "./task_filters.js";
+
+/** Tasks per page (and the most rows shown, live rows included). */
+export const PAGE_SIZE = 50;
+
+export class TaskPage {
+  constructor() {
+    this.cursors = [null]; // the cursor of every page down to this one; Previous pops
+    this.next = null; // the server's cursor after this page
+    this.nextStale = false; // live rows pushed rows off this page: `next` would skip them
+    this.items = []; // the tasks shown, in order
+    this.total = null;
+    this.estimate = false;
+    this.pending = new Map(); // uuid -> task: matching tasks not shown yet
+    this.seen = new Set(); // uuids shown on any page since the first page was loaded
+    this.floor = -Infinity; // received time from which a matching task counts as new
+  }
+
+  get number() { return this.cursors.length; }
+  get firstPage() { return this.cursors.length === 1; }
+  get cursor() { return this.cursors.at(-1); }
+  get hasPrevious() { return this.cursors.length > 1; }
+  get hasNext() { return this.next !== null || this.nextStale; }
+
+  /** Go back to the first page (new filters, the pill, a resync): what waited is dropped. */
+  restart() {
+    this.cursors = [null];
+    this.pending.clear();
+  }
+
+  /** Step down to the page after `cursor`. */
+  forward(cursor) { this.cursors.push(cursor); }
+
+  /** Step back up one page; false on the first. */
+  back() {
+    if (this.cursors.length <= 1) return false;
+    this.cursors.pop();
+    return true;
+  }
+
+  /**
+   * Take a page the API answered for the current cursor. `requestedAt` is the server's time
+   * (seconds) when it was asked for: on the first page, what is older than the page's last row
+   * (newest first) or was received before the request (other sorts) is not news.
+   */
+  loaded(page, newestFirst, requestedAt) {
+    this.items = page.items;
+    this.total = Number.isFinite(page.total) ? page.total : null;
+    this.estimate = Boolean(page.total_is_estimate);
+    this.next = page.next ?? null;
+    this.nextStale = false;
+    if (this.firstPage) {
+      this.seen.clear();
+      this.pending.clear();
+      if (!newestFirst) this.floor = requestedAt;
+      else this.floor = this.next !== null ? Math.min(...this.items.map(receivedSortTime)) : -Infinity;
+    }
+    for (const task of this.items) { this.seen.add(task.uuid); this.pending.delete(task.uuid); }
+  }
+
+  /** A failed request: nothing is shown. */
+  failed() {
+    this.items = [];
+    this.total = null;
+    this.next = null;
+  }
+
+  /**
+   * Apply the task upserts of one `changes` message: shown tasks are replaced in place (never
+   * moved, even when they stop matching); waiting ones are refreshed. Return the shown tasks
+   * that changed and the matching tasks that are new to this page, for the caller to insert
+   * (`insert`) or keep waiting (`wait`).
+   */
+  applyChanges(changes, filters) {
+    const latest = new Map();
+    for (const c of changes) if (c.kind === "task" && c.op === "upsert" && c.data) latest.set(c.key, c.data);
+    const updated = [];
+    const fresh = [];
+    if (!latest.size) return { updated, fresh };
+    const shown = new Set(this.items.map((task) => task.uuid));
+    for (const [uuid, task] of latest) {
+      if (shown.has(uuid)) {
+        updated.push(task);
+      } else if (this.pending.has(uuid)) {
+        this.pending.set(uuid, task);
+      } else if (!this.seen.has(uuid) && taskMatches(task, filters) && receivedSortTime(task) >= this.floor) {
+        fresh.push(task);
+      }
+    }
+    if (updated.length) {
+      const byId = new Map(updated.map((task) => [task.uuid, task]));
+      this.items = this.items.map((item) => byId.get(item.uuid) ?? item);
+    }
+    return { updated, fresh };
+  }
+
+  /** Keep tasks waiting behind the pill. */
+  wait(tasks) {
+    for (const task of tasks) this.pending.set(task.uuid, task);
+  }
+
+  /** Take every waiting task out, to insert. */
+  takePending() {
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    return waiting;
+  }
+
+  /** Put tasks in their place on the first page (newest first), capped at the page size; return those added. */
+  insert(tasks) {
+    const shown = new Set(this.items.map((task) => task.uuid));
+    const added = tasks.filter((task) => !shown.has(task.uuid) && this.fitsFirstPage(task));
+    if (!added.length) return added;
+    this.items = [...added, ...this.items].sort((a, b) => receivedSortTime(b) - receivedSortTime(a));
+    if (this.items.length > PAGE_SIZE) {
+      this.items = this.items.slice(0, PAGE_SIZE);
+      this.nextStale = true;
+    }
+    if (this.total !== null) this.total += added.length;
+    for (const task of added) { this.seen.add(task.uuid); this.pending.delete(task.uuid); }
+    return added;
+  }
+
+  /** A task belongs on the first page unless the page is full of newer ones. */
+  fitsFirstPage(task) {
+    const full = this.items.length >= PAGE_SIZE || this.next !== null;
+    return !full || receivedSortTime(task) >= receivedSortTime(this.items.at(-1));
+  }
+}

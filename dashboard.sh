@@ -7,9 +7,10 @@
 #   ./dashboard.sh test [ARGS]     the whole test suite (ARGS go to pytest)
 #   ./dashboard.sh bench [ARGS]    the comparison benchmark against Flower (bench/compare.py ARGS, e.g. --quick)
 #
-# Each command creates .venv and installs requirements.txt when needed; `test`
-# also installs redis-server, rabbitmq-server and chromium from Debian's
-# packages when they are missing and it runs as root. `bench` keeps its own
+# Each command creates .venv and installs requirements.txt (the runtime) when
+# needed; `test` installs requirements-dev.txt (the runtime and the test tools)
+# and also redis-server, rabbitmq-server and chromium from Debian's packages
+# when they are missing and it runs as root. `bench` keeps its own
 # environment, bench/.venv, which bench/compare.py creates and updates.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,14 +19,16 @@ VENV=.venv
 PY="$VENV/bin/python"
 
 ensure_venv() {
+    # ensure_venv [FILE]: .venv with FILE's packages (requirements.txt, the runtime, by default)
+    local file=${1:-requirements.txt}
     if [ ! -x "$PY" ]; then
         python3 -m venv "$VENV"
     fi
-    local stamp="$VENV/.requirements.sha256"
+    local stamp="$VENV/.${file%.txt}.sha256"
     local want
-    want=$(sha256sum requirements.txt | cut -d' ' -f1)
+    want=$(cat "$file" requirements.txt | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+        "$PY" -m pip install --quiet --disable-pip-version-check -r "$file"
         echo "$want" > "$stamp"
     fi
 }
@@ -64,7 +67,7 @@ ensure_rabbitmq_running() {
 
 run_tests() {
     ensure_debian_packages
-    ensure_venv
+    ensure_venv requirements-dev.txt
     ensure_rabbitmq_running
     echo "== Type check (mypy dashboard)"
     "$PY" -m mypy dashboard

@@ -6,11 +6,16 @@ import gc
 import logging
 import signal
 import sys
-from typing import Any, Callable, Sequence
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import create_app, logs, run_inline
-from .settings import Settings, SettingsError, load_settings
+from .settings import DEFAULT_DB, Settings, SettingsError, load_settings
 from .store import StoreError
+
+if TYPE_CHECKING:
+    from . import Dashboard
+    from .demo.cluster import DemoCluster
 
 log = logging.getLogger("dashboard")
 
@@ -20,6 +25,10 @@ log = logging.getLogger("dashboard")
 #: few seconds under load, a pause of about 100 ms in which no request is served. Cyclic garbage
 #: is rare here, so young collections can be rarer and full ones much rarer.
 GC_THRESHOLDS = (50_000, 50, 1_000)
+#: Seconds the demo's workers get, at Ctrl-C, to finish their tasks (its slowest runs 30 s) and say worker-offline.
+DEMO_STOP_SECONDS = 40.0
+#: Seconds the collector keeps listening for their worker-offline once they have exited.
+DEMO_GOODBYE_SECONDS = 3.0
 
 
 def _stop_on_signal(signum: int, frame: Any) -> None:
@@ -52,14 +61,17 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
     tune_gc()
     logs.configure(settings.log_level)  # one line per record: outside text cannot forge lines
     cluster = None
+    kill_timeout = 10.0  # seconds the demo's processes get after SIGTERM at the very end
     if settings.demo:
         from .demo import transport
         from .demo.cluster import DemoCluster
         transport.install()  # the demo's filesystem transport, safe against half-written files
         logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # filesystem:// has no hostname
         cluster = DemoCluster()
+        # The demo's history lives and dies with its folder: never mixed with a real cluster's.
+        db = str(cluster.base_dir / "history.db") if settings.db == DEFAULT_DB else settings.db
         settings = dataclasses.replace(settings, broker_url=cluster.broker_url,
-                                       broker_transport_options=cluster.transport_options)
+                                       broker_transport_options=cluster.transport_options, db=db)
     try:
         app = create_app(settings, run_blocking or run_inline)
     except (ImportError, ValueError, StoreError) as exc:  # --app that does not load, a --db it cannot use
@@ -72,21 +84,55 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     try:
-        if cluster is not None:
-            cluster.start()
-            log.info("demo cluster running in %s", cluster.base_dir)
-        dashboard.start()
-        log.info("dashboard on http://%s:%d watching %s", settings.address, settings.port,
-                 settings.masked_broker_url)
-        _serve(dashboard.socketio, app, settings, server_options(settings) if server_options else {})
-    except KeyboardInterrupt:
+        try:
+            if cluster is not None:
+                cluster.start()
+                log.info("demo cluster running in %s", cluster.base_dir)
+            dashboard.start()
+            log.info("dashboard on http://%s:%d watching %s", settings.address, settings.port,
+                     settings.masked_broker_url)
+            _serve(dashboard.socketio, app, settings, server_options(settings) if server_options else {})
+        except KeyboardInterrupt:
+            pass  # eventlet's server returns on it instead; either way the signal stopped serving
         log.info("stopping")
+        if cluster is not None and not _let_demo_workers_finish(cluster, dashboard):
+            kill_timeout = 0.0
     finally:
         dashboard.stop()
         dashboard.close()  # a clean stop loses nothing: pending history is written first
         if cluster is not None:
-            cluster.stop()
+            cluster.stop(kill_timeout)
     return 0
+
+
+def _let_demo_workers_finish(cluster: "DemoCluster", dashboard: "Dashboard") -> bool:
+    """Stop the producer, then let the workers finish their tasks and say worker-offline while
+    the collector still listens, so the history ends with their outcome. Return False when a
+    second Ctrl-C (or SIGTERM), or the time limit, cut the wait short: the workers are killed then.
+    """
+    cluster.stop_producer()
+    running = cluster.stop_workers()
+    if not running:
+        return True
+    log.info("stopping: waiting for %d demo workers to finish their tasks (Ctrl-C again to kill them)", running)
+    again: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: again.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, frame: again.append(signum))
+    deadline = time.monotonic() + DEMO_STOP_SECONDS
+    exited_at = None
+    while not again and time.monotonic() < deadline:
+        if not cluster.workers_running():
+            exited_at = exited_at or time.monotonic()
+            said_goodbye = all(w["status"] != "online" for w in dashboard.cluster.workers()
+                               if cluster.is_demo_worker(w["hostname"]))
+            if said_goodbye or time.monotonic() - exited_at > DEMO_GOODBYE_SECONDS:
+                return True
+        dashboard.socketio.sleep(0.1)  # the collector, the pusher and the history writer go on meanwhile
+    if again:
+        log.info("stopping: killing the demo workers")
+    else:
+        log.warning("stopping: the demo workers did not finish within %.0f s; killing them", DEMO_STOP_SECONDS)
+    return False
 
 
 def _serve(socketio: Any, app: Any, settings: Settings, options: dict[str, Any]) -> None:

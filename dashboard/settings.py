@@ -17,6 +17,8 @@ from .redact import mask_url
 
 #: Environment variable prefix for every option.
 ENV_PREFIX = "DASHBOARD_"
+#: The history file when --db is not given (the demo's is in its temporary folder instead).
+DEFAULT_DB = "dashboard.db"
 
 #: Async modes Flask-SocketIO may run in; eventlet is the production default.
 ASYNC_MODES = ("eventlet", "threading")
@@ -37,7 +39,7 @@ class Settings:
     event_reader: str = "auto"  # "auto": Redis fast path on redis:// and rediss://; "kombu": Celery's receiver
     address: str = "127.0.0.1"  # interface the web server binds
     port: int = 5555  # web server TCP port
-    db: str = "dashboard.db"  # SQLite history file
+    db: str = DEFAULT_DB  # SQLite history file (the demo keeps its own unless another file is named)
     queues: tuple[str, ...] = ()  # queues to watch besides the workers' own
     demo: bool = False  # run a self-contained demo cluster on filesystem://
     async_mode: str = "eventlet"  # Flask-SocketIO async mode

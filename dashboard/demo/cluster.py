@@ -180,6 +180,8 @@ class DemoCluster:
                 "DASHBOARD_DEMO_TRANSPORT_OPTIONS": json.dumps(self.transport_options),
                 "CELERY_RESULT_BACKEND": self.result_backend,
                 "DASHBOARD_DEMO_DIR": str(self._base_dir),
+                "DASHBOARD_DEMO_PARENT_PID": str(os.getpid()),  # see lifeline.py
+                "DASHBOARD_DEMO_OWNS_DIR": "1" if self._owns_dir else "0",
                 "PYTHONPATH": os.pathsep.join(pythonpath),
                 # Same file system as data/, so consuming a message is an atomic rename.
                 "TMPDIR": str(self._base_dir / "tmp"),
@@ -254,6 +256,38 @@ class DemoCluster:
             shutil.rmtree(self._base_dir, ignore_errors=True)
             self._removed = True
 
+    def stop_producer(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Stop the producer (SIGTERM, then SIGKILL after ``timeout`` s), so no new task is sent."""
+        child = self._children.get("producer")
+        if child is None or not _alive(child):
+            return
+        _signal(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(CHECK_INTERVAL_SECONDS)
+        _signal_group(child.pid, signal.SIGKILL)  # not reaped yet: its pid is still its own
+
+    def stop_workers(self) -> int:
+        """Ask every worker for Celery's warm shutdown (SIGTERM): it finishes its tasks, says
+        ``worker-offline`` and exits. Return how many were running; ``stop()`` reaps them."""
+        running = 0
+        for name in WORKER_COMMANDS:
+            child = self._children.get(name)
+            if child is not None and _alive(child):
+                _signal(child.pid, signal.SIGTERM)
+                running += 1
+        return running
+
+    def workers_running(self) -> int:
+        """Return how many worker processes have not exited yet."""
+        return sum(1 for name in WORKER_COMMANDS
+                   if (child := self._children.get(name)) is not None and _alive(child))
+
+    @staticmethod
+    def is_demo_worker(hostname: str) -> bool:
+        """Whether ``hostname`` (``name@host``) is one of the demo's workers."""
+        return hostname.partition("@")[0] in WORKER_COMMANDS
+
     def __enter__(self) -> DemoCluster:
         self.start()
         return self
@@ -319,17 +353,7 @@ class DemoCluster:
 
     def _leaders_alive(self) -> list[int]:
         """Return the pids of children that have not exited, without reaping them."""
-        alive = []
-        for child in self._children.values():
-            if child.returncode is not None:
-                continue
-            try:
-                info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                continue
-            if info is None:
-                alive.append(child.pid)
-        return alive
+        return [child.pid for child in self._children.values() if _alive(child)]
 
     def _terminate(self, timeout: float) -> None:
         """SIGTERM every child, wait, SIGKILL its whole process group, reap; idempotent.
@@ -356,6 +380,16 @@ class DemoCluster:
             log.close()
         self._children.clear()
         self._logs.clear()
+
+
+def _alive(child: subprocess.Popen[bytes]) -> bool:
+    """Whether a child has not exited, without reaping it (its pid stays its own until ``wait``)."""
+    if child.returncode is not None:
+        return False
+    try:
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+    except ChildProcessError:
+        return False
 
 
 def _signal(pid: int, signum: signal.Signals) -> None:

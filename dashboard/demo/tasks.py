@@ -23,7 +23,7 @@ from typing import Any
 from celery import Celery, Task
 from kombu import Exchange, Queue
 
-from dashboard.demo import transport
+from dashboard.demo import lifeline, transport
 
 #: Environment variable holding the broker URL.
 BROKER_URL_ENV = "CELERY_BROKER_URL"
@@ -99,6 +99,7 @@ def build_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 
 
 transport.install()  # before any connection: stock filesystem reads can crash on half-written files
+lifeline.watch()  # in a process the dashboard started: end with the dashboard, or with the demo folder
 app = Celery("demo")
 app.config_from_object(build_config())
 

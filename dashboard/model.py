@@ -213,9 +213,14 @@ class Worker:
     sw_sys: str | None = _published()
     clock_skew: float | None = _published()  # receive time minus the worker's clock, seconds
     pid: int | None = _published()
+    # Task outcomes seen on this worker since the dashboard started (task-succeeded, -failed, -retried).
+    succeeded: int = _published(0)
+    failed: int = _published(0)
+    retried: int = _published(0)
     timestamp: float | None = None  # worker's own clock at its last worker event
     offline_at: float | None = None  # worker's clock at its worker-offline
     offline_received: float | None = None  # dashboard receive time of that worker-offline
+    freq_known: bool = False  # freq came from the worker's own heartbeat timer
     history: deque[tuple[float, int, float | None]] = field(default_factory=deque)  # (received, active, load)
 
     def to_json(self) -> dict[str, Any]:
@@ -249,8 +254,12 @@ class Worker:
             if timestamp is not None:
                 self.clock_skew = round(received - timestamp, 3)
         freq = event.get("freq")
-        if freq:
+        own_beat = event.get("active") is not None  # the worker's own timer; not an answer to a request
+        if freq and (own_beat or not self.freq_known):
+            # Celery answers a heartbeat request (sent when the dashboard subscribes) with a hard-coded
+            # freq=5: it stands in until the worker's own heartbeat tells its interval, never after.
             self.freq = float(freq)
+            self.freq_known = self.freq_known or own_beat
         for name in ("sw_ident", "sw_ver", "sw_sys", "pid"):
             value = event.get(name)
             if value is not None:
@@ -264,6 +273,15 @@ class Worker:
         if received is not None:
             self.record(received)
         return True, revived_from
+
+    def count_outcome(self, event_type: str) -> None:
+        """Count a task-succeeded, task-failed or task-retried this worker sent."""
+        if event_type == "task-succeeded":
+            self.succeeded += 1
+        elif event_type == "task-failed":
+            self.failed += 1
+        else:
+            self.retried += 1
 
     def record(self, received: float) -> None:
         """Add a history sample at most every HISTORY_STEP_SECONDS, keeping HISTORY_SECONDS."""

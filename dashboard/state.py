@@ -22,6 +22,8 @@ _TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received
 #: Where each event type falls in a task's life, to order events with equal timestamps.
 LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
                "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
+#: Task events counted on the worker that sent them.
+_OUTCOMES = frozenset(("task-succeeded", "task-failed", "task-retried"))
 #: Departed (purged) workers remembered for searches.
 MAX_DEPARTED_WORKERS = 10_000
 #: Names beyond a limit (workers, queues) remembered for counting; more are not counted.
@@ -53,6 +55,7 @@ class ClusterState:
         self.orphans: dict[str, list[str]] = {}  # hostname -> tasks in flight when it was last lost
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
         self.journal = Journal()  # what changed, for whoever reads it
+        self._early_outcomes: dict[str, Worker] = {}  # hostname -> outcomes counted before its worker event
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
 
@@ -77,7 +80,7 @@ class ClusterState:
                 return
             worker = self.departed.pop(hostname, None)  # back after a purge: the rules below still apply
             if worker is None:
-                worker = Worker(hostname)
+                worker = self._early_outcomes.pop(hostname, None) or Worker(hostname)
                 worker.status = "offline" if event_type == "worker-offline" else "online"
             self.workers[hostname] = worker
         applied, revived_from = worker.merge(event_type, event, self.heartbeat_slack_seconds)
@@ -107,6 +110,8 @@ class ClusterState:
             return  # the same event delivered twice
         self.task_events += 1
         self.journal.append(Record(TASK, uuid, entry, event.get("local_received") or 0.0))
+        if event_type in _OUTCOMES:
+            self._count_outcome(event_type, event.get("hostname") or "")
         if events is None:  # timeline released to the store: Celery's merge rules alone, as Celery's State does
             self._apply_entry(task, entry)
         elif not events or event_key(entry) >= event_key(events[-1]):
@@ -115,6 +120,21 @@ class ClusterState:
         else:  # arrived out of order: replay the timeline, so the result never depends on arrival order
             insort(events, entry, key=event_key)
             self._replay(task)
+
+    def _count_outcome(self, event_type: str, hostname: str) -> None:
+        """Count a task outcome on the worker that sent it; one whose worker event has not come
+        yet is kept for it (a bounded number of hostnames), so arrival order does not matter."""
+        worker = self.workers.get(hostname) or self.departed.get(hostname)
+        if worker is None:
+            early = self._early_outcomes.get(hostname)
+            if early is None:
+                if len(self._early_outcomes) >= self.max_workers:
+                    return
+                early = self._early_outcomes[hostname] = Worker(hostname)
+            early.count_outcome(event_type)
+            return
+        worker.count_outcome(event_type)
+        self.journal.append(Record(WORKER, hostname))
 
     def _replay(self, task: Task) -> None:
         was_ready, finished = task.state in READY_STATES, self.finished_total

@@ -98,3 +98,29 @@ def test_on_demand_inspect_and_its_guards(redis_port: int, log_dir: Path) -> Non
         assert response.json()["stats"]["pool"]["max-concurrency"] == 10
         missing = requests.post(f"{dashboard.url}/api/workers/nobody@test/inspect", json={}, timeout=10)
         assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_a_worker_already_running_is_lost_within_its_own_window_not_the_requested_heartbeats(
+        redis_port: int, log_dir: Path) -> None:
+    """Workers already running when the dashboard starts answer its heartbeat request with Celery's
+    hard-coded ``freq=5``; once a worker's own heartbeat has told its interval (1 s here), that
+    request's answer must not stretch its window to 2 x 5 s."""
+    broker = f"redis://127.0.0.1:{redis_port}/6"
+    early = start_worker(broker, "early", log_dir, queues="early-q")
+    other = start_worker(broker, "other", log_dir, queues="other-q")
+    dashboard = start_dashboard(broker, log_dir, extra_args=("--heartbeat-slack", str(SLACK)))
+    try:
+        wait_until(lambda: (w := worker_status(dashboard, "early@test")) and w["freq"] == FREQ, 30,
+                   message="the worker's own heartbeat never arrived")
+        task_id = send(producer_app(broker), "slow_report", 60, queue="early-q")
+        wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == "STARTED", 15,
+                   message="the long task never started")
+        early.kill()
+        lost = wait_until(lambda: (w := worker_status(dashboard, "early@test")) and w["status"] == "lost" and w,
+                          2 * 5 + SLACK + 5, interval=0.05, message="worker never lost")
+        assert time.time() - lost["last_heartbeat"] <= 2 * FREQ + SLACK + TICK
+        assert lost["freq"] == FREQ
+    finally:
+        early.stop()
+        other.stop()
+        dashboard.stop()

@@ -7,7 +7,7 @@ import {
   niceMax, tickPath, timeTicks, trimSamples,
 } from "../../static/js/helpers/chart.js";
 import {
-  activeText, brokerText, compactValue, etaSeconds, filterByHostname, formatBytes, formatUptime, heartbeatIntervalText,
+  activeText, outcomesText, brokerText, compactValue, etaSeconds, filterByHostname, formatBytes, formatUptime, heartbeatIntervalText,
   poolName, rusageText, skewText,
 } from "../../static/js/helpers/worker_info.js";
 import { alertMessage, lostWorkers } from "../../static/js/helpers/alerts.js";
@@ -129,4 +129,10 @@ test("a lost worker's active count is unknown, not its last heartbeat's", () => 
   assert.equal(activeText({ status: "online", active: 1 }, fmt), "1");
   assert.equal(activeText({ status: "offline", active: 0 }, fmt), "0");
   assert.equal(activeText({ status: "lost", active: 1 }, fmt), "unknown");
+});
+
+test("a worker's outcomes read as one line, missing counts as zero", () => {
+  const fmt = (n) => String(n);
+  assert.equal(outcomesText({ succeeded: 12, failed: 1, retried: 3 }, fmt), "12 succeeded · 1 failed · 3 retried");
+  assert.equal(outcomesText({}, fmt), "0 succeeded · 0 failed · 0 retried");
 });

@@ -34,6 +34,9 @@ def test_recorded_events_reach_every_read_path(client: FlaskClient, feed: Feed,
     assert [w["hostname"] for w in workers] == ["rec@demo-host"]
     detail = strict_json(client.get("/api/workers/rec@demo-host").data)
     assert detail["hostname"] == "rec@demo-host"
+    outcomes = {kind: sum(1 for e in recorded if e["type"] == f"task-{kind}") for kind in ("succeeded", "failed", "retried")}
+    assert outcomes["succeeded"] and outcomes["failed"]
+    assert {kind: workers[0][kind] for kind in outcomes} == {kind: detail[kind] for kind in outcomes} == outcomes
     assert detail["active"] == workers[0]["active"] == 0 and detail["active_tasks"] is None  # a number; the list apart
     dashboard.cluster.apply_inspect({"rec@demo-host": {"active": [{"id": "t1", "name": "add"}]}}, {}, 1e9)
     detail = strict_json(client.get("/api/workers/rec@demo-host").data)

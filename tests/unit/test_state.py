@@ -338,3 +338,30 @@ def test_orphaned_tasks_are_saved_again() -> None:
     assert state.expire_workers(1e9 + 10) == ["w"]
     tasks, _ = unsaved(cluster, 1e9 + 10, 2.0)
     assert [(t["uuid"], t["orphaned"]) for t in tasks] == [("t1", True)]
+
+
+def test_a_requested_heartbeats_freq_never_replaces_the_workers_own() -> None:
+    """Celery answers the heartbeat request sent at subscription with ``freq=5`` and no ``active``."""
+    state = ClusterState(heartbeat_slack_seconds=1.0)
+    requested = {"type": "worker-heartbeat", "hostname": "w", "freq": 5.0, "sw_ident": "py-celery",
+                 "timestamp": 1e9, "local_received": 1e9}
+    state.apply(dict(requested))
+    assert state.workers["w"].freq == 5.0  # all that is known until its own heartbeat
+    state.apply(worker_event("heartbeat", 1e9 + 1, 1e9 + 1))  # freq 1, active 0
+    state.apply({**requested, "timestamp": 1e9 + 1.5, "local_received": 1e9 + 1.5})
+    assert state.workers["w"].freq == 1.0
+    assert state.expire_workers(1e9 + 1.5 + 2 * 1 + 1 + 0.01) == ["w"]
+
+
+def test_each_worker_counts_the_outcomes_it_sent_once() -> None:
+    state = ClusterState()
+    state.apply(worker_event("online", 1e9, 1e9))
+    events = [{"type": "task-succeeded", "uuid": "a", "hostname": "w", "timestamp": 1e9 + 1},
+              {"type": "task-failed", "uuid": "b", "hostname": "w", "timestamp": 1e9 + 1},
+              {"type": "task-retried", "uuid": "c", "hostname": "w", "timestamp": 1e9 + 1},
+              {"type": "task-succeeded", "uuid": "c", "hostname": "w", "timestamp": 1e9 + 2},
+              {"type": "task-succeeded", "uuid": "d", "hostname": "elsewhere", "timestamp": 1e9 + 2}]
+    for event in events + events[:2]:  # delivered twice: counted once
+        state.apply(dict(event))
+    shape = state.workers["w"].to_json()
+    assert (shape["succeeded"], shape["failed"], shape["retried"]) == (2, 1, 1)

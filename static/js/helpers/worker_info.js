@@ -11,6 +11,12 @@ export function activeText(worker, formatInteger) {
   return worker?.status === "lost" ? "unknown" : formatInteger(worker?.active);
 }
 
+/** The task outcomes a worker sent since the dashboard started: "12 succeeded · 1 failed · 0 retried". */
+export function outcomesText(worker, formatInteger) {
+  const count = (n) => formatInteger(Number.isFinite(n) ? n : 0);
+  return `${count(worker?.succeeded)} succeeded · ${count(worker?.failed)} failed · ${count(worker?.retried)} retried`;
+}
+
 const BYTES_PER_KIB = 1024;
 /** Systems whose `ru_maxrss` is in bytes; elsewhere (Linux) it is in KiB. */
 const MAXRSS_IN_BYTES = new Set(["Darwin"]);
@@ -40,9 +46,7 @@ export function brokerText(broker) {
 
 /** A whole number of seconds as "42 s", "3 min 4 s", "2 d 1 h". */
 export function formatUptime(seconds) {
-  if (!isNumber(seconds)) return EMPTY;
-  const s = Math.max(0, Math.floor(seconds));
-  return s < 60 ? `${s} s` : formatDuration(s);
+  return formatDuration(seconds, { whole: true });
 }
 
 /** A size in bytes as "512 B", "76.7 MiB". */

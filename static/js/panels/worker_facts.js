@@ -4,7 +4,7 @@ import { setField, setFieldAttr } from "../helpers/dom.js";
 import { formatAge } from "../helpers/duration.js";
 import { EMPTY, formatInteger, formatIso, formatLoadavg, formatTime } from "../helpers/format.js";
 import {
-  activeText, brokerText, formatUptime, heartbeatIntervalText, poolName, rusageText, skewText,
+  activeText, brokerText, formatUptime, heartbeatIntervalText, outcomesText, poolName, rusageText, skewText,
 } from "../helpers/worker_info.js";
 
 /** Fill the header and facts of `root` from the worker `detail`. */
@@ -27,6 +27,7 @@ export function renderWorkerFacts(root, detail) {
   setField(root, "pid", pid === null || pid === undefined ? EMPTY : String(pid));
   setField(root, "active", activeText(detail, formatInteger));
   setField(root, "processed", formatInteger(detail.processed));
+  setField(root, "outcomes", outcomesText(detail, formatInteger));
   setField(root, "loadavg", formatLoadavg(detail.loadavg));
   setField(root, "rusage", rusageText(stats?.rusage, detail.sw_sys));
   setField(root, "clock-skew", skewText(detail.clock_skew));

@@ -28,6 +28,8 @@ MAX_HISTORY_HOURS = 24 * 31
 #: Which time ``since`` / ``until`` bound (``time=``); the first is the default.
 TIME_FIELDS = ("received", "started", "finished")
 #: The query parameters of ``GET /api/tasks``.
+#: Names ``GET /api/task-names`` returns when no ``limit`` is given.
+DEFAULT_NAMES = 200
 TASK_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time", "sort", "limit", "cursor")
 
 
@@ -137,6 +139,17 @@ def tasks() -> Response:
 
 def _query_store(store: TaskStore, query: dict[str, Any]) -> dict[str, Any]:
     return store.query(**query)
+
+
+@bp.get("/task-names")
+def task_names() -> Response:
+    """The distinct task names in the history starting with ``prefix``, for the name filter's completion."""
+    prefix = request.args.get("prefix") or ""
+    if "\0" in prefix:
+        raise BadRequest("prefix: contains a NUL character")
+    limit = _int(request.args.get("limit"), "limit", DEFAULT_NAMES, 1, MAX_LIMIT)
+    dashboard = current_app.extensions["dashboard"]
+    return jsonify({"names": dashboard.run_blocking(dashboard.store.task_names, prefix.rstrip("*"), limit)})
 
 
 @bp.get("/tasks/<uuid>")

@@ -36,6 +36,8 @@ _RECEIVED_MERGE_FIELDS = ("name", "args", "kwargs", "parent_id", "root_id", "eta
 #: Worker history kept for charts, and the least time between two samples, in seconds.
 HISTORY_SECONDS = 3600.0
 HISTORY_STEP_SECONDS = 5.0
+#: Longest ``retry_errors`` kept, in characters (the oldest attempts' lines go first).
+RETRY_ERRORS_MAX_CHARS = 8192
 #: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
 DEFAULT_FREQ_SECONDS = 2.0
 
@@ -115,6 +117,7 @@ class Task:
     result: str | None = _stored(TEXT, from_event=True)
     exception: str | None = _stored(TEXT, from_event=True)
     traceback: str | None = _stored(TEXT, from_event=True)
+    retry_errors: str | None = _stored(TEXT)  # the distinct exceptions of retried attempts, oldest first, a line each
     parent_id: str | None = _stored(TEXT, from_event=True)
     root_id: str | None = _stored(TEXT, from_event=True)
     orphaned: bool = _stored(FLAG, False)  # in flight on a worker that was lost
@@ -164,6 +167,8 @@ class Task:
             self.exception = self.traceback = None  # an earlier attempt's error; the timeline keeps it
         if state == "FAILURE" and self.runtime is None and self.started is not None and timestamp is not None:
             self.runtime = round(max(timestamp - self.started, 0.0), 6)  # task-failed carries no runtime
+        if state == "RETRY":
+            self._keep_retry_error(entry.get("exception"))
         retries = entry.get("retries")
         if retries is not None and (self.retries is None or retries > self.retries):
             self.retries = retries  # only grows: a late event of an earlier attempt keeps the count
@@ -174,6 +179,19 @@ class Task:
             return None
         self.timestamp = timestamp
         return state
+
+    def _keep_retry_error(self, exception: Any) -> None:
+        """Add a retried attempt's exception to ``retry_errors`` (searchable after a later success)."""
+        if not isinstance(exception, str) or not exception:
+            return
+        line = " ".join(exception.split())  # one line per attempt
+        lines = self.retry_errors.split("\n") if self.retry_errors else []
+        if line in lines:
+            return  # the same attempt delivered twice (or the same error again: once is enough to find it)
+        lines.append(line)
+        while len(lines) > 1 and sum(len(item) + 1 for item in lines) > RETRY_ERRORS_MAX_CHARS:
+            del lines[0]
+        self.retry_errors = "\n".join(lines)[-RETRY_ERRORS_MAX_CHARS:]
 
     def reset(self) -> None:
         """Forget everything the timeline set, before replaying it (``orphaned`` stays)."""

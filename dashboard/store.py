@@ -89,7 +89,7 @@ FAILED_STATES = ("FAILURE",)
 #: Fields held in the full-text index (the column names of ``tasks_fts``).
 #: The uuid is left out (five random tokens per task cost a third of the write rate);
 #: a one-word query is also matched as a prefix of the uuid, through its unique index.
-FTS_FIELDS = ("name", "args", "kwargs", "result", "exception")
+FTS_FIELDS = ("name", "args", "kwargs", "result", "exception", "retry_errors")
 #: Sort key -> the helper columns it orders by (the row id breaks ties).
 SORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "received": ("received_sort",),
@@ -121,10 +121,31 @@ CREATE TABLE tasks (
     finished REAL GENERATED ALWAYS AS (coalesce(succeeded, failed, revoked, rejected)) VIRTUAL
 )"""
 
-_FTS_COLUMNS = ", ".join(FTS_FIELDS)
-_FTS_NEW = ", ".join(f"new.{c}" for c in FTS_FIELDS)
-_FTS_OLD = ", ".join(f"old.{c}" for c in FTS_FIELDS)
-_FTS_CHANGED = " OR ".join(f"old.{c} IS NOT new.{c}" for c in FTS_FIELDS)
+
+
+def _fts_schema(fields: Sequence[str], rebuild: bool) -> tuple[str, ...]:
+    """The full-text index over ``fields``, kept in sync with ``tasks`` by triggers; ``rebuild``
+    indexes the rows already stored. prefix='2 3': short prefixes are read from their own index;
+    without it FTS5 merges every term with the prefix on each query (tens of ms for 'cus*' over a
+    million rows)."""
+    columns = ", ".join(fields)
+    new, old = ", ".join(f"new.{c}" for c in fields), ", ".join(f"old.{c}" for c in fields)
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in fields)
+    return (
+        f"CREATE VIRTUAL TABLE tasks_fts USING fts5({columns}, content='tasks', "
+        "content_rowid='id', columnsize=0, tokenize='unicode61', prefix='2 3')",
+        f"""CREATE TRIGGER tasks_fts_insert AFTER INSERT ON tasks BEGIN
+            INSERT INTO tasks_fts (rowid, {columns}) VALUES (new.id, {new});
+        END""",
+        f"""CREATE TRIGGER tasks_fts_delete AFTER DELETE ON tasks BEGIN
+            INSERT INTO tasks_fts (tasks_fts, rowid, {columns}) VALUES ('delete', old.id, {old});
+        END""",
+        f"""CREATE TRIGGER tasks_fts_update AFTER UPDATE ON tasks WHEN {changed} BEGIN
+            INSERT INTO tasks_fts (tasks_fts, rowid, {columns}) VALUES ('delete', old.id, {old});
+            INSERT INTO tasks_fts (rowid, {columns}) VALUES (new.id, {new});
+        END""",
+    ) + (("INSERT INTO tasks_fts (tasks_fts) VALUES ('rebuild')",) if rebuild else ())
+
 
 #: Schema migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -151,29 +172,29 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX tasks_filters ON tasks "
         "(id, state, name_sort, worker, queue, received_sort, started, finished)",
     ),
-    (  # 2: full-text search over the payload fields, kept in sync by triggers. prefix='2 3':
-       # short prefixes are read from their own index; without it FTS5 merges every term
-       # with the prefix on each query (tens of ms for 'cus*' over a million rows).
-        f"CREATE VIRTUAL TABLE tasks_fts USING fts5({_FTS_COLUMNS}, content='tasks', "
-        "content_rowid='id', columnsize=0, tokenize='unicode61', prefix='2 3')",
-        f"""CREATE TRIGGER tasks_fts_insert AFTER INSERT ON tasks BEGIN
-            INSERT INTO tasks_fts (rowid, {_FTS_COLUMNS}) VALUES (new.id, {_FTS_NEW});
-        END""",
-        f"""CREATE TRIGGER tasks_fts_delete AFTER DELETE ON tasks BEGIN
-            INSERT INTO tasks_fts (tasks_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.id, {_FTS_OLD});
-        END""",
-        f"""CREATE TRIGGER tasks_fts_update AFTER UPDATE ON tasks WHEN {_FTS_CHANGED} BEGIN
-            INSERT INTO tasks_fts (tasks_fts, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.id, {_FTS_OLD});
-            INSERT INTO tasks_fts (rowid, {_FTS_COLUMNS}) VALUES (new.id, {_FTS_NEW});
-        END""",
-        "INSERT INTO tasks_fts (tasks_fts) VALUES ('rebuild')",  # index rows stored before v2
-    ),
+    # 2: full-text search over the payload fields, kept in sync by triggers (rows stored before v2 indexed)
+    _fts_schema(("name", "args", "kwargs", "result", "exception"), rebuild=True),
     (  # 3: queue depth history, the highest depth of each minute, for charts longer than an hour
         """CREATE TABLE queue_depths (
             queue TEXT NOT NULL, minute REAL NOT NULL, depth INTEGER NOT NULL,
             PRIMARY KEY (queue, minute)
         ) WITHOUT ROWID""",
         "CREATE INDEX queue_depths_minute ON queue_depths (minute)",
+    ),
+    (  # 4: the exceptions of retried attempts, searchable after the task succeeded: a column, filled
+       # in from the stored task-retried events, and the full-text index made again with it
+        "ALTER TABLE tasks ADD COLUMN retry_errors TEXT",
+        """UPDATE tasks SET retry_errors = (
+               SELECT group_concat(error, char(10)) FROM (
+                   SELECT replace(json_extract(body, '$.exception'), char(10), ' ') AS error, min(timestamp) AS first
+                   FROM events WHERE events.task_id = tasks.id AND events.type = 'task-retried'
+                   GROUP BY error HAVING error IS NOT NULL ORDER BY first))
+           WHERE retried IS NOT NULL""",
+        "DROP TRIGGER tasks_fts_insert",
+        "DROP TRIGGER tasks_fts_delete",
+        "DROP TRIGGER tasks_fts_update",
+        "DROP TABLE tasks_fts",
+        *_fts_schema(FTS_FIELDS, rebuild=True),
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -304,6 +325,7 @@ class TaskStore:
                 return
             bottom = _first_readable(damaged, "SELECT min(id) FROM tasks", "SELECT min(task_id) FROM events")
             bottom = 1 if bottom is None else bottom
+            select = _rescue_select(damaged)
             position = top + 1  # the next step reads the ids below this one
             while position > bottom:
                 if time.monotonic() - started > RESCUE_MAX_SECONDS:
@@ -311,7 +333,7 @@ class TaskStore:
                                 "copied and stay in %s", self.path, RESCUE_MAX_SECONDS, bottom, position - 1,
                                 source)
                     break
-                rows, position = _read_tasks_below(damaged, position, bottom)
+                rows, position = _read_tasks_below(damaged, select, position, bottom)
                 if rows:
                     events = _read_events(damaged, [row[0] for row in rows])
                     conn = self._conn()
@@ -469,6 +491,24 @@ class TaskStore:
         return {"tasks": conn.execute("SELECT count(*) FROM tasks").fetchone()[0], "path": self.path,
                 "schema_version": conn.execute("PRAGMA user_version").fetchone()[0]}
 
+    def task_names(self, prefix: str = "", limit: int = 200) -> list[str]:
+        """Return the distinct task names in the history starting with ``prefix``, in order, at most ``limit``.
+
+        One seek of the name index per name (a skip scan), so a million rows of a few hundred
+        names cost a few hundred index lookups, not a scan.
+        """
+        conn = self._conn()
+        high = prefix + "\U0010ffff"
+        names: list[str] = []
+        row = conn.execute("SELECT name_sort FROM tasks INDEXED BY tasks_name WHERE name_sort >= ? AND name_sort < ? "
+                           "ORDER BY name_sort LIMIT 1", (prefix, high)).fetchone()
+        while row is not None and len(names) < limit:
+            if row[0]:
+                names.append(row[0])
+            row = conn.execute("SELECT name_sort FROM tasks INDEXED BY tasks_name WHERE name_sort > ? AND name_sort < ? "
+                               "ORDER BY name_sort LIMIT 1", (row[0], high)).fetchone()
+        return names
+
     def query(self, *, states: set[str] | None = None, name: str | None = None, worker: str | None = None,
               queue: str | None = None, q: str | None = None, since: float | None = None,
               until: float | None = None, time_field: str = "received", sort: str = "received",
@@ -493,6 +533,11 @@ class TaskStore:
         if states:
             where.append(f"state IN ({', '.join('?' * len(states))})")
             params.extend(sorted(states))
+        if name is not None and name.endswith("*"):  # a prefix: app.payments.* (every string starting with
+            if name[:-1]:                          # it sorts in [prefix, prefix + U+10FFFF))
+                where.append("name_sort >= ? AND name_sort < ?")
+                params.extend([name[:-1], name[:-1] + "\U0010ffff"])
+            name = None
         for column, value in (("name_sort", name), ("worker", worker), ("queue", queue)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -705,15 +750,27 @@ def _first_readable(conn: sqlite3.Connection, *queries: str) -> int | None:
     return None
 
 
-def _read_tasks_below(conn: sqlite3.Connection, position: int, bottom: int
+def _rescue_select(conn: sqlite3.Connection) -> str:
+    """The SELECT of ``id, TASK_FIELDS...`` from a damaged file, which may be an older version:
+    a column it does not have yet reads as NULL."""
+    try:
+        present = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    except sqlite3.DatabaseError:
+        present = set()
+    if not present:
+        return _SELECT_TASK
+    return f"SELECT id, {', '.join(c if c in present else f'NULL AS {c}' for c in TASK_FIELDS)} FROM tasks"
+
+
+def _read_tasks_below(conn: sqlite3.Connection, select: str, position: int, bottom: int
                       ) -> tuple[list[tuple[Any, ...]], int]:
-    """Read the readable task rows (``id, TASK_FIELDS...``) below id ``position`` from a damaged file.
+    """Read the readable task rows (``select``: ``id, TASK_FIELDS...``) below id ``position`` from a damaged file.
 
     Return them and the id the next step reads below (``bottom`` when every row has been tried).
     """
     rows: list[tuple[Any, ...]] = []
     try:
-        for row in conn.execute(f"{_SELECT_TASK} WHERE id < ? ORDER BY id DESC LIMIT ?",
+        for row in conn.execute(f"{select} WHERE id < ? ORDER BY id DESC LIMIT ?",
                                 (position, RESCUE_CHUNK_TASKS)):
             rows.append(row)
     except sqlite3.DatabaseError:  # an unreadable page: the ids just below the last row read, one by one
@@ -721,7 +778,7 @@ def _read_tasks_below(conn: sqlite3.Connection, position: int, bottom: int
         end = max(start - RESCUE_PROBE_IDS, bottom)
         for task_id in range(start - 1, end - 1, -1):
             try:
-                row = conn.execute(f"{_SELECT_TASK} WHERE id = ?", (task_id,)).fetchone()
+                row = conn.execute(f"{select} WHERE id = ?", (task_id,)).fetchone()
             except sqlite3.DatabaseError:
                 continue
             if row is not None:

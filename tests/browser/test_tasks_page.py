@@ -1,4 +1,5 @@
-"""Task history in a real browser: filter by state and text, open a task, follow a child, watch one run."""
+"""Task history in a real browser: filter by state and text, open a task, follow a child, watch one run,
+page with Back and Forward, sort by the column headers."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -78,3 +79,151 @@ def test_a_running_tasks_timeline_grows_live(page: Page, cluster: tuple[Dashboar
     expect(page.locator('[data-event-type="task-succeeded"]')).to_have_count(1, timeout=10_000)
     expect(page.locator('[data-panel="task-detail"] [data-field="state"]').first).to_have_text("SUCCESS")
     assert page.evaluate("window.__sameDocument === true")
+
+
+def stored_successes(dashboard: DashboardProc, word: str, count: int) -> list[dict]:
+    """Wait until the stored history has ``count`` finished tasks whose arguments hold ``word``; return them."""
+    def done() -> list[dict] | None:
+        items = dashboard.get("/api/tasks", params={"q": word, "state": "SUCCESS", "limit": 1000}).json()["items"]
+        return items if len(items) == count else None
+    return wait_until(done, 30, message=f"the {count} {word} tasks never all stored as finished")
+
+
+def expect_page(page: Page, label: str, uuids: list[str]) -> None:
+    """Wait until the pager says ``label`` and the search is not busy, then check the rows."""
+    expect(page.locator('.pager [data-field="page"]')).to_have_text(label)
+    expect(page.locator('[data-panel="task-search"]')).not_to_have_attribute("aria-busy", "true")
+    assert results(page) == uuids
+
+
+def test_back_and_forward_walk_the_pages(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    for i in range(110):  # three pages of 50
+        send(app, "echo", "pagerword", i)
+    stored_successes(dashboard, "pagerword", 110)
+    first = f"{dashboard.url}/tasks?q=pagerword"
+
+    def api_page(cursor: str | None) -> tuple[list[str], str | None]:
+        params = {"q": "pagerword", "limit": 50, **({"cursor": cursor} if cursor else {})}
+        body = dashboard.get("/api/tasks", params=params).json()
+        return [item["uuid"] for item in body["items"]], body["next"]
+
+    one, cursor2 = api_page(None)
+    two, cursor3 = api_page(cursor2)
+    three, end = api_page(cursor3)
+    assert (len(one), len(two), len(three), end) == (50, 50, 10, None)
+
+    page.goto(first)
+    expect_page(page, "Page 1", one)
+    expect(page.locator('[data-page="previous"]')).to_be_disabled()
+    page.locator('[data-page="next"]').click()
+    expect(page).to_have_url(f"{first}&cursor={cursor2}")
+    expect_page(page, "Page 2", two)
+    page.locator('[data-page="next"]').click()
+    expect(page).to_have_url(f"{first}&cursor={cursor3}")
+    expect_page(page, "Page 3", three)
+    expect(page.locator('[data-page="next"]')).to_be_disabled()
+
+    page.go_back()
+    expect(page).to_have_url(f"{first}&cursor={cursor2}")
+    expect_page(page, "Page 2", two)
+    page.go_back()
+    expect(page).to_have_url(first)
+    expect_page(page, "Page 1", one)
+    page.go_forward()
+    expect(page).to_have_url(f"{first}&cursor={cursor2}")
+    expect_page(page, "Page 2", two)
+    expect(page.locator('[data-filter="q"]')).to_have_value("pagerword")
+
+    page.reload()  # the same entry: its URL and its history.state
+    expect_page(page, "Page 2", two)
+    page.locator('[data-page="previous"]').click()
+    expect(page).to_have_url(first)
+    expect_page(page, "Page 1", one)
+
+    page.goto(f"{first}&cursor={cursor3}")  # a shared link to a later page: no pages before it known
+    expect_page(page, "A later page", three)
+    page.locator('[data-page="previous"]').click()
+    expect(page).to_have_url(first)
+    expect_page(page, "Page 1", one)
+
+    page.locator('[data-filter="state"][value="SUCCESS"]').check()  # new filters start on page 1
+    expect(page).to_have_url(f"{dashboard.url}/tasks?state=SUCCESS&q=pagerword")
+    expect_page(page, "Page 1", one)
+
+
+def test_column_headers_sort_like_the_select(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    for i in range(6):
+        send(app, "echo", "sortword", i)
+    runtimes = {item["uuid"]: item["runtime"] for item in stored_successes(dashboard, "sortword", 6)}
+    assert len(set(runtimes.values())) == 6, runtimes
+    longest_first = sorted(runtimes, key=runtimes.__getitem__, reverse=True)
+
+    page.goto(f"{dashboard.url}/tasks?q=sortword")
+    received = page.locator('th[data-sort-key="received"]')
+    runtime = page.locator('th[data-sort-key="runtime"]')
+    name = page.locator('th[data-sort-key="name"]')
+    select = page.locator('[data-filter="sort"]')
+    expect(received).to_have_attribute("aria-sort", "descending")
+    expect(received.locator(".sort-arrow")).to_have_text("▼")
+    expect(runtime).to_have_attribute("aria-sort", "none")
+    expect(runtime.locator(".sort-arrow")).to_have_text("")
+
+    runtime.get_by_role("button", name="Runtime").click()
+    expect(page).to_have_url(f"{dashboard.url}/tasks?q=sortword&sort=-runtime")
+    expect(runtime).to_have_attribute("aria-sort", "descending")
+    expect(runtime.locator(".sort-arrow")).to_have_text("▼")
+    expect(received).to_have_attribute("aria-sort", "none")
+    expect(select).to_have_value("-runtime")
+    expect_page(page, "Page 1", longest_first)
+
+    runtime.get_by_role("button").click()
+    expect(page).to_have_url(f"{dashboard.url}/tasks?q=sortword&sort=runtime")
+    expect(runtime).to_have_attribute("aria-sort", "ascending")
+    expect(runtime.locator(".sort-arrow")).to_have_text("▲")
+    expect(select).to_have_value("runtime")
+    expect_page(page, "Page 1", longest_first[::-1])
+
+    select.select_option("name")  # the select moves the headers too
+    expect(page).to_have_url(f"{dashboard.url}/tasks?q=sortword&sort=name")
+    expect(name).to_have_attribute("aria-sort", "ascending")
+    expect(runtime).to_have_attribute("aria-sort", "none")
+    name.get_by_role("button").click()
+    expect(page).to_have_url(f"{dashboard.url}/tasks?q=sortword&sort=-name")
+    expect(select).to_have_value("-name")
+    expect(name).to_have_attribute("aria-sort", "descending")
+
+    page.go_back()  # the sort is in the URL: Back restores it, select and headers alike
+    expect(page).to_have_url(f"{dashboard.url}/tasks?q=sortword&sort=name")
+    expect(select).to_have_value("name")
+    expect(name).to_have_attribute("aria-sort", "ascending")
+
+
+def test_the_name_filter_completes_from_the_history_and_takes_a_prefix(
+        page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    ok, failed, echoed = send(app, "add", 1, 2), send(app, "fail_payment", "ORD-77"), send(app, "echo", "x")
+    for task_id in (ok, failed, echoed):
+        settled(dashboard, task_id)
+    wait_stored(dashboard, [ok, failed, echoed])
+
+    page.goto(dashboard.url + "/tasks")
+    name = page.locator('[data-filter="name"]')
+    name.fill("dashboard.demo.tasks.")
+    page.wait_for_function("() => [...document.querySelectorAll('datalist[data-suggest=name] option')]"
+                           ".some(o => o.value === 'dashboard.demo.tasks.fail_payment')")
+    offered = page.locator('datalist[data-suggest="name"] option').evaluate_all("os => os.map(o => o.value)")
+    assert "dashboard.demo.tasks.*" in offered and "dashboard.demo.*" not in offered
+    assert all(value.startswith("dashboard.demo.tasks.") for value in offered)
+
+    name.fill("dashboard.demo.tasks.fail*")
+    name.press("Enter")
+    expect(page).to_have_url(f"{dashboard.url}/tasks?name=dashboard.demo.tasks.fail*")
+    expect(page.locator(f'[data-results] tr[data-uuid="{failed}"]')).to_be_visible()
+    listed = dashboard.get("/api/tasks", params={"name": "dashboard.demo.tasks.fail*", "limit": 1000}).json()
+    assert {t["name"] for t in listed["items"]} == {"dashboard.demo.tasks.fail_payment"}
+    assert set(results(page)) == {t["uuid"] for t in listed["items"][:50]}

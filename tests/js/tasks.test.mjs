@@ -251,3 +251,123 @@ test("a received-earlier task is not news on a page sorted otherwise", () => {
   assert.deepEqual(page.applyChanges([upsert(row("before", 90))], emptyFilters()).fresh, []);
   assert.equal(page.applyChanges([upsert(row("after", 110))], emptyFilters()).fresh.length, 1);
 });
+
+// The page's cursor in the URL and the pages before it in history.state; the column headers' sorts.
+import { ariaSort, headerSort, pageQuery, parseCursor, SORT_COLUMNS, sortArrow, SORTS, splitSort } from "../../static/js/helpers/task_filters.js";
+import { isPosition, positionFor } from "../../static/js/helpers/task_page.js";
+
+test("the page URL is the filters' query, then the cursor of a later page", () => {
+  const filters = parseFilters("?state=FAILURE&sort=-runtime");
+  assert.equal(pageQuery(filters), "?state=FAILURE&sort=-runtime");
+  assert.equal(pageQuery(filters, null), filtersQuery(filters));
+  assert.equal(pageQuery(filters, "eyJzIjoi-_x"), "?state=FAILURE&sort=-runtime&cursor=eyJzIjoi-_x");
+  assert.equal(pageQuery(emptyFilters()), "");
+  assert.equal(pageQuery(emptyFilters(), "abc"), "?cursor=abc");
+  const search = pageQuery(filters, "a b=");
+  assert.equal(parseCursor(search), "a b=");
+  assert.ok(sameFilters(parseFilters(search), filters)); // the cursor is not a filter
+  assert.equal(parseCursor(""), null);
+  assert.equal(parseCursor("?state=FAILURE&cursor="), null);
+  assert.equal(parseCursor(new URLSearchParams("cursor=xyz")), "xyz");
+});
+
+test("a URL's cursor is shown at the position history.state kept, else after a gap", () => {
+  const kept = { cursors: [null, "c2", "c3"], gap: false };
+  assert.deepEqual(positionFor("c3", kept), kept);
+  assert.notEqual(positionFor("c3", kept).cursors, kept.cursors); // a copy
+  // A state that does not end at the URL's cursor (or is not a position at all) is not used.
+  assert.deepEqual(positionFor("c2", kept), { cursors: [null, "c2"], gap: true });
+  assert.deepEqual(positionFor(null, kept), { cursors: [null], gap: false });
+  assert.deepEqual(positionFor(null, null), { cursors: [null], gap: false });
+  assert.deepEqual(positionFor("x", null), { cursors: [null, "x"], gap: true });
+  assert.deepEqual(positionFor("x", { cursors: ["x"], gap: false }), { cursors: [null, "x"], gap: true });
+  assert.deepEqual(positionFor("x", { cursors: [null, 7, "x"], gap: false }), { cursors: [null, "x"], gap: true });
+  assert.ok(!isPosition({ cursors: [null], gap: true }));
+  assert.ok(!isPosition({ cursors: [null] }));
+  assert.ok(!isPosition("page 2"));
+  assert.ok(isPosition({ cursors: [null, "x"], gap: true }));
+});
+
+test("the page number follows the cursors; a page opened from its URL has none until the first page", () => {
+  const page = new TaskPage();
+  assert.equal(page.label, "Page 1");
+  page.forward("c2");
+  page.forward("c3");
+  assert.deepEqual(page.position, { cursors: [null, "c2", "c3"], gap: false });
+  assert.equal(page.label, "Page 3");
+  assert.ok(page.back());
+  assert.equal(page.number, 2);
+  assert.equal(page.cursor, "c2");
+
+  const opened = new TaskPage();
+  opened.moveTo(positionFor("x", null));
+  assert.equal(opened.number, null);
+  assert.equal(opened.label, "A later page");
+  assert.equal(opened.cursor, "x");
+  assert.ok(opened.hasPrevious && !opened.firstPage);
+  opened.forward("y");
+  assert.equal(opened.number, null);
+  assert.deepEqual(opened.position, { cursors: [null, "x", "y"], gap: true });
+  opened.back();
+  opened.back(); // Previous from the opened page: the first page of the same filters
+  assert.ok(opened.firstPage);
+  assert.equal(opened.cursor, null);
+  assert.equal(opened.label, "Page 1");
+  assert.equal(opened.position.gap, false);
+
+  // Moving keeps what waits behind the pill; a restart drops it and the gap.
+  opened.wait([row("w", 1)]);
+  opened.moveTo({ cursors: [null, "x"], gap: true });
+  assert.equal(opened.pending.size, 1);
+  opened.restart();
+  assert.deepEqual(opened.position, { cursors: [null], gap: false });
+  assert.equal(opened.pending.size, 0);
+});
+
+test("a column header sorts by its key, first in its own direction, then the other way", () => {
+  assert.deepEqual(splitSort("-runtime"), { key: "runtime", descending: true });
+  assert.deepEqual(splitSort(""), { key: "received", descending: true });
+  assert.equal(headerSort(DEFAULT_SORT, "runtime"), "-runtime");
+  assert.equal(headerSort("-runtime", "runtime"), "runtime");
+  assert.equal(headerSort("runtime", "runtime"), "-runtime");
+  assert.equal(headerSort("-runtime", "name"), "name");
+  assert.equal(headerSort("name", "name"), "-name");
+  assert.equal(headerSort("-name", "received"), "-received");
+  assert.equal(headerSort(DEFAULT_SORT, "received"), "received"); // already newest first: flips to oldest
+  assert.equal(headerSort(undefined, "received"), "received");
+  assert.equal(ariaSort(DEFAULT_SORT, "received"), "descending");
+  assert.equal(ariaSort("runtime", "runtime"), "ascending");
+  assert.equal(ariaSort("runtime", "name"), "none");
+  assert.equal(sortArrow("descending"), "▼");
+  assert.equal(sortArrow("ascending"), "▲");
+  assert.equal(sortArrow("none"), "");
+  // Every header sort is one the select offers.
+  const offered = new Set(SORTS.map((s) => s.value));
+  for (const key of Object.keys(SORT_COLUMNS)) {
+    assert.ok(offered.has(headerSort(DEFAULT_SORT, key)) && offered.has(headerSort(headerSort(DEFAULT_SORT, key), key)), key);
+  }
+});
+
+import { fieldMatches, nameSuggestions } from "../../static/js/helpers/task_filters.js";
+
+test("a task name ending in * is a prefix, live as in the API", () => {
+  assert.ok(fieldMatches("name", "app.payments.charge", "app.payments.*"));
+  assert.ok(!fieldMatches("name", "app.emails.send", "app.payments.*"));
+  assert.ok(!fieldMatches("name", null, "app.*"));
+  assert.ok(fieldMatches("name", "app.x", "app.x") && !fieldMatches("worker", "w1", "w*"));
+  const filters = { ...emptyFilters(), name: "app.payments.*" };
+  assert.ok(taskMatches(task({ name: "app.payments.refund" }), filters));
+  assert.ok(!taskMatches(task({ name: "app.paymentsx" }), filters));
+});
+
+test("name suggestions offer the names typed and their dotted prefixes", () => {
+  const names = ["app.payments.charge", "app.payments.refund", "app.emails.send", "other", null];
+  assert.deepEqual(nameSuggestions(names, "", 10),
+    ["app.*", "app.emails.*", "app.emails.send", "app.payments.*", "app.payments.charge", "app.payments.refund", "other"]);
+  assert.deepEqual(nameSuggestions(names, "app.pay", 10), ["app.payments.*", "app.payments.charge", "app.payments.refund"]);
+  assert.equal(nameSuggestions(names, "", 2).length, 2);
+});
+
+test("a retried attempt's exception matches free text live", () => {
+  assert.ok(taskMatches(task({ retry_errors: "ConnectionError('Timed out fetching')" }), { ...emptyFilters(), q: "timed out" }));
+});

@@ -53,6 +53,8 @@ def test_recorded_events_reach_every_read_path(client: FlaskClient, feed: Feed,
 
 @pytest.mark.parametrize("path, status, message", [
     ("/api/tasks?limit=0", 400, "limit: must be between 1 and 1000"),
+    ("/api/task-names?limit=0", 400, "limit: must be between 1 and 1000"),
+    ("/api/task-names?prefix=a%00", 400, "prefix: contains a NUL character"),
     ("/api/tasks?state=DONE", 400, "state: unknown DONE"),
     ("/api/tasks?sort=color", 400, "sort: expected one of"),
     ("/api/tasks?since=yesterday", 400, "since: expected epoch seconds"),
@@ -181,3 +183,17 @@ def test_a_bug_in_the_write_path_is_logged_counted_and_not_retried_for_ever(
     assert health["errors"]["internal"] == 1 and dashboard.history.health()["quarantined"] == 1
     assert any(r.exc_info and "task bad cannot be written" in r.getMessage() for r in caplog.records)
     assert dashboard.history.flush() is True  # nothing left to retry
+
+
+def test_name_prefix_filter_and_name_completion(client: FlaskClient, feed: Feed, dashboard: Dashboard) -> None:
+    names = ["app.payments.charge", "app.payments.refund", "app.payments.refund", "app.emails.send", "other"]
+    feed([{"type": "task-received", "uuid": f"t{i}", "hostname": "w", "timestamp": 1e9 + i, "name": name}
+          for i, name in enumerate(names)])
+    assert dashboard.history.flush()
+    listed = strict_json(client.get("/api/tasks?name=app.payments.*").data)
+    assert sorted(t["uuid"] for t in listed["items"]) == ["t0", "t1", "t2"] and listed["total"] == 3
+    assert strict_json(client.get("/api/tasks?name=app.payments.refund").data)["total"] == 2  # exact as before
+    assert strict_json(client.get("/api/task-names").data) == {
+        "names": ["app.emails.send", "app.payments.charge", "app.payments.refund", "other"]}
+    assert strict_json(client.get("/api/task-names?prefix=app.pay&limit=1").data) == {"names": ["app.payments.charge"]}
+    assert strict_json(client.get("/api/task-names?prefix=zzz").data) == {"names": []}

@@ -44,3 +44,24 @@ def test_a_task_read_back_from_the_store_has_the_shape_it_was_written_with(tmp_p
         store.close()
     assert stored is not None
     assert {k: stored[k] for k in shape} == shape
+
+
+def test_the_exceptions_of_retried_attempts_stay_searchable_after_success(tmp_path: Path) -> None:
+    state = ClusterState()
+    for n, (kind, extra) in enumerate([
+            ("task-received", {"name": "app.fetch"}),
+            ("task-retried", {"exception": "ConnectionError('Timed out fetching https://a (attempt 1)')"}),
+            ("task-retried", {"exception": "ConnectionError('Timed out fetching https://a (attempt 1)')"}),
+            ("task-retried", {"exception": "HTTPError('502\nBad gateway')"}),
+            ("task-succeeded", {"result": "'ok'", "runtime": 0.1})]):
+        state.apply({"type": kind, "uuid": "t", "hostname": "w", "timestamp": 1e9 + n, **extra})
+    shape = state.task_json("t")
+    assert shape is not None and shape["exception"] is None and shape["state"] == "SUCCESS"
+    assert shape["retry_errors"] == "ConnectionError('Timed out fetching https://a (attempt 1)')\nHTTPError('502 Bad gateway')"
+    store = TaskStore(str(tmp_path / "h.db"))
+    try:
+        store.write_batch([shape], [])
+        assert [t["uuid"] for t in store.query(q="timed out")["items"]] == ["t"]
+        assert [t["uuid"] for t in store.query(q="bad gateway")["items"]] == ["t"]
+    finally:
+        store.close()

@@ -29,7 +29,7 @@ def task(uuid: str, n: int = 0, **fields: Any) -> dict[str, Any]:
         "received": received, "started": received + 0.1, "succeeded": received + 0.5, "failed": None,
         "retried": None, "revoked": None, "rejected": None, "timestamp": received + 0.5, "runtime": 0.4,
         "retries": 0, "args": f"({n}, 'cus_{n:06d}')", "kwargs": "{}", "eta": None, "expires": None,
-        "result": "'ok'", "exception": None, "traceback": None, "parent_id": None, "root_id": uuid,
+        "result": "'ok'", "exception": None, "traceback": None, "retry_errors": None, "parent_id": None, "root_id": uuid,
         "children": [], "orphaned": False, "progress": None,
     }
     shape.update(fields)
@@ -97,6 +97,30 @@ def test_older_schema_is_migrated_and_its_rows_indexed_for_search(path: str) -> 
     assert migrated.stats()["schema_version"] == SCHEMA_VERSION
     assert uuids(migrated.query(q="zebra")) == ["old-1"]
     migrated.close()
+
+
+def test_a_version_3_history_gets_its_retried_exceptions_indexed(path: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:3]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO tasks (uuid, name, state, retried, received) VALUES "
+                 "('r-1', 'fetch', 'SUCCESS', ?, ?)", (T0 + 1, T0))
+    for at, error in ((T0 + 1, "ConnectionError('Timed out\nfetching https://a')"),
+                      (T0 + 2, "ConnectionError('Timed out\nfetching https://a')"),
+                      (T0 + 3, "HTTPError('502 gateway')")):
+        conn.execute("INSERT INTO events (task_id, timestamp, life, type, hostname, body) "
+                     "SELECT id, ?, 4, 'task-retried', 'w', json_object('type', 'task-retried', 'exception', ?) "
+                     "FROM tasks WHERE uuid = 'r-1'", (at, error))
+    conn.close()
+    migrated = TaskStore(path)
+    try:
+        assert migrated.get("r-1")["retry_errors"] == ("ConnectionError('Timed out fetching https://a')\n"
+                                                      "HTTPError('502 gateway')")
+        assert uuids(migrated.query(q="timed out")) == uuids(migrated.query(q="gateway")) == ["r-1"]
+    finally:
+        migrated.close()
 
 
 def test_a_schema_newer_than_the_code_is_refused_and_left_alone(path: str) -> None:
@@ -470,3 +494,21 @@ def test_queue_minutes_are_handed_to_the_store_once() -> None:
         book.apply(t0 + second, {"q": QueueSample(depth, None)})
     assert book.drain_minutes() == [("q", t0, 8), ("q", t0 + 60, 1)]
     assert book.drain_minutes() == []
+
+
+def test_tasks_are_rescued_from_a_damaged_file_of_an_older_version(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    for migration in MIGRATIONS[:3]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO tasks (uuid, name, state, received) VALUES ('v3-1', 'app.add', 'SUCCESS', ?)", (T0,))
+    conn.close()
+    store = TaskStore(str(tmp_path / "new.db"))
+    try:
+        store._rescue(str(old))  # what opening a damaged file does after moving it aside
+        rescued = store.get("v3-1")
+        assert rescued is not None and rescued["name"] == "app.add" and rescued["retry_errors"] is None
+    finally:
+        store.close()

@@ -15,9 +15,15 @@ export const SORTS = [
   { value: "received", label: "Oldest received" },
   { value: "-runtime", label: "Longest runtime" },
   { value: "runtime", label: "Shortest runtime" },
-  { value: "name", label: "Name" },
+  { value: "name", label: "Name, A to Z" },
+  { value: "-name", label: "Name, Z to A" },
 ];
 export const DEFAULT_SORT = "-received";
+/**
+ * The sort keys a column header sorts by, each with the direction of its first click:
+ * times and runtimes longest or newest first, names from A.
+ */
+export const SORT_COLUMNS = { received: "descending", runtime: "descending", name: "ascending" };
 /** Text filters that match a task field exactly. */
 export const EXACT_FIELDS = ["name", "worker", "queue"];
 
@@ -71,6 +77,20 @@ export function apiUrl(filters, { limit, cursor = null }) {
   return `/api/tasks?${params}`;
 }
 
+/** The page's query string for `filters` and the page's `cursor`: the filters' query, then `cursor` when paged. */
+export function pageQuery(filters, cursor = null) {
+  const params = filtersToParams(filters);
+  if (cursor) params.set("cursor", cursor);
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
+/** The page cursor a query string names; null for the first page. */
+export function parseCursor(search) {
+  const params = search instanceof URLSearchParams ? search : new URLSearchParams(search ?? "");
+  return (params.get("cursor") ?? "").trim() || null;
+}
+
 export function sameFilters(a, b) {
   return filtersToParams(a).toString() === filtersToParams(b).toString();
 }
@@ -78,6 +98,33 @@ export function sameFilters(a, b) {
 /** True when the view is sorted newest received first: the order new tasks arrive in. */
 export function isNewestFirst(filters) {
   return (filters.sort || DEFAULT_SORT) === DEFAULT_SORT;
+}
+
+/** A sort value as its key and direction: "-runtime" is `{key: "runtime", descending: true}`. */
+export function splitSort(sort) {
+  const value = sort || DEFAULT_SORT;
+  return { key: value.replace(/^-/, ""), descending: value.startsWith("-") };
+}
+
+/** The sort a click on the header of column `key` asks for: the other direction when it is the sort already. */
+export function headerSort(sort, key) {
+  const current = splitSort(sort);
+  const descending = current.key === key ? !current.descending : SORT_COLUMNS[key] === "descending";
+  return descending ? `-${key}` : key;
+}
+
+/** The `aria-sort` of the header of column `key` under `sort`: "ascending", "descending" or "none". */
+export function ariaSort(sort, key) {
+  const current = splitSort(sort);
+  if (current.key !== key) return "none";
+  return current.descending ? "descending" : "ascending";
+}
+
+/** The arrow a header shows for its `aria-sort`: down for descending, up for ascending, none otherwise. */
+export function sortArrow(direction) {
+  if (direction === "descending") return "▼";
+  if (direction === "ascending") return "▲";
+  return "";
 }
 
 /** What the API sorts and bounds "received" by: received, else sent, else the last event's time. */
@@ -100,7 +147,7 @@ export function filterTime(task, field) {
 export function taskMatches(task, filters) {
   if (!task) return false;
   if (filters.state?.length && !filters.state.includes(task.state ?? "PENDING")) return false;
-  for (const key of EXACT_FIELDS) if (filters[key] && task[key] !== filters[key]) return false;
+  for (const key of EXACT_FIELDS) if (filters[key] && !fieldMatches(key, task[key], filters[key])) return false;
   if (isNumber(filters.since) || isNumber(filters.until)) {
     const time = filterTime(task, filters.time || DEFAULT_TIME_FIELD);
     if (!isNumber(time)) return false;
@@ -110,7 +157,31 @@ export function taskMatches(task, filters) {
   return textMatches(task, filters.q);
 }
 
-const TEXT_FIELDS = ["name", "args", "kwargs", "result", "exception"];
+/**
+ * The name filter's suggestions for what was `typed`: the names starting with it and their dotted
+ * prefixes as `app.payments.*` (a prefix before its names), sorted, at most `max`.
+ */
+export function nameSuggestions(names, typed, max) {
+  const out = new Set();
+  for (const name of names) {
+    if (typeof name !== "string" || !name || !name.startsWith(typed)) continue;
+    for (let dot = name.indexOf("."); dot > 0 && dot < name.length - 1; dot = name.indexOf(".", dot + 1)) {
+      const prefix = `${name.slice(0, dot + 1)}*`;
+      if (prefix.startsWith(typed)) out.add(prefix);
+    }
+    out.add(name);
+  }
+  const key = (value) => (value.endsWith("*") ? value.slice(0, -1) : value);
+  return [...out].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).slice(0, max);
+}
+
+/** Exact match, except a task name ending in `*`, which is a prefix (`app.payments.*`), as the API reads it. */
+export function fieldMatches(key, value, wanted) {
+  if (key === "name" && wanted.endsWith("*")) return typeof value === "string" && value.startsWith(wanted.slice(0, -1));
+  return value === wanted;
+}
+
+const TEXT_FIELDS = ["name", "args", "kwargs", "result", "exception", "retry_errors"];
 
 function textMatches(task, q) {
   const words = (q ?? "").toLowerCase().split(/\s+/).filter(Boolean);

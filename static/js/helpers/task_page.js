@@ -1,15 +1,40 @@
 // The tasks page's results, DOM-free: one page of GET /api/tasks with keyset paging (a stack of
-// cursors for Previous), and what live `changes` do to it. On the first page sorted newest
-// first, matching tasks go in at the top; otherwise they wait in `pending` (the "N new tasks" pill).
+// cursors for Previous, kept in the browser history's state so that Back and Forward walk the
+// pages), and what live `changes` do to it. On the first page sorted newest first, matching tasks
+// go in at the top; otherwise they wait in `pending` (the "N new tasks" pill).
 
 import { receivedSortTime, taskMatches } from "./task_filters.js";
 
 /** Tasks per page (and the most rows shown, live rows included). */
 export const PAGE_SIZE = 50;
 
+/**
+ * Where a page is: `cursors`, the cursor of every page from the first (null) down to it, and
+ * `gap`, true when the pages between the first and `cursors[1]` are not known (a page opened
+ * from its URL alone). This is what `history.state` holds for each page.
+ */
+export function isPosition(value) {
+  if (!value || typeof value !== "object" || !Array.isArray(value.cursors)) return false;
+  const [first, ...rest] = value.cursors;
+  if (first !== null || !rest.every((cursor) => typeof cursor === "string" && cursor !== "")) return false;
+  return typeof value.gap === "boolean" && (!value.gap || rest.length > 0);
+}
+
+/**
+ * The position of the page a URL's `cursor` names: `state` (history.state) when it is a
+ * position ending at that cursor (Back, Forward, a reload); else the first page, or, for a
+ * cursor with no known pages before it, that page right after a gap (Previous goes to the first page).
+ */
+export function positionFor(cursor, state) {
+  const wanted = cursor || null;
+  if (isPosition(state) && state.cursors.at(-1) === wanted) return { cursors: [...state.cursors], gap: state.gap };
+  return wanted === null ? { cursors: [null], gap: false } : { cursors: [null, wanted], gap: true };
+}
+
 export class TaskPage {
   constructor() {
     this.cursors = [null]; // the cursor of every page down to this one; Previous pops
+    this.gap = false; // pages between the first and cursors[1] are not known: the number is not either
     this.next = null; // the server's cursor after this page
     this.nextStale = false; // live rows pushed rows off this page: `next` would skip them
     this.items = []; // the tasks shown, in order
@@ -20,7 +45,8 @@ export class TaskPage {
     this.floor = -Infinity; // received time from which a matching task counts as new
   }
 
-  get number() { return this.cursors.length; }
+  /** The page number, 1 for the first page; null when pages before this one are not known. */
+  get number() { return this.gap ? null : this.cursors.length; }
   get firstPage() { return this.cursors.length === 1; }
   get cursor() { return this.cursors.at(-1); }
   get hasPrevious() { return this.cursors.length > 1; }
@@ -29,6 +55,7 @@ export class TaskPage {
   /** Go back to the first page (new filters, the pill, a resync): what waited is dropped. */
   restart() {
     this.cursors = [null];
+    this.gap = false;
     this.pending.clear();
   }
 
@@ -39,8 +66,21 @@ export class TaskPage {
   back() {
     if (this.cursors.length <= 1) return false;
     this.cursors.pop();
+    if (this.cursors.length === 1) this.gap = false;
     return true;
   }
+
+  /** This page's position, a copy to keep in `history.state`. */
+  get position() { return { cursors: [...this.cursors], gap: this.gap }; }
+
+  /** Go to a position (see `positionFor`); what waits behind the pill stays. */
+  moveTo(position) {
+    this.cursors = [...position.cursors];
+    this.gap = this.cursors.length > 1 && Boolean(position.gap);
+  }
+
+  /** "Page 3", or "A later page" when the pages before it are not known. */
+  get label() { return this.number === null ? "A later page" : `Page ${this.number}`; }
 
   /**
    * Take a page the API answered for the current cursor. `requestedAt` is the server's time

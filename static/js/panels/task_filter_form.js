@@ -7,7 +7,7 @@ import { emptyFilters, EXACT_FIELDS, fromLocalInput, toLocalInput } from "../hel
  * Mount the filter form.
  * @param {HTMLFormElement} form
  * @param {{onApply: (filters: object) => void}} options
- * @returns {{read(): object, write(filters: object): void}}
+ * @returns {{read(): object, write(filters: object): void, writeSort(sort: string): void}}
  */
 export function mountFilterForm(form, { onApply }) {
   const one = (key) => form.querySelector(`[data-filter="${key}"]`);
@@ -29,7 +29,12 @@ export function mountFilterForm(form, { onApply }) {
     one("since").value = toLocalInput(filters.since);
     one("until").value = toLocalInput(filters.until);
     one("time").value = filters.time;
-    one("sort").value = filters.sort;
+    writeSort(filters.sort);
+  }
+
+  /** Show `sort` in the sort select alone (a column header was clicked), leaving the other fields as they are. */
+  function writeSort(sort) {
+    one("sort").value = sort;
   }
 
   form.addEventListener("change", () => onApply(read()));
@@ -41,5 +46,5 @@ export function mountFilterForm(form, { onApply }) {
     write({ ...emptyFilters(), sort: one("sort").value });
     onApply(read());
   });
-  return { read, write };
+  return { read, write, writeSort };
 }

@@ -1,11 +1,15 @@
-// The tasks page's panel: the filter form, the results table and its paging buttons, and the
-// "N new tasks" pill. The filters live in the URL (helpers/task_filters.js); the page of results
-// and what live `changes` do to it are helpers/task_page.js. This file fetches and draws.
+// The tasks page's panel: the filter form, the results table with its sorting headers and its
+// paging buttons, and the "N new tasks" pill. The filters and the page's cursor live in the URL
+// (helpers/task_filters.js), the cursors of the pages before it in history.state; the page of
+// results and what live `changes` do to it are helpers/task_page.js. This file fetches and draws.
 
 import { cloneTemplate, reconcileKeyed, setField } from "../helpers/dom.js";
 import { formatInteger } from "../helpers/format.js";
-import { apiUrl, filtersQuery, isNewestFirst, parseFilters, sameFilters, totalText } from "../helpers/task_filters.js";
-import { PAGE_SIZE, TaskPage } from "../helpers/task_page.js";
+import {
+  apiUrl, ariaSort, headerSort, isNewestFirst, nameSuggestions, pageQuery, parseCursor, parseFilters, sameFilters,
+  sortArrow, totalText,
+} from "../helpers/task_filters.js";
+import { PAGE_SIZE, positionFor, TaskPage } from "../helpers/task_page.js";
 import { mountFilterForm } from "./task_filter_form.js";
 import { fillTaskRow } from "./task_row.js";
 import { latestRequest } from "../helpers/latest.js";
@@ -15,6 +19,8 @@ export { PAGE_SIZE };
 export const NEW_ROW_HIGHLIGHT_MS = 2000;
 /** Options of the name / worker / queue suggestions at most. */
 export const MAX_SUGGESTIONS = 200;
+/** Typing pause after which the history's names starting with what was typed are asked for. */
+const NAME_LOOKUP_DELAY_MS = 150;
 
 export function mountTaskSearch(root, store) {
   const form = mountFilterForm(root.querySelector("[data-filters]"), { onApply: apply });
@@ -25,9 +31,12 @@ export function mountTaskSearch(root, store) {
   const pill = root.querySelector("[data-new-tasks]");
   const previousButton = root.querySelector('[data-page="previous"]');
   const nextButton = root.querySelector('[data-page="next"]');
+  const sortHeaders = [...root.querySelectorAll("th[data-sort-key]")];
 
   let filters = parseFilters(window.location.search);
   const page = new TaskPage();
+  page.moveTo(positionFor(parseCursor(window.location.search), window.history.state));
+  window.history.replaceState(page.position, "", window.location.href);
   const beginRequest = latestRequest(); // only the latest request may render
   let loading = false;
   const rows = new Map(); // uuid -> <tr>
@@ -75,10 +84,19 @@ export function mountTaskSearch(root, store) {
     reconcileKeyed(body, rows, page.items, (task) => task.uuid, () => cloneTemplate(root, "search-row"), fillTaskRow);
     empty.hidden = page.items.length > 0 || !errorBox.hidden;
     setField(root, "total", page.total === null ? "" : totalText(page.total, page.estimate, formatInteger));
-    setField(root, "page", `Page ${page.number}`);
+    setField(root, "page", page.label);
     previousButton.disabled = !page.hasPrevious;
     nextButton.disabled = !page.hasNext;
+    renderSort();
     renderPill();
+  }
+
+  function renderSort() {
+    for (const th of sortHeaders) {
+      const direction = ariaSort(filters.sort, th.dataset.sortKey);
+      th.setAttribute("aria-sort", direction);
+      setField(th, "sort-arrow", sortArrow(direction));
+    }
   }
 
   function renderPill() {
@@ -122,12 +140,23 @@ export function mountTaskSearch(root, store) {
   function apply(nextFilters) {
     if (sameFilters(nextFilters, filters)) return;
     filters = nextFilters;
-    window.history.pushState(null, "", `${window.location.pathname}${filtersQuery(filters)}`);
-    restart();
+    page.restart();
+    pushPage();
+    renderSort();
+    renderPill();
+    load();
   }
 
+  /** A history entry for the page now shown: its URL names the filters and the page's cursor. */
+  function pushPage() {
+    window.history.pushState(page.position, "", `${window.location.pathname}${pageQuery(filters, page.cursor)}`);
+  }
+
+  /** Back to the first page of these filters (the pill, from a later page or another sort). */
   function restart() {
+    const paged = !page.firstPage;
     page.restart();
+    if (paged) pushPage();
     renderPill();
     load();
   }
@@ -148,7 +177,9 @@ export function mountTaskSearch(root, store) {
   });
 
   previousButton.addEventListener("click", () => {
-    if (page.back()) load().then(scrollToTable);
+    if (!page.back()) return;
+    pushPage();
+    load().then(scrollToTable);
   });
 
   nextButton.addEventListener("click", async () => {
@@ -161,8 +192,17 @@ export function mountTaskSearch(root, store) {
     }
     if (!cursor) return;
     page.forward(cursor);
+    pushPage();
     load().then(scrollToTable);
   });
+
+  for (const th of sortHeaders) {
+    th.querySelector("button")?.addEventListener("click", () => {
+      const sort = headerSort(filters.sort, th.dataset.sortKey);
+      form.writeSort(sort);
+      apply({ ...filters, sort });
+    });
+  }
 
   // Scrolled back to the top of the first page: what waited goes in now.
   window.addEventListener("scroll", () => {
@@ -172,10 +212,16 @@ export function mountTaskSearch(root, store) {
     }
   }, { passive: true });
 
-  window.addEventListener("popstate", () => {
-    filters = parseFilters(window.location.search);
+  // Back or Forward: show the page the URL names, at the position history.state kept for it.
+  window.addEventListener("popstate", (event) => {
+    const nextFilters = parseFilters(window.location.search);
+    if (!sameFilters(nextFilters, filters)) page.restart();
+    filters = nextFilters;
     form.write(filters);
-    restart();
+    page.moveTo(positionFor(parseCursor(window.location.search), event.state));
+    renderSort();
+    renderPill();
+    load();
   });
 
   const suggest = mountSuggestions(root, store);
@@ -188,11 +234,14 @@ export function mountTaskSearch(root, store) {
   });
 
   form.write(filters);
+  renderSort();
   load();
   return unsubscribe;
 }
 
-/** Fill the name / worker / queue <datalist>s from what the store knows. */
+/** Fill the worker and queue <datalist>s from what the store knows, and the name one from the
+ * history's names (GET /api/task-names, for what is typed) and the live ones, with their
+ * dotted prefixes as `app.payments.*`. */
 function mountSuggestions(root, store) {
   const lists = {
     name: root.querySelector('datalist[data-suggest="name"]'),
@@ -200,27 +249,64 @@ function mountSuggestions(root, store) {
     queue: root.querySelector('datalist[data-suggest="queue"]'),
   };
   const known = { name: new Set(), worker: new Set(), queue: new Set() };
+  const shown = { name: "", worker: "", queue: "" };
+  const nameInput = root.querySelector('input[data-filter="name"]');
+  let historyNames = [];
+  const beginNames = latestRequest();
+  let namesTimer = null;
+
+  function fill(key, values) {
+    const list = lists[key];
+    const text = values.join("\n");
+    if (!list || text === shown[key]) return;
+    shown[key] = text;
+    list.replaceChildren(...values.map((value) => {
+      const option = document.createElement("option");
+      option.value = value;
+      return option;
+    }));
+  }
+
+  function renderNames() {
+    const typed = (nameInput?.value ?? "").trim().replace(/\*$/, "");
+    fill("name", nameSuggestions([...historyNames, ...known.name], typed, MAX_SUGGESTIONS));
+  }
+
+  async function fetchNames() {
+    const isLatest = beginNames();
+    const typed = (nameInput?.value ?? "").trim().replace(/\*$/, "");
+    try {
+      const response = await fetch(`/api/task-names?${new URLSearchParams({ prefix: typed, limit: String(MAX_SUGGESTIONS) })}`,
+        { headers: { Accept: "application/json" } });
+      const body = response.ok ? await response.json() : null;
+      if (!isLatest() || !Array.isArray(body?.names)) return;
+      historyNames = body.names.filter((name) => typeof name === "string");
+      renderNames();
+    } catch {
+      // Completion is a nicety: the live names still fill the list.
+    }
+  }
+
+  nameInput?.addEventListener("input", () => {
+    clearTimeout(namesTimer);
+    namesTimer = setTimeout(fetchNames, NAME_LOOKUP_DELAY_MS);
+    renderNames();
+  });
+  fetchNames();
+
   return function update() {
     const values = {
       name: store.recentTasks().map((t) => t.name),
       worker: store.workersSorted().map((w) => w.hostname),
       queue: store.queuesSorted().map((q) => q.name),
     };
-    for (const [key, list] of Object.entries(lists)) {
-      if (!list) continue;
-      let grew = false;
+    for (const key of Object.keys(lists)) {
       for (const value of values[key]) {
-        if (typeof value === "string" && value && !known[key].has(value) && known[key].size < MAX_SUGGESTIONS) {
-          known[key].add(value);
-          grew = true;
-        }
+        if (typeof value === "string" && value && known[key].size < MAX_SUGGESTIONS) known[key].add(value);
       }
-      if (!grew) continue;
-      list.replaceChildren(...[...known[key]].sort().map((value) => {
-        const option = document.createElement("option");
-        option.value = value;
-        return option;
-      }));
     }
+    renderNames();
+    fill("worker", [...known.worker].sort());
+    fill("queue", [...known.queue].sort());
   };
 }

@@ -512,3 +512,9 @@ def test_tasks_are_rescued_from_a_damaged_file_of_an_older_version(tmp_path: Pat
         assert rescued is not None and rescued["name"] == "app.add" and rescued["retry_errors"] is None
     finally:
         store.close()
+
+
+def test_a_one_character_last_word_is_a_prefix_too(store: TaskStore) -> None:
+    store.write_batch([task("a", 1, args="('ORD-43',)"), task("b", 2, args="('ORD-4242',)"), task("c", 3, args="('ORD-5',)")], [])
+    assert sorted(uuids(store.query(q="ORD-4"))) == ["a", "b"]
+    assert sorted(uuids(store.query(q="ORD-43"))) == ["a"]

@@ -255,14 +255,17 @@ class Worker:
             self.offline_at = timestamp
             self.offline_received = received
             self.status = "offline"
-        elif (self.offline_at is not None and (timestamp is None or timestamp <= self.offline_at)
-              and (received is None or self.offline_received is None
-                   or received - self.offline_received <= self.freq * 2 + slack)):
-            # A heartbeat sent before the worker said goodbye, delivered late, must not revive it. Only
-            # just after the goodbye, though: the worker's clock decides nothing for longer than that.
+        elif (self.status == "offline" and self.offline_received is not None
+              and (received is None or received - self.offline_received <= self.freq * 2 + slack)
+              and (event_type == "worker-heartbeat" or timestamp is None or self.offline_at is None
+                   or timestamp <= self.offline_at)):
+            # Just after a goodbye a heartbeat does not revive the worker, whatever its timestamp: one
+            # sent before it may be delivered late, and Celery's eventlet worker sends one more after
+            # its worker-offline while it shuts down. A worker restarted at once says worker-online,
+            # stamped after the goodbye, which does; after this window any event does (the worker's
+            # clock decides nothing for longer than that).
             return False, None
         else:
-            self.offline_at = None
             if self.status != "online":
                 revived_from = self.status
             self.status = "online"

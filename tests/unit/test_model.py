@@ -25,7 +25,7 @@ def test_the_declared_columns_are_the_tables(tmp_path: Path) -> None:
 def test_the_json_shapes_are_the_declared_fields() -> None:
     assert list(Task("t").to_json(["c"])) == [*TASK_FIELDS, "children"]
     assert list(Worker("w").to_json()) == list(WORKER_FIELDS)
-    assert "events" not in TASK_FIELDS and "history" not in WORKER_FIELDS and "offline_at" not in WORKER_FIELDS
+    assert "events" not in TASK_FIELDS and "history" not in WORKER_FIELDS and "offline_received" not in WORKER_FIELDS
 
 
 def test_a_task_read_back_from_the_store_has_the_shape_it_was_written_with(tmp_path: Path) -> None:

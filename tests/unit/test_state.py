@@ -365,3 +365,15 @@ def test_each_worker_counts_the_outcomes_it_sent_once() -> None:
         state.apply(dict(event))
     shape = state.workers["w"].to_json()
     assert (shape["succeeded"], shape["failed"], shape["retried"]) == (2, 1, 1)
+
+
+def test_the_heartbeat_an_eventlet_worker_sends_after_its_goodbye_does_not_revive_it() -> None:
+    """Recorded from celery 5.7 -P eventlet: worker-offline at 8.09 s, then one more heartbeat at 8.84 s."""
+    state = ClusterState(heartbeat_slack_seconds=1.0)
+    state.apply(worker_event("heartbeat", 1e9 + 7.84, 1e9 + 7.84))
+    state.apply(worker_event("offline", 1e9 + 8.09, 1e9 + 8.09))
+    state.apply(worker_event("heartbeat", 1e9 + 8.84, 1e9 + 8.84))
+    assert state.workers["w"].status == "offline"
+    assert state.expire_workers(1e9 + 60) == [] and state.drain_alerts() == []  # never "lost" either
+    state.apply(worker_event("online", 1e9 + 9, 1e9 + 9))  # restarted at once: worker-online revives
+    assert state.workers["w"].status == "online"

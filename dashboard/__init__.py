@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")  # task data stays out of every cache
         return response
 
     @app.errorhandler(404)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ipaddress
 import math
 import os
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Settings:
     db: str = DEFAULT_DB  # SQLite history file (the demo keeps its own unless another file is named)
     queues: tuple[str, ...] = ()  # queues to watch besides the workers' own
     demo: bool = False  # run a self-contained demo cluster on filesystem://
+    insecure_no_auth: bool = False  # serve on a non-loopback address although nobody has to log in
     async_mode: str = "eventlet"  # Flask-SocketIO async mode
     max_tasks: int = 100_000  # tasks held in memory, least recently updated evicted
     flush_interval_seconds: float = 0.25  # how often coalesced changes are pushed
@@ -74,9 +76,24 @@ class Settings:
     header_timeout_seconds: float = 10.0  # longest a client may take to send a request's line and headers
 
     @property
+    def loopback_only(self) -> bool:
+        """Whether the server binds a loopback address only (reachable from this machine alone)."""
+        return is_loopback(self.address)
+
+    @property
     def masked_broker_url(self) -> str:
         """The broker URL with its password masked, safe to show and log."""
         return mask_url(self.broker_url)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (an IP literal or ``localhost``) is a loopback address."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _positive_int(name: str) -> Callable[[str], int]:
@@ -248,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "may be repeated")
     parser.add_argument("--demo", action="store_true", default=None,
                         help="run a self-contained demo cluster on the filesystem:// broker")
+    parser.add_argument("--insecure-no-auth", dest="insecure_no_auth", action="store_true", default=None,
+                        help="serve on a non-loopback --address although the dashboard has no login: anyone "
+                             "who reaches it reads every task's arguments and results")
     return parser
 
 
@@ -275,4 +295,12 @@ def load_settings(argv: Sequence[str] | None = None,
     values["allowed_hosts"] = tuple(_host_pattern(h) for h in _queue_list(hosts))
     demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
     values["demo"] = bool(demo)
+    insecure = args.insecure_no_auth or environ.get(env_name("insecure-no-auth"), "").lower() in ("1", "true", "yes")
+    values["insecure_no_auth"] = bool(insecure)
+    address = values.get("address", Settings.address)
+    if not is_loopback(address) and not insecure:
+        raise SettingsError(
+            f"--address {address}: not a loopback address, and the dashboard has no login: anyone who can reach "
+            f"it would read every task's arguments and results. Serve on 127.0.0.1 behind a proxy that "
+            f"authenticates (see the README), or pass --insecure-no-auth to accept this")
     return Settings(**values)

@@ -14,7 +14,8 @@ bp = Blueprint("views", __name__)
 def bootstrap(page: str, **extra: Any) -> dict[str, Any]:
     """Return the JSON every page carries for its scripts."""
     dashboard = current_app.extensions["dashboard"]
-    return {"page": page, "namespace": NAMESPACE, "broker": dashboard.collector.broker.to_json(), **extra}
+    return {"page": page, "namespace": NAMESPACE, "broker": dashboard.collector.broker.to_json(),
+            "insecure": dashboard.settings.insecure_no_auth, **extra}
 
 
 @bp.get("/healthcheck")

@@ -1,12 +1,15 @@
-"""A broker that is not there at start-up: a "connecting" state and a log line, never a crash."""
+"""Start-up: a broker that is not there yet (a "connecting" state and a log line, never a crash), and an
+address anyone could reach while nobody has to log in (refused, with a message)."""
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import redis
 
-from helpers import free_port, start_dashboard, start_redis, wait_broker_connected, wait_until
+from helpers import PYTHON, REPO_ROOT, free_port, start_dashboard, start_redis, wait_broker_connected, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -33,3 +36,11 @@ def test_dashboard_waits_for_a_broker_that_is_not_up_yet(log_dir: Path) -> None:
         dashboard.stop()
         if redis_proc is not None:
             redis_proc.stop()
+
+
+def test_starting_on_a_reachable_address_without_a_login_exits_with_a_clear_message() -> None:
+    done = subprocess.run([PYTHON, str(REPO_ROOT / "run.py"), "--address", "0.0.0.0", "--port", str(free_port())],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"})
+    assert done.returncode == 2
+    assert "--address 0.0.0.0: not a loopback address" in done.stderr and "--insecure-no-auth" in done.stderr

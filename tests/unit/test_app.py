@@ -197,3 +197,22 @@ def test_name_prefix_filter_and_name_completion(client: FlaskClient, feed: Feed,
         "names": ["app.emails.send", "app.payments.charge", "app.payments.refund", "other"]}
     assert strict_json(client.get("/api/task-names?prefix=app.pay&limit=1").data) == {"names": ["app.payments.charge"]}
     assert strict_json(client.get("/api/task-names?prefix=zzz").data) == {"names": []}
+
+
+def test_without_a_login_every_page_says_so_and_api_answers_are_not_cached(tmp_path: Path) -> None:
+    insecure = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading", address="0.0.0.0",
+                                   insecure_no_auth=True))
+    try:
+        page = insecure.test_client().get("/", headers={"Host": "127.0.0.1"})
+        assert b"data-insecure" in page.data and b"No authentication" in page.data
+    finally:
+        insecure.extensions["dashboard"].close()
+    secure = create_app(Settings(db=str(tmp_path / "e.db"), async_mode="threading"))
+    try:
+        client = secure.test_client()
+        assert b"data-insecure" not in client.get("/").data
+        answer = client.get("/api/workers")
+        assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Access-Control-Allow-Origin" not in answer.headers
+    finally:
+        secure.extensions["dashboard"].close()

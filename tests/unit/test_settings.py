@@ -68,3 +68,16 @@ def test_bad_durations_are_refused() -> None:
     with pytest.raises(SettingsError, match="--max-age: expected a positive duration"):
         load_settings(["--max-age", "soon"], {})
     assert load_settings(["--keep-failed-days", "30"], {}).keep_failed_seconds == 30 * 86400
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_addresses_need_nothing_more(address: str) -> None:
+    assert load_settings(["--address", address], {}).loopback_only
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "10.1.2.3", "dash.example.com"])
+def test_a_reachable_address_without_a_login_is_refused_unless_accepted(address: str) -> None:
+    with pytest.raises(SettingsError, match="not a loopback address.*--insecure-no-auth"):
+        load_settings(["--address", address], {})
+    assert load_settings(["--address", address, "--insecure-no-auth"], {}).insecure_no_auth
+    assert load_settings([], {"DASHBOARD_ADDRESS": address, "DASHBOARD_INSECURE_NO_AUTH": "1"}).address == address

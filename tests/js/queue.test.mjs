@@ -7,7 +7,7 @@ import {
   createQueueHistory, LIVE_SAMPLE_STEP_SECONDS, SPARKLINE_WINDOW_SECONDS,
 } from "../../static/js/helpers/queue_history.js";
 import {
-  backlogDetail, backlogQueues, consumersTitle, depthInfo, depthTitle, formatShortAge, messagesText,
+  backlogDetail, backlogQueues, consumersTitle, depthInfo, depthTitle, messagesText,
   oldestText, queueFlags, sparklineLabel, thresholdText, waitingRows,
 } from "../../static/js/helpers/queue_info.js";
 import { alertMessage } from "../../static/js/helpers/alerts.js";
@@ -64,15 +64,13 @@ test("thinning keeps one sample per bucket (the highest) and the newest", () => 
   assert.equal(linePath(thinSamples(samples, "depth", 4), "depth", identity, identity, 30), "M2,50 L7,7 L9,9");
 });
 
-test("compact ages", () => {
-  assert.equal(formatShortAge(null), EMPTY);
-  assert.equal(formatShortAge(-4), "0s");
-  assert.equal(formatShortAge(45.9), "45s");
-  assert.equal(formatShortAge(130), "2m 10s");
-  assert.equal(formatShortAge(120), "2m");
-  assert.equal(formatShortAge(3 * 3600 + 5 * 60 + 9), "3h 5m");
-  assert.equal(formatShortAge(2 * 86400 + 4 * 3600), "2d 4h");
-  assert.equal(oldestText({ oldest_sent: 1000 }, 1130), "2m 10s");
+test("the oldest waiting age counts whole seconds, as every age does", () => {
+  assert.equal(oldestText({ oldest_sent: 1000 }, 996), "0 s");
+  assert.equal(oldestText({ oldest_sent: 1000 }, 1045.9), "45 s");
+  assert.equal(oldestText({ oldest_sent: 1000 }, 1120), "2 min");
+  assert.equal(oldestText({ oldest_sent: 0 }, 3 * 3600 + 5 * 60 + 9), "3 h 5 min");
+  assert.equal(oldestText({ oldest_sent: 0 }, 2 * 86400 + 4 * 3600), "2 d 4 h");
+  assert.equal(oldestText({ oldest_sent: 1000 }, 1130), "2 min 10 s");
   assert.equal(oldestText({ oldest_sent: null }, 1130), EMPTY);
 });
 

@@ -1,11 +1,9 @@
 // Words for a queue: depth (stale, not available), consumers, oldest waiting age, flags,
 // threshold, waiting task types and the backlog banner. DOM-free.
 
+import { formatDuration } from "./duration.js";
 import { EMPTY, formatInteger } from "./format.js";
 
-const SECONDS_PER_MINUTE = 60;
-const SECONDS_PER_HOUR = 3600;
-const SECONDS_PER_DAY = 86400;
 const secondsFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
 const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
@@ -14,18 +12,6 @@ const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 export function messagesText(count) {
   return `${formatInteger(count)} message${count === 1 ? "" : "s"}`;
 }
-
-/** A compact age: "45s", "2m 10s", "3h 5m", "2d 4h"; "—" when unknown, never negative. */
-export function formatShortAge(seconds) {
-  if (!isNumber(seconds)) return EMPTY;
-  const s = Math.max(0, Math.floor(seconds));
-  if (s < SECONDS_PER_MINUTE) return `${s}s`;
-  if (s < SECONDS_PER_HOUR) return pair(Math.floor(s / SECONDS_PER_MINUTE), "m", s % SECONDS_PER_MINUTE, "s");
-  if (s < SECONDS_PER_DAY) return pair(Math.floor(s / SECONDS_PER_HOUR), "h", Math.floor((s % SECONDS_PER_HOUR) / SECONDS_PER_MINUTE), "m");
-  return pair(Math.floor(s / SECONDS_PER_DAY), "d", Math.floor((s % SECONDS_PER_DAY) / SECONDS_PER_HOUR), "h");
-}
-
-const pair = (major, majorUnit, minor, minorUnit) => (minor ? `${major}${majorUnit} ${minor}${minorUnit}` : `${major}${majorUnit}`);
 
 /**
  * The depth cell: `text` (a number, "depth not available" when the broker gave none and
@@ -56,9 +42,9 @@ export function consumersTitle(queue) {
   return "No worker consumes this queue";
 }
 
-/** Age of the oldest task still waiting, ticking from `oldest_sent`: "2m 10s", or "—" when none. */
+/** Age of the oldest task still waiting, ticking from `oldest_sent`: "2 min 10 s", or "—" when none. */
 export function oldestText(queue, nowSeconds) {
-  return isNumber(queue?.oldest_sent) ? formatShortAge(nowSeconds - queue.oldest_sent) : EMPTY;
+  return isNumber(queue?.oldest_sent) ? formatDuration(nowSeconds - queue.oldest_sent, { whole: true }) : EMPTY;
 }
 
 /** The alert threshold in words: "over 1,000 messages for 60 s", or "none". */

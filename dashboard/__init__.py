@@ -11,6 +11,7 @@ from flask_socketio import SocketIO
 
 from .alerts import WebhookNotifier
 from .cluster import Cluster
+from .control import TaskControl
 from .inspector import WorkerInspector
 from .events import EventCollector
 from . import jsonio
@@ -59,6 +60,8 @@ class Dashboard:
                                settings.keep_failed_seconds)
         self.history = HistoryWriter(self.collector, self.store, run_blocking)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
+        self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
+                                   self.collector.count_internal_error)
 
     def on_alert(self, alert: Alert) -> None:
         """Send a worker or queue alert to the webhooks and to the pages."""

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .cluster import Cluster
+from .control import SIGNALS, ActionError
 from .model import TASK_STATES
 from .state import event_key
 from .store import StoreQueryError, TaskStore
@@ -150,6 +151,37 @@ def task_names() -> Response:
     limit = _int(request.args.get("limit"), "limit", DEFAULT_NAMES, 1, MAX_LIMIT)
     dashboard = current_app.extensions["dashboard"]
     return jsonify({"names": dashboard.run_blocking(dashboard.store.task_names, prefix.rstrip("*"), limit)})
+
+
+@bp.post("/tasks/<uuid>/revoke")
+def revoke_task(uuid: str) -> Response | tuple[Response, int]:
+    """Revoke a task, or with ``{"terminate": true, "signal": "TERM"}`` also kill it where it runs."""
+    dashboard = current_app.extensions["dashboard"]
+    refused = dashboard.settings.actions_refused
+    if refused:
+        return error(refused, 403)
+    body = _json_object()
+    terminate = body.get("terminate", False)
+    if not isinstance(terminate, bool):
+        raise BadRequest(f"terminate: expected true or false, got {terminate!r}")
+    signal = body.get("signal", "TERM")
+    if not isinstance(signal, str):
+        raise BadRequest(f"signal: expected one of {', '.join(SIGNALS)}, got {signal!r}")
+    if task_detail(uuid) is None:
+        return error(f"unknown task: {uuid}", 404)
+    try:
+        return jsonify(dashboard.control.revoke(uuid, terminate, signal.upper(), who=request.remote_addr or "?"))
+    except ActionError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and not request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("body: expected a JSON object")
+    return body
 
 
 @bp.get("/tasks/<uuid>")

@@ -151,6 +151,11 @@ class Task:
         if moves and state == "RETRY" and self.state in READY_STATES and self.timestamp is not None \
                 and timestamp is not None and timestamp < self.timestamp:
             moves = False  # a retry of an earlier attempt arriving after the final outcome
+        if state == "REVOKED" and entry.get("terminated") is True and self.state in READY_STATES \
+                and (self.timestamp is None or timestamp is None or timestamp >= self.timestamp):
+            # Killed where it ran: whatever that attempt reported is void. An eventlet pool reports a
+            # killed green thread as task-succeeded (no runtime) just before the task-revoked.
+            moves = True
         if moves:
             names: Iterable[str] = EVENT_FIELDS
         elif state == "RECEIVED":

@@ -44,6 +44,7 @@ class Settings:
     queues: tuple[str, ...] = ()  # queues to watch besides the workers' own
     demo: bool = False  # run a self-contained demo cluster on filesystem://
     insecure_no_auth: bool = False  # serve on a non-loopback address although nobody has to log in
+    read_only: bool = False  # every action (revoke, terminate) off
     async_mode: str = "eventlet"  # Flask-SocketIO async mode
     max_tasks: int = 100_000  # tasks held in memory, least recently updated evicted
     flush_interval_seconds: float = 0.25  # how often coalesced changes are pushed
@@ -74,6 +75,15 @@ class Settings:
     ping_timeout_seconds: float = 20.0  # how long a live client may take to answer before it is dropped
     max_connections: int = 1_000  # HTTP and live connections served at once (eventlet)
     header_timeout_seconds: float = 10.0  # longest a client may take to send a request's line and headers
+
+    @property
+    def actions_refused(self) -> str | None:
+        """Why actions are off, or None when they are on."""
+        if self.read_only:
+            return "actions are off: the dashboard runs with --read-only"
+        if self.insecure_no_auth:
+            return "actions are off: the dashboard serves without a login (--insecure-no-auth)"
+        return None
 
     @property
     def loopback_only(self) -> bool:
@@ -265,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "may be repeated")
     parser.add_argument("--demo", action="store_true", default=None,
                         help="run a self-contained demo cluster on the filesystem:// broker")
+    parser.add_argument("--read-only", dest="read_only", action="store_true", default=None,
+                        help="turn every action (revoke, terminate) off")
     parser.add_argument("--insecure-no-auth", dest="insecure_no_auth", action="store_true", default=None,
                         help="serve on a non-loopback --address although the dashboard has no login: anyone "
                              "who reaches it reads every task's arguments and results")
@@ -297,6 +309,8 @@ def load_settings(argv: Sequence[str] | None = None,
     values["demo"] = bool(demo)
     insecure = args.insecure_no_auth or environ.get(env_name("insecure-no-auth"), "").lower() in ("1", "true", "yes")
     values["insecure_no_auth"] = bool(insecure)
+    read_only = args.read_only or environ.get(env_name("read-only"), "").lower() in ("1", "true", "yes")
+    values["read_only"] = bool(read_only)
     address = values.get("address", Settings.address)
     if not is_loopback(address) and not insecure:
         raise SettingsError(

@@ -15,7 +15,8 @@ def bootstrap(page: str, **extra: Any) -> dict[str, Any]:
     """Return the JSON every page carries for its scripts."""
     dashboard = current_app.extensions["dashboard"]
     return {"page": page, "namespace": NAMESPACE, "broker": dashboard.collector.broker.to_json(),
-            "insecure": dashboard.settings.insecure_no_auth, **extra}
+            "insecure": dashboard.settings.insecure_no_auth, "actions": dashboard.settings.actions_refused is None,
+            **extra}
 
 
 @bp.get("/healthcheck")

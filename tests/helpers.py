@@ -169,9 +169,9 @@ def start_redis(port: int, log_dir: Path, name: str = "redis") -> Proc:
 
 
 def start_worker(broker_url: str, name: str, log_dir: Path, concurrency: int = 10,
-                 queues: str | None = None) -> Proc:
-    """Start a real Celery worker of the demo app (eventlet pool, 1 s heartbeats) as ``name@test``."""
-    args = [PYTHON, "-m", "celery", "-A", "dashboard.demo.tasks", "worker", "-E", "-P", "eventlet",
+                 queues: str | None = None, pool: str = "eventlet") -> Proc:
+    """Start a real Celery worker of the demo app (eventlet pool unless told, 1 s heartbeats) as ``name@test``."""
+    args = [PYTHON, "-m", "celery", "-A", "dashboard.demo.tasks", "worker", "-E", "-P", pool,
             "-c", str(concurrency), "-n", f"{name}@test", "--heartbeat-interval", "1", "-l", "warning",
             "--without-gossip", "--without-mingle"]  # no waiting for replies of other workers at start
     if queues:

@@ -10,6 +10,7 @@ import { mountWorkers } from "./panels/workers.js";
 import { mountTasks } from "./panels/tasks.js";
 import { mountQueues } from "./panels/queues.js";
 import { mountTaskDetail } from "./panels/task_detail.js";
+import { mountTaskActions } from "./panels/task_actions.js";
 import { mountWorkerDetail } from "./panels/worker_detail.js";
 import { mountDeparted } from "./panels/departed.js";
 import { mountLostBanner } from "./panels/lost_banner.js";
@@ -62,7 +63,11 @@ function main() {
   }
   for (const form of document.querySelectorAll("form[data-jump]")) mountJump(form);
   const detail = document.querySelector('[data-panel="task-detail"]');
-  if (detail && bootstrap.uuid) mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce });
+  if (detail && bootstrap.uuid) {
+    const actions = detail.querySelector("[data-task-actions]");
+    const onTask = actions ? mountTaskActions(actions, { uuid: bootstrap.uuid, enabled: bootstrap.actions === true }) : undefined;
+    mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce, onTask });
+  }
   const workerDetail = document.querySelector('[data-panel="worker-detail"]');
   if (workerDetail && bootstrap.page === "worker" && bootstrap.hostname) {
     mountWorkerDetail(workerDetail, store, { hostname: bootstrap.hostname, live, announce });

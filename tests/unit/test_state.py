@@ -377,3 +377,20 @@ def test_the_heartbeat_an_eventlet_worker_sends_after_its_goodbye_does_not_reviv
     assert state.expire_workers(1e9 + 60) == [] and state.drain_alerts() == []  # never "lost" either
     state.apply(worker_event("online", 1e9 + 9, 1e9 + 9))  # restarted at once: worker-online revives
     assert state.workers["w"].status == "online"
+
+
+def test_a_terminated_task_is_revoked_even_after_the_success_an_eventlet_pool_reports_for_it() -> None:
+    """Recorded from celery 5.7 -P eventlet: revoke(terminate=True) of a running task."""
+    state = ClusterState()
+    for event in [{"type": "task-received", "uuid": "t", "hostname": "w", "timestamp": 1e9, "name": "slow"},
+                  {"type": "task-started", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 0.002},
+                  {"type": "task-succeeded", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 0.064, "result": "None"},
+                  {"type": "task-revoked", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 0.066,
+                   "terminated": True, "signum": "9", "expired": False}]:
+        state.apply(dict(event))
+    assert state.task_json("t")["state"] == "REVOKED"
+    assert state.counters()["states"]["SUCCESS"] == 0 and state.counters()["states"]["REVOKED"] == 1
+    plain = ClusterState()  # a plain revoke (not terminated) after a success changes nothing, as in Celery
+    plain.apply({"type": "task-succeeded", "uuid": "u", "hostname": "w", "timestamp": 1e9, "result": "1"})
+    plain.apply({"type": "task-revoked", "uuid": "u", "hostname": "w", "timestamp": 1e9 + 1, "terminated": False})
+    assert plain.task_json("u")["state"] == "SUCCESS"

@@ -3,11 +3,11 @@
 
 import { onTick } from "../helpers/clock.js";
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
-import { formatDelta, formatDuration } from "../helpers/duration.js";
+import { formatDelta } from "../helpers/duration.js";
 import {
   EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, workerHref,
 } from "../helpers/format.js";
-import { withDeltas } from "../helpers/task_timeline.js";
+import { orphanedSpan, runtimeText, withDeltas } from "../helpers/task_timeline.js";
 import { mountCopyButtons } from "./copy.js";
 import { renderRetries } from "./task_retries.js";
 import { renderSteps } from "./task_steps.js";
@@ -28,14 +28,16 @@ const EVENT_BASE_FIELDS = new Set(["type", "timestamp", "hostname", "uuid", "loc
 
 /**
  * Mount the task detail panel.
- * @param {{uuid: string, live: {subscribe(room: string): void}|null, announce?: (text: string) => void}} options
+ * @param {{uuid: string, live: {subscribe(room: string): void}|null, announce?: (text: string) => void,
+ *   onTask?: (task: object) => void}} options `onTask` is called with the task at every render
  */
-export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }) {
+export function mountTaskDetail(root, store, { uuid, live, announce = () => {}, onTask = () => {} }) {
   let task = null;
   let refetchTimer = null;
   let lastState = null;
   const beginRequest = latestRequest(); // only the latest request may render
   let stepsGoing = false; // a step duration is still counting up: re-render it every tick
+  const departedWorkers = new Map(); // hostname -> its shape from the API (null while asked or unknown)
   const showTree = mountTaskTree(root.querySelector("[data-tree]"), store);
   const steps = root.querySelector("[data-steps]");
   const retries = root.querySelector("[data-retries]");
@@ -84,12 +86,48 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
     for (const el of root.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
   }
 
+  /**
+   * The shape of the worker `hostname`: the live one, or for a worker no longer in the live list
+   * (purged some time after it was lost) the API's, fetched once; null until then.
+   */
+  function workerOf(hostname) {
+    if (!hostname) return null;
+    const live = store.worker(hostname);
+    if (live || departedWorkers.has(hostname)) return live ?? departedWorkers.get(hostname);
+    departedWorkers.set(hostname, null);
+    fetch(`/api/workers/${encodeURIComponent(hostname)}`, { headers: { Accept: "application/json" } })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((body) => {
+        if (!body || body.hostname !== hostname) return;
+        departedWorkers.set(hostname, body);
+        if (task?.worker === hostname) renderLost();
+      })
+      .catch(() => {}); // without the worker, the task's own last update stands in
+    return null;
+  }
+
+  /** The orphaned task's span up to when its worker was last heard from, or null. */
+  function orphanOf(events) {
+    if (!orphanedSpan(task)) return null; // not orphaned, or no longer in flight: no worker needed
+    return orphanedSpan(task, { worker: workerOf(task.worker), events });
+  }
+
+  /** Re-render what depends on the orphaned task's worker: the runtime and the steps. */
+  function renderLost() {
+    const events = task.events ?? [];
+    const orphan = orphanOf(events);
+    setField(root, "runtime", runtimeText(task, orphan));
+    stepsGoing = renderSteps(steps, events, store.serverNowMs() / 1000, orphan);
+  }
+
   function render() {
     show("task");
     const events = task.events ?? [];
-    renderFields(root, task);
+    const orphan = orphanOf(events);
+    renderFields(root, task, orphan);
+    onTask(task);
     renderTimeline(root, events);
-    stepsGoing = renderSteps(steps, events, store.serverNowMs() / 1000);
+    stepsGoing = renderSteps(steps, events, store.serverNowMs() / 1000, orphan);
     renderRetries(retries, events);
     showTree(task);
     document.title = `${task.name ?? "Task"} ${task.state ?? ""} · Celery Dashboard`;
@@ -99,7 +137,15 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
 
   const unsubscribe = store.subscribe((event) => {
     if (event.type === "snapshot") return scheduleRefetch(); // reconnected or resynced: we may have missed changes
-    if (event.type !== "changes" || !event.changed.tasks.has(uuid)) return;
+    if (event.type !== "changes") return;
+    if (!event.changed.tasks.has(uuid)) {
+      // An orphaned task's lost runtime runs to its worker's last heartbeat: follow the worker.
+      if (task?.orphaned && task.worker && event.changed.workers.has(task.worker)) {
+        if (!store.worker(task.worker)) departedWorkers.delete(task.worker); // purged since: ask the API again
+        renderLost();
+      }
+      return;
+    }
     const change = event.changes.filter((c) => c.kind === "task" && c.key === uuid).at(-1);
     if (change?.op === "upsert" && change.data && task) {
       task = { ...task, ...change.data, events: task.events }; // fields now, timeline on refetch
@@ -109,7 +155,10 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
   });
 
   const stopTick = onTick(() => {
-    if (task && stepsGoing) stepsGoing = renderSteps(steps, task.events ?? [], store.serverNowMs() / 1000);
+    if (task && stepsGoing) {
+      const events = task.events ?? [];
+      stepsGoing = renderSteps(steps, events, store.serverNowMs() / 1000, orphanOf(events));
+    }
   });
 
   live?.subscribe(`task:${uuid}`);
@@ -117,7 +166,7 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {} }
   return () => { unsubscribe(); stopTick(); showTree.stop(); clearTimeout(refetchTimer); };
 }
 
-function renderFields(root, task) {
+function renderFields(root, task, orphan) {
   root.dataset.state = task.state ?? "PENDING";
   setField(root, "name", task.name ?? "unknown");
   setField(root, "uuid", task.uuid);
@@ -134,7 +183,7 @@ function renderFields(root, task) {
   }
   setField(root, "eta", formatMaybeTime(task.eta));
   setField(root, "expires", formatMaybeTime(task.expires));
-  setField(root, "runtime", formatDuration(task.runtime));
+  setField(root, "runtime", runtimeText(task, orphan));
   setField(root, "retries", formatInteger(task.retries));
   setField(root, "orphaned", task.orphaned ? "yes: its worker was lost while it ran" : "no");
   root.toggleAttribute("data-orphaned", Boolean(task.orphaned));

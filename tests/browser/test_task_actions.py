@@ -1,0 +1,175 @@
+"""Task actions from the task page in a real browser: revoke, terminate, cancel, and actions turned off."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+from playwright.sync_api import Locator, Page, Request, expect
+
+from helpers import (DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
+                     wait_until, wait_worker_online)
+
+pytestmark = pytest.mark.browser
+
+QUEUE = "page-actions-q"
+WORKER = "actor@test"
+#: Long enough for a revoke to reach the worker, or the task's state to change on the page.
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
+    broker = f"redis://127.0.0.1:{redis_port}/14"
+    log_dir = tmp_path_factory.mktemp("task-actions")
+    dashboard = start_dashboard(broker, log_dir)
+    worker: Proc | None = None
+    try:
+        wait_broker_connected(dashboard)
+        # prefork with one slot: a task sent while the slot is busy waits in the worker, where a revoke reaches it
+        worker = start_worker(broker, "actor", log_dir, concurrency=1, queues=QUEUE, pool="prefork")
+        wait_worker_online(dashboard, WORKER, worker=worker)
+        yield dashboard, broker
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()
+
+
+def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
+    return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,
+                      message=lambda: f"{task_id} never {state}: {dashboard.task(task_id)}")
+
+
+def state_badge(page: Page) -> Locator:
+    return page.locator('[data-panel="task-detail"] .task-title [data-field="state"]')
+
+
+def record_posts(page: Page) -> list[str]:
+    """Record the URL of every POST the page sends from now on."""
+    posts: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.method == "POST":
+            posts.append(request.url)
+
+    page.on("request", record)
+    return posts
+
+
+def assert_facts(dialog: Locator, expected: list[tuple[str, str]]) -> None:
+    """The dialog names its target in exactly these label/value rows, each set as plain text."""
+    expect(dialog.locator("dt")).to_have_text([label for label, _ in expected])
+    expect(dialog.locator("dd")).to_have_text([value for _, value in expected])
+    assert dialog.locator("dl *").count() == 3 * len(expected)  # div, dt, dd: nothing made from the data
+
+
+def test_revoke_a_queued_task_from_its_page(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    busy = send(app, "slow_report", 5, queue=QUEUE)  # the worker's one slot
+    wait_state(dashboard, busy, "STARTED")
+    queued = send(app, "add", 40, 2, queue=QUEUE)
+    wait_until(lambda: dashboard.task(queued), 10, message="queued task never seen")
+
+    page.goto(f"{dashboard.url}/tasks/{queued}")
+    actions = page.locator("[data-task-actions]")
+    revoke = actions.get_by_role("button", name="Revoke")
+    expect(revoke).to_be_visible()
+    expect(actions.get_by_role("button", name="Terminate…")).to_be_hidden()  # not running
+
+    revoke.click()
+    dialog = page.get_by_role("dialog", name="Revoke this task?")
+    expect(dialog).to_be_visible()
+    assert_facts(dialog, [("Task", "dashboard.demo.tasks.add"), ("Id", queued)])
+    dialog.get_by_role("button", name="Revoke").click()
+    expect(dialog).to_be_hidden()
+
+    outcome = actions.locator("[data-action-outcome]")
+    expect(outcome.locator("li")).to_have_text([re.compile(rf"^{WORKER}: tasks .*{queued}.* flagged as revoked$")],
+                                               timeout=WAIT_MS)
+    expect(outcome).to_have_attribute("data-level", "ok")
+    expect(state_badge(page)).to_have_text("REVOKED", timeout=WAIT_MS)
+    expect(revoke).to_be_hidden()  # live: nothing left to revoke
+    expect(actions.locator('[data-field="actions-none"]')).to_be_visible()
+    wait_state(dashboard, busy, "SUCCESS")  # the revoke touched nothing else
+
+
+def test_terminate_a_running_task_with_kill(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    running = send(producer_app(broker), "slow_report", 60, queue=QUEUE)
+    page.goto(f"{dashboard.url}/tasks/{running}")
+    actions = page.locator("[data-task-actions]")
+    terminate = actions.get_by_role("button", name="Terminate…")
+    expect(terminate).to_be_visible(timeout=WAIT_MS)  # once it runs
+    expect(state_badge(page)).to_have_text("STARTED")
+
+    actions.get_by_label("Signal").select_option("KILL")
+    terminate.click()
+    dialog = page.get_by_role("dialog", name="Terminate this task?")
+    expect(dialog).to_be_visible()
+    assert_facts(dialog, [("Task", "dashboard.demo.tasks.slow_report"), ("Id", running), ("Worker", WORKER),
+                          ("Signal", "SIGKILL")])
+    dialog.get_by_role("button", name="Terminate (SIGKILL)").click()
+
+    expect(state_badge(page)).to_have_text("REVOKED", timeout=WAIT_MS)
+    expect(actions.locator("[data-action-outcome] li")).to_have_text([re.compile(rf"^{WORKER}: terminate: {running}$")])
+    expect(terminate).to_be_hidden()
+    expect(actions.get_by_role("button", name="Revoke")).to_be_hidden()
+    revoked = wait_state(dashboard, running, "REVOKED")
+    assert next(e for e in revoked["events"] if e["type"] == "task-revoked").get("terminated") is True
+
+
+def test_cancelling_the_dialog_sends_nothing(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    running = send(producer_app(broker), "slow_report", 60, queue=QUEUE)
+    try:
+        wait_state(dashboard, running, "STARTED")
+        posts = record_posts(page)
+        page.goto(f"{dashboard.url}/tasks/{running}")
+        actions = page.locator("[data-task-actions]")
+        terminate = actions.get_by_role("button", name="Terminate…")
+        revoke = actions.get_by_role("button", name="Revoke")
+
+        terminate.click()
+        dialog = page.get_by_role("dialog", name="Terminate this task?")
+        expect(dialog).to_be_visible()
+        expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice first
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(terminate).to_be_focused()  # the dialog has closed, and handled it
+
+        revoke.click()
+        dialog = page.get_by_role("dialog", name="Revoke this task?")
+        expect(dialog).to_be_visible()
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(revoke).to_be_focused()
+
+        assert posts == []
+        assert actions.locator("[data-action-outcome]").get_attribute("data-level") is None  # nothing shown
+        task = dashboard.task(running)
+        assert task is not None and task["state"] == "STARTED"
+        assert not [e for e in task["events"] if e["type"] == "task-revoked"]
+        expect(state_badge(page)).to_have_text("STARTED")
+    finally:  # free the worker's one slot
+        requests.post(f"{dashboard.url}/api/tasks/{running}/revoke", json={"terminate": True, "signal": "KILL"},
+                      timeout=10)
+        wait_state(dashboard, running, "REVOKED")
+
+
+def test_no_buttons_when_actions_are_off(page: Page, redis_port: int, tmp_path: Path) -> None:
+    broker = f"redis://127.0.0.1:{redis_port}/14"
+    dashboard = start_dashboard(broker, tmp_path, extra_args=("--read-only",))
+    try:
+        wait_broker_connected(dashboard)
+        waiting = send(producer_app(broker), "add", 1, 2, queue="page-actions-nobody")  # no worker: stays PENDING
+        wait_until(lambda: dashboard.task(waiting), 10, message="task never seen")
+        page.goto(f"{dashboard.url}/tasks/{waiting}")
+        actions = page.locator("[data-task-actions]")
+        expect(state_badge(page)).to_have_text("PENDING")
+        expect(actions.locator('[data-field="actions-off"]')).to_have_text("Actions are off on this dashboard.")
+        expect(actions.get_by_role("button")).to_have_count(0)  # the dialog's are not rendered either
+    finally:
+        dashboard.stop()

@@ -1,0 +1,89 @@
+"""Task actions against a real worker: revoke a queued task, terminate a running one, and the guards."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from helpers import (DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
+                     wait_until, wait_worker_online)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
+    broker = f"redis://127.0.0.1:{redis_port}/7"
+    log_dir = tmp_path_factory.mktemp("actions")
+    dashboard = start_dashboard(broker, log_dir)
+    worker: Proc | None = None
+    try:
+        wait_broker_connected(dashboard)
+        # prefork: a task the worker holds (prefetched) waits in the worker, not in the pool, so a
+        # revoke still reaches it; an eventlet pool has already taken it (see the README)
+        worker = start_worker(broker, "actor", log_dir, concurrency=1, queues="actions-q", pool="prefork")
+        wait_worker_online(dashboard, "actor@test", worker=worker)
+        yield dashboard, broker
+    finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()
+
+
+def post(dashboard: DashboardProc, path: str, body: Any) -> requests.Response:
+    return requests.post(dashboard.url + path, json=body, timeout=10)
+
+
+def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 20) -> dict[str, Any]:
+    return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,
+                      message=lambda: f"{task_id} never {state}: {dashboard.task(task_id)}")
+
+
+def test_revoke_a_queued_task(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    busy = send(app, "slow_report", 2, queue="actions-q")  # the worker's one slot
+    wait_state(dashboard, busy, "STARTED")
+    queued = send(app, "add", 40, 2, queue="actions-q")
+    wait_until(lambda: dashboard.task(queued), 10, message="queued task never seen")
+    answer = post(dashboard, f"/api/tasks/{queued}/revoke", {})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["ok"] is True and body["error"] is None
+    assert [next(iter(reply)) for reply in body["replies"]] == ["actor@test"]
+    wait_state(dashboard, queued, "REVOKED")
+    wait_state(dashboard, busy, "SUCCESS")  # the revoke touched nothing else
+
+
+def test_terminate_a_running_task(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    running = send(producer_app(broker), "slow_report", 60, queue="actions-q")
+    wait_state(dashboard, running, "STARTED")
+    answer = post(dashboard, f"/api/tasks/{running}/revoke", {"terminate": True, "signal": "KILL"})
+    assert answer.status_code == 200 and answer.json()["ok"] is True, answer.text
+    revoked = wait_state(dashboard, running, "REVOKED")
+    event = next(e for e in revoked["events"] if e["type"] == "task-revoked")
+    assert event.get("terminated") is True
+
+
+@pytest.mark.parametrize("path, body, status, message", [
+    ("/api/tasks/{uuid}/revoke", {"signal": "HUP"}, 400, "signal: expected one of TERM, KILL, INT, USR1"),
+    ("/api/tasks/{uuid}/revoke", {"terminate": "yes"}, 400, "terminate: expected true or false"),
+    ("/api/tasks/{uuid}/revoke", [1], 400, "body: expected a JSON object"),
+    ("/api/tasks/no-such-task/revoke", {}, 404, "unknown task"),
+])
+def test_bad_action_requests_get_a_clear_error(cluster: tuple[DashboardProc, str], path: str, body: Any,
+                                               status: int, message: str) -> None:
+    dashboard, broker = cluster
+    known = send(producer_app(broker), "add", 1, 1, queue="actions-q")
+    wait_until(lambda: dashboard.task(known), 10, message="task never seen")
+    answer = post(dashboard, path.format(uuid=known), body)
+    assert answer.status_code == status and message in answer.json()["error"]
+
+
+def test_a_plain_form_post_is_refused(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, _ = cluster
+    answer = requests.post(dashboard.url + "/api/tasks/x/revoke", data={"terminate": "true"}, timeout=10)
+    assert answer.status_code == 415

@@ -48,6 +48,7 @@ class Dashboard:
 
     def __init__(self, settings: Settings, socketio: SocketIO, run_blocking: RunBlocking) -> None:
         self.settings = settings
+        self.started = False  # the background loops run (``start``)
         self.run_blocking = run_blocking
         self.socketio = socketio
         self.cluster = Cluster.build(settings, build_queue_book(settings))  # the model: read and written only here
@@ -78,6 +79,7 @@ class Dashboard:
 
     def start(self) -> None:
         """Warm the state from the store, then start the background loops."""
+        self.started = True
         self.history.warm()
         self.socketio.start_background_task(self.history.run)
         self.socketio.start_background_task(self.history.prune_loop)
@@ -100,7 +102,7 @@ class Dashboard:
     def close(self) -> None:
         """After ``stop``: wait for the last event to be applied, write what is pending, close the store."""
         deadline = time.monotonic() + CLOSE_WAIT_SECONDS
-        while not self.collector.finished and time.monotonic() < deadline:
+        while self.started and not self.collector.finished and time.monotonic() < deadline:
             self.socketio.sleep(0.05)
         if self.history.close():
             log.info("task history written to %s", self.store.path)

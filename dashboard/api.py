@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .cluster import Cluster
-from .control import SIGNALS, ActionError
+from .control import SIGNALS, WORKER_ACTIONS, ActionError
 from .model import TASK_STATES
 from .state import event_key
 from .store import StoreQueryError, TaskStore
@@ -173,6 +173,39 @@ def revoke_task(uuid: str) -> Response | tuple[Response, int]:
         return jsonify(dashboard.control.revoke(uuid, terminate, signal.upper(), who=request.remote_addr or "?"))
     except ActionError as exc:
         raise BadRequest(str(exc)) from None
+
+
+@bp.post("/workers/<path:hostname>/<action>")
+def worker_action(hostname: str, action: str) -> Response | tuple[Response, int]:
+    """One remote-control action on one worker: see ``control.WORKER_ACTIONS`` and the README."""
+    dashboard = current_app.extensions["dashboard"]
+    refused = dashboard.settings.actions_refused
+    if refused:
+        return error(refused, 403)
+    if action not in WORKER_ACTIONS:
+        return error(f"unknown action: {action}; expected one of {', '.join(WORKER_ACTIONS)}", 404)
+    body = _json_object()
+    if not dashboard.cluster.worker_known(hostname):
+        return error(f"unknown worker: {hostname}", 404)
+    try:
+        return jsonify(dashboard.control.worker(hostname, action, body, who=request.remote_addr or "?"))
+    except ActionError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+@bp.post("/queues/<path:name>/purge")
+def purge_queue(name: str) -> Response | tuple[Response, int]:
+    """Remove every message waiting in a watched queue (the broker's own purge); say how many."""
+    dashboard = current_app.extensions["dashboard"]
+    refused = dashboard.settings.actions_refused
+    if refused:
+        return error(refused, 403)
+    _json_object()
+    if not dashboard.cluster.queue_known(name):
+        return error(f"unknown queue: {name}", 404)
+    settings = dashboard.settings
+    return jsonify(dashboard.control.purge(name, dict(settings.broker_transport_options or {}),
+                                           who=request.remote_addr or "?"))
 
 
 def _json_object() -> dict[str, Any]:

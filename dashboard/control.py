@@ -1,4 +1,4 @@
-"""Actions on tasks through Celery's ``app.control``: revoke, and terminate a running task.
+"""Actions through Celery's ``app.control``: revoke or terminate a task, control a worker, purge a queue.
 
 Each action asks the workers for replies with a timeout, so a silent worker never
 blocks a request; the answer names which workers replied and what they said (masked
@@ -9,7 +9,10 @@ who asked (the client's address), what and the outcome.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Callable, TypedDict
+
+from kombu import Connection
 
 from .redact import mask_known, mask_secrets
 
@@ -19,6 +22,84 @@ log = logging.getLogger(__name__)
 SIGNALS = ("TERM", "KILL", "INT", "USR1")
 #: Seconds an action waits for the workers' replies.
 REPLY_TIMEOUT_SECONDS = 1.0
+#: Largest pool change or autoscale bound an action takes (a typo of 10000 must not fork 10000 processes).
+MAX_POOL_STEP = 256
+#: Longest time limit an action takes, in seconds (a week).
+MAX_TIME_LIMIT = 7 * 86400.0
+#: A rate limit as Celery reads it: a number of tasks per second, minute or hour ("10/m", "0.5/s", "100").
+_RATE = re.compile(r"^(\d+(\.\d+)?)(/[smh])?$")
+
+
+def _count(body: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_POOL_STEP:
+        raise ActionError(f"{key}: expected a whole number from 1 to {MAX_POOL_STEP}, got {value!r}")
+    return value
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip() or len(value) > 255 or "\0" in value:
+        raise ActionError(f"{key}: expected a name (1-255 characters), got {value!r}")
+    return value.strip()
+
+
+def _seconds(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIME_LIMIT:
+        raise ActionError(f"{key}: expected seconds from 0 to {MAX_TIME_LIMIT:g} (or null for none), got {value!r}")
+    return float(value)
+
+
+def _pool(body: dict[str, Any]) -> dict[str, Any]:
+    return {"n": _count(body, "n", 1)}
+
+
+def _autoscale(body: dict[str, Any]) -> dict[str, Any]:
+    high, low = _count(body, "max"), body.get("min", 0)
+    if isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= high:
+        raise ActionError(f"min: expected a whole number from 0 to max ({high}), got {low!r}")
+    return {"max": high, "min": low}
+
+
+def _consumer(body: dict[str, Any]) -> dict[str, Any]:
+    return {"queue": _text(body, "queue")}
+
+
+def _rate_limit(body: dict[str, Any]) -> dict[str, Any]:
+    rate = body.get("rate")
+    if not isinstance(rate, str) or not _RATE.match(rate.strip()):
+        raise ActionError(f"rate: expected tasks per second, minute or hour such as 10/m, 0.5/s or 0 for none, got {rate!r}")
+    return {"task_name": _text(body, "task"), "rate_limit": rate.strip()}
+
+
+def _time_limit(body: dict[str, Any]) -> dict[str, Any]:
+    soft, hard = _seconds(body, "soft"), _seconds(body, "hard")
+    if soft is not None and hard is not None and soft > hard:
+        raise ActionError(f"soft: must not be longer than hard ({hard:g} s), got {soft:g}")
+    return {"task_name": _text(body, "task"), "soft": soft, "hard": hard}
+
+
+def _nothing(body: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+#: Worker actions: the path's name -> (Celery's remote-control command, argument parser, destructive).
+WORKER_ACTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], bool]] = {
+    "ping": ("ping", _nothing, False),
+    "enable-events": ("enable_events", _nothing, False),
+    "pool-grow": ("pool_grow", _pool, False),
+    "pool-shrink": ("pool_shrink", _pool, False),
+    "autoscale": ("autoscale", _autoscale, False),
+    "add-consumer": ("add_consumer", _consumer, False),
+    "cancel-consumer": ("cancel_consumer", _consumer, False),
+    "rate-limit": ("rate_limit", _rate_limit, False),
+    "time-limit": ("time_limit", _time_limit, False),
+    "pool-restart": ("pool_restart", _nothing, True),
+    "shutdown": ("shutdown", _nothing, True),
+}
 
 
 class ActionError(ValueError):
@@ -43,6 +124,46 @@ class TaskControl:
         self.connection_errors = connection_errors
         self.count_internal_error = count_internal_error
 
+    def _failed(self, what: str, exc: Exception, who: str, expected: bool = False) -> ActionResult:
+        if not expected and not isinstance(exc, self.connection_errors()):
+            self.count_internal_error()
+            log.exception("%s failed", what)
+        message = mask_known(f"{type(exc).__name__}: {exc}", self.broker_url)[:300]
+        log.warning("action by %s: %s: failed (%s)", who, what, message)
+        return {"ok": False, "replies": [], "error": f"the broker did not take the request: {message}"}
+
+    def worker(self, hostname: str, action: str, body: dict[str, Any], who: str = "?") -> ActionResult:
+        """Send one of WORKER_ACTIONS to one worker (``body`` holds its arguments) and gather its reply."""
+        if action not in WORKER_ACTIONS:
+            raise ActionError(f"action: expected one of {', '.join(WORKER_ACTIONS)}, got {action!r}")
+        command, parse, _ = WORKER_ACTIONS[action]
+        arguments = parse(body)
+        what = f"{action} on {hostname}" + (f" {arguments}" if arguments else "")
+        try:
+            replies = self.app.control.broadcast(command, arguments=arguments, destination=[hostname], reply=True,
+                                                 timeout=REPLY_TIMEOUT_SECONDS, limit=1)
+        except Exception as exc:
+            return self._failed(what, exc, who)
+        answered = [mask_secrets(reply) for reply in replies or () if isinstance(reply, dict)]
+        log.info("action by %s: %s: %d replied", who, what, len(answered))
+        error = None if answered else f"{hostname} did not reply within {REPLY_TIMEOUT_SECONDS:g} s"
+        if action == "shutdown" and not answered:
+            error = None  # a worker shutting down may well go before it answers; worker-offline will say
+        return {"ok": True, "replies": answered, "error": error}
+
+    def purge(self, queue: str, transport_options: dict[str, Any], who: str = "?") -> dict[str, Any]:
+        """Purge a queue with the broker's own purge; return ``{"ok", "purged", "error"}``."""
+        connection = Connection(self.broker_url, transport_options=transport_options, connect_timeout=5)
+        expected = (*connection.connection_errors, *connection.channel_errors, OSError)
+        try:
+            with connection:
+                purged = connection.default_channel.queue_purge(queue)
+        except Exception as exc:  # the broker's refusals (a queue it does not have) are answers, not bugs
+            failed = self._failed(f"purge of queue {queue}", exc, who, expected=isinstance(exc, expected))
+            return {"ok": False, "purged": None, "error": failed["error"]}
+        log.info("action by %s: purged queue %s: %s messages removed", who, queue, purged)
+        return {"ok": True, "purged": purged if isinstance(purged, int) else None, "error": None}
+
     def revoke(self, uuid: str, terminate: bool = False, signal: str = "TERM", who: str = "?") -> ActionResult:
         """Revoke a task: a worker that receives it later discards it. With ``terminate``, a worker
         running it now also kills it with ``signal`` (one of SIGNALS)."""
@@ -53,12 +174,7 @@ class TaskControl:
             replies = self.app.control.revoke(uuid, terminate=terminate, signal=f"SIG{signal}", reply=True,
                                               timeout=REPLY_TIMEOUT_SECONDS)
         except Exception as exc:
-            if not isinstance(exc, self.connection_errors()):
-                self.count_internal_error()
-                log.exception("%s of task %s failed", what, uuid)
-            message = mask_known(f"{type(exc).__name__}: {exc}", self.broker_url)[:300]
-            log.warning("action by %s: %s task %s: failed (%s)", who, what, uuid, message)
-            return {"ok": False, "replies": [], "error": f"the broker did not take the request: {message}"}
+            return self._failed(f"{what} task {uuid}", exc, who)
         answered = [mask_secrets(reply) for reply in replies or () if isinstance(reply, dict)]
         log.info("action by %s: %s task %s: %d workers replied", who, what, uuid, len(answered))
         return {"ok": True, "replies": answered,

@@ -87,3 +87,63 @@ def test_a_plain_form_post_is_refused(cluster: tuple[DashboardProc, str]) -> Non
     dashboard, _ = cluster
     answer = requests.post(dashboard.url + "/api/tasks/x/revoke", data={"terminate": "true"}, timeout=10)
     assert answer.status_code == 415
+
+
+def inspect_now(dashboard: DashboardProc, hostname: str) -> dict[str, Any]:
+    answer = requests.post(f"{dashboard.url}/api/workers/{hostname}/inspect", json={}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_grow_and_shrink_the_pool_and_add_and_cancel_a_consumer(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, _ = cluster
+    grown = post(dashboard, "/api/workers/actor@test/pool-grow", {"n": 1}).json()
+    assert grown["ok"] and grown["error"] is None and "actor@test" in grown["replies"][0]
+    wait_until(lambda: inspect_now(dashboard, "actor@test")["stats"]["pool"]["processes"].__len__() == 2, 15,
+               message="the pool never grew to 2 processes")
+    assert post(dashboard, "/api/workers/actor@test/pool-shrink", {"n": 1}).json()["ok"]
+    wait_until(lambda: len(inspect_now(dashboard, "actor@test")["stats"]["pool"]["processes"]) == 1, 15,
+               message="the pool never shrank back to 1 process")
+
+    added = post(dashboard, "/api/workers/actor@test/add-consumer", {"queue": "extra-q"}).json()
+    assert added["ok"] and "extra-q" in str(added["replies"])
+    wait_until(lambda: "extra-q" in [q["name"] for q in inspect_now(dashboard, "actor@test")["active_queues"]], 15,
+               message="the new queue never showed in active_queues")
+    assert post(dashboard, "/api/workers/actor@test/cancel-consumer", {"queue": "extra-q"}).json()["ok"]
+    wait_until(lambda: "extra-q" not in [q["name"] for q in inspect_now(dashboard, "actor@test")["active_queues"]],
+               15, message="the cancelled queue stayed in active_queues")
+
+    pong = post(dashboard, "/api/workers/actor@test/ping", {}).json()
+    assert pong["replies"] == [{"actor@test": {"ok": "pong"}}]
+    limited = post(dashboard, "/api/workers/actor@test/rate-limit",
+                   {"task": "dashboard.demo.tasks.add", "rate": "10/m"}).json()
+    assert limited["ok"] and "new rate limit set successfully" in str(limited["replies"])
+
+
+def test_purge_a_queue_and_see_its_depth_fall_to_zero(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    for n in range(5):
+        send(app, "add", n, n, queue="idle-q")  # nobody consumes it
+    wait_until(lambda: next((q for q in dashboard.get("/api/queues").json() if q["name"] == "idle-q"
+                             and q["depth"] == 5), None), 20, message="idle-q never showed a depth of 5")
+    answer = post(dashboard, "/api/queues/idle-q/purge", {})
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "purged": 5, "error": None}, answer.text
+    wait_until(lambda: next((q for q in dashboard.get("/api/queues").json() if q["name"] == "idle-q"
+                             and q["depth"] == 0), None), 20, message="idle-q's depth never fell to 0")
+
+
+@pytest.mark.parametrize("path, body, status, message", [
+    ("/api/workers/actor@test/pool-grow", {"n": 100000}, 400, "n: expected a whole number from 1 to 256"),
+    ("/api/workers/actor@test/autoscale", {"max": 4, "min": 9}, 400, "min: expected a whole number from 0 to max"),
+    ("/api/workers/actor@test/rate-limit", {"task": "x", "rate": "fast"}, 400, "rate: expected tasks per"),
+    ("/api/workers/actor@test/time-limit", {"task": "x", "soft": 10, "hard": 5}, 400, "soft: must not be longer"),
+    ("/api/workers/actor@test/explode", {}, 404, "unknown action: explode"),
+    ("/api/workers/nobody@test/ping", {}, 404, "unknown worker: nobody@test"),
+    ("/api/queues/no-such-queue/purge", {}, 404, "unknown queue: no-such-queue"),
+])
+def test_bad_worker_and_queue_actions_get_a_clear_error(cluster: tuple[DashboardProc, str], path: str, body: Any,
+                                                        status: int, message: str) -> None:
+    dashboard, _ = cluster
+    answer = post(dashboard, path, body)
+    assert answer.status_code == status and message in answer.json()["error"], answer.text

@@ -216,3 +216,17 @@ def test_without_a_login_every_page_says_so_and_api_answers_are_not_cached(tmp_p
         assert "Access-Control-Allow-Origin" not in answer.headers
     finally:
         secure.extensions["dashboard"].close()
+
+
+@pytest.mark.parametrize("flags", [{"read_only": True}, {"address": "0.0.0.0", "insecure_no_auth": True}])
+def test_every_action_is_refused_when_actions_are_off(tmp_path: Path, flags: dict[str, Any]) -> None:
+    app = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading", **flags))
+    try:
+        client = app.test_client()
+        for path in ("/api/tasks/t1/revoke", "/api/workers/w@h/ping", "/api/workers/w@h/shutdown",
+                     "/api/queues/celery/purge"):
+            answer = client.post(path, json={}, headers={"Host": "127.0.0.1"})
+            assert answer.status_code == 403 and "actions are off" in answer.get_json()["error"], path
+        assert b'"actions":false' in client.get("/", headers={"Host": "127.0.0.1"}).data
+    finally:
+        app.extensions["dashboard"].close()

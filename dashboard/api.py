@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .cluster import Cluster
-from .control import SIGNALS, WORKER_ACTIONS, ActionError
+from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
 from .model import TASK_STATES
 from .state import event_key
 from .store import StoreQueryError, TaskStore
@@ -222,7 +222,80 @@ def task(uuid: str) -> Response | tuple[Response, int]:
     detail = task_detail(uuid)
     if detail is None:
         return error(f"unknown task: {uuid}", 404)
+    dashboard = current_app.extensions["dashboard"]
+    detail["retry_of"], detail["retried_as"] = dashboard.run_blocking(dashboard.store.links, uuid)
     return jsonify(detail)
+
+
+#: States a task may be retried from.
+RETRYABLE_STATES = ("FAILURE", "REVOKED", "REJECTED")
+
+
+def _retry_preflight(detail: dict[str, Any]) -> dict[str, Any]:
+    """What a retry of this task would send, or why it cannot be retried."""
+    dashboard = current_app.extensions["dashboard"]
+    preflight: dict[str, Any] = {"retryable": False, "reason": None, "name": detail.get("name"), "args": None,
+                                 "kwargs": None, "queue": detail.get("queue")}
+    lost = detail.get("orphaned") and detail.get("state") in ("RECEIVED", "STARTED")
+    if detail.get("state") not in RETRYABLE_STATES and not lost:
+        preflight["reason"] = f"a {detail.get('state')} task is not retried: only failed, revoked, rejected or lost ones"
+        return preflight
+    if not detail.get("name"):
+        preflight["reason"] = "its task name is unknown"
+        return preflight
+    try:
+        preflight["args"], preflight["kwargs"] = exact_call(detail.get("args"), detail.get("kwargs"))
+    except NotExact as exc:
+        preflight["reason"] = f"its arguments are not known exactly: {exc}"
+        return preflight
+    registered = dashboard.cluster.registered_names()
+    if registered is None:
+        preflight["reason"] = "no online worker has reported its registered tasks yet (inspect)"
+    elif detail["name"] not in registered:
+        preflight["reason"] = f"no online worker has {detail['name']} registered"
+    else:
+        preflight["retryable"] = True
+    return preflight
+
+
+@bp.get("/tasks/<uuid>/retry")
+def retry_preflight(uuid: str) -> Response | tuple[Response, int]:
+    """What ``POST`` to this URL would send: name, exact args and kwargs, queue; or why it cannot."""
+    detail = task_detail(uuid)
+    if detail is None:
+        return error(f"unknown task: {uuid}", 404)
+    return jsonify(_retry_preflight(detail))
+
+
+@bp.post("/tasks/<uuid>/retry")
+def retry_task(uuid: str) -> Response | tuple[Response, int]:
+    """Send a failed, revoked, rejected or lost task again as a new task, with its arguments or edited ones."""
+    dashboard = current_app.extensions["dashboard"]
+    refused = dashboard.settings.actions_refused
+    if refused:
+        return error(refused, 403)
+    body = _json_object()
+    detail = task_detail(uuid)
+    if detail is None:
+        return error(f"unknown task: {uuid}", 404)
+    preflight = _retry_preflight(detail)  # edited arguments too need the originals known exactly
+    if not preflight["retryable"]:
+        return error(f"cannot retry: {preflight['reason']}", 409)
+    args = body.get("args", preflight["args"])
+    kwargs = body.get("kwargs", preflight["kwargs"])
+    if not isinstance(args, list):
+        raise BadRequest(f"args: expected a JSON array, got {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise BadRequest(f"kwargs: expected a JSON object, got {type(kwargs).__name__}")
+    try:
+        check_plain(args, "args")
+        check_plain(kwargs, "kwargs")
+    except NotExact as exc:
+        raise BadRequest(str(exc)) from None
+    sent = dashboard.control.retry(detail, args, kwargs, who=request.remote_addr or "?")
+    if sent["ok"]:
+        dashboard.run_blocking(dashboard.store.link_retry, uuid, sent["task_id"], time.time())
+    return jsonify({**sent, "replies": []})
 
 
 def task_detail(uuid: str) -> dict[str, Any] | None:

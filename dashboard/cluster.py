@@ -163,6 +163,18 @@ class Cluster:
                 items += [{**w.to_json(), "departed": True} for w in self._state.departed.values()]
         return items
 
+    def registered_names(self) -> set[str] | None:
+        """Return the task names any online worker reported in ``inspect registered``; None when none reported."""
+        with self._lock:
+            state = self._state
+            lists = [state.inspect_replies.get(h, {}).get("registered") for h, w in state.workers.items()
+                     if w.status == "online"]
+        reported = [names for names in lists if isinstance(names, list)]
+        if not reported:
+            return None
+        # A registered entry may carry options after the name: "app.add [rate_limit=10/m]".
+        return {str(entry).split(" ", 1)[0] for names in reported for entry in names}
+
     def worker_known(self, hostname: str) -> bool:
         with self._lock:
             return hostname in self._state.workers or hostname in self._state.departed

@@ -8,12 +8,15 @@ who asked (the client's address), what and the outcome.
 """
 from __future__ import annotations
 
+import ast
 import logging
+import math
 import re
 from typing import Any, Callable, TypedDict
 
 from kombu import Connection
 
+from .checks import TRUNCATION_MARKER
 from .redact import mask_known, mask_secrets
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,66 @@ def _nothing(body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+class NotExact(ValueError):
+    """A task's arguments as the events show them are not known exactly; the message says why."""
+
+
+def exact_call(args_repr: str | None, kwargs_repr: str | None) -> tuple[list[Any], dict[str, Any]]:
+    """Return a task's args and kwargs from the reprs its events carry, when they are known exactly.
+
+    They are when each repr was not cut (by the worker's ``argsrepr`` limit, ``...``, or by
+    --max-field-chars) and parses as Python literals (``ast.literal_eval``) made of JSON's types
+    only: None, bools, finite numbers, strings, lists and tuples, dicts with string keys.
+    Raise NotExact otherwise.
+    """
+    args = _literal(args_repr, "args", "()")
+    kwargs = _literal(kwargs_repr, "kwargs", "{}")
+    if not isinstance(args, (list, tuple)):
+        raise NotExact(f"args are {type(args).__name__}, not a list")
+    if not isinstance(kwargs, dict):
+        raise NotExact(f"kwargs are {type(kwargs).__name__}, not a dict")
+    return list(args), kwargs
+
+
+def _literal(text: str | None, name: str, empty: str) -> Any:
+    if text is None:
+        raise NotExact(f"the {name} are unknown (no task-sent or task-received event carried them)")
+    if TRUNCATION_MARKER in text:
+        raise NotExact(f"the {name} were cut to --max-field-chars")
+    try:
+        value = ast.literal_eval(text.strip() or empty)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise NotExact(f"the {name} are not Python literals ({text[:80]!r}…)" if len(text) > 80
+                       else f"the {name} are not Python literals ({text!r})") from None
+    check_plain(value, name)
+    return value
+
+
+def check_plain(value: Any, name: str, depth: int = 0) -> None:
+    """Raise NotExact unless ``value`` is made of JSON's types only (finite numbers, string keys)."""
+    if depth > 32:
+        raise NotExact(f"the {name} are nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NotExact(f"the {name} hold a number JSON cannot carry ({value!r})")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_plain(item, name, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotExact(f"the {name} have a key that is not a string ({key!r})")
+            check_plain(item, name, depth + 1)
+        return
+    if value is Ellipsis:
+        raise NotExact(f"the {name} were cut by the worker (…)")
+    raise NotExact(f"the {name} hold a {type(value).__name__}, which JSON cannot carry")
+
+
 #: Worker actions: the path's name -> (Celery's remote-control command, argument parser, destructive).
 WORKER_ACTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], bool]] = {
     "ping": ("ping", _nothing, False),
@@ -120,6 +183,7 @@ class TaskControl:
     def __init__(self, app: Any, broker_url: str, connection_errors: Callable[[], tuple[type[BaseException], ...]],
                  count_internal_error: Callable[[], None]) -> None:
         self.app = app
+        self.app.conf.task_send_sent_event = True  # a retry sent from here shows its queue, as the producer's do
         self.broker_url = broker_url
         self.connection_errors = connection_errors
         self.count_internal_error = count_internal_error
@@ -163,6 +227,19 @@ class TaskControl:
             return {"ok": False, "purged": None, "error": failed["error"]}
         log.info("action by %s: purged queue %s: %s messages removed", who, queue, purged)
         return {"ok": True, "purged": purged if isinstance(purged, int) else None, "error": None}
+
+    def retry(self, task: dict[str, Any], args: list[Any], kwargs: dict[str, Any], who: str = "?") -> dict[str, Any]:
+        """Send ``task``'s name again with these args and kwargs to its queue, as a new task; return
+        ``{"ok", "task_id", "error"}``. The caller checked the name is registered and the arguments."""
+        name, queue = task["name"], task.get("queue") or None
+        try:
+            result = self.app.send_task(name, args=args, kwargs=kwargs, queue=queue)
+        except Exception as exc:
+            failed = self._failed(f"retry of task {task['uuid']} ({name})", exc, who)
+            return {"ok": False, "task_id": None, "error": failed["error"]}
+        log.info("action by %s: retry of task %s (%s) sent as %s to %s", who, task["uuid"], name, result.id,
+                 queue or "the default queue")
+        return {"ok": True, "task_id": result.id, "error": None}
 
     def revoke(self, uuid: str, terminate: bool = False, signal: str = "TERM", who: str = "?") -> ActionResult:
         """Revoke a task: a worker that receives it later discards it. With ``terminate``, a worker

@@ -198,6 +198,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "DROP TABLE tasks_fts",
         *_fts_schema(FTS_FIELDS, rebuild=True),
     ),
+    (  # 5: a task retried from the dashboard and the new task it was sent as
+        """CREATE TABLE task_links (
+            old TEXT NOT NULL, new TEXT NOT NULL, at REAL NOT NULL,
+            PRIMARY KEY (old, new)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX task_links_new ON task_links (new)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -469,6 +476,19 @@ class TaskStore:
         task = self._shapes(conn, [row])[0]
         task["events"] = self._events(conn, [row[0]])[row[0]]
         return task
+
+    def link_retry(self, old: str, new: str, at: float) -> None:
+        """Remember that task ``old`` was retried as the new task ``new``."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.execute("INSERT OR IGNORE INTO task_links (old, new, at) VALUES (?, ?, ?)", (old, new, at))
+
+    def links(self, uuid: str) -> tuple[str | None, list[str]]:
+        """Return the task ``uuid`` was retried from (or None) and the tasks it was retried as, oldest first."""
+        conn = self._conn()
+        row = conn.execute("SELECT old FROM task_links WHERE new = ? ORDER BY at LIMIT 1", (uuid,)).fetchone()
+        newer = [r[0] for r in conn.execute("SELECT new FROM task_links WHERE old = ? ORDER BY at", (uuid,))]
+        return (row[0] if row else None), newer
 
     def exists(self, uuid: str) -> bool:
         """Return whether the history holds this task."""

@@ -147,3 +147,33 @@ def test_bad_worker_and_queue_actions_get_a_clear_error(cluster: tuple[Dashboard
     dashboard, _ = cluster
     answer = post(dashboard, path, body)
     assert answer.status_code == status and message in answer.json()["error"], answer.text
+
+
+def test_retry_a_revoked_task_exactly_then_with_edited_arguments(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    busy = send(app, "slow_report", 2, queue="actions-q")
+    wait_state(dashboard, busy, "STARTED")
+    old = send(app, "add", 40, 2, queue="actions-q")
+    wait_until(lambda: dashboard.task(old), 10, message="queued task never seen")
+    assert post(dashboard, f"/api/tasks/{old}/revoke", {}).json()["ok"]
+    wait_state(dashboard, old, "REVOKED")
+
+    preflight = dashboard.get(f"/api/tasks/{old}/retry").json()
+    assert preflight == {"retryable": True, "reason": None, "name": "dashboard.demo.tasks.add", "args": [40, 2],
+                         "kwargs": {}, "queue": "actions-q"}
+    sent = post(dashboard, f"/api/tasks/{old}/retry", {}).json()
+    assert sent["ok"] is True and sent["error"] is None and sent["task_id"] != old
+    new = wait_state(dashboard, sent["task_id"], "SUCCESS")
+    assert new["result"] == "42" and new["queue"] == "actions-q"
+    assert dashboard.get(f"/api/tasks/{sent['task_id']}").json()["retry_of"] == old
+    assert dashboard.get(f"/api/tasks/{old}").json()["retried_as"] == [sent["task_id"]]
+
+    edited = post(dashboard, f"/api/tasks/{old}/retry", {"args": [1, 1]}).json()
+    assert wait_state(dashboard, edited["task_id"], "SUCCESS")["result"] == "2"
+    assert dashboard.get(f"/api/tasks/{old}").json()["retried_as"] == [sent["task_id"], edited["task_id"]]
+
+    refused = post(dashboard, f"/api/tasks/{edited['task_id']}/retry", {})
+    assert refused.status_code == 409 and "only failed, revoked, rejected or lost" in refused.json()["error"]
+    bad = post(dashboard, f"/api/tasks/{old}/retry", {"args": {"x": 1}})
+    assert bad.status_code == 400 and "args: expected a JSON array" in bad.json()["error"]

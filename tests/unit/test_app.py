@@ -223,10 +223,34 @@ def test_every_action_is_refused_when_actions_are_off(tmp_path: Path, flags: dic
     app = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading", **flags))
     try:
         client = app.test_client()
-        for path in ("/api/tasks/t1/revoke", "/api/workers/w@h/ping", "/api/workers/w@h/shutdown",
+        for path in ("/api/tasks/t1/revoke", "/api/tasks/t1/retry", "/api/workers/w@h/ping", "/api/workers/w@h/shutdown",
                      "/api/queues/celery/purge"):
             answer = client.post(path, json={}, headers={"Host": "127.0.0.1"})
             assert answer.status_code == 403 and "actions are off" in answer.get_json()["error"], path
         assert b'"actions":false' in client.get("/", headers={"Host": "127.0.0.1"}).data
     finally:
         app.extensions["dashboard"].close()
+
+
+def test_a_retry_preflight_says_why_a_task_cannot_be_retried(client: FlaskClient, feed: Feed,
+                                                            dashboard: Dashboard) -> None:
+    feed([{"type": "worker-heartbeat", "hostname": "w@h", "timestamp": 1e9, "freq": 2.0, "active": 0},
+          {"type": "task-failed", "uuid": "cut", "hostname": "w@h", "timestamp": 1e9, "name": "app.add",
+           "args": "(1, ...)", "kwargs": "{}", "exception": "E"},
+          {"type": "task-failed", "uuid": "odd", "hostname": "w@h", "timestamp": 1e9, "name": "app.gone",
+           "args": "(1,)", "kwargs": "{}", "exception": "E"},
+          {"type": "task-failed", "uuid": "ok", "hostname": "w@h", "timestamp": 1e9, "name": "app.add",
+           "args": "(1,)", "kwargs": "{}", "exception": "E"},
+          {"type": "task-succeeded", "uuid": "done", "hostname": "w@h", "timestamp": 1e9, "name": "app.add"}])
+    def preflight(uuid: str) -> dict[str, Any]:
+        return strict_json(client.get(f"/api/tasks/{uuid}/retry").data)
+    assert "no online worker has reported its registered tasks yet" in preflight("ok")["reason"]
+    dashboard.cluster.apply_inspect({"w@h": {"registered": ["app.add [rate_limit=10/m]"]}}, {}, 1e9)
+    assert preflight("ok") == {"retryable": True, "reason": None, "name": "app.add", "args": [1], "kwargs": {},
+                               "queue": None}
+    assert "its arguments are not known exactly: the args were cut by the worker" in preflight("cut")["reason"]
+    assert preflight("odd")["reason"] == "no online worker has app.gone registered"
+    assert "a SUCCESS task is not retried" in preflight("done")["reason"]
+    answer = client.post("/api/tasks/cut/retry", json={"args": [1, 2]})
+    assert answer.status_code == 409 and "not known exactly" in answer.get_json()["error"]
+    assert client.get("/api/tasks/nope/retry").status_code == 404

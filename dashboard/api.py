@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .cluster import Cluster
 from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
-from .model import TASK_STATES
+from .model import READY_STATES, TASK_STATES
 from .state import event_key
 from .store import StoreQueryError, TaskStore
 
@@ -115,27 +115,33 @@ def tasks() -> Response:
     for name in TASK_PARAMS:  # full-text search stops reading at a NUL: refuse it in every parameter alike
         if any("\0" in value for value in args.getlist(name)):
             raise BadRequest(f"{name}: contains a NUL character")
-    sort_key, descending = _sort(args.get("sort"))
-    query = {
-        "states": _states(args.get("state")) or None,
-        "name": args.get("name") or None,
-        "worker": args.get("worker") or None,
-        "queue": args.get("queue") or None,
-        "q": (args.get("q") or "").strip() or None,
-        "since": _timestamp(args.get("since"), "since"),
-        "until": _timestamp(args.get("until"), "until"),
-        "time_field": _choice(args.get("time"), "time", TIME_FIELDS),
-        "sort": sort_key,
-        "descending": descending,
-        "limit": _int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        "cursor": args.get("cursor") or None,
-    }
+    query = _task_query(args.get)
     dashboard = current_app.extensions["dashboard"]
     try:  # from the store, which the history writer brings up to date every 500 ms
         page = dashboard.run_blocking(_query_store, dashboard.store, query)
     except StoreQueryError as exc:
         raise BadRequest(str(exc)) from None
     return jsonify(page)
+
+
+def _task_query(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """The store query of ``GET /api/tasks``'s parameters (``get(name)`` reads one)."""
+    args = get
+    sort_key, descending = _sort(args("sort"))  # the parameters as GET /api/tasks reads them
+    return {
+        "states": _states(args("state")) or None,
+        "name": args("name") or None,
+        "worker": args("worker") or None,
+        "queue": args("queue") or None,
+        "q": (args("q") or "").strip() or None,
+        "since": _timestamp(args("since"), "since"),
+        "until": _timestamp(args("until"), "until"),
+        "time_field": _choice(args("time"), "time", TIME_FIELDS),
+        "sort": sort_key,
+        "descending": descending,
+        "limit": _int(args("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        "cursor": args("cursor") or None,
+    }
 
 
 def _query_store(store: TaskStore, query: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +212,104 @@ def purge_queue(name: str) -> Response | tuple[Response, int]:
     settings = dashboard.settings
     return jsonify(dashboard.control.purge(name, dict(settings.broker_transport_options or {}),
                                            who=request.remote_addr or "?"))
+
+
+#: The ``GET /api/tasks`` parameters a bulk action's filter takes (it always covers the newest first).
+BULK_FILTER_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time")
+#: Tasks a bulk dry run lists (it counts them all).
+BULK_LISTED = 100
+
+
+@bp.post("/tasks/bulk")
+def bulk_tasks() -> Response | tuple[Response, int]:
+    """Revoke or retry every stored task matching a ``/tasks`` filter: a dry run first, then the real one."""
+    dashboard = current_app.extensions["dashboard"]
+    refused = dashboard.settings.actions_refused
+    if refused:
+        return error(refused, 403)
+    body = _json_object()
+    action = body.get("action")
+    if action not in ("revoke", "retry"):
+        raise BadRequest(f"action: expected revoke or retry, got {action!r}")
+    dry_run = body.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise BadRequest(f"dry_run: expected true or false, got {dry_run!r}")
+    flt = body.get("filter", {})
+    if not isinstance(flt, dict):
+        raise BadRequest("filter: expected a JSON object of GET /api/tasks parameters")
+    unknown = sorted(set(flt) - set(BULK_FILTER_PARAMS))
+    if unknown:
+        raise BadRequest(f"filter: unknown {', '.join(unknown)}; expected any of {', '.join(BULK_FILTER_PARAMS)}")
+    if not any(flt.get(key) not in (None, "", []) for key in BULK_FILTER_PARAMS):
+        raise BadRequest("filter: empty; a bulk action needs at least one filter")
+    limit = dashboard.settings.bulk_limit
+    query = _task_query(lambda key: _filter_text(flt, key))
+    query.update(limit=limit + 1, cursor=None, sort="received", descending=True)
+    try:
+        page = dashboard.run_blocking(_query_store, dashboard.store, query)
+    except StoreQueryError as exc:
+        raise BadRequest(str(exc)) from None
+    items = page["items"]
+    if len(items) > limit:
+        more = f"about {page['total']:,}" if page.get("total_is_estimate") else f"{page['total']:,}"
+        return error(f"the filter matches {more} tasks, more than --bulk-limit {limit:,}: narrow it", 400)
+    skipped: list[dict[str, Any]] = []
+    targets = items
+    if action == "revoke":  # a finished task has nothing left to revoke
+        targets = [item for item in items if item.get("state") not in READY_STATES]
+        skipped = [{"uuid": item["uuid"], "reason": f"already {item.get('state')}"} for item in items
+                   if item.get("state") in READY_STATES]
+    if action == "retry":
+        targets = []
+        for item in items:
+            preflight = _retry_preflight(item)
+            if preflight["retryable"]:
+                targets.append({**item, "_call": (preflight["args"], preflight["kwargs"])})
+            else:
+                skipped.append({"uuid": item["uuid"], "reason": preflight["reason"]})
+    count = len(targets)
+    if dry_run:
+        return jsonify({"ok": True, "dry_run": True, "action": action, "count": count,
+                        "tasks": [{"uuid": t["uuid"], "name": t.get("name"), "state": t.get("state")}
+                                  for t in targets[:BULK_LISTED]],
+                        "skipped": skipped[:BULK_LISTED], "skipped_count": len(skipped), "error": None})
+    confirm = body.get("confirm_count")
+    if confirm != count:
+        return error(f"confirm_count: the filter matches {count} tasks to {action} now, not {confirm!r}; "
+                     "run the dry run again and confirm its count", 409)
+    who = request.remote_addr or "?"
+    if not targets:
+        return jsonify({"ok": True, "dry_run": False, "action": action, "count": 0, "replies": [], "task_ids": [],
+                        "error": None})
+    if action == "revoke":
+        result = dashboard.control.revoke_many([t["uuid"] for t in targets], who=who)
+        return jsonify({**result, "dry_run": False, "action": action, "count": count, "task_ids": []})
+    sent_ids: list[str] = []
+    errors: list[str] = []
+    for target in targets:
+        args, kwargs = target.pop("_call")
+        sent = dashboard.control.retry(target, args, kwargs, who=who)
+        if sent["ok"]:
+            sent_ids.append(sent["task_id"])
+            dashboard.run_blocking(dashboard.store.link_retry, target["uuid"], sent["task_id"], time.time())
+        else:
+            errors.append(sent["error"])
+    return jsonify({"ok": not errors, "dry_run": False, "action": action, "count": count, "replies": [],
+                    "task_ids": sent_ids, "error": errors[0] if errors else None})
+
+
+def _filter_text(flt: dict[str, Any], key: str) -> str | None:
+    """One filter value as GET /api/tasks would get it in its query string."""
+    value = flt.get(key)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadRequest(f"filter.{key}: expected text or a number, got {value!r}")
+    if isinstance(value, str) and "\0" in value:
+        raise BadRequest(f"filter.{key}: contains a NUL character")
+    return str(value)
 
 
 def _json_object() -> dict[str, Any]:

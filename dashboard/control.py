@@ -241,6 +241,17 @@ class TaskControl:
                  queue or "the default queue")
         return {"ok": True, "task_id": result.id, "error": None}
 
+    def revoke_many(self, uuids: list[str], who: str = "?") -> ActionResult:
+        """Revoke these tasks in one request (a bulk revoke)."""
+        try:
+            replies = self.app.control.revoke(uuids, reply=True, timeout=REPLY_TIMEOUT_SECONDS)
+        except Exception as exc:
+            return self._failed(f"bulk revoke of {len(uuids)} tasks", exc, who)
+        answered = [mask_secrets(reply) for reply in replies or () if isinstance(reply, dict)]
+        log.info("action by %s: bulk revoke of %d tasks: %d workers replied", who, len(uuids), len(answered))
+        return {"ok": True, "replies": answered,
+                "error": None if answered else f"no worker replied within {REPLY_TIMEOUT_SECONDS:g} s"}
+
     def revoke(self, uuid: str, terminate: bool = False, signal: str = "TERM", who: str = "?") -> ActionResult:
         """Revoke a task: a worker that receives it later discards it. With ``terminate``, a worker
         running it now also kills it with ``signal`` (one of SIGNALS)."""

@@ -60,6 +60,7 @@ class Settings:
     purge_offline_after_seconds: float = 3600.0  # offline/lost workers leave the main list after this
     webhooks: tuple[str, ...] = ()  # URLs POSTed a JSON document on worker and queue alerts
     max_tasks_stored: int = 1_000_000  # tasks kept in the history database, newest kept
+    bulk_limit: int = 1_000  # most tasks one bulk action (revoke, retry) may touch
     max_age_seconds: float = 7 * 86400.0  # tasks older than this (by last update) are pruned
     keep_failed_seconds: float | None = None  # failed tasks kept this long instead, when set
     queue_interval_seconds: float = 1.0  # how often queue depths are sampled
@@ -235,6 +236,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("inspect-timeout", "inspect_timeout_seconds", _positive_float("inspect-timeout")),
     ("purge-offline-after", "purge_offline_after_seconds", _positive_float("purge-offline-after")),
     ("max-tasks-stored", "max_tasks_stored", _positive_int("max-tasks-stored")),
+    ("bulk-limit", "bulk_limit", _positive_int("bulk-limit")),
     ("max-age", "max_age_seconds", _duration("max-age")),
     ("keep-failed-days", "keep_failed_seconds", lambda raw: _positive_float("keep-failed-days")(raw) * 86400),
     ("queue-interval", "queue_interval_seconds", _positive_float("queue-interval")),

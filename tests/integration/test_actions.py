@@ -177,3 +177,39 @@ def test_retry_a_revoked_task_exactly_then_with_edited_arguments(cluster: tuple[
     assert refused.status_code == 409 and "only failed, revoked, rejected or lost" in refused.json()["error"]
     bad = post(dashboard, f"/api/tasks/{old}/retry", {"args": {"x": 1}})
     assert bad.status_code == 400 and "args: expected a JSON array" in bad.json()["error"]
+
+
+def test_bulk_revoke_with_its_dry_run_and_bulk_retry(cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    busy = send(app, "slow_report", 3, queue="actions-q")
+    wait_state(dashboard, busy, "STARTED")
+    queued = [send(app, "echo", "bulk-marker-7", n, queue="actions-q") for n in range(3)]
+    wait_until(lambda: dashboard.get("/api/tasks", params={"q": "bulk-marker-7"}).json()["total"] == 3, 15,
+               message="the queued tasks never reached the history")
+    flt = {"q": "bulk-marker-7"}
+    dry = post(dashboard, "/api/tasks/bulk", {"action": "revoke", "filter": flt, "dry_run": True}).json()
+    assert dry["count"] == 3 and sorted(t["uuid"] for t in dry["tasks"]) == sorted(queued)
+    wrong = post(dashboard, "/api/tasks/bulk", {"action": "revoke", "filter": flt, "dry_run": False,
+                                                "confirm_count": 2})
+    assert wrong.status_code == 409 and "matches 3 tasks" in wrong.json()["error"]
+    done = post(dashboard, "/api/tasks/bulk", {"action": "revoke", "filter": flt, "dry_run": False,
+                                               "confirm_count": 3}).json()
+    assert done["ok"] and done["count"] == 3
+    for task_id in queued:
+        wait_state(dashboard, task_id, "REVOKED")
+
+    wait_until(lambda: dashboard.get("/api/tasks", params={"q": "bulk-marker-7", "state": "REVOKED"}).json()["total"]
+               == 3, 10, message="the revoked states never reached the history")
+    dry = post(dashboard, "/api/tasks/bulk", {"action": "retry", "filter": {**flt, "state": "REVOKED"}}).json()
+    assert dry["count"] == 3 and dry["dry_run"] is True
+    sent = post(dashboard, "/api/tasks/bulk", {"action": "retry", "filter": {**flt, "state": "REVOKED"},
+                                               "dry_run": False, "confirm_count": 3}).json()
+    assert sent["ok"] and len(sent["task_ids"]) == 3
+    for task_id in sent["task_ids"]:
+        wait_state(dashboard, task_id, "SUCCESS")
+
+    empty = post(dashboard, "/api/tasks/bulk", {"action": "revoke", "filter": {}})
+    assert empty.status_code == 400 and "a bulk action needs at least one filter" in empty.json()["error"]
+    bad = post(dashboard, "/api/tasks/bulk", {"action": "delete", "filter": flt})
+    assert bad.status_code == 400 and "action: expected revoke or retry" in bad.json()["error"]

@@ -254,3 +254,21 @@ def test_a_retry_preflight_says_why_a_task_cannot_be_retried(client: FlaskClient
     answer = client.post("/api/tasks/cut/retry", json={"args": [1, 2]})
     assert answer.status_code == 409 and "not known exactly" in answer.get_json()["error"]
     assert client.get("/api/tasks/nope/retry").status_code == 404
+
+
+def test_a_bulk_action_beyond_the_limit_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    app = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading", bulk_limit=2))
+    dashboard = app.extensions["dashboard"]
+    try:
+        collector = dashboard.collector
+        collector.apply_events(collector.take(
+            [{"type": "task-received", "uuid": f"b{n}", "hostname": "w", "timestamp": 1e9 + n, "name": "app.bulk"}
+             for n in range(3)], lambda event: (event["type"], event)))
+        assert dashboard.history.close()
+        answer = app.test_client().post("/api/tasks/bulk", json={"action": "revoke", "filter": {"name": "app.bulk"}})
+        assert answer.status_code == 400
+        assert answer.get_json()["error"] == "the filter matches 3 tasks, more than --bulk-limit 2: narrow it"
+        bad = app.test_client().post("/api/tasks/bulk", json={"action": "revoke", "filter": {"sort": "name"}})
+        assert bad.status_code == 400 and "filter: unknown sort" in bad.get_json()["error"]
+    finally:
+        dashboard.store.close()

@@ -7,10 +7,10 @@ from typing import Any, Iterator
 
 import pytest
 import requests
-from playwright.sync_api import Locator, Page, Request, expect
+from playwright.sync_api import Locator, Page, expect
 
-from helpers import (DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
-                     wait_until, wait_worker_online)
+from helpers import (DashboardProc, dashboard_with_worker, producer_app, record_posts, send, start_dashboard,
+                     wait_broker_connected, wait_until)
 
 pytestmark = pytest.mark.browser
 
@@ -23,19 +23,10 @@ WAIT_MS = 20_000
 @pytest.fixture(scope="module")
 def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
     broker = f"redis://127.0.0.1:{redis_port}/14"
-    log_dir = tmp_path_factory.mktemp("task-actions")
-    dashboard = start_dashboard(broker, log_dir)
-    worker: Proc | None = None
-    try:
-        wait_broker_connected(dashboard)
-        # prefork with one slot: a task sent while the slot is busy waits in the worker, where a revoke reaches it
-        worker = start_worker(broker, "actor", log_dir, concurrency=1, queues=QUEUE, pool="prefork")
-        wait_worker_online(dashboard, WORKER, worker=worker)
+    # prefork with one slot: a task sent while the slot is busy waits in the worker, where a revoke reaches it
+    with dashboard_with_worker(broker, tmp_path_factory.mktemp("task-actions"), "actor", queues=QUEUE,
+                               pool="prefork", concurrency=1) as (dashboard, _):
         yield dashboard, broker
-    finally:
-        if worker is not None:
-            worker.stop()
-        dashboard.stop()
 
 
 def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
@@ -46,17 +37,6 @@ def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: floa
 def state_badge(page: Page) -> Locator:
     return page.locator('[data-panel="task-detail"] .task-title [data-field="state"]')
 
-
-def record_posts(page: Page) -> list[str]:
-    """Record the URL of every POST the page sends from now on."""
-    posts: list[str] = []
-
-    def record(request: Request) -> None:
-        if request.method == "POST":
-            posts.append(request.url)
-
-    page.on("request", record)
-    return posts
 
 
 def assert_facts(dialog: Locator, expected: list[tuple[str, str]]) -> None:

@@ -1,5 +1,6 @@
 // Task actions (revoke, terminate), DOM-free: which actions a task offers, what the confirmation
-// names, the request body, and an answer of POST /api/tasks/<uuid>/revoke as lines of text.
+// names, the request body, and an answer of POST /api/tasks/<uuid>/revoke (or of any action that
+// gathers the workers' replies) as lines of text.
 
 /** States after which a task runs no more: nothing to revoke. */
 export const FINISHED_STATES = new Set(["SUCCESS", "FAILURE", "REVOKED", "REJECTED"]);
@@ -69,8 +70,8 @@ export function confirmation(kind, task, signal) {
   };
 }
 
-/** One worker's reply as text: "host: what it said". */
-function replyLines(reply) {
+/** One worker's reply as lines of text: "host: what it said". */
+export function replyLines(reply) {
   if (!reply || typeof reply !== "object" || Array.isArray(reply)) return [`(unreadable reply) ${text(reply)}`];
   return Object.entries(reply).map(([hostname, answer]) => {
     if (answer && typeof answer === "object" && !Array.isArray(answer)) {
@@ -98,8 +99,22 @@ function text(value) {
  *   the HTTP status and parsed JSON body (null when not JSON), or the network error's message
  * @returns {{level: "ok"|"warning"|"error", summary: string, lines: string[]}}
  */
-export function outcome(kind, signal, { status = 0, statusText = "", body = null, networkError = null } = {}) {
-  const action = actionLabel(kind, signal);
+export function outcome(kind, signal, answer) {
+  return answerOutcome(actionLabel(kind, signal), answer);
+}
+
+/**
+ * Turn the answer of any action that gathers replies (`{ok, replies, error}`) into what the page
+ * shows, naming it `action` ("Ping", "Revoke").
+ * @param {string} action the name of the action as the page says it
+ * @param {{status?: number, statusText?: string, body?: any, networkError?: string}} answer
+ *   the HTTP status and parsed JSON body (null when not JSON), or the network error's message
+ * @param {{quietIsFine?: boolean}} options `quietIsFine`: no reply and no error is not a warning
+ *   (a worker told to shut down may go before it answers)
+ * @returns {{level: "ok"|"warning"|"error", summary: string, lines: string[]}}
+ */
+export function answerOutcome(action, { status = 0, statusText = "", body = null, networkError = null } = {},
+  { quietIsFine = false } = {}) {
   if (networkError !== null) {
     return { level: "error", summary: `${action} not sent: could not reach the dashboard.`, lines: [networkError] };
   }
@@ -116,6 +131,7 @@ export function outcome(kind, signal, { status = 0, statusText = "", body = null
     return { level: "error", summary: `${action} failed.`, lines: [error ?? "the request did not reach the broker", ...lines] };
   }
   if (lines.length === 0) {
+    if (quietIsFine && !error) return { level: "ok", summary: `${action} sent; no reply (it may have gone before answering).`, lines: [] };
     return { level: "warning", summary: `${action} sent, but no worker replied.`, lines: error ? [error] : [] };
   }
   const count = `${lines.length} worker${lines.length === 1 ? "" : "s"}`;

@@ -1,0 +1,162 @@
+// A worker's Control section: ping, task events, pool size and autoscale, consumers (add one here,
+// cancel one beside each queue it consumes), rate and time limits of a task type, pool restart and
+// shutdown (both asked first in a <dialog> naming the worker). The worker's reply, or why nothing
+// was done, shows in the section's status area; after a change to its pool or queues the page
+// inspects the worker again (its Refresh button) until the facts and lists show the change.
+
+import {
+  SETTLE_EVERY_MS, SETTLE_LIMIT_MS, changeSeen, describeAction, isDestructive, processCount, refreshesAfter,
+  someWorkerAgreed, workerActionBody, workerActionLabel, workerConfirmation, workerOutcome,
+} from "../helpers/worker_actions.js";
+import { ACTIONS_OFF } from "../helpers/task_actions.js";
+import { confirmDialog, postAction, showOutcome } from "./action_ui.js";
+
+const INPUTS = ["n", "max", "min", "queue", "task", "rate", "soft", "hard"];
+
+/**
+ * Mount the Control section (`[data-worker-control]`) of the worker page `root`.
+ * @param {{hostname: string, enabled: boolean}} options `enabled`: the dashboard takes actions
+ */
+export function mountWorkerActions(root, { hostname, enabled }) {
+  const control = root.querySelector("[data-worker-control]");
+  if (!control) return;
+  const base = `/api/workers/${encodeURIComponent(hostname)}`;
+  const groups = control.querySelector("[data-control-groups]");
+  const off = control.querySelector('[data-field="control-off"]');
+  const outcomeArea = control.querySelector("[data-action-outcome]");
+  const taskSelect = control.querySelector('[data-input="task"]');
+  const refreshButton = root.querySelector("[data-refresh]");
+  const registered = root.querySelector('[data-section="registered"] [data-list]');
+  const consumed = root.querySelector('[data-section="active_queues"] [data-list]');
+  const processesField = root.querySelector('[data-field="processes"]');
+  const ask = confirmDialog(control);
+  let sending = false;
+  let settling = 0; // the round of inspects after the latest action that changes the pool or queues
+
+  off.textContent = ACTIONS_OFF;
+  off.hidden = enabled;
+  groups.hidden = !enabled;
+  if (!enabled) return;
+
+  function inputs() {
+    const values = {};
+    for (const key of INPUTS) {
+      const input = control.querySelector(`[data-input="${key}"]`);
+      // A number field holding something it cannot read says "" like an empty one: not the same.
+      values[key] = input?.validity?.badInput ? "?" : input?.value ?? "";
+    }
+    return values;
+  }
+
+  /** The queue named in the row of a Cancel button of the Queues consumed list. */
+  function rowQueue(button) {
+    return button.closest("tr")?.querySelector('[data-field="name"]')?.textContent ?? "";
+  }
+
+  function setBusy() {
+    for (const button of root.querySelectorAll("[data-worker-action]")) button.disabled = sending;
+    control.toggleAttribute("aria-busy", sending);
+  }
+
+  async function run(action, button) {
+    if (sending) return;
+    const label = workerActionLabel(action);
+    const built = workerActionBody(action, action === "cancel-consumer" ? { queue: rowQueue(button) } : inputs());
+    if (!built.ok) {
+      showOutcome(outcomeArea, { level: "error", summary: `${label}: nothing sent.`, lines: [built.error] });
+      return;
+    }
+    if (isDestructive(action) && !(await ask(workerConfirmation(action, hostname), button))) return;
+    const before = shownState();
+    sending = true;
+    setBusy();
+    showOutcome(outcomeArea, { level: "pending", summary: `${describeAction(action, built.body)}: sending…`, lines: [] });
+    const answer = await postAction(`${base}/${action}`, built.body);
+    sending = false;
+    setBusy();
+    const shown = workerOutcome(action, answer, built.body);
+    showOutcome(outcomeArea, shown);
+    if (refreshesAfter(action) && someWorkerAgreed(answer.body)) settle(action, built.body, before);
+  }
+
+  /** What the last inspect shows of the pool and the queues consumed. */
+  function shownState() {
+    return {
+      processes: processCount(processesField?.textContent),
+      queues: [...(consumed?.querySelectorAll('[data-field="name"]') ?? [])].map((node) => node.textContent),
+    };
+  }
+
+  /**
+   * Inspect the worker again (the page's Refresh) until the change `action` makes shows: a pool
+   * resizes, and a consumer starts or stops, a few seconds after the worker replied.
+   */
+  async function settle(action, body, before) {
+    const round = ++settling; // a later action's rounds replace these
+    const deadline = Date.now() + SETTLE_LIMIT_MS;
+    for (;;) {
+      await inspectOnce();
+      if (round !== settling || changeSeen(action, body, before, shownState()) || Date.now() >= deadline) return;
+      await new Promise((resolve) => { setTimeout(resolve, SETTLE_EVERY_MS); });
+      if (round !== settling) return;
+    }
+  }
+
+  /** Resolve once no inspect is under way (the Refresh button is enabled). */
+  function refreshIdle() {
+    return new Promise((resolve) => {
+      if (!refreshButton.disabled) {
+        resolve();
+        return;
+      }
+      const observer = new MutationObserver(() => {
+        if (refreshButton.disabled) return;
+        observer.disconnect();
+        resolve();
+      });
+      observer.observe(refreshButton, { attributes: true, attributeFilter: ["disabled"] });
+    });
+  }
+
+  /** Inspect the worker through the page's Refresh, after any inspect under way; resolve when done. */
+  async function inspectOnce() {
+    if (!refreshButton) return;
+    await refreshIdle();
+    refreshButton.click();
+    await refreshIdle();
+  }
+
+  /** Offer the task types the worker registered (as the Registered list shows them after an inspect). */
+  function renderTaskOptions() {
+    const names = [...new Set([...(registered?.querySelectorAll('[data-field="name"]') ?? [])].map((node) => node.textContent))]
+      .filter(Boolean).sort((a, b) => a.localeCompare(b));
+    const chosen = taskSelect.value;
+    const placeholder = document.createElement("option");
+    placeholder.value = "";
+    placeholder.textContent = names.length ? "Choose a task type" : "None known: Refresh to inspect";
+    taskSelect.replaceChildren(placeholder, ...names.map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      return option;
+    }));
+    taskSelect.value = names.includes(chosen) ? chosen : "";
+  }
+
+  /** Name each Cancel button of the Queues consumed list after its queue. */
+  function labelCancelButtons() {
+    for (const button of consumed?.querySelectorAll('[data-worker-action="cancel-consumer"]') ?? []) {
+      button.setAttribute("aria-label", `Cancel consumer of ${rowQueue(button)}`);
+      button.disabled = sending;
+    }
+  }
+
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest?.("[data-worker-action]");
+    if (button && root.contains(button)) run(button.dataset.workerAction, button);
+  });
+  if (registered) new MutationObserver(renderTaskOptions).observe(registered, { childList: true });
+  if (consumed) new MutationObserver(labelCancelButtons).observe(consumed, { childList: true });
+  renderTaskOptions();
+  labelCancelButtons();
+}

@@ -4,6 +4,7 @@
 #   ./dashboard.sh [FLAGS]         the demo: dashboard + two real workers + a producer, no server needed
 #                                  (run.py FLAGS, e.g. --port 5556; also ./dashboard.sh demo FLAGS)
 #   ./dashboard.sh run [FLAGS]     the dashboard against your broker (run.py FLAGS, e.g. --broker redis://host:6379/0)
+#   ./dashboard.sh auth ...        users and API tokens of an --auth-file (add-user, add-token, list, remove)
 #   ./dashboard.sh test [ARGS]     the whole test suite (ARGS go to pytest)
 #   ./dashboard.sh bench [ARGS]    the comparison benchmark against Flower (bench/compare.py ARGS, e.g. --quick)
 #
@@ -91,7 +92,8 @@ esac
 case "$command" in
     demo) ensure_venv; exec "$PY" run.py --demo "$@" ;;
     run) ensure_venv; exec "$PY" run.py "$@" ;;
+    auth) ensure_venv; exec "$PY" run.py auth "$@" ;;
     test) run_tests "$@" ;;
     bench) exec python3 bench/compare.py "$@" ;;
-    *) echo "usage: $0 [demo] [FLAGS] | run FLAGS | test [PYTEST_ARGS] | bench [COMPARE_ARGS]  (FLAGS: run.py's, e.g. --port 5556)" >&2; exit 2 ;;
+    *) echo "usage: $0 [demo] [FLAGS] | run FLAGS | auth COMMAND | test [PYTEST_ARGS] | bench [COMPARE_ARGS]  (FLAGS: run.py's, e.g. --port 5556)" >&2; exit 2 ;;
 esac

@@ -1,15 +1,20 @@
 """A live monitoring dashboard for Celery: ``create_app`` builds it, ``Dashboard.start`` runs it."""
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from flask import Flask, Response, jsonify, render_template, request
+from urllib.parse import quote
+
+from flask import Flask, Response, g, has_request_context, jsonify, redirect, render_template, request
 from flask_socketio import SocketIO
 
+from .access import LOCAL, Access, Identity
 from .alerts import WebhookNotifier
+from .auth import AuthFile, Principal
 from .cluster import Cluster
 from .control import TaskControl
 from .inspector import WorkerInspector
@@ -30,6 +35,8 @@ RunBlocking = Callable[..., Any]
 
 #: Longest wait at shutdown for the receive loop to end before the last write, in seconds.
 CLOSE_WAIT_SECONDS = 5.0
+#: Paths anyone may reach: the login page, and the load balancers' check.
+PUBLIC_PATHS = frozenset(("/login", "/healthcheck"))
 #: The repository root, where templates/ and static/ live.
 ROOT = Path(__file__).resolve().parent.parent
 #: Sent with every response: no inline script or style, no framing, nothing from elsewhere.
@@ -49,12 +56,17 @@ class Dashboard:
     def __init__(self, settings: Settings, socketio: SocketIO, run_blocking: RunBlocking) -> None:
         self.settings = settings
         self.started = False  # the background loops run (``start``)
+        self.access = Access(AuthFile(settings.auth_file) if settings.auth_file else None, settings.session_hours)
+        if self.access.auth is not None:
+            self.access.auth.on_change = lambda change: self.record(
+                "auth-file-changed", settings.auth_file, change, "read again",
+                who=Principal("auth-file", "admin", "file"))
         self.run_blocking = run_blocking
         self.socketio = socketio
         self.cluster = Cluster.build(settings, build_queue_book(settings))  # the model: read and written only here
         self.collector = EventCollector(settings, sleep=socketio.sleep, cluster=self.cluster,
                                         on_alert=self.on_alert)
-        self.hub = LiveHub(socketio, self.collector, settings)
+        self.hub = LiveHub(socketio, self.collector, settings, self.access)
         self.inspector = WorkerInspector(self.collector)
         self.sampler = QueueSampler(self.collector, self.on_alert)
         self.store = TaskStore(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
@@ -63,6 +75,21 @@ class Dashboard:
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
                                    self.collector.count_internal_error)
+
+    def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
+               who: Principal | None = None) -> None:
+        """Add an entry to the audit log: who (the request's principal unless given), from where, what,
+        on what, with what, and how it went. A storage failure is logged; it never fails the action."""
+        identity = g.get("identity") if has_request_context() else None
+        principal = who or (identity.principal if identity else LOCAL)
+        entry = {"at": time.time(), "who": principal.name, "role": principal.role,
+                 "address": request.remote_addr if has_request_context() else None, "action": action,
+                 "target": target, "params": params, "outcome": outcome, "replies": replies}
+        try:
+            self.run_blocking(self.store.audit, entry)
+        except Exception as exc:  # the disk, or a bug: either way the action itself already happened
+            log.error("audit entry %s on %s by %s not stored: %s: %s", action, target, principal.name,
+                      type(exc).__name__, exc)
 
     def on_alert(self, alert: Alert) -> None:
         """Send a worker or queue alert to the webhooks and to the pages."""
@@ -132,8 +159,27 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     socketio.on_namespace(LiveNamespace(dashboard.hub))
 
     from . import api, views
+    app.jinja_env.filters["audit_time"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
+
+    @app.before_request
+    def _authenticate() -> Any:
+        """Every page, API call and POST needs credentials when an auth file is configured (see access.py)."""
+        if request.path.startswith("/static/") or request.path in PUBLIC_PATHS:
+            return None
+        identity = dashboard.access.identify(request.headers, request.cookies, request.remote_addr or "?")
+        if identity is None:
+            if request.path.startswith("/api/"):
+                return (jsonify(error="authentication required: log in, or send Authorization: Bearer TOKEN"), 401,
+                        {"WWW-Authenticate": 'Bearer realm="dashboard"'})
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
+        g.identity = identity
+        if request.method not in ("GET", "HEAD", "OPTIONS") and identity.csrf is not None \
+                and not hmac.compare_digest(request.headers.get("X-CSRF-Token") or request.form.get("csrf", ""),
+                                            identity.csrf):
+            return jsonify(error="missing or wrong CSRF token (X-CSRF-Token)"), 403
+        return None
 
     @app.after_request
     def _headers(response: Response) -> Response:

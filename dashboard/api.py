@@ -9,8 +9,9 @@ import math
 import time
 from typing import Any, Callable
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from .access import LOCAL
 from .cluster import Cluster
 from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
 from .model import READY_STATES, TASK_STATES
@@ -59,6 +60,33 @@ def _refuse_cross_site_posts() -> tuple[Response, int] | None:
 @bp.errorhandler(BadRequest)
 def _bad_request(exc: BadRequest) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 400
+
+
+def _denied(role: str) -> tuple[Response, int] | None:
+    """A 403 when the request's principal is weaker than ``role`` (see auth.ROLES), else None; a refusal
+    is audited too."""
+    identity = g.get("identity")
+    principal = identity.principal if identity else LOCAL
+    if principal.may(role):
+        return None
+    message = f"the {role} role is needed; {principal.name} is {principal.role}"
+    current_app.extensions["dashboard"].record(f"{request.method} {request.path}", None, None, f"refused: {message}")
+    return error(message, 403)
+
+
+def _who() -> str:
+    """Who asked, for the log: the principal and the address."""
+    identity = g.get("identity")
+    principal = identity.principal if identity else LOCAL
+    return f"{principal.name} ({request.remote_addr or '?'})"
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    """An action's outcome in a few words, for the audit log."""
+    if not result["ok"]:
+        return f"failed: {result['error']}"
+    replied = len(result.get("replies") or [])
+    return f"sent; {replied} replied" + (f" ({result['error']})" if result.get("error") else "")
 
 
 def error(message: str, status: int) -> tuple[Response, int]:
@@ -166,6 +194,9 @@ def revoke_task(uuid: str) -> Response | tuple[Response, int]:
     refused = dashboard.settings.actions_refused
     if refused:
         return error(refused, 403)
+    denied = _denied("operator")
+    if denied:
+        return denied
     body = _json_object()
     terminate = body.get("terminate", False)
     if not isinstance(terminate, bool):
@@ -176,9 +207,12 @@ def revoke_task(uuid: str) -> Response | tuple[Response, int]:
     if task_detail(uuid) is None:
         return error(f"unknown task: {uuid}", 404)
     try:
-        return jsonify(dashboard.control.revoke(uuid, terminate, signal.upper(), who=request.remote_addr or "?"))
+        result = dashboard.control.revoke(uuid, terminate, signal.upper(), who=_who())
     except ActionError as exc:
         raise BadRequest(str(exc)) from None
+    dashboard.record("terminate" if terminate else "revoke", uuid, {"signal": signal.upper()} if terminate else {},
+                     _outcome(result), result["replies"])
+    return jsonify(result)
 
 
 @bp.post("/workers/<path:hostname>/<action>")
@@ -190,13 +224,18 @@ def worker_action(hostname: str, action: str) -> Response | tuple[Response, int]
         return error(refused, 403)
     if action not in WORKER_ACTIONS:
         return error(f"unknown action: {action}; expected one of {', '.join(WORKER_ACTIONS)}", 404)
+    denied = _denied(WORKER_ACTIONS[action][3])
+    if denied:
+        return denied
     body = _json_object()
     if not dashboard.cluster.worker_known(hostname):
         return error(f"unknown worker: {hostname}", 404)
     try:
-        return jsonify(dashboard.control.worker(hostname, action, body, who=request.remote_addr or "?"))
+        result = dashboard.control.worker(hostname, action, body, who=_who())
     except ActionError as exc:
         raise BadRequest(str(exc)) from None
+    dashboard.record(f"worker-{action}", hostname, body, _outcome(result), result["replies"])
+    return jsonify(result)
 
 
 @bp.post("/queues/<path:name>/purge")
@@ -206,12 +245,17 @@ def purge_queue(name: str) -> Response | tuple[Response, int]:
     refused = dashboard.settings.actions_refused
     if refused:
         return error(refused, 403)
+    denied = _denied("admin")
+    if denied:
+        return denied
     _json_object()
     if not dashboard.cluster.queue_known(name):
         return error(f"unknown queue: {name}", 404)
     settings = dashboard.settings
-    return jsonify(dashboard.control.purge(name, dict(settings.broker_transport_options or {}),
-                                           who=request.remote_addr or "?"))
+    result = dashboard.control.purge(name, dict(settings.broker_transport_options or {}), who=_who())
+    dashboard.record("queue-purge", name, {}, f"purged {result['purged']}" if result["ok"] else
+                     f"failed: {result['error']}")
+    return jsonify(result)
 
 
 #: The ``GET /api/tasks`` parameters a bulk action's filter takes (it always covers the newest first).
@@ -227,6 +271,9 @@ def bulk_tasks() -> Response | tuple[Response, int]:
     refused = dashboard.settings.actions_refused
     if refused:
         return error(refused, 403)
+    denied = _denied("operator")
+    if denied:
+        return denied
     body = _json_object()
     action = body.get("action")
     if action not in ("revoke", "retry"):
@@ -269,6 +316,7 @@ def bulk_tasks() -> Response | tuple[Response, int]:
                 skipped.append({"uuid": item["uuid"], "reason": preflight["reason"]})
     count = len(targets)
     if dry_run:
+        dashboard.record(f"bulk-{action} (dry run)", None, {"filter": flt}, f"{count} would be touched")
         return jsonify({"ok": True, "dry_run": True, "action": action, "count": count,
                         "tasks": [{"uuid": t["uuid"], "name": t.get("name"), "state": t.get("state")}
                                   for t in targets[:BULK_LISTED]],
@@ -277,12 +325,14 @@ def bulk_tasks() -> Response | tuple[Response, int]:
     if confirm != count:
         return error(f"confirm_count: the filter matches {count} tasks to {action} now, not {confirm!r}; "
                      "run the dry run again and confirm its count", 409)
-    who = request.remote_addr or "?"
+    who = _who()
     if not targets:
         return jsonify({"ok": True, "dry_run": False, "action": action, "count": 0, "replies": [], "task_ids": [],
                         "error": None})
     if action == "revoke":
         result = dashboard.control.revoke_many([t["uuid"] for t in targets], who=who)
+        dashboard.record("bulk-revoke", None, {"filter": flt, "count": count, "uuids": [t["uuid"] for t in targets]},
+                         _outcome(result), result["replies"])
         return jsonify({**result, "dry_run": False, "action": action, "count": count, "task_ids": []})
     sent_ids: list[str] = []
     errors: list[str] = []
@@ -294,6 +344,9 @@ def bulk_tasks() -> Response | tuple[Response, int]:
             dashboard.run_blocking(dashboard.store.link_retry, target["uuid"], sent["task_id"], time.time())
         else:
             errors.append(sent["error"])
+    dashboard.record("bulk-retry", None, {"filter": flt, "count": count},
+                     f"{len(sent_ids)} sent" + (f", {len(errors)} failed: {errors[0]}" if errors else ""),
+                     {"task_ids": sent_ids})
     return jsonify({"ok": not errors, "dry_run": False, "action": action, "count": count, "replies": [],
                     "task_ids": sent_ids, "error": errors[0] if errors else None})
 
@@ -362,6 +415,22 @@ def _retry_preflight(detail: dict[str, Any]) -> dict[str, Any]:
     return preflight
 
 
+@bp.get("/audit")
+def audit_log() -> Response | tuple[Response, int]:
+    """The audit log, newest first (admin); ``before`` (an id), ``action`` and ``who`` narrow it."""
+    denied = _denied("admin")
+    if denied:
+        return denied
+    args = request.args
+    before = args.get("before")
+    if before is not None and not before.isdigit():
+        raise BadRequest(f"before: expected an entry id, got {before!r}")
+    dashboard = current_app.extensions["dashboard"]
+    return jsonify(dashboard.run_blocking(dashboard.store.audit_page, _int(args.get("limit"), "limit", 100, 1, 500),
+                                          int(before) if before else None, args.get("action") or None,
+                                          args.get("who") or None))
+
+
 @bp.get("/tasks/<uuid>/retry")
 def retry_preflight(uuid: str) -> Response | tuple[Response, int]:
     """What ``POST`` to this URL would send: name, exact args and kwargs, queue; or why it cannot."""
@@ -378,6 +447,9 @@ def retry_task(uuid: str) -> Response | tuple[Response, int]:
     refused = dashboard.settings.actions_refused
     if refused:
         return error(refused, 403)
+    denied = _denied("operator")
+    if denied:
+        return denied
     body = _json_object()
     detail = task_detail(uuid)
     if detail is None:
@@ -396,9 +468,11 @@ def retry_task(uuid: str) -> Response | tuple[Response, int]:
         check_plain(kwargs, "kwargs")
     except NotExact as exc:
         raise BadRequest(str(exc)) from None
-    sent = dashboard.control.retry(detail, args, kwargs, who=request.remote_addr or "?")
+    sent = dashboard.control.retry(detail, args, kwargs, who=_who())
     if sent["ok"]:
         dashboard.run_blocking(dashboard.store.link_retry, uuid, sent["task_id"], time.time())
+    dashboard.record("retry", uuid, {"args": args, "kwargs": kwargs, "edited": "args" in body or "kwargs" in body},
+                     f"sent as {sent['task_id']}" if sent["ok"] else f"failed: {sent['error']}")
     return jsonify({**sent, "replies": []})
 
 

@@ -149,19 +149,19 @@ def check_plain(value: Any, name: str, depth: int = 0) -> None:
     raise NotExact(f"the {name} hold a {type(value).__name__}, which JSON cannot carry")
 
 
-#: Worker actions: the path's name -> (Celery's remote-control command, argument parser, destructive).
-WORKER_ACTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], bool]] = {
-    "ping": ("ping", _nothing, False),
-    "enable-events": ("enable_events", _nothing, False),
-    "pool-grow": ("pool_grow", _pool, False),
-    "pool-shrink": ("pool_shrink", _pool, False),
-    "autoscale": ("autoscale", _autoscale, False),
-    "add-consumer": ("add_consumer", _consumer, False),
-    "cancel-consumer": ("cancel_consumer", _consumer, False),
-    "rate-limit": ("rate_limit", _rate_limit, False),
-    "time-limit": ("time_limit", _time_limit, False),
-    "pool-restart": ("pool_restart", _nothing, True),
-    "shutdown": ("shutdown", _nothing, True),
+#: Worker actions: the path's name -> (Celery's remote-control command, argument parser, destructive, role needed).
+WORKER_ACTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], bool, str]] = {
+    "ping": ("ping", _nothing, False, "operator"),
+    "enable-events": ("enable_events", _nothing, False, "operator"),
+    "pool-grow": ("pool_grow", _pool, False, "admin"),
+    "pool-shrink": ("pool_shrink", _pool, False, "admin"),
+    "autoscale": ("autoscale", _autoscale, False, "admin"),
+    "add-consumer": ("add_consumer", _consumer, False, "admin"),
+    "cancel-consumer": ("cancel_consumer", _consumer, False, "admin"),
+    "rate-limit": ("rate_limit", _rate_limit, False, "admin"),
+    "time-limit": ("time_limit", _time_limit, False, "admin"),
+    "pool-restart": ("pool_restart", _nothing, True, "admin"),
+    "shutdown": ("shutdown", _nothing, True, "admin"),
 }
 
 
@@ -200,7 +200,7 @@ class TaskControl:
         """Send one of WORKER_ACTIONS to one worker (``body`` holds its arguments) and gather its reply."""
         if action not in WORKER_ACTIONS:
             raise ActionError(f"action: expected one of {', '.join(WORKER_ACTIONS)}, got {action!r}")
-        command, parse, _ = WORKER_ACTIONS[action]
+        command, parse, _, _ = WORKER_ACTIONS[action]
         arguments = parse(body)
         what = f"{action} on {hostname}" + (f" {arguments}" if arguments else "")
         try:

@@ -48,6 +48,7 @@ class HistoryWriter:
         self.cluster = collector.cluster
         self.store = store
         self.run_blocking = run_blocking
+        self.audit_seconds = collector.settings.audit_seconds  # the audit log is kept at least this long
         self.stopping = False
         self.closed = False
         self.written_events = 0
@@ -196,6 +197,10 @@ class HistoryWriter:
             return
         if removed:
             log.info("pruned %d tasks from %s", removed, self.store.path)
+        try:
+            self.run_blocking(self.store.prune_audit, time.time() - self.audit_seconds)
+        except Exception as exc:
+            self._report(exc, "pruning the audit log of")
 
     def _report(self, exc: Exception, doing: str) -> None:
         """Log a failed store call: the disk or the file as a warning, anything else as the bug it is."""

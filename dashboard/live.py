@@ -17,6 +17,7 @@ from flask import request
 from flask_socketio import Namespace, SocketIO, emit
 
 from . import jsonio
+from .access import Access
 from .events import EventCollector
 from .settings import Settings
 from .shapes import Alert, Counters
@@ -65,7 +66,9 @@ class LiveHub:
     ``lock`` too. Each client's own ``send_lock`` keeps its messages in order.
     """
 
-    def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings) -> None:
+    def __init__(self, socketio: SocketIO, collector: EventCollector, settings: Settings,
+                 access: Access | None = None) -> None:
+        self.access = access  # who may connect (None: anyone who reached the server)
         self.socketio = socketio
         self.collector = collector
         self.cluster = collector.cluster
@@ -257,8 +260,16 @@ class LiveNamespace(Namespace):
         super().__init__(NAMESPACE)
         self.hub = hub
 
-    def on_connect(self, auth: Any = None) -> None:
+    def on_connect(self, auth: Any = None) -> bool:
+        """Refuse a connection without credentials when an auth file is configured (the same as a page's)."""
+        access = self.hub.access
+        if access is not None and access.enabled:
+            token = auth.get("token") if isinstance(auth, dict) and isinstance(auth.get("token"), str) else None
+            headers = {"Authorization": f"Bearer {token}"} if token else dict(request.headers)
+            if access.identify(headers, request.cookies, request.remote_addr or "?") is None:
+                return False
         self.hub.connect(request.sid, _send_snapshot)  # type: ignore[attr-defined]
+        return True
 
     def on_disconnect(self, reason: Any = None) -> None:
         self.hub.disconnect(request.sid)  # type: ignore[attr-defined]

@@ -48,8 +48,12 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
     ``server_options(settings)`` gives the async mode's web server its options (``run.py``:
     eventlet's connection cap and timeouts for slow clients).
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["auth"]:  # run.py auth ...: users and tokens, no server
+        from .auth_cli import main as auth_main
+        return auth_main(arguments[1:])
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        settings = load_settings(arguments)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

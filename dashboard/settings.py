@@ -45,6 +45,9 @@ class Settings:
     demo: bool = False  # run a self-contained demo cluster on filesystem://
     insecure_no_auth: bool = False  # serve on a non-loopback address although nobody has to log in
     read_only: bool = False  # every action (revoke, terminate) off
+    auth_file: str | None = None  # users and API tokens (TOML); None: no login (loopback only)
+    session_hours: float = 12.0  # a browser session's lifetime
+    audit_seconds: float = 90 * 86400.0  # audit entries kept at least this long
     async_mode: str = "eventlet"  # Flask-SocketIO async mode
     max_tasks: int = 100_000  # tasks held in memory, least recently updated evicted
     flush_interval_seconds: float = 0.25  # how often coalesced changes are pushed
@@ -82,7 +85,7 @@ class Settings:
         """Why actions are off, or None when they are on."""
         if self.read_only:
             return "actions are off: the dashboard runs with --read-only"
-        if self.insecure_no_auth:
+        if self.insecure_no_auth and not self.auth_file:
             return "actions are off: the dashboard serves without a login (--insecure-no-auth)"
         return None
 
@@ -237,6 +240,9 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("purge-offline-after", "purge_offline_after_seconds", _positive_float("purge-offline-after")),
     ("max-tasks-stored", "max_tasks_stored", _positive_int("max-tasks-stored")),
     ("bulk-limit", "bulk_limit", _positive_int("bulk-limit")),
+    ("auth-file", "auth_file", str),
+    ("session-hours", "session_hours", _positive_float("session-hours")),
+    ("audit-days", "audit_seconds", lambda raw: _positive_float("audit-days")(raw) * 86400),
     ("max-age", "max_age_seconds", _duration("max-age")),
     ("keep-failed-days", "keep_failed_seconds", lambda raw: _positive_float("keep-failed-days")(raw) * 86400),
     ("queue-interval", "queue_interval_seconds", _positive_float("queue-interval")),
@@ -314,9 +320,9 @@ def load_settings(argv: Sequence[str] | None = None,
     read_only = args.read_only or environ.get(env_name("read-only"), "").lower() in ("1", "true", "yes")
     values["read_only"] = bool(read_only)
     address = values.get("address", Settings.address)
-    if not is_loopback(address) and not insecure:
+    if not is_loopback(address) and not insecure and not values.get("auth_file"):
         raise SettingsError(
-            f"--address {address}: not a loopback address, and the dashboard has no login: anyone who can reach "
-            f"it would read every task's arguments and results. Serve on 127.0.0.1 behind a proxy that "
-            f"authenticates (see the README), or pass --insecure-no-auth to accept this")
+            f"--address {address}: not a loopback address, and no login is configured: anyone who can reach it "
+            f"would read every task's arguments and results. Give users and tokens with --auth-file PATH "
+            f"(see ./dashboard.sh auth), or pass --insecure-no-auth to accept this")
     return Settings(**values)

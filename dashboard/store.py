@@ -205,7 +205,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX task_links_new ON task_links (new)",
     ),
+    (  # 6: the audit log: every action, dry runs included, every login and every auth-file change
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY, at REAL NOT NULL, who TEXT NOT NULL, role TEXT, address TEXT,
+            action TEXT NOT NULL, target TEXT, params TEXT, outcome TEXT NOT NULL, replies TEXT
+        )""",
+        "CREATE INDEX audit_at ON audit (at)",
+    ),
 ]
+#: Audit entries ``audit_page`` returns at most.
+AUDIT_PAGE_MAX = 500
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
@@ -476,6 +485,41 @@ class TaskStore:
         task = self._shapes(conn, [row])[0]
         task["events"] = self._events(conn, [row[0]])[row[0]]
         return task
+
+    def audit(self, entry: dict[str, Any]) -> None:
+        """Add one audit entry: ``at``, ``who``, ``role``, ``address``, ``action``, ``target``, ``params``
+        (JSON-able), ``outcome`` and ``replies`` (JSON-able)."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.execute("INSERT INTO audit (at, who, role, address, action, target, params, outcome, replies) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (entry["at"], _text(str(entry["who"])), entry.get("role"), entry.get("address"),
+                          entry["action"], _text(str(entry.get("target") or "")) or None,
+                          dumps(entry.get("params")) if entry.get("params") is not None else None,
+                          _text(str(entry["outcome"])),
+                          dumps(entry.get("replies")) if entry.get("replies") is not None else None))
+
+    def audit_page(self, limit: int = 100, before: int | None = None, action: str | None = None,
+                   who: str | None = None) -> dict[str, Any]:
+        """Return audit entries newest first (below id ``before``), and the id to pass for the next page."""
+        where, params = [], []
+        for clause, value in (("id < ?", before), ("action = ?", action), ("who = ?", who)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = self._conn().execute(
+            "SELECT id, at, who, role, address, action, target, params, outcome, replies FROM audit"
+            f"{_where(where)} ORDER BY id DESC LIMIT ?", (*params, min(limit, AUDIT_PAGE_MAX) + 1)).fetchall()
+        items = [{"id": r[0], "at": r[1], "who": r[2], "role": r[3], "address": r[4], "action": r[5], "target": r[6],
+                  "params": None if r[7] is None else json.loads(r[7]), "outcome": r[8],
+                  "replies": None if r[9] is None else json.loads(r[9])} for r in rows[:limit]]
+        return {"items": items, "next": items[-1]["id"] if len(rows) > limit and items else None}
+
+    def prune_audit(self, before: float) -> int:
+        """Delete audit entries older than ``before``; return how many."""
+        conn = self._conn()
+        with self._transaction(conn):
+            return conn.execute("DELETE FROM audit WHERE at < ?", (before,)).rowcount
 
     def link_retry(self, old: str, new: str, at: float) -> None:
         """Remember that task ``old`` was retried as the new task ``new``."""

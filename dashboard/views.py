@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+import logging
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from .access import COOKIE, LOCAL
+from .auth import Principal
 from .live import NAMESPACE
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("views", __name__)
 
@@ -14,9 +20,79 @@ bp = Blueprint("views", __name__)
 def bootstrap(page: str, **extra: Any) -> dict[str, Any]:
     """Return the JSON every page carries for its scripts."""
     dashboard = current_app.extensions["dashboard"]
+    identity = g.get("identity")
+    principal = identity.principal if identity else LOCAL
+    actions_on = dashboard.settings.actions_refused is None
     return {"page": page, "namespace": NAMESPACE, "broker": dashboard.collector.broker.to_json(),
-            "insecure": dashboard.settings.insecure_no_auth, "actions": dashboard.settings.actions_refused is None,
-            **extra}
+            "insecure": dashboard.settings.insecure_no_auth and not dashboard.access.enabled,
+            "actions": actions_on and principal.may("operator"), "admin": actions_on and principal.may("admin"),
+            "user": {"name": principal.name, "role": principal.role} if dashboard.access.enabled else None,
+            "csrf": identity.csrf if identity else None, **extra}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The login form; a right name and password set the session cookie and go on to ``next``."""
+    dashboard = current_app.extensions["dashboard"]
+    access = dashboard.access
+    target = _local_path(request.values.get("next", "/"))
+    if not access.enabled:
+        return redirect(target)
+    if request.method == "GET":
+        return render_template("login.html", bootstrap=_login_bootstrap(), next=target, error=None)
+    name, password = request.form.get("name", "").strip(), request.form.get("password", "")
+    address = request.remote_addr or "?"
+    outcome = access.login(name, password, address) if name and password else None
+    attempted = Principal(name[:64] or "?", "none", "user")
+    if isinstance(outcome, float):
+        log.warning("login of %r from %s refused: too many failures", name, address)
+        dashboard.record("login", name[:64], None, "refused: too many failed logins", who=attempted)
+        return render_template("login.html", bootstrap=_login_bootstrap(), next=target,
+                               error=f"Too many failed logins: try again in {int(outcome) + 1} s."), 429
+    if outcome is None:
+        log.warning("login of %r from %s failed", name, address)
+        dashboard.record("login", name[:64], None, "failed: wrong name or password", who=attempted)
+        return render_template("login.html", bootstrap=_login_bootstrap(), next=target,
+                               error="Wrong name or password."), 401
+    log.info("login of %s (%s) from %s", outcome.name, outcome.role, address)
+    dashboard.record("login", outcome.name, None, "logged in", who=outcome)
+    response = redirect(target)
+    response.set_cookie(COOKIE, access.new_session(outcome), max_age=int(access.session_seconds), httponly=True,
+                        samesite="Lax", secure=request.is_secure, path="/")
+    return response
+
+
+@bp.get("/audit")
+def audit() -> Any:
+    """The audit log, newest first (admin): 100 entries a page, ``before`` an id for older ones."""
+    dashboard = current_app.extensions["dashboard"]
+    identity = g.get("identity")
+    principal = identity.principal if identity else LOCAL
+    if not principal.may("admin"):
+        return render_template("error.html", bootstrap=bootstrap("error"), title="Not allowed",
+                               message="The audit log is for admins."), 403
+    before = request.args.get("before", "")
+    page = dashboard.run_blocking(dashboard.store.audit_page, 100, int(before) if before.isdigit() else None)
+    return render_template("audit.html", bootstrap=bootstrap("audit"), page=page)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    response = redirect("/login")
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def _login_bootstrap() -> dict[str, Any]:
+    return {"page": "login", "namespace": None, "broker": None, "insecure": False, "actions": False,
+            "admin": False, "user": None, "csrf": None}
+
+
+def _local_path(raw: str) -> str:
+    """``raw`` when it is a path on this site ("/tasks?state=FAILURE"), else "/" (no open redirect)."""
+    if not raw.startswith("/") or raw.startswith("//") or "\\" in raw or any(ord(c) < 32 for c in raw):
+        return "/"
+    return raw
 
 
 @bp.get("/healthcheck")

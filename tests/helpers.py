@@ -210,7 +210,7 @@ def wait_serving(dashboard: DashboardProc, timeout: float) -> None:
             raise AssertionError(f"{dashboard.proc.name} exited with {dashboard.proc.popen.returncode}:\n"
                                  f"{dashboard.proc.log_tail()}")
         try:
-            return dashboard.get("/api/health").status_code == 200
+            return dashboard.get("/api/health").status_code in (200, 401)  # 401: serving, with a login
         except requests.RequestException:
             return False
 
@@ -263,13 +263,17 @@ def wait_worker_online(dashboard: DashboardProc, hostname: str, timeout: float =
 
 @contextmanager
 def dashboard_with_worker(broker_url: str, log_dir: Path, worker_name: str, queues: str | None = None,
-                          extra_args: tuple[str, ...] = ()) -> Iterator[tuple[DashboardProc, Proc]]:
-    """Run the dashboard and one worker ``<worker_name>@test`` it has seen online; stop both afterwards."""
+                          extra_args: tuple[str, ...] = (), pool: str = "eventlet",
+                          concurrency: int = 10) -> Iterator[tuple[DashboardProc, Proc]]:
+    """Run the dashboard and one worker ``<worker_name>@test`` it has seen online; stop both afterwards.
+
+    A prefork worker with ``concurrency=1`` holds a task sent while its slot is busy in the worker,
+    where a revoke still reaches it (an eventlet pool has already taken it)."""
     dashboard = start_dashboard(broker_url, log_dir, extra_args=extra_args)
     worker: Proc | None = None
     try:
         wait_broker_connected(dashboard)
-        worker = start_worker(broker_url, worker_name, log_dir, queues=queues)
+        worker = start_worker(broker_url, worker_name, log_dir, concurrency=concurrency, queues=queues, pool=pool)
         wait_worker_online(dashboard, f"{worker_name}@test", worker=worker)
         yield dashboard, worker
     finally:
@@ -421,3 +425,15 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def record_posts(page: Any) -> list[str]:
+    """Record the URL of every POST a Playwright page sends from now on."""
+    posts: list[str] = []
+
+    def record(request: Any) -> None:
+        if request.method == "POST":
+            posts.append(request.url)
+
+    page.on("request", record)
+    return posts

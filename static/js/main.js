@@ -1,6 +1,7 @@
 // Page entry: read the bootstrap JSON, create the store, connect live, mount the panels present.
 
 import { createStore } from "./store.js";
+import { installCsrf } from "./helpers/csrf.js";
 import { connectLive } from "./live.js";
 import { liveRegion, mountConnection } from "./panels/connection.js";
 import { mountBanner } from "./panels/banner.js";
@@ -12,6 +13,9 @@ import { mountQueues } from "./panels/queues.js";
 import { mountTaskDetail } from "./panels/task_detail.js";
 import { mountTaskActions } from "./panels/task_actions.js";
 import { mountWorkerDetail } from "./panels/worker_detail.js";
+import { mountWorkerActions } from "./panels/worker_actions.js";
+import { mountQueueActions } from "./panels/queue_actions.js";
+import { mountEnableEventsHint } from "./panels/events_hint.js";
 import { mountDeparted } from "./panels/departed.js";
 import { mountLostBanner } from "./panels/lost_banner.js";
 import { mountBacklogBanner } from "./panels/backlog_banner.js";
@@ -42,6 +46,7 @@ function readBootstrap() {
 
 function main() {
   const bootstrap = readBootstrap();
+  installCsrf(window, bootstrap.csrf); // every POST of this page carries the session's token
   const announce = liveRegion(document.querySelector("[data-live-region]"));
   const setConnection = mountConnection(document.querySelector("[data-connection]"), announce);
   const store = createStore({ broker: bootstrap.broker ?? null });
@@ -51,7 +56,10 @@ function main() {
     mountBanner(bannerArea, store, announce);
     mountLostBanner(bannerArea, store);
     mountBacklogBanner(bannerArea, store);
-    if (document.querySelector('[data-panel="workers"]')) mountHints(bannerArea, store);
+    if (document.querySelector('[data-panel="workers"]')) {
+      mountHints(bannerArea, store);
+      if (bootstrap.actions === true) mountEnableEventsHint(bannerArea, store);
+    }
   }
 
   setConnection("connecting");
@@ -71,10 +79,12 @@ function main() {
   const workerDetail = document.querySelector('[data-panel="worker-detail"]');
   if (workerDetail && bootstrap.page === "worker" && bootstrap.hostname) {
     mountWorkerDetail(workerDetail, store, { hostname: bootstrap.hostname, live, announce });
+    mountWorkerActions(workerDetail, { hostname: bootstrap.hostname, enabled: bootstrap.actions === true });
   }
   const queueDetail = document.querySelector('[data-panel="queue-detail"]');
   if (queueDetail && bootstrap.page === "queue" && typeof bootstrap.queue === "string") {
     mountQueueDetail(queueDetail, store, { name: bootstrap.queue });
+    mountQueueActions(queueDetail, store, { name: bootstrap.queue, enabled: bootstrap.actions === true });
   }
 }
 

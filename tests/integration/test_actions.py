@@ -7,8 +7,8 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from helpers import (DashboardProc, Proc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
-                     wait_until, wait_worker_online)
+from helpers import (DashboardProc, dashboard_with_worker, producer_app, send, start_worker, wait_until,
+                     wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -16,20 +16,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DashboardProc, str]]:
     broker = f"redis://127.0.0.1:{redis_port}/7"
-    log_dir = tmp_path_factory.mktemp("actions")
-    dashboard = start_dashboard(broker, log_dir)
-    worker: Proc | None = None
-    try:
-        wait_broker_connected(dashboard)
-        # prefork: a task the worker holds (prefetched) waits in the worker, not in the pool, so a
-        # revoke still reaches it; an eventlet pool has already taken it (see the README)
-        worker = start_worker(broker, "actor", log_dir, concurrency=1, queues="actions-q", pool="prefork")
-        wait_worker_online(dashboard, "actor@test", worker=worker)
+    # prefork: a task the worker holds (prefetched) waits in the worker, not in the pool, so a revoke
+    # still reaches it; an eventlet pool has already taken it (see the README)
+    with dashboard_with_worker(broker, tmp_path_factory.mktemp("actions"), "actor", queues="actions-q",
+                               pool="prefork", concurrency=1) as (dashboard, _):
         yield dashboard, broker
-    finally:
-        if worker is not None:
-            worker.stop()
-        dashboard.stop()
 
 
 def post(dashboard: DashboardProc, path: str, body: Any) -> requests.Response:
@@ -44,7 +35,7 @@ def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: floa
 def test_revoke_a_queued_task(cluster: tuple[DashboardProc, str]) -> None:
     dashboard, broker = cluster
     app = producer_app(broker)
-    busy = send(app, "slow_report", 2, queue="actions-q")  # the worker's one slot
+    busy = send(app, "slow_report", 5, queue="actions-q")  # the worker's one slot
     wait_state(dashboard, busy, "STARTED")
     queued = send(app, "add", 40, 2, queue="actions-q")
     wait_until(lambda: dashboard.task(queued), 10, message="queued task never seen")
@@ -95,27 +86,41 @@ def inspect_now(dashboard: DashboardProc, hostname: str) -> dict[str, Any]:
     return answer.json()
 
 
-def test_grow_and_shrink_the_pool_and_add_and_cancel_a_consumer(cluster: tuple[DashboardProc, str]) -> None:
-    dashboard, _ = cluster
-    grown = post(dashboard, "/api/workers/actor@test/pool-grow", {"n": 1}).json()
-    assert grown["ok"] and grown["error"] is None and "actor@test" in grown["replies"][0]
-    wait_until(lambda: inspect_now(dashboard, "actor@test")["stats"]["pool"]["processes"].__len__() == 2, 15,
+def test_grow_and_shrink_the_pool_and_add_and_cancel_a_consumer(cluster: tuple[DashboardProc, str],
+                                                                 tmp_path: Path) -> None:
+    dashboard, broker = cluster
+    # A worker of its own: a prefork pool shrinks only once a process is idle, which can take a while,
+    # and the other tests need the one-slot worker to stay at one slot.
+    sizer = start_worker(broker, "sizer", tmp_path, concurrency=1, queues="sizer-q", pool="prefork")
+    try:
+        wait_worker_online(dashboard, "sizer@test", worker=sizer)
+        wait_until(lambda: dashboard.get("/api/workers/sizer@test").json().get("stats"), 20,
+                   message="sizer@test never inspected")
+        check_pool_and_consumers(dashboard, "sizer@test")
+    finally:
+        sizer.stop()
+
+
+def check_pool_and_consumers(dashboard: DashboardProc, hostname: str) -> None:
+    grown = post(dashboard, f"/api/workers/{hostname}/pool-grow", {"n": 1}).json()
+    assert grown["ok"] and grown["error"] is None and hostname in grown["replies"][0]
+    wait_until(lambda: inspect_now(dashboard, hostname)["stats"]["pool"]["processes"].__len__() == 2, 30,
                message="the pool never grew to 2 processes")
-    assert post(dashboard, "/api/workers/actor@test/pool-shrink", {"n": 1}).json()["ok"]
-    wait_until(lambda: len(inspect_now(dashboard, "actor@test")["stats"]["pool"]["processes"]) == 1, 15,
+    assert post(dashboard, f"/api/workers/{hostname}/pool-shrink", {"n": 1}).json()["ok"]
+    wait_until(lambda: len(inspect_now(dashboard, hostname)["stats"]["pool"]["processes"]) == 1, 30,
                message="the pool never shrank back to 1 process")
 
-    added = post(dashboard, "/api/workers/actor@test/add-consumer", {"queue": "extra-q"}).json()
+    added = post(dashboard, f"/api/workers/{hostname}/add-consumer", {"queue": "extra-q"}).json()
     assert added["ok"] and "extra-q" in str(added["replies"])
-    wait_until(lambda: "extra-q" in [q["name"] for q in inspect_now(dashboard, "actor@test")["active_queues"]], 15,
+    wait_until(lambda: "extra-q" in [q["name"] for q in inspect_now(dashboard, hostname)["active_queues"]], 30,
                message="the new queue never showed in active_queues")
-    assert post(dashboard, "/api/workers/actor@test/cancel-consumer", {"queue": "extra-q"}).json()["ok"]
-    wait_until(lambda: "extra-q" not in [q["name"] for q in inspect_now(dashboard, "actor@test")["active_queues"]],
-               15, message="the cancelled queue stayed in active_queues")
+    assert post(dashboard, f"/api/workers/{hostname}/cancel-consumer", {"queue": "extra-q"}).json()["ok"]
+    wait_until(lambda: "extra-q" not in [q["name"] for q in inspect_now(dashboard, hostname)["active_queues"]],
+               30, message="the cancelled queue stayed in active_queues")
 
-    pong = post(dashboard, "/api/workers/actor@test/ping", {}).json()
-    assert pong["replies"] == [{"actor@test": {"ok": "pong"}}]
-    limited = post(dashboard, "/api/workers/actor@test/rate-limit",
+    pong = post(dashboard, f"/api/workers/{hostname}/ping", {}).json()
+    assert pong["replies"] == [{hostname: {"ok": "pong"}}]
+    limited = post(dashboard, f"/api/workers/{hostname}/rate-limit",
                    {"task": "dashboard.demo.tasks.add", "rate": "10/m"}).json()
     assert limited["ok"] and "new rate limit set successfully" in str(limited["replies"])
 
@@ -152,7 +157,7 @@ def test_bad_worker_and_queue_actions_get_a_clear_error(cluster: tuple[Dashboard
 def test_retry_a_revoked_task_exactly_then_with_edited_arguments(cluster: tuple[DashboardProc, str]) -> None:
     dashboard, broker = cluster
     app = producer_app(broker)
-    busy = send(app, "slow_report", 2, queue="actions-q")
+    busy = send(app, "slow_report", 5, queue="actions-q")
     wait_state(dashboard, busy, "STARTED")
     old = send(app, "add", 40, 2, queue="actions-q")
     wait_until(lambda: dashboard.task(old), 10, message="queued task never seen")
@@ -182,7 +187,7 @@ def test_retry_a_revoked_task_exactly_then_with_edited_arguments(cluster: tuple[
 def test_bulk_revoke_with_its_dry_run_and_bulk_retry(cluster: tuple[DashboardProc, str]) -> None:
     dashboard, broker = cluster
     app = producer_app(broker)
-    busy = send(app, "slow_report", 3, queue="actions-q")
+    busy = send(app, "slow_report", 5, queue="actions-q")
     wait_state(dashboard, busy, "STARTED")
     queued = [send(app, "echo", "bulk-marker-7", n, queue="actions-q") for n in range(3)]
     wait_until(lambda: dashboard.get("/api/tasks", params={"q": "bulk-marker-7"}).json()["total"] == 3, 15,

@@ -1,5 +1,5 @@
 """Start-up: a broker that is not there yet (a "connecting" state and a log line, never a crash), and an
-address anyone could reach while nobody has to log in (refused, with a message)."""
+address anyone could reach while nobody has to log in (refused, with a message; served with --auth-file)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from helpers import PYTHON, REPO_ROOT, free_port, start_dashboard, start_redis, wait_broker_connected, wait_until
 
@@ -44,3 +45,21 @@ def test_starting_on_a_reachable_address_without_a_login_exits_with_a_clear_mess
                           env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"})
     assert done.returncode == 2
     assert "--address 0.0.0.0: not a loopback address" in done.stderr and "--insecure-no-auth" in done.stderr
+
+
+def test_with_an_auth_file_it_serves_on_any_address_and_asks_for_credentials(tmp_path: Path, log_dir: Path) -> None:
+    auth_file = tmp_path / "auth.toml"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    added = subprocess.run([str(REPO_ROOT / "dashboard.sh"), "auth", "add-token", "ci", "--role", "viewer",
+                            "--auth-file", str(auth_file)], cwd=REPO_ROOT, capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    dashboard = start_dashboard("redis://127.0.0.1:1/0", log_dir,
+                                extra_args=("--address", "0.0.0.0", "--auth-file", str(auth_file)))
+    try:
+        assert requests.get(f"{dashboard.url}/api/health", timeout=5).status_code == 401
+        answer = requests.get(f"{dashboard.url}/api/health", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert answer.status_code == 200 and "events" in answer.json()
+    finally:
+        dashboard.stop()

@@ -105,3 +105,15 @@ test("a network failure and an unreadable answer are errors", () => {
   assert.equal(outcome("revoke", "TERM", { status: 200, body: null }).level, "error");
   assert.equal(outcome("revoke", "TERM", { status: 200, body: [1] }).level, "error");
 });
+
+import { withCsrf } from "../../static/js/helpers/csrf.js";
+
+test("state-changing requests carry the session's CSRF token, reads do not", () => {
+  const post = withCsrf({ method: "POST", headers: { "Content-Type": "application/json" } }, "t0k");
+  assert.equal(post.headers.get("X-CSRF-Token"), "t0k");
+  assert.equal(post.headers.get("Content-Type"), "application/json");
+  assert.equal(withCsrf({ method: "GET" }, "t0k").headers, undefined);
+  assert.equal(withCsrf(undefined, "t0k"), undefined);
+  const init = { method: "POST" };
+  assert.equal(withCsrf(init, null), init);
+});

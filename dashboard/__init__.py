@@ -152,8 +152,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
                         json=jsonio, ping_interval=settings.ping_interval_seconds,
                         ping_timeout=settings.ping_timeout_seconds,
                         cors_allowed_origins=lambda origin, environ: hosts.allows_origin(
-                            origin, environ.get("HTTP_HOST")))
-    app.wsgi_app = HostGuard(app.wsgi_app, hosts)  # type: ignore[method-assign]  # outermost: Socket.IO too
+                            origin, environ.get("HTTP_HOST")) or (origin or "").lower() in settings.allowed_origins)
+    app.wsgi_app = HostGuard(app.wsgi_app, hosts, settings.allowed_origins)  # type: ignore[method-assign]  # outermost: Socket.IO too
     dashboard = Dashboard(settings, socketio, run_blocking)
     app.extensions["dashboard"] = dashboard
     socketio.on_namespace(LiveNamespace(dashboard.hub))

@@ -82,9 +82,10 @@ class HostPolicy:
 class HostGuard:
     """WSGI middleware in front of everything (pages, API, Socket.IO): refuses foreign hosts and origins."""
 
-    def __init__(self, app: WSGIApp, policy: HostPolicy) -> None:
+    def __init__(self, app: WSGIApp, policy: HostPolicy, socket_origins: Iterable[str] = ()) -> None:
         self.app = app
         self.policy = policy
+        self.socket_origins = frozenset(socket_origins)  # other sites' pages allowed on the live socket only
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         host = environ.get("HTTP_HOST")
@@ -93,7 +94,8 @@ class HostGuard:
                            f"this dashboard does not answer to the host name {split_host(host or '')!r}; "
                            "start it with --allowed-hosts NAME to serve it under that name")
         origin = environ.get("HTTP_ORIGIN")
-        if environ.get("REQUEST_METHOD") == "POST" and not self.policy.allows_origin(origin, host):
+        if environ.get("REQUEST_METHOD") == "POST" and not self.policy.allows_origin(origin, host) and not (
+                (origin or "").lower() in self.socket_origins and environ.get("PATH_INFO", "").startswith("/socket.io/")):
             return _refuse(start_response, "403 Forbidden", f"cross-origin request from {origin} refused")
         return self.app(environ, start_response)
 

@@ -12,6 +12,7 @@ import ipaddress
 import math
 import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from typing import Any, Callable, Mapping, Sequence
 
 from .redact import mask_url
@@ -74,6 +75,7 @@ class Settings:
     max_event_bytes: int = 1 << 20  # largest event body accepted, after decompression
     max_workers: int = 5_000  # workers tracked; hostnames beyond are counted and ignored
     max_queues: int = 2_000  # queues watched; names beyond are counted and ignored
+    allowed_origins: tuple[str, ...] = ()  # other sites' origins whose pages may open the live socket
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides IP literals, loopback names and this machine's
     ping_interval_seconds: float = 25.0  # how often the server pings each live client
     ping_timeout_seconds: float = 20.0  # how long a live client may take to answer before it is dropped
@@ -210,6 +212,17 @@ def _host_pattern(raw: str) -> str:
     return name
 
 
+def _origin(raw: str) -> str:
+    """``https://grafana.example.com`` or ``http://host:3000``: a scheme, a host and maybe a port, nothing else."""
+    origin = raw.strip().lower().rstrip("/")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment \
+            or parts.username or parts.password:
+        raise SettingsError(f"--allowed-origins: expected origins such as https://grafana.example.com "
+                            f"(a scheme, a host and maybe a port), got {raw!r}")
+    return origin
+
+
 def _queue_list(values: Sequence[str]) -> tuple[str, ...]:
     names: list[str] = []
     for value in values:
@@ -277,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="URL to POST worker lost / back online alerts to; may be repeated")
     parser.add_argument("--queue-alert", action="append", default=None, dest="queue_alerts",
                         help="NAME=DEPTH[:SECONDS]: alert when a queue stays deeper than DEPTH; may be repeated")
+    parser.add_argument("--allowed-origins", action="append", default=None, dest="allowed_origins",
+                        help="comma-separated origins of other sites whose pages may open the live socket "
+                             "(still with credentials when --auth-file is set); may be repeated")
     parser.add_argument("--allowed-hosts", action="append", default=None, dest="allowed_hosts",
                         help="comma-separated Host names the dashboard answers to besides IP addresses, "
                              "localhost and this machine's name (*.example.com for a domain, * for any); "
@@ -313,6 +329,9 @@ def load_settings(argv: Sequence[str] | None = None,
     values["queue_alerts"] = tuple(_queue_alert(a.strip()) for a in alerts)
     hosts = args.allowed_hosts or ([environ[env_name("allowed-hosts")]] if environ.get(env_name("allowed-hosts")) else [])
     values["allowed_hosts"] = tuple(_host_pattern(h) for h in _queue_list(hosts))
+    origins = args.allowed_origins or ([environ[env_name("allowed-origins")]]
+                                       if environ.get(env_name("allowed-origins")) else [])
+    values["allowed_origins"] = tuple(_origin(o) for o in _queue_list(origins))
     demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
     values["demo"] = bool(demo)
     insecure = args.insecure_no_auth or environ.get(env_name("insecure-no-auth"), "").lower() in ("1", "true", "yes")

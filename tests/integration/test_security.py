@@ -78,3 +78,22 @@ def test_half_open_connections_do_not_starve_the_server(redis_port: int, log_dir
         for sock in sockets:
             sock.close()
         dashboard.stop()
+
+
+def test_an_allowed_origin_may_open_the_live_socket_and_nothing_else(redis_port: int, log_dir: Path) -> None:
+    grafana = "https://grafana.example.com"
+    dashboard = start_dashboard(f"redis://127.0.0.1:{redis_port}/4", log_dir, extra_args=("--allowed-origins", grafana))
+    try:
+        wait_broker_connected(dashboard)
+        allowed = socketio.Client(reconnection=False)  # polling: websocket-client adds an Origin of its own
+        allowed.connect(dashboard.url, namespaces=["/live"], transports=["polling"], wait_timeout=5,
+                        headers={"Origin": grafana})
+        allowed.disconnect()
+        other = socketio.Client(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            other.connect(dashboard.url, namespaces=["/live"], transports=["polling"], wait_timeout=5,
+                          headers={"Origin": "https://evil.example"})
+        post = requests.post(f"{dashboard.url}/api/tasks/x/revoke", json={}, headers={"Origin": grafana}, timeout=5)
+        assert post.status_code == 403  # the API still takes the dashboard's own pages only
+    finally:
+        dashboard.stop()

@@ -81,3 +81,11 @@ def test_a_reachable_address_without_a_login_is_refused_unless_accepted(address:
         load_settings(["--address", address], {})
     assert load_settings(["--address", address, "--insecure-no-auth"], {}).insecure_no_auth
     assert load_settings([], {"DASHBOARD_ADDRESS": address, "DASHBOARD_INSECURE_NO_AUTH": "1"}).address == address
+
+
+def test_allowed_origins_are_origins() -> None:
+    settings = load_settings(["--allowed-origins", "https://Grafana.example.com/,http://status:3000"], {})
+    assert settings.allowed_origins == ("https://grafana.example.com", "http://status:3000")
+    for bad in ("grafana.example.com", "https://x.example/path", "ftp://x", "https://user:pw@x"):
+        with pytest.raises(SettingsError, match="--allowed-origins"):
+            load_settings(["--allowed-origins", bad], {})

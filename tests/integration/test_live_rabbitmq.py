@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+import requests
 from kombu import Connection, Exchange, Queue
 
 from helpers import (LiveClient, port_open, producer_app, send, start_dashboard, start_worker,
@@ -58,6 +59,41 @@ def test_task_moves_through_its_states_live_on_rabbitmq(queue_name: str, log_dir
         assert done["queue"] == queue_name
         assert done["succeeded"] - done["received"] >= 0
     finally:
+        if worker is not None:
+            worker.stop()
+        dashboard.stop()
+
+
+def test_revoke_and_retry_on_rabbitmq(queue_name: str, log_dir: Path) -> None:
+    hostname_prefix = f"rabbit-actor-{queue_name[5:]}"
+    dashboard = start_dashboard(RABBITMQ_URL, log_dir)
+    worker = None
+    producer = producer_app(RABBITMQ_URL)
+    try:
+        wait_broker_connected(dashboard)
+        # prefork with one slot: a task sent while the slot is busy waits in the worker, where a revoke reaches it
+        worker = start_worker(RABBITMQ_URL, hostname_prefix, log_dir, concurrency=1, queues=queue_name, pool="prefork")
+        wait_until(lambda: (w := dashboard.get(f"/api/workers/{hostname_prefix}@test")).status_code == 200
+                   and w.json()["registered"], 30, message="the worker never online and inspected")
+
+        def state(task_id: str, wanted: str) -> dict:
+            return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == wanted and t, 30,
+                              message=lambda: f"{task_id} never {wanted}: {dashboard.task(task_id)}")
+
+        busy = send(producer, "slow_report", 5, queue=queue_name)
+        state(busy, "STARTED")
+        queued = send(producer, "add", 40, 2, queue=queue_name)
+        wait_until(lambda: dashboard.task(queued), 15, message="queued task never seen")
+        revoked = requests.post(f"{dashboard.url}/api/tasks/{queued}/revoke", json={}, timeout=10).json()
+        assert revoked["ok"] and revoked["replies"], revoked
+        state(queued, "REVOKED")
+
+        sent = requests.post(f"{dashboard.url}/api/tasks/{queued}/retry", json={"args": [1, 2]}, timeout=10).json()
+        assert sent["ok"], sent
+        assert state(sent["task_id"], "SUCCESS")["result"] == "3"
+        assert dashboard.get(f"/api/tasks/{sent['task_id']}").json()["retry_of"] == queued
+    finally:
+        producer.close()
         if worker is not None:
             worker.stop()
         dashboard.stop()

@@ -193,3 +193,16 @@ def test_the_audit_log_outlives_task_retention(tmp_path: Path) -> None:
         assert [e["action"] for e in store.audit_page()["items"]] == ["retry"]
     finally:
         store.close()
+
+
+ACTION_ENDPOINTS = ["/api/tasks/t1/revoke", "/api/tasks/t1/retry", "/api/tasks/bulk", "/api/workers/w@h/ping",
+                    "/api/workers/w@h/pool-grow", "/api/workers/w@h/shutdown", "/api/queues/celery/purge"]
+
+
+@pytest.mark.parametrize("path", ACTION_ENDPOINTS)
+def test_each_action_endpoint_needs_credentials_a_role_and_the_csrf_token(secured: FlaskClient, path: str) -> None:
+    assert secured.post(path, json={}, headers=HOST).status_code == 401
+    csrf = login(secured, "victor", "viewer pass")
+    assert secured.post(path, json={}, headers=HOST).status_code == 403  # no CSRF token
+    viewer = secured.post(path, json={}, headers={**HOST, "X-CSRF-Token": csrf})
+    assert viewer.status_code == 403 and "role is needed" in viewer.get_json()["error"]

@@ -94,9 +94,13 @@ class HostGuard:
                            f"this dashboard does not answer to the host name {split_host(host or '')!r}; "
                            "start it with --allowed-hosts NAME to serve it under that name")
         origin = environ.get("HTTP_ORIGIN")
-        if environ.get("REQUEST_METHOD") == "POST" and not self.policy.allows_origin(origin, host) and not (
+        if environ.get("REQUEST_METHOD") == "POST" and not (
                 (origin or "").lower() in self.socket_origins and environ.get("PATH_INFO", "").startswith("/socket.io/")):
-            return _refuse(start_response, "403 Forbidden", f"cross-origin request from {origin} refused")
+            if not self.policy.allows_origin(origin, host):
+                return _refuse(start_response, "403 Forbidden", f"cross-origin request from {origin} refused")
+            site = environ.get("HTTP_SEC_FETCH_SITE")  # what the browser says, beside Origin (a script sends none)
+            if site not in (None, "same-origin", "none"):
+                return _refuse(start_response, "403 Forbidden", f"request from a {site} page refused")
         return self.app(environ, start_response)
 
 

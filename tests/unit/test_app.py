@@ -272,3 +272,10 @@ def test_a_bulk_action_beyond_the_limit_is_refused_before_anything_is_sent(tmp_p
         assert bad.status_code == 400 and "filter: unknown sort" in bad.get_json()["error"]
     finally:
         dashboard.store.close()
+
+
+@pytest.mark.parametrize("site, status", [("cross-site", 403), ("same-site", 403), ("same-origin", 404), (None, 404)])
+def test_a_post_from_another_site_is_refused_by_what_the_browser_says(client: FlaskClient, site: str | None,
+                                                                       status: int) -> None:
+    headers = {"Host": "127.0.0.1", **({"Sec-Fetch-Site": site} if site else {})}
+    assert client.post("/api/tasks/unknown/revoke", json={}, headers=headers).status_code == status

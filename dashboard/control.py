@@ -89,6 +89,11 @@ def _nothing(body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+#: Length from which a task's args or kwargs repr may have been cut by Celery (``argsrepr_maxsize`` 1,024, less
+#: the few characters its cut may save).
+CELERY_REPR_CUT_CHARS = 1_000
+
+
 class NotExact(ValueError):
     """A task's arguments as the events show them are not known exactly; the message says why."""
 
@@ -115,6 +120,10 @@ def _literal(text: str | None, name: str, empty: str) -> Any:
         raise NotExact(f"the {name} are unknown (no task-sent or task-received event carried them)")
     if TRUNCATION_MARKER in text:
         raise NotExact(f"the {name} were cut to --max-field-chars")
+    if len(text) >= CELERY_REPR_CUT_CHARS:
+        # Celery cuts a task's argsrepr to 1,024 characters (argsrepr_maxsize), shortening a long string
+        # inside its quotes ('xxxx...'), which still parses: at that length nothing says it is whole.
+        raise NotExact(f"the {name} are {len(text):,} characters long, where Celery cuts them (1,024)")
     try:
         value = ast.literal_eval(text.strip() or empty)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

@@ -73,18 +73,24 @@ function main() {
   const detail = document.querySelector('[data-panel="task-detail"]');
   if (detail && bootstrap.uuid) {
     const actions = detail.querySelector("[data-task-actions]");
-    const onTask = actions ? mountTaskActions(actions, { uuid: bootstrap.uuid, enabled: bootstrap.actions === true }) : undefined;
+    const onTask = actions ? mountTaskActions(actions, {
+      uuid: bootstrap.uuid, enabled: bootstrap.actions === true, links: detail.querySelector("[data-retry-links]"),
+    }) : undefined;
     mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce, onTask });
   }
   const workerDetail = document.querySelector('[data-panel="worker-detail"]');
   if (workerDetail && bootstrap.page === "worker" && bootstrap.hostname) {
     mountWorkerDetail(workerDetail, store, { hostname: bootstrap.hostname, live, announce });
-    mountWorkerActions(workerDetail, { hostname: bootstrap.hostname, enabled: bootstrap.actions === true });
+    mountWorkerActions(workerDetail, {
+      hostname: bootstrap.hostname, enabled: bootstrap.actions === true, admin: bootstrap.admin === true,
+    });
   }
   const queueDetail = document.querySelector('[data-panel="queue-detail"]');
   if (queueDetail && bootstrap.page === "queue" && typeof bootstrap.queue === "string") {
     mountQueueDetail(queueDetail, store, { name: bootstrap.queue });
-    mountQueueActions(queueDetail, store, { name: bootstrap.queue, enabled: bootstrap.actions === true });
+    mountQueueActions(queueDetail, store, {
+      name: bootstrap.queue, enabled: bootstrap.actions === true, admin: bootstrap.admin === true,
+    });
   }
 }
 

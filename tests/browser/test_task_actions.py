@@ -1,4 +1,5 @@
-"""Task actions from the task page in a real browser: revoke, terminate, cancel, and actions turned off."""
+"""Task actions from the task page in a real browser: revoke, terminate, cancel, retry with edited
+arguments and the links between a task and its retry, a retry that cannot be sent, and actions turned off."""
 from __future__ import annotations
 
 import re
@@ -72,8 +73,9 @@ def test_revoke_a_queued_task_from_its_page(page: Page, cluster: tuple[Dashboard
                                                timeout=WAIT_MS)
     expect(outcome).to_have_attribute("data-level", "ok")
     expect(state_badge(page)).to_have_text("REVOKED", timeout=WAIT_MS)
-    expect(revoke).to_be_hidden()  # live: nothing left to revoke
-    expect(actions.locator('[data-field="actions-none"]')).to_be_visible()
+    expect(revoke).to_be_hidden()  # live: nothing left to revoke, and it may be sent again instead
+    expect(actions.get_by_role("button", name="Retry…")).to_be_visible()
+    expect(actions.locator('[data-field="actions-none"]')).to_be_hidden()
     wait_state(dashboard, busy, "SUCCESS")  # the revoke touched nothing else
 
 
@@ -153,3 +155,143 @@ def test_no_buttons_when_actions_are_off(page: Page, redis_port: int, tmp_path: 
         expect(actions.get_by_role("button")).to_have_count(0)  # the dialog's are not rendered either
     finally:
         dashboard.stop()
+
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def wait_retryable(dashboard: DashboardProc, task_id: str) -> dict[str, Any]:
+    """Wait until a retry of the task could be sent (its worker has reported its registered tasks)."""
+    return wait_until(lambda: (p := dashboard.get(f"/api/tasks/{task_id}/retry").json())["retryable"] and p, 30,
+                      message=lambda: f"{task_id} never retryable: {dashboard.get(f'/api/tasks/{task_id}/retry').json()}")
+
+
+def retry_field(dialog: Locator, name: str) -> Locator:
+    return dialog.get_by_role("textbox", name=f"{name} (a JSON {'array' if name == 'Args' else 'object'})", exact=True)
+
+
+def test_retry_a_revoked_task_with_edited_args(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    busy = send(app, "slow_report", 2, queue=QUEUE)  # the worker's one slot: the add waits in the worker
+    wait_state(dashboard, busy, "STARTED")
+    old = send(app, "add", 40, 2, queue=QUEUE)
+    wait_until(lambda: dashboard.task(old), 10, message="queued task never seen")
+    assert requests.post(f"{dashboard.url}/api/tasks/{old}/revoke", json={}, timeout=10).status_code == 200
+    wait_state(dashboard, old, "REVOKED")
+    wait_retryable(dashboard, old)
+
+    page.goto(f"{dashboard.url}/tasks/{old}")
+    actions = page.locator("[data-task-actions]")
+    retry = actions.get_by_role("button", name="Retry…")
+    expect(retry).to_be_enabled()
+    expect(actions.locator('[data-field="retry-note"]')).to_have_text("")
+    expect(actions.locator('[data-field="actions-none"]')).to_be_hidden()
+    expect(page.locator("[data-retry-links]")).to_be_hidden()  # not a retry, not retried yet
+
+    retry.click()
+    dialog = page.get_by_role("dialog", name="Retry this task?")
+    expect(dialog).to_be_visible()
+    assert_facts(dialog, [("Task", "dashboard.demo.tasks.add"), ("Queue", QUEUE), ("Retry of", old)])
+    expect(retry_field(dialog, "Args")).to_have_value("[\n  40,\n  2\n]")  # exactly what the worker was given
+    expect(retry_field(dialog, "Kwargs")).to_have_value("{}")
+    retry_field(dialog, "Args").fill("[20, 22]")
+    dialog.get_by_role("button", name="Send as a new task").click()
+    expect(dialog).to_be_hidden()
+
+    outcome = actions.locator("[data-action-outcome]")
+    expect(outcome).to_have_attribute("data-level", "ok", timeout=WAIT_MS)
+    expect(outcome.locator('[data-field="action-summary"]')).to_have_text("Sent as")
+    sent_as = outcome.get_by_role("link")
+    expect(sent_as).to_have_text(UUID)
+    new = sent_as.text_content() or ""
+    assert new != old
+    expect(sent_as).to_have_attribute("href", f"/tasks/{new}")
+    expect(page.locator("[data-retried-as]")).to_have_text(f"Retried as {new}")  # at once, before any refetch
+    expect(page.locator("[data-retry-of]")).to_be_hidden()
+
+    sent_as.click()
+    expect(page).to_have_url(f"{dashboard.url}/tasks/{new}")
+    expect(state_badge(page)).to_have_text("SUCCESS", timeout=WAIT_MS)
+    expect(page.locator('[data-payload="result"] pre')).to_have_text("42")
+    retried_from = page.locator("[data-retry-of]")
+    expect(retried_from).to_have_text(f"Retried from {old}")
+    expect(retried_from.get_by_role("link")).to_have_attribute("href", f"/tasks/{old}")
+    expect(page.locator("[data-retried-as]")).to_be_hidden()
+    # a finished task that succeeded has nothing to retry
+    expect(page.locator("[data-task-actions]").get_by_role("button", name="Retry…")).to_be_hidden()
+    expect(page.locator('[data-task-actions] [data-field="actions-none"]')).to_be_visible()
+
+    page.goto(f"{dashboard.url}/tasks/{old}")  # the old one's page, from the dashboard's own links
+    expect(page.locator("[data-retried-as]")).to_have_text(f"Retried as {new}")
+    expect(page.locator("[data-retried-as]").get_by_role("link")).to_have_attribute("href", f"/tasks/{new}")
+    assert dashboard.task(old)["retried_as"] == [new]  # type: ignore[index]
+
+
+def test_a_bad_json_edit_is_shown_and_sends_nothing(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    failed = send(producer_app(broker), "fail_payment", "ORD-7", queue=QUEUE)
+    wait_state(dashboard, failed, "FAILURE")
+    wait_retryable(dashboard, failed)
+    posts = record_posts(page)
+    page.goto(f"{dashboard.url}/tasks/{failed}")
+    actions = page.locator("[data-task-actions]")
+    retry = actions.get_by_role("button", name="Retry…")
+
+    retry.click()
+    dialog = page.get_by_role("dialog", name="Retry this task?")
+    args, kwargs = retry_field(dialog, "Args"), retry_field(dialog, "Kwargs")
+    expect(args).to_have_value('[\n  "ORD-7"\n]')
+    send_button = dialog.get_by_role("button", name="Send as a new task")
+    error = dialog.locator('[data-field="retry-error"]')
+
+    args.fill('["ORD-8"')
+    send_button.click()
+    expect(error).to_have_text(re.compile(r"^Args: not valid JSON \(.+\)\.$"))
+    expect(dialog).to_be_visible()  # still open, the edit kept
+    expect(args).to_be_focused()
+    expect(args).to_have_attribute("aria-invalid", "true")
+    expect(args).to_have_value('["ORD-8"')
+
+    args.fill('["ORD-8"]')
+    expect(error).to_be_hidden()  # typing clears it
+    kwargs.fill('["not", "an object"]')
+    send_button.click()
+    expect(error).to_have_text("Kwargs: must be a JSON object, such as {} for none, not an array.")
+    expect(kwargs).to_be_focused()
+    expect(args).not_to_have_attribute("aria-invalid", "true")
+
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(retry).to_be_focused()
+    assert posts == []
+    assert actions.locator("[data-action-outcome]").get_attribute("data-level") is None
+    assert dashboard.task(failed)["retried_as"] == []  # type: ignore[index]
+
+    retry.click()  # opened again: the task's own arguments, no error left over
+    expect(args).to_have_value('[\n  "ORD-7"\n]')
+    expect(kwargs).to_have_value("{}")
+    expect(error).to_be_hidden()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert posts == []
+
+
+def test_a_task_that_cannot_be_retried_says_why(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    long_order = list(range(600))  # longer than a worker shows in its events: the args are cut
+    failed = send(producer_app(broker), "fail_payment", long_order, queue=QUEUE)
+    wait_state(dashboard, failed, "FAILURE")
+    reason = dashboard.get(f"/api/tasks/{failed}/retry").json()
+    assert reason["retryable"] is False and "not known exactly" in reason["reason"], reason
+    posts = record_posts(page)
+    page.goto(f"{dashboard.url}/tasks/{failed}")
+    actions = page.locator("[data-task-actions]")
+    retry = actions.get_by_role("button", name="Retry…")
+    expect(retry).to_be_visible()
+    expect(retry).to_be_disabled()
+    expect(actions.locator('[data-field="retry-note"]')).to_have_text(f"Cannot retry: {reason['reason']}.")
+    retry.click(force=True)  # a disabled button opens nothing
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert posts == []
+

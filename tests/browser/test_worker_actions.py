@@ -1,5 +1,6 @@
 """Worker control from the worker page in a real browser: pool, consumers, ping, limits, shutdown through
-its dialog, actions turned off, and task events turned on from the note that none arrive."""
+its dialog, actions turned off, the controls an operator is shown on the worker and queue pages, and task
+events turned on from the note that none arrive."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from dashboard.auth import AuthFile
 from helpers import (DashboardProc, PYTHON, Proc, REPO_ROOT, dashboard_with_worker, producer_app, record_posts, send,
                      start_dashboard, start_worker, wait_broker_connected, wait_until, wait_worker_online)
 
@@ -166,6 +168,50 @@ def test_no_controls_when_actions_are_off(page: Page, cluster: tuple[DashboardPr
             expect(control.get_by_role(role)).to_have_count(0)  # hidden with their group
         expect(consumed_row(page, QUEUE)).to_have_count(1)
         expect(page.locator('[data-section="active_queues"]').get_by_role("button")).to_have_count(0)
+    finally:
+        dashboard.stop()
+
+
+def test_an_operator_sees_only_the_controls_the_role_allows(page: Page, cluster: tuple[DashboardProc, str],
+                                                            redis_port: int, tmp_path: Path) -> None:
+    auth = AuthFile.create_or_open(str(tmp_path / "auth.toml"))
+    auth.add_user("olive", "operator", "operator pass")
+    dashboard = start_dashboard(f"redis://127.0.0.1:{redis_port}/{BROKER_DB}", tmp_path,
+                                extra_args=("--auth-file", str(tmp_path / "auth.toml")))
+    basic = ("olive", "operator pass")
+    try:
+        wait_until(lambda: dashboard.get(f"/api/workers/{WORKER}", auth=basic).json().get("inspected_at"),
+                   WAIT_MS / 1000, message=f"{WORKER} never inspected")
+        page.goto(f"{dashboard.url}/workers/{WORKER}")
+        page.fill('input[name="name"]', "olive")
+        page.fill('input[name="password"]', "operator pass")
+        page.click('button[type="submit"]')
+        expect(page).to_have_url(f"{dashboard.url}/workers/{WORKER}")
+        expect(page.locator(".session-user")).to_have_text("olive · operator")
+        control = page.locator("[data-worker-control]")
+        expect(consumed_row(page, QUEUE)).to_have_count(1, timeout=WAIT_MS)
+
+        expect(control.get_by_role("button")).to_have_text(["Ping", "Enable task events"])
+        expect(control.locator('[data-field="control-off"]')).to_have_text(
+            "Pool, consumers, limits, restart and shutdown need the admin role.")
+        for role in ("textbox", "spinbutton", "combobox"):
+            expect(control.get_by_role(role)).to_have_count(0)  # their groups are not shown
+        queues = page.locator('[data-section="active_queues"]')
+        expect(queues.get_by_role("columnheader")).to_have_text(["Queue", "Exchange", "Type", "Routing key"])
+        expect(queues.get_by_role("button")).to_have_count(0)  # no Cancel beside a queue
+        expect(consumed_row(page, QUEUE).get_by_role("cell")).to_have_count(4)
+
+        posts = record_posts(page)
+        control.get_by_role("button", name="Ping", exact=True).click()  # what the role allows works
+        expect(outcome_lines(control)).to_have_text([f"{WORKER}: pong"], timeout=WAIT_MS)
+        assert posts == [f"{dashboard.url}/api/workers/{WORKER.replace('@', '%40')}/ping"]
+
+        wait_until(lambda: dashboard.get(f"/api/queues/{QUEUE}", auth=basic).status_code == 200, WAIT_MS / 1000,
+                   message=f"{QUEUE} never watched")
+        page.goto(f"{dashboard.url}/queues/{QUEUE}")
+        actions = page.locator("[data-queue-actions]")
+        expect(actions.locator('[data-field="actions-off"]')).to_have_text("Purge needs the admin role.")
+        expect(actions.get_by_role("button")).to_have_count(0)
     finally:
         dashboard.stop()
 

@@ -117,3 +117,177 @@ test("state-changing requests carry the session's CSRF token, reads do not", () 
   const init = { method: "POST" };
   assert.equal(withCsrf(init, null), init);
 });
+
+import {
+  DEFAULT_QUEUE, MAX_ARGUMENT_DEPTH, offersRetry, parseRetryArguments, prettyJson, readPreflight, retryBody,
+  retryButton, retryConfirmation, retryKey, retryLinks, retryOutcome, sameJson,
+} from "../../static/js/helpers/task_actions.js";
+
+test("retry is offered for a failed, revoked or rejected task, and a lost one still in flight", () => {
+  for (const state of ["FAILURE", "REVOKED", "REJECTED"]) {
+    assert.equal(offersRetry({ state }, true), true, state);
+    assert.equal(offersRetry({ state, orphaned: true }, true), true, state);
+  }
+  for (const state of ["RECEIVED", "STARTED"]) {
+    assert.equal(offersRetry({ state, orphaned: true }, true), true, `lost ${state}`);
+    assert.equal(offersRetry({ state, orphaned: false }, true), false, state);
+    assert.equal(offersRetry({ state }, true), false, state);
+  }
+  for (const state of ["SUCCESS", "PENDING", "RETRY", undefined, null, "failure"]) {
+    assert.equal(offersRetry({ state }, true), false, String(state));
+    assert.equal(offersRetry({ state, orphaned: true }, true), false, `orphaned ${state}`);
+  }
+  assert.equal(offersRetry({ state: "STARTED", orphaned: "yes" }, true), false);
+  assert.equal(offersRetry(null, true), false);
+  for (const enabled of [false, undefined, null, "true", 1]) {
+    assert.equal(offersRetry({ state: "FAILURE" }, enabled), false, String(enabled));
+  }
+});
+
+test("the preflight is asked again when the state, or being lost, changes", () => {
+  assert.equal(retryKey({ state: "FAILURE" }), retryKey({ state: "FAILURE", orphaned: false, name: "x" }));
+  assert.notEqual(retryKey({ state: "FAILURE" }), retryKey({ state: "REVOKED" }));
+  assert.notEqual(retryKey({ state: "STARTED" }), retryKey({ state: "STARTED", orphaned: true }));
+});
+
+const RETRYABLE = { retryable: true, reason: null, name: "app.add", args: [40, 2], kwargs: {}, queue: "maths" };
+
+test("a retryable preflight is taken as it is; a refused one keeps its reason", () => {
+  assert.deepEqual(readPreflight({ status: 200, body: RETRYABLE }), RETRYABLE);
+  const refused = { retryable: false, reason: "a SUCCESS task is not retried: only failed, revoked, rejected or lost ones",
+    name: "app.add", args: null, kwargs: null, queue: null };
+  assert.deepEqual(readPreflight({ status: 200, body: refused }), refused);
+  assert.equal(readPreflight({ status: 200, body: { retryable: false } }).reason, "the dashboard did not say why");
+  assert.equal(readPreflight({ status: 200, body: { ...RETRYABLE, queue: "" } }).queue, null);
+});
+
+test("a preflight that could not be had or read is not retryable, with why", () => {
+  assert.deepEqual(readPreflight({ networkError: "Failed to fetch" }),
+    { retryable: false, reason: "could not ask the dashboard: Failed to fetch", name: null, args: null, kwargs: null, queue: null });
+  assert.equal(readPreflight({ status: 404, body: { error: "unknown task: x" } }).reason, "could not ask the dashboard: unknown task: x");
+  assert.equal(readPreflight({ status: 502, statusText: "Bad Gateway", body: null }).reason, "could not ask the dashboard: 502 Bad Gateway");
+  for (const body of [null, [1], "yes", { ...RETRYABLE, args: null }, { ...RETRYABLE, args: "(1, 2)" },
+    { ...RETRYABLE, kwargs: [] }, { ...RETRYABLE, name: null }, { ...RETRYABLE, kwargs: null }]) {
+    const read = readPreflight({ status: 200, body });
+    assert.equal(read.retryable, false, JSON.stringify(body));
+    assert.equal(read.reason, "the dashboard's answer could not be read");
+  }
+  assert.equal(readPreflight().retryable, false);
+});
+
+test("the Retry button waits for the preflight, and says why when it cannot be pressed", () => {
+  assert.deepEqual(retryButton(null), { disabled: true, note: "Checking whether it can be sent again…" });
+  assert.deepEqual(retryButton(RETRYABLE), { disabled: false, note: "" });
+  assert.deepEqual(retryButton({ retryable: false, reason: "its arguments are not known exactly: the args were cut by the worker (…)" }),
+    { disabled: true, note: "Cannot retry: its arguments are not known exactly: the args were cut by the worker (…)." });
+  assert.deepEqual(retryButton({ retryable: false, reason: "no online worker has app.add registered." }),
+    { disabled: true, note: "Cannot retry: no online worker has app.add registered." });
+  const hostile = { retryable: false, reason: "<img src=x onerror=alert(1)>" };
+  assert.equal(retryButton(hostile).note, "Cannot retry: <img src=x onerror=alert(1)>."); // set as text
+});
+
+test("the retry dialog shows the name, the queue and the arguments as pretty JSON", () => {
+  const shown = retryConfirmation(RETRYABLE, "abc-1");
+  assert.equal(shown.title, "Retry this task?");
+  assert.deepEqual(shown.facts, [["Task", "app.add"], ["Queue", "maths"], ["Retry of", "abc-1"]]);
+  assert.equal(shown.args, "[\n  40,\n  2\n]");
+  assert.equal(shown.kwargs, "{}");
+  assert.equal(shown.confirm, "Send as a new task");
+  assert.match(shown.text, /new task/);
+  const defaults = retryConfirmation({ ...RETRYABLE, queue: null, kwargs: { to: "a@b", n: [1, { x: null }] } }, "abc-2");
+  assert.deepEqual(defaults.facts[1], ["Queue", DEFAULT_QUEUE]);
+  assert.equal(DEFAULT_QUEUE, "the default queue");
+  assert.equal(defaults.kwargs, '{\n  "to": "a@b",\n  "n": [\n    1,\n    {\n      "x": null\n    }\n  ]\n}');
+  assert.equal(prettyJson(["<b>", "ü"]), '[\n  "<b>",\n  "ü"\n]');
+});
+
+test("edited arguments: args a JSON array, kwargs a JSON object", () => {
+  assert.deepEqual(parseRetryArguments("[20, 22]", "{}"), { ok: true, args: [20, 22], kwargs: {} });
+  assert.deepEqual(parseRetryArguments(' \n["a", {"b": [1.5, true, null]}]\n', '{"x": "y"}'),
+    { ok: true, args: ["a", { b: [1.5, true, null] }], kwargs: { x: "y" } });
+  assert.deepEqual(parseRetryArguments("[]", "{}"), { ok: true, args: [], kwargs: {} });
+});
+
+test("edited arguments that are not JSON, or not the right kind, say why", () => {
+  const error = (argsText, kwargsText) => {
+    const parsed = parseRetryArguments(argsText, kwargsText);
+    assert.equal(parsed.ok, false, `${argsText} / ${kwargsText}`);
+    return [parsed.field, parsed.error];
+  };
+  assert.deepEqual(error("", "{}"), ["args", "Args: enter a JSON array, such as [] for none."]);
+  assert.deepEqual(error("  ", "{}"), ["args", "Args: enter a JSON array, such as [] for none."]);
+  assert.deepEqual(error("[]", ""), ["kwargs", "Kwargs: enter a JSON object, such as {} for none."]);
+  const [field, message] = error("[20, 22", "{}");
+  assert.equal(field, "args");
+  assert.match(message, /^Args: not valid JSON \(.+\)\.$/);
+  assert.match(error("[]", "{'a': 1}")[1], /^Kwargs: not valid JSON \(/);
+  assert.match(error("(1, 2)", "{}")[1], /^Args: not valid JSON \(/); // a Python tuple is not JSON
+  assert.deepEqual(error('{"x": 1}', "{}"), ["args", "Args: must be a JSON array, such as [] for none, not an object."]);
+  assert.deepEqual(error("20", "{}"), ["args", "Args: must be a JSON array, such as [] for none, not a number."]);
+  assert.deepEqual(error('"a"', "{}"), ["args", "Args: must be a JSON array, such as [] for none, not a string."]);
+  assert.deepEqual(error("null", "{}"), ["args", "Args: must be a JSON array, such as [] for none, not null."]);
+  assert.deepEqual(error("[]", "[1]"), ["kwargs", "Kwargs: must be a JSON object, such as {} for none, not an array."]);
+  assert.deepEqual(error("[]", "true"), ["kwargs", "Kwargs: must be a JSON object, such as {} for none, not true."]);
+  assert.deepEqual(error("[1, 2", "[1"), error("[1, 2", "{}")); // the args are read first
+});
+
+test("edited arguments a browser cannot send exactly are refused", () => {
+  assert.deepEqual(parseRetryArguments("[1e999]", "{}"),
+    { ok: false, field: "args", error: "Args: a number is too large for JSON." });
+  assert.deepEqual(parseRetryArguments("[]", '{"n": 12345678901234567890}'), {
+    ok: false, field: "kwargs",
+    error: "Kwargs: the whole number 12345678901234567000 is beyond what a browser keeps exact (±9007199254740991).",
+  });
+  assert.equal(parseRetryArguments("[9007199254740991, -9007199254740991, 0.1]", "{}").ok, true);
+  const nest = (depth) => "[".repeat(depth) + "]".repeat(depth);
+  assert.equal(parseRetryArguments(nest(MAX_ARGUMENT_DEPTH + 1), "{}").ok, true); // the dashboard's own limit
+  assert.deepEqual(parseRetryArguments(nest(MAX_ARGUMENT_DEPTH + 2), "{}"),
+    { ok: false, field: "args", error: "Args: nested more than 32 levels deep." });
+});
+
+test("the retry body holds only the arguments that were edited", () => {
+  const preflight = { ...RETRYABLE, args: [40, 2], kwargs: { a: 1, b: [1] } };
+  assert.deepEqual(retryBody(preflight, "[\n  40,\n  2\n]", '{"a": 1, "b": [1]}'), { ok: true, body: {}, edited: false });
+  assert.deepEqual(retryBody(preflight, "[40,2]", '{"b": [1], "a": 1}'), { ok: true, body: {}, edited: false });
+  assert.deepEqual(retryBody(preflight, "[20, 22]", '{"a": 1, "b": [1]}'), { ok: true, body: { args: [20, 22] }, edited: true });
+  assert.deepEqual(retryBody(preflight, "[40, 2]", "{}"), { ok: true, body: { kwargs: {} }, edited: true });
+  assert.deepEqual(retryBody(preflight, '[40, "2"]', '{"a": 1.5, "b": [1]}'),
+    { ok: true, body: { args: [40, "2"], kwargs: { a: 1.5, b: [1] } }, edited: true });
+  assert.deepEqual(retryBody(preflight, "[40, 2", "{}"),
+    { ok: false, field: "args", error: parseRetryArguments("[40, 2", "{}").error });
+});
+
+test("sameJson compares parsed JSON values", () => {
+  assert.equal(sameJson([1, { a: [null, "x"] }], [1, { a: [null, "x"] }]), true);
+  assert.equal(sameJson({ a: 1, b: 2 }, { b: 2, a: 1 }), true);
+  assert.equal(sameJson([1], [1, 2]), false);
+  assert.equal(sameJson({ a: 1 }, { a: 1, b: undefined }), false);
+  assert.equal(sameJson([], {}), false);
+  assert.equal(sameJson(null, {}), false);
+  assert.equal(sameJson(1, "1"), false);
+});
+
+test("a sent retry links its new task; a refused or failed one says why", () => {
+  const id = "9f1c2e3a-0000-4000-8000-000000000001";
+  assert.deepEqual(retryOutcome({ status: 200, body: { ok: true, task_id: id, replies: [], error: null } }),
+    { level: "ok", summary: "Sent as", lines: [], taskId: id });
+  assert.deepEqual(retryOutcome({ status: 409, statusText: "CONFLICT", body: { error: "cannot retry: no online worker has app.add registered" } }),
+    { level: "error", summary: "Retry refused.", lines: ["cannot retry: no online worker has app.add registered"], taskId: null });
+  assert.deepEqual(retryOutcome({ status: 400, body: { error: "args: expected a JSON array, got dict" } }).lines,
+    ["args: expected a JSON array, got dict"]);
+  assert.deepEqual(retryOutcome({ status: 403, statusText: "FORBIDDEN", body: null }).lines, ["403 FORBIDDEN"]);
+  assert.deepEqual(retryOutcome({ status: 200, body: { ok: false, task_id: null, error: "the broker did not take it: refused" } }),
+    { level: "error", summary: "Retry failed.", lines: ["the broker did not take it: refused"], taskId: null });
+  assert.equal(retryOutcome({ status: 200, body: { ok: true, task_id: null } }).level, "warning");
+  assert.equal(retryOutcome({ status: 200, body: "x" }).level, "error");
+  assert.deepEqual(retryOutcome({ networkError: "Failed to fetch" }),
+    { level: "error", summary: "Retry not sent: could not reach the dashboard.", lines: ["Failed to fetch"], taskId: null });
+});
+
+test("the links to and from retries: ids only, each once, this page's retries after the known ones", () => {
+  assert.deepEqual(retryLinks({ retry_of: null, retried_as: [] }), { from: null, as: [] });
+  assert.deepEqual(retryLinks({}), { from: null, as: [] });
+  assert.deepEqual(retryLinks({ retry_of: "old", retried_as: ["a", "b"] }, ["b", "c"]), { from: "old", as: ["a", "b", "c"] });
+  assert.deepEqual(retryLinks({ retry_of: "", retried_as: "a" }, ["c", null, 5, ""]), { from: null, as: ["c"] });
+  assert.deepEqual(retryLinks(null, ["c"]), { from: null, as: ["c"] });
+});

@@ -213,3 +213,34 @@ test("the page inspects again only when a worker said it did what was asked", ()
   assert.equal(someWorkerAgreed({ ok: true, replies: ["odd", null, { "w@h": "text" }] }), false);
   assert.equal(someWorkerAgreed(null), false);
 });
+
+import { PURGE_ADMIN_NEEDED, WORKER_ADMIN_NEEDED, queueControls, workerControls } from "../../static/js/helpers/worker_actions.js";
+import { ACTIONS_OFF } from "../../static/js/helpers/task_actions.js";
+
+test("an operator sees ping and task events, with one line on what needs an admin", () => {
+  assert.deepEqual(workerControls(true, false), { actions: ["ping", "enable-events"], note: WORKER_ADMIN_NEEDED });
+  assert.equal(WORKER_ADMIN_NEEDED, "Pool, consumers, limits, restart and shutdown need the admin role.");
+  assert.deepEqual(workerControls(true, undefined).actions, ["ping", "enable-events"]);
+  assert.deepEqual(workerControls(true, "true").actions, ["ping", "enable-events"]);
+});
+
+test("an admin sees every worker control; with actions off, none", () => {
+  assert.deepEqual(workerControls(true, true), { actions: Object.keys(WORKER_ACTIONS), note: null });
+  for (const [enabled, admin] of [[false, false], [false, true], [undefined, true], ["true", true]]) {
+    assert.deepEqual(workerControls(enabled, admin), { actions: [], note: ACTIONS_OFF }, `${enabled} ${admin}`);
+  }
+});
+
+test("the roles of the worker actions are the dashboard's", () => {
+  const admin = Object.keys(WORKER_ACTIONS).filter((action) => WORKER_ACTIONS[action].admin === true).sort();
+  assert.deepEqual(admin, ["add-consumer", "autoscale", "cancel-consumer", "pool-grow", "pool-restart", "pool-shrink",
+    "rate-limit", "shutdown", "time-limit"]);
+});
+
+test("purge is for admins; an operator is told so", () => {
+  assert.deepEqual(queueControls(true, true), { purge: true, note: null });
+  assert.deepEqual(queueControls(true, false), { purge: false, note: PURGE_ADMIN_NEEDED });
+  assert.equal(PURGE_ADMIN_NEEDED, "Purge needs the admin role.");
+  assert.deepEqual(queueControls(false, true), { purge: false, note: ACTIONS_OFF });
+  assert.deepEqual(queueControls(false, false), { purge: false, note: ACTIONS_OFF });
+});

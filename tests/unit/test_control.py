@@ -28,6 +28,7 @@ def test_plain_literals_are_exact(args: str, kwargs: str, expected: tuple) -> No
     ("(1,)", "[]", "not a dict"),
     (None, "{}", "unknown"),
     ("__import__('os').system('id')", "{}", "not Python literals"),
+    ("('" + "x" * 1018 + "...',)", "{}", "1,024"),
 ])
 def test_anything_else_says_why(args: str | None, kwargs: str, reason: str) -> None:
     with pytest.raises(NotExact, match=reason.replace("(", r"\(")):

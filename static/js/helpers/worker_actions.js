@@ -1,9 +1,10 @@
-// Worker control and queue purge, DOM-free: the request body of each action from what was typed
-// (or why it cannot be sent), what a confirmation dialog names, and the answers as lines of text.
+// Worker control and queue purge, DOM-free: which controls the user's role allows, the request
+// body of each action from what was typed (or why it cannot be sent), what a confirmation dialog
+// names, and the answers as lines of text.
 
 import { formatInteger } from "./format.js";
 import { messagesText } from "./queue_info.js";
-import { answerOutcome, replyLines } from "./task_actions.js";
+import { ACTIONS_OFF, answerOutcome, replyLines } from "./task_actions.js";
 
 /** Largest pool change or autoscale bound the dashboard takes. */
 export const MAX_POOL_STEP = 256;
@@ -17,22 +18,49 @@ const WHOLE = /^\d+$/;
 
 /**
  * The worker actions the page offers (the path's name), each with its name as the page says it,
- * whether it asks first (`destructive`), and whether the worker's pool or queues change, so that
- * the page inspects the worker again after it (`refresh`).
+ * whether it asks first (`destructive`), whether the worker's pool or queues change, so that the
+ * page inspects the worker again after it (`refresh`), and whether it needs the admin role
+ * (`admin`; the others need an operator).
  */
 export const WORKER_ACTIONS = {
   ping: { label: "Ping" },
   "enable-events": { label: "Enable task events" },
-  "pool-grow": { label: "Grow pool", refresh: true },
-  "pool-shrink": { label: "Shrink pool", refresh: true },
-  autoscale: { label: "Autoscale", refresh: true },
-  "add-consumer": { label: "Add consumer", refresh: true },
-  "cancel-consumer": { label: "Cancel consumer", refresh: true },
-  "rate-limit": { label: "Rate limit" },
-  "time-limit": { label: "Time limits" },
-  "pool-restart": { label: "Pool restart", destructive: true, refresh: true },
-  shutdown: { label: "Shutdown", destructive: true },
+  "pool-grow": { label: "Grow pool", refresh: true, admin: true },
+  "pool-shrink": { label: "Shrink pool", refresh: true, admin: true },
+  autoscale: { label: "Autoscale", refresh: true, admin: true },
+  "add-consumer": { label: "Add consumer", refresh: true, admin: true },
+  "cancel-consumer": { label: "Cancel consumer", refresh: true, admin: true },
+  "rate-limit": { label: "Rate limit", admin: true },
+  "time-limit": { label: "Time limits", admin: true },
+  "pool-restart": { label: "Pool restart", destructive: true, refresh: true, admin: true },
+  shutdown: { label: "Shutdown", destructive: true, admin: true },
 };
+
+/** What the worker page says in place of the controls an operator may not use. */
+export const WORKER_ADMIN_NEEDED = "Pool, consumers, limits, restart and shutdown need the admin role.";
+/** What the queue page says in place of Purge for an operator. */
+export const PURGE_ADMIN_NEEDED = "Purge needs the admin role.";
+
+/**
+ * The worker actions the page shows, and the one line it says instead of the others (null when
+ * none is left out). `enabled`: actions are on and the user is at least an operator; `admin`: they
+ * are on and the user is an admin (as the page's bootstrap says).
+ * @returns {{actions: string[], note: string|null}}
+ */
+export function workerControls(enabled, admin) {
+  if (enabled !== true) return { actions: [], note: ACTIONS_OFF };
+  const actions = Object.keys(WORKER_ACTIONS).filter((action) => admin === true || !WORKER_ACTIONS[action].admin);
+  return { actions, note: admin === true ? null : WORKER_ADMIN_NEEDED };
+}
+
+/**
+ * Whether the queue page shows Purge (admins only), and the line it says instead (null when shown).
+ * @returns {{purge: boolean, note: string|null}}
+ */
+export function queueControls(enabled, admin) {
+  if (enabled !== true) return { purge: false, note: ACTIONS_OFF };
+  return admin === true ? { purge: true, note: null } : { purge: false, note: PURGE_ADMIN_NEEDED };
+}
 
 /** The name of a worker action as the page says it. */
 export function workerActionLabel(action) {

@@ -1,4 +1,4 @@
-// What the worker and queue action panels share: POST a JSON action, show its outcome in a
+// What the task, worker and queue action panels share: POST a JSON action, show its outcome in a
 // role=status area, and ask first in a native <dialog> naming the target (all as plain text).
 
 import { cloneTemplate, setField } from "../helpers/dom.js";
@@ -23,12 +23,20 @@ export async function postAction(url, body = {}) {
 }
 
 /**
- * Show `{level, summary, lines}` in an outcome area: its `[data-field="action-summary"]` and one
- * list item per line in `[data-list="action-lines"]`, each set as text.
+ * Show `{level, summary, lines, link}` in an outcome area: its `[data-field="action-summary"]`, the
+ * `[data-action-link]` after it when there is a `link` (`{text, href}`: `href` a path of this site),
+ * and one list item per line in `[data-list="action-lines"]`, each set as text.
  */
-export function showOutcome(area, { level, summary, lines }) {
+export function showOutcome(area, { level, summary, lines, link = null }) {
   area.dataset.level = level;
   setField(area, "action-summary", summary);
+  const anchor = area.querySelector("[data-action-link]");
+  if (anchor) {
+    anchor.textContent = link ? link.text : "";
+    if (link) anchor.setAttribute("href", link.href);
+    else anchor.removeAttribute("href");
+    anchor.hidden = !link;
+  }
   area.querySelector('[data-list="action-lines"]').replaceChildren(...lines.map((line) => {
     const item = document.createElement("li");
     item.textContent = line;

@@ -1,15 +1,16 @@
-// A queue's Purge: asks first in a <dialog> naming the queue and how many messages wait in it,
-// then says how many the broker removed, or why nothing was. The depth falls live afterwards.
+// A queue's Purge (admins only): asks first in a <dialog> naming the queue and how many messages
+// wait in it, then says how many the broker removed, or why nothing was. The depth falls live
+// afterwards.
 
-import { purgeConfirmation, purgeOutcome } from "../helpers/worker_actions.js";
-import { ACTIONS_OFF } from "../helpers/task_actions.js";
+import { purgeConfirmation, purgeOutcome, queueControls } from "../helpers/worker_actions.js";
 import { confirmDialog, postAction, showOutcome } from "./action_ui.js";
 
 /**
  * Mount the actions (`[data-queue-actions]`) of the queue page `root`.
- * @param {{name: string, enabled: boolean}} options `enabled`: the dashboard takes actions
+ * @param {{name: string, enabled: boolean, admin: boolean}} options `enabled`: the dashboard takes
+ *   actions from this user (an operator at least); `admin`: the user is an admin, who may purge
  */
-export function mountQueueActions(root, store, { name, enabled }) {
+export function mountQueueActions(root, store, { name, enabled, admin = false }) {
   const section = root.querySelector("[data-queue-actions]");
   if (!section) return;
   const purgeButton = section.querySelector('[data-action="purge"]');
@@ -18,10 +19,11 @@ export function mountQueueActions(root, store, { name, enabled }) {
   const ask = confirmDialog(section);
   let sending = false;
 
-  off.textContent = ACTIONS_OFF;
-  off.hidden = enabled;
-  purgeButton.hidden = !enabled;
-  if (!enabled) return;
+  const { purge: allowed, note } = queueControls(enabled, admin);
+  off.textContent = note ?? "";
+  off.hidden = note === null;
+  purgeButton.hidden = !allowed;
+  if (!allowed) return;
 
   /** The depth last sampled, live from the store; null when not known. */
   function depth() {

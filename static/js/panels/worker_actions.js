@@ -1,23 +1,24 @@
 // A worker's Control section: ping, task events, pool size and autoscale, consumers (add one here,
 // cancel one beside each queue it consumes), rate and time limits of a task type, pool restart and
-// shutdown (both asked first in a <dialog> naming the worker). The worker's reply, or why nothing
-// was done, shows in the section's status area; after a change to its pool or queues the page
-// inspects the worker again (its Refresh button) until the facts and lists show the change.
+// shutdown (both asked first in a <dialog> naming the worker). Only the controls the user's role
+// allows show; one line says what the others need. The worker's reply, or why nothing was done,
+// shows in the section's status area; after a change to its pool or queues the page inspects the
+// worker again (its Refresh button) until the facts and lists show the change.
 
 import {
   SETTLE_EVERY_MS, SETTLE_LIMIT_MS, changeSeen, describeAction, isDestructive, processCount, refreshesAfter,
-  someWorkerAgreed, workerActionBody, workerActionLabel, workerConfirmation, workerOutcome,
+  someWorkerAgreed, workerActionBody, workerActionLabel, workerConfirmation, workerControls, workerOutcome,
 } from "../helpers/worker_actions.js";
-import { ACTIONS_OFF } from "../helpers/task_actions.js";
 import { confirmDialog, postAction, showOutcome } from "./action_ui.js";
 
 const INPUTS = ["n", "max", "min", "queue", "task", "rate", "soft", "hard"];
 
 /**
  * Mount the Control section (`[data-worker-control]`) of the worker page `root`.
- * @param {{hostname: string, enabled: boolean}} options `enabled`: the dashboard takes actions
+ * @param {{hostname: string, enabled: boolean, admin: boolean}} options `enabled`: the dashboard
+ *   takes actions from this user (an operator at least); `admin`: the user is an admin
  */
-export function mountWorkerActions(root, { hostname, enabled }) {
+export function mountWorkerActions(root, { hostname, enabled, admin = false }) {
   const control = root.querySelector("[data-worker-control]");
   if (!control) return;
   const base = `/api/workers/${encodeURIComponent(hostname)}`;
@@ -33,10 +34,17 @@ export function mountWorkerActions(root, { hostname, enabled }) {
   let sending = false;
   let settling = 0; // the round of inspects after the latest action that changes the pool or queues
 
-  off.textContent = ACTIONS_OFF;
-  off.hidden = enabled;
-  groups.hidden = !enabled;
-  if (!enabled) return;
+  const { actions: allowed, note } = workerControls(enabled, admin);
+  off.textContent = note ?? "";
+  off.hidden = note === null;
+  groups.hidden = allowed.length === 0;
+  if (allowed.length === 0) return;
+  for (const button of control.querySelectorAll("[data-worker-action]")) button.hidden = !allowed.includes(button.dataset.workerAction);
+  for (const group of control.querySelectorAll(".control-group")) {
+    group.hidden = !group.querySelector("[data-worker-action]:not([hidden])");
+  }
+  const mayCancel = allowed.includes("cancel-consumer");
+  if (!mayCancel) dropCancelColumn(root);
 
   function inputs() {
     const values = {};
@@ -59,7 +67,7 @@ export function mountWorkerActions(root, { hostname, enabled }) {
   }
 
   async function run(action, button) {
-    if (sending) return;
+    if (sending || !allowed.includes(action)) return;
     const label = workerActionLabel(action);
     const built = workerActionBody(action, action === "cancel-consumer" ? { queue: rowQueue(button) } : inputs());
     if (!built.ok) {
@@ -143,9 +151,13 @@ export function mountWorkerActions(root, { hostname, enabled }) {
     taskSelect.value = names.includes(chosen) ? chosen : "";
   }
 
-  /** Name each Cancel button of the Queues consumed list after its queue. */
+  /** Name each Cancel button of the Queues consumed list after its queue (or drop it: not allowed). */
   function labelCancelButtons() {
     for (const button of consumed?.querySelectorAll('[data-worker-action="cancel-consumer"]') ?? []) {
+      if (!mayCancel) {
+        (button.closest("td") ?? button).remove();
+        continue;
+      }
       button.setAttribute("aria-label", `Cancel consumer of ${rowQueue(button)}`);
       button.disabled = sending;
     }
@@ -159,4 +171,18 @@ export function mountWorkerActions(root, { hostname, enabled }) {
   if (consumed) new MutationObserver(labelCancelButtons).observe(consumed, { childList: true });
   renderTaskOptions();
   labelCancelButtons();
+}
+
+/**
+ * Drop the Consumer column (a Cancel button per queue) of the Queues consumed list: from its
+ * header and from the row template, before any row is made from it.
+ */
+function dropCancelColumn(root) {
+  const template = root.querySelector('template[data-template="consumed-queue-row"]')
+    ?? document.querySelector('template[data-template="consumed-queue-row"]');
+  const cell = template?.content.querySelector('[data-worker-action="cancel-consumer"]')?.closest("td");
+  if (!cell) return;
+  const index = [...cell.parentElement.children].indexOf(cell);
+  cell.remove();
+  root.querySelector('[data-section="active_queues"] thead tr')?.children[index]?.remove();
 }

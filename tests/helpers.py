@@ -437,3 +437,9 @@ def record_posts(page: Any) -> list[str]:
 
     page.on("request", record)
     return posts
+
+
+def wait_task_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
+    """Wait until the dashboard shows the task in ``state``; return its detail."""
+    return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,
+                      message=lambda: f"{task_id} never {state}: {dashboard.task(task_id)}")

@@ -23,6 +23,8 @@ import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
 import { mountTaskSearch } from "./panels/task_search.js";
 import { mountJump } from "./panels/jump.js";
+import { mountBulkActions } from "./panels/bulk_actions.js";
+import { parseFilters } from "./helpers/task_filters.js";
 
 /** Panels by their `data-panel` name; each is mounted on every element that has it. */
 const PANELS = {
@@ -70,6 +72,9 @@ function main() {
     for (const root of document.querySelectorAll(`[data-panel="${name}"]`)) mount(root, store);
   }
   for (const form of document.querySelectorAll("form[data-jump]")) mountJump(form);
+  for (const root of document.querySelectorAll('[data-panel="task-search"]')) {
+    mountBulkActions(root, { enabled: bootstrap.actions === true, filters: parseFilters(window.location.search) });
+  }
   const detail = document.querySelector('[data-panel="task-detail"]');
   if (detail && bootstrap.uuid) {
     const actions = detail.querySelector("[data-task-actions]");

@@ -11,7 +11,7 @@ import requests
 from playwright.sync_api import Locator, Page, expect
 
 from helpers import (DashboardProc, dashboard_with_worker, producer_app, record_posts, send, start_dashboard,
-                     wait_broker_connected, wait_until)
+                     wait_broker_connected, wait_until, wait_task_state as wait_state)
 
 pytestmark = pytest.mark.browser
 
@@ -30,9 +30,6 @@ def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield dashboard, broker
 
 
-def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,
-                      message=lambda: f"{task_id} never {state}: {dashboard.task(task_id)}")
 
 
 def state_badge(page: Page) -> Locator:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from helpers import (DashboardProc, dashboard_with_worker, producer_app, send, start_worker, wait_until,
-                     wait_worker_online)
+                     wait_worker_online, wait_task_state as wait_state)
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +27,6 @@ def post(dashboard: DashboardProc, path: str, body: Any) -> requests.Response:
     return requests.post(dashboard.url + path, json=body, timeout=10)
 
 
-def wait_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 20) -> dict[str, Any]:
-    return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,
-                      message=lambda: f"{task_id} never {state}: {dashboard.task(task_id)}")
 
 
 def test_revoke_a_queued_task(cluster: tuple[DashboardProc, str]) -> None:

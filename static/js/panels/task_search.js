@@ -24,7 +24,7 @@ const NAME_LOOKUP_DELAY_MS = 150;
 
 export function mountTaskSearch(root, store) {
   const form = mountFilterForm(root.querySelector("[data-filters]"), { onApply: apply });
-  const body = root.querySelector("[data-list]");
+  const body = root.querySelector("[data-results] [data-list]");
   const table = root.querySelector("[data-results]");
   const empty = root.querySelector("[data-empty]");
   const errorBox = root.querySelector("[data-search-error]");
@@ -140,11 +140,17 @@ export function mountTaskSearch(root, store) {
   function apply(nextFilters) {
     if (sameFilters(nextFilters, filters)) return;
     filters = nextFilters;
+    announceFilters();
     page.restart();
     pushPage();
     renderSort();
     renderPill();
     load();
+  }
+
+  /** Tell the panels under `root` (the bulk bar) the filters now applied: a `task-filters` event. */
+  function announceFilters() {
+    root.dispatchEvent(new CustomEvent("task-filters", { detail: filters }));
   }
 
   /** A history entry for the page now shown: its URL names the filters and the page's cursor. */
@@ -217,6 +223,7 @@ export function mountTaskSearch(root, store) {
     const nextFilters = parseFilters(window.location.search);
     if (!sameFilters(nextFilters, filters)) page.restart();
     filters = nextFilters;
+    announceFilters();
     form.write(filters);
     page.moveTo(positionFor(parseCursor(window.location.search), event.state));
     renderSort();

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from flask import Flask, Response, g, has_request_context, jsonify, redirect, render_template, request
 from flask_socketio import SocketIO
 
-from .access import LOCAL, Access, Identity
+from .access import LOCAL, Access
 from .alerts import WebhookNotifier
 from .auth import AuthFile, Principal
 from .cluster import Cluster

@@ -1,9 +1,8 @@
 """The HTML pages: each renders a template with a JSON bootstrap block; the browser does the rest."""
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response

@@ -129,6 +129,8 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
       const data = change.data;
       detail = { ...detail, ...data, departed: false };
       appendSample(samples, { t: data.last_heartbeat, active: data.active ?? null, load: data.loadavg?.[0] ?? null });
+      // Not inspected when the page loaded: the first inspect's lists come with a fetch, once it has answered.
+      if (!detail.inspected_at && data.pool) scheduleRefetch();
     } else if (change?.op === "remove") {
       detail = { ...detail, departed: true };
     }

@@ -26,7 +26,7 @@ from .live import LiveHub, LiveNamespace
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
 from .shapes import Alert
-from .store import TaskStore
+from .store import TaskStore, is_storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,11 @@ class Dashboard:
                  "target": target, "params": params, "outcome": outcome, "replies": replies}
         try:
             self.run_blocking(self.store.audit, entry)
-        except Exception as exc:  # the disk, or a bug: either way the action itself already happened
+        except Exception as exc:  # the action itself already happened: never fail it for its record
+            if not is_storage_failure(exc):
+                self.collector.count_internal_error()
+                log.exception("audit entry %s on %s by %s not stored", action, target, principal.name)
+                return
             log.error("audit entry %s on %s by %s not stored: %s: %s", action, target, principal.name,
                       type(exc).__name__, exc)
 

@@ -62,6 +62,13 @@ def _bad_request(exc: BadRequest) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 400
 
 
+def _closed_to(role: str) -> tuple[Response, int] | None:
+    """A 403 when actions are off (--read-only, no login on a reachable address) or the request's
+    principal is weaker than ``role``; None when the action may go ahead."""
+    refused = current_app.extensions["dashboard"].settings.actions_refused
+    return error(refused, 403) if refused else _denied(role)
+
+
 def _denied(role: str) -> tuple[Response, int] | None:
     """A 403 when the request's principal is weaker than ``role`` (see auth.ROLES), else None; a refusal
     is audited too."""
@@ -191,12 +198,9 @@ def task_names() -> Response:
 def revoke_task(uuid: str) -> Response | tuple[Response, int]:
     """Revoke a task, or with ``{"terminate": true, "signal": "TERM"}`` also kill it where it runs."""
     dashboard = current_app.extensions["dashboard"]
-    refused = dashboard.settings.actions_refused
-    if refused:
-        return error(refused, 403)
-    denied = _denied("operator")
-    if denied:
-        return denied
+    closed = _closed_to("operator")
+    if closed:
+        return closed
     body = _json_object()
     terminate = body.get("terminate", False)
     if not isinstance(terminate, bool):
@@ -219,14 +223,11 @@ def revoke_task(uuid: str) -> Response | tuple[Response, int]:
 def worker_action(hostname: str, action: str) -> Response | tuple[Response, int]:
     """One remote-control action on one worker: see ``control.WORKER_ACTIONS`` and the README."""
     dashboard = current_app.extensions["dashboard"]
-    refused = dashboard.settings.actions_refused
-    if refused:
-        return error(refused, 403)
+    closed = _closed_to(WORKER_ACTIONS[action][3] if action in WORKER_ACTIONS else "operator")
+    if closed:
+        return closed
     if action not in WORKER_ACTIONS:
         return error(f"unknown action: {action}; expected one of {', '.join(WORKER_ACTIONS)}", 404)
-    denied = _denied(WORKER_ACTIONS[action][3])
-    if denied:
-        return denied
     body = _json_object()
     if not dashboard.cluster.worker_known(hostname):
         return error(f"unknown worker: {hostname}", 404)
@@ -242,12 +243,9 @@ def worker_action(hostname: str, action: str) -> Response | tuple[Response, int]
 def purge_queue(name: str) -> Response | tuple[Response, int]:
     """Remove every message waiting in a watched queue (the broker's own purge); say how many."""
     dashboard = current_app.extensions["dashboard"]
-    refused = dashboard.settings.actions_refused
-    if refused:
-        return error(refused, 403)
-    denied = _denied("admin")
-    if denied:
-        return denied
+    closed = _closed_to("admin")
+    if closed:
+        return closed
     _json_object()
     if not dashboard.cluster.queue_known(name):
         return error(f"unknown queue: {name}", 404)
@@ -268,12 +266,9 @@ BULK_LISTED = 100
 def bulk_tasks() -> Response | tuple[Response, int]:
     """Revoke or retry every stored task matching a ``/tasks`` filter: a dry run first, then the real one."""
     dashboard = current_app.extensions["dashboard"]
-    refused = dashboard.settings.actions_refused
-    if refused:
-        return error(refused, 403)
-    denied = _denied("operator")
-    if denied:
-        return denied
+    closed = _closed_to("operator")
+    if closed:
+        return closed
     body = _json_object()
     action = body.get("action")
     if action not in ("revoke", "retry"):
@@ -444,12 +439,9 @@ def retry_preflight(uuid: str) -> Response | tuple[Response, int]:
 def retry_task(uuid: str) -> Response | tuple[Response, int]:
     """Send a failed, revoked, rejected or lost task again as a new task, with its arguments or edited ones."""
     dashboard = current_app.extensions["dashboard"]
-    refused = dashboard.settings.actions_refused
-    if refused:
-        return error(refused, 403)
-    denied = _denied("operator")
-    if denied:
-        return denied
+    closed = _closed_to("operator")
+    if closed:
+        return closed
     body = _json_object()
     detail = task_detail(uuid)
     if detail is None:

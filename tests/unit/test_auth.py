@@ -206,3 +206,13 @@ def test_each_action_endpoint_needs_credentials_a_role_and_the_csrf_token(secure
     assert secured.post(path, json={}, headers=HOST).status_code == 403  # no CSRF token
     viewer = secured.post(path, json={}, headers={**HOST, "X-CSRF-Token": csrf})
     assert viewer.status_code == 403 and "role is needed" in viewer.get_json()["error"]
+
+
+def test_a_bug_recording_an_audit_entry_is_logged_and_counted_not_raised(
+        secured: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = secured.application.extensions["dashboard"]
+    monkeypatch.setattr(dashboard.store, "audit", lambda entry: (_ for _ in ()).throw(TypeError("a bug")))
+    before = dashboard.collector.internal_errors
+    dashboard.record("revoke", "t1", {}, "sent; 0 replied")
+    assert dashboard.collector.internal_errors == before + 1
+    assert any(r.exc_info and "audit entry revoke" in r.getMessage() for r in caplog.records)

@@ -23,6 +23,7 @@ from . import jsonio
 from .history import HistoryWriter
 from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
+from .metrics import build_registry
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
 from .shapes import Alert
@@ -75,6 +76,7 @@ class Dashboard:
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
                                    self.collector.count_internal_error)
+        self.metrics_registry = build_registry(self)
 
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
                who: Principal | None = None) -> None:
@@ -172,9 +174,11 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
         """Every page, API call and POST needs credentials when an auth file is configured (see access.py)."""
         if request.path.startswith("/static/") or request.path in PUBLIC_PATHS:
             return None
+        if request.path == "/metrics" and dashboard.settings.metrics_public:
+            return None
         identity = dashboard.access.identify(request.headers, request.cookies, request.remote_addr or "?")
         if identity is None:
-            if request.path.startswith("/api/"):
+            if request.path.startswith("/api/") or request.path == "/metrics":  # scripts: no login page
                 return (jsonify(error="authentication required: log in, or send Authorization: Bearer TOKEN"), 401,
                         {"WWW-Authenticate": 'Bearer realm="dashboard"'})
             return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")

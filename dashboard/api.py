@@ -11,11 +11,13 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from . import analytics
 from .access import LOCAL
 from .cluster import Cluster
 from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
 from .model import READY_STATES, TASK_STATES
 from .state import event_key
+from .stats import ALL, QUEUE, TASK, WORKER
 from .store import StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -32,6 +34,8 @@ TIME_FIELDS = ("received", "started", "finished")
 #: The query parameters of ``GET /api/tasks``.
 #: Names ``GET /api/task-names`` returns when no ``limit`` is given.
 DEFAULT_NAMES = 200
+#: Longest marker label, in characters.
+MAX_MARKER_CHARS = 200
 TASK_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time", "sort", "limit", "cursor")
 
 
@@ -488,6 +492,102 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
             events.append(entry)
     detail["events"] = sorted(events, key=event_key)
     return detail
+
+
+def _range(raw: str | None) -> analytics.Range:
+    return analytics.RANGES[_choice(raw, "range", tuple(analytics.RANGES))]
+
+
+@bp.get("/stats")
+def stats() -> Response:
+    """Task events per step over a range (``range=15m|1h|6h|1d|7d``) by kind, with the failure rate and
+    the runtime and queue-wait percentiles; the last 15 minutes per second from memory."""
+    range_ = _range(request.args.get("range"))
+    dashboard = current_app.extensions["dashboard"]
+    now = time.time()
+    if range_.source_step == 1:
+        return jsonify(analytics.live_series(dashboard.cluster.live_stats(now)))
+    stored = dashboard.run_blocking(dashboard.store.stats_series, range_.source_step, ALL, "", range_.since(now))
+    rows = analytics.merge_rows(stored, dashboard.cluster.open_stats(ALL, ""), range_.source_step)
+    return jsonify(analytics.series(rows, range_, now))
+
+
+def _stats_by_key(scope: str, range_: analytics.Range, now: float) -> dict[str, Any]:
+    """Each key of a scope with its buckets over the range added together (stored and not yet stored)."""
+    dashboard = current_app.extensions["dashboard"]
+    since = range_.since(now)
+    stored = dashboard.run_blocking(dashboard.store.stats_by_key, analytics.list_step(range_), scope, since)
+    return analytics.by_key(stored, dashboard.cluster.open_stats(scope), since)
+
+
+@bp.get("/task-types")
+def task_types() -> Response:
+    """Every task type seen over the range with its counts, failure rate and percentiles, busiest first."""
+    range_ = _range(request.args.get("range") or "1h")
+    return jsonify({"range": range_.name, "items": analytics.summaries(_stats_by_key(TASK, range_, time.time()))})
+
+
+@bp.get("/task-types/<path:name>")
+def task_type(name: str) -> Response | tuple[Response, int]:
+    """One task type over the range: its summary, series with percentiles and runtime histograms, the most
+    common exceptions with an example task each, the slowest runs, and the markers in the range."""
+    range_ = _range(request.args.get("range") or "1h")
+    dashboard = current_app.extensions["dashboard"]
+    now = time.time()
+    source = range_.source_step if range_.source_step > 1 else 60
+    stored = dashboard.run_blocking(dashboard.store.stats_series, source, TASK, name, range_.since(now))
+    rows = analytics.merge_rows(stored, dashboard.cluster.open_stats(TASK, name), source)
+    if not rows:
+        return error(f"no {name} task seen in the last {range_.name}", 404)
+    total = analytics.Bucket()
+    for _, bucket in rows:
+        total.merge(bucket)
+    chart_range = range_ if range_.source_step > 1 else analytics.Range("15m", 900, 60, 60)
+    body = analytics.detail(name, total)
+    body["range"] = range_.name
+    body["series"] = analytics.series(rows, chart_range, now, histogram=True)
+    body["markers"] = dashboard.run_blocking(dashboard.store.markers, range_.since(now))
+    return jsonify(body)
+
+
+@bp.get("/stats/top")
+def stats_top() -> Response:
+    """The top lists over the range: slowest and most failing task types, busiest workers, longest waits."""
+    range_ = _range(request.args.get("range") or "1h")
+    now = time.time()
+    body = analytics.top(_stats_by_key(TASK, range_, now), _stats_by_key(WORKER, range_, now),
+                         _stats_by_key(QUEUE, range_, now))
+    return jsonify({"range": range_.name, **body})
+
+
+@bp.get("/markers")
+def markers() -> Response:
+    """The chart markers (worker software changes, labels posted) from ``since`` (default: a day ago)."""
+    now = time.time()
+    since = _timestamp(request.args.get("since"), "since")
+    dashboard = current_app.extensions["dashboard"]
+    dashboard.history.flush()
+    return jsonify({"items": dashboard.run_blocking(dashboard.store.markers,
+                                                    since if since is not None else now - 86400)})
+
+
+@bp.post("/markers")
+def add_marker() -> Response | tuple[Response, int]:
+    """Draw a marker on every chart now (operator): ``{"label": "deployed v2.3"}``, a deploy or an incident."""
+    denied = _denied("operator")
+    if denied:
+        return denied
+    body = _json_object()
+    label = body.get("label")
+    if not isinstance(label, str) or not label.strip() or len(label) > MAX_MARKER_CHARS:
+        raise BadRequest(f"label: expected text of 1 to {MAX_MARKER_CHARS} characters")
+    dashboard = current_app.extensions["dashboard"]
+    identity = g.get("identity")
+    marker = {"at": time.time(), "label": label.strip(), "source": "user",
+              "who": (identity.principal if identity else LOCAL).name}
+    dashboard.run_blocking(dashboard.store.write_stats, [], [marker])
+    dashboard.record("marker", None, {"label": marker["label"]}, "added")
+    return jsonify({"ok": True, "marker": marker})
 
 
 @bp.get("/queues")

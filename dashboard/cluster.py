@@ -20,6 +20,7 @@ from .settings import Settings
 from .shapes import Change, Counters, Limits, QueueAlert, WorkerAlert
 from .model import READY_STATES
 from .state import ClusterState
+from .stats import Row, TaskStats, host_label
 
 
 def _removal(kind: Literal["task", "worker", "queue"], key: str) -> Change:
@@ -48,7 +49,8 @@ class Cluster:
     @classmethod
     def build(cls, settings: Settings, book: QueueBook | None = None) -> "Cluster":
         """Make the model with the settings' limits (and a queue book of its own unless one is given)."""
-        state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds, settings.max_workers)
+        stats = TaskStats(settings.metrics_max_task_names, settings.max_queues)
+        state = ClusterState(settings.max_tasks, settings.heartbeat_slack_seconds, settings.max_workers, stats)
         return cls(state, book or QueueBook(max_queues=settings.max_queues))
 
     # -- writes -----------------------------------------------------------------------------------------
@@ -79,8 +81,12 @@ class Cluster:
     def purge(self, now: float, after_seconds: float) -> list[WorkerAlert]:
         """Move long-gone workers out of the main list; return the worker alerts raised since the last call."""
         with self._lock:
-            self._state.purge_workers(now, after_seconds)
-            return self._state.drain_alerts()
+            state = self._state
+            gone = state.purge_workers(now, after_seconds)
+            if gone and state.stats is not None:  # their metric series go too, unless a namesake host remains
+                remaining = {host_label(h) for h in state.workers}
+                state.stats.forget_hosts({host_label(h) for h in gone} - remaining)
+            return state.drain_alerts()
 
     def queues_to_sample(self) -> list[str]:
         """Learn the queues the workers consume and tasks were sent to; return every queue to sample."""
@@ -134,6 +140,14 @@ class Cluster:
                 state.journal.read(UnsavedTasks.READER), state.task_json,
                 lambda uuid: uuid in tasks and tasks[uuid].state in READY_STATES, now, hold_seconds)
             return tasks_, events, self._book.drain_minutes()
+
+    def drain_stats(self, now: float) -> tuple[list[Row], list[dict[str, Any]]]:
+        """Return the analytics' closed minutes and the deploy markers raised since the last call."""
+        with self._lock:
+            state = self._state
+            rows = state.stats.roll(now) if state.stats is not None else []
+            markers, state.markers = state.markers, []
+        return rows, markers
 
     def release_timelines(self, uuids: Iterable[str]) -> None:
         """Let go of the in-memory timelines of finished tasks now in the store."""
@@ -282,6 +296,46 @@ class Cluster:
         with self._lock:
             return {"max_workers": self._state.max_workers, "workers_ignored": len(self._state.ignored_workers),
                     "max_queues": self._book.max_queues, "queues_ignored": len(self._book.ignored)}
+
+    def live_stats(self, now: float) -> dict[str, Any]:
+        """Return the per-second counts of each kind of task event over the last 15 minutes."""
+        with self._lock:
+            stats = self._state.stats
+            return stats.live(now) if stats is not None else {}
+
+    def open_stats(self, scope: str | None = None, key: str | None = None) -> list[Row]:
+        """Return the analytics' buckets not in the store yet (copies), of one scope and key or all."""
+        with self._lock:
+            stats = self._state.stats
+            return stats.open_rows(scope, key) if stats is not None else []
+
+    def rule_inputs(self) -> dict[str, Any]:
+        """Return what the alert rules look at: task type counts and last successes, workers, queues,
+        and the tasks in flight (uuid, name, worker, started)."""
+        with self._lock:
+            state = self._state
+            stats = state.stats
+            running = [(t.uuid, t.name, t.worker, t.started) for t in state.started_tasks()
+                       if t.started is not None]
+            return {"counts": stats.name_counts() if stats is not None else {},
+                    "last_success": dict(stats.last_success) if stats is not None else {},
+                    "workers": [(w.hostname, w.status, w.last_heartbeat) for w in state.workers.values()],
+                    "queues": {name: (self._book.queues[name].depth, state.oldest_waiting(name))
+                               for name in self._book.names()},
+                    "started": running}
+
+    def metrics(self) -> dict[str, Any]:
+        """Return the running totals and the gauges ``GET /metrics`` exports (copies)."""
+        with self._lock:
+            state = self._state
+            body = state.stats.metrics() if state.stats is not None else {}
+            body["workers"] = [(w.hostname, w.status == "online", w.active or 0) for w in state.workers.values()]
+            body["queues"] = [self._book.to_json(name, None, 0.0) for name in self._book.names()]
+            body["concurrency"] = {w.hostname: w.concurrency or 0 for w in state.workers.values()
+                                   if w.status == "online"}
+            body["consumers"] = {h: [q.get("name") for q in state.inspect_replies.get(h, {}).get("active_queues") or ()
+                                     if isinstance(q, dict)] for h, w in state.workers.items() if w.status == "online"}
+        return body
 
     def unknown_events(self) -> int:
         with self._lock:

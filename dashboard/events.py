@@ -198,6 +198,7 @@ class EventCollector:
         self._subscribed_this_attempt = False  # the current connection attempt reached the event stream
         self.internal_errors = 0  # unexpected exceptions logged with a traceback (bugs, not bad input)
         self._ignored_workers_logged = 0
+        self.reader_lag = 0.0  # seconds between the last event applied being sent and being received
         self._unexpected_logged: set[tuple[str, str]] = set()  # (where, exception type) already logged
         self._connection_error_types: tuple[type[BaseException], ...] | None = None
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
@@ -335,6 +336,8 @@ class EventCollector:
             self.broker.set("connected")  # the hang ended before the receiver was restarted
         if not events:
             return
+        last = events[-1]  # how far behind the sender the stream is read, as far as the clocks agree
+        self.reader_lag = max(0.0, (last.get("local_received") or 0.0) - (last.get("timestamp") or 0.0))
         for event, exc in self.cluster.apply_events(events):  # a bug in the model must not stop the stream
             self.count_malformed(f"{event.get('type')}: failed to apply")
             self.internal_errors += 1

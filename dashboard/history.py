@@ -14,11 +14,13 @@ warms the state from the store at start-up.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable
 
 from .events import EventCollector
+from .stats import Row
 from .store import TaskStore, is_storage_failure
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ PRUNE_INTERVAL_SECONDS = 60.0
 WARM_TASKS = 5_000
 #: Events kept waiting after failed writes before the oldest are dropped (and counted).
 MAX_PENDING_EVENTS = 2_000_000
+#: Analytics buckets kept waiting after failed writes, at most (the oldest are dropped past this).
+MAX_PENDING_STATS = 200_000
 
 Event = tuple[str, dict[str, Any]]  # (task uuid, event dict), as the state hands them over
 #: One task's share of a batch: its uuid, its shape (none for events of a task not in the batch), its events.
@@ -57,6 +61,8 @@ class HistoryWriter:
         self.last_error: str | None = None
         self.pending_tasks: dict[str, dict[str, Any]] = {}  # from failed writes, retried
         self.pending_events: list[Event] = []
+        self.pending_stats: list[Row] = []  # closed analytics minutes from failed writes, retried
+        self.pending_markers: list[dict[str, Any]] = []
         self._flushing = threading.Lock()  # the loop and API requests both flush; one at a time
         self.cluster.keep_history()
 
@@ -93,17 +99,19 @@ class HistoryWriter:
         """Write what is pending one last time; later flushes do nothing. Return whether it was written."""
         self.stopping = True
         with self._flushing:
-            written = self._flush()
+            written = self._flush(final=True)
             self.closed = True
         return written
 
-    def _flush(self, hold_seconds: float = 0.0) -> bool:
-        tasks, events, depths = self.cluster.drain_unsaved(time.time(), hold_seconds)
+    def _flush(self, hold_seconds: float = 0.0, final: bool = False) -> bool:
+        now = time.time()
+        tasks, events, depths = self.cluster.drain_unsaved(now, hold_seconds)
         if depths:
             try:
                 self.run_blocking(self.store.write_queue_depths, depths)
             except Exception as exc:  # depth history is a nicety: never stop the task history for it
                 self._report(exc, "writing queue depths to")
+        self._write_stats(math.inf if final else now)
         for task in tasks:
             self.pending_tasks[task["uuid"]] = task
         self.pending_events.extend(events)
@@ -121,6 +129,23 @@ class HistoryWriter:
         self.last_error = None
         self._release([task["uuid"] for task in batch_tasks])
         return True
+
+    def _write_stats(self, now: float) -> None:
+        """Write the analytics' closed minutes and the new markers; keep them for the next flush on failure."""
+        rows, markers = self.cluster.drain_stats(now)
+        self.pending_stats.extend(rows)
+        self.pending_markers.extend(markers)
+        if not self.pending_stats and not self.pending_markers:
+            return
+        try:
+            self.run_blocking(self.store.write_stats, self.pending_stats, self.pending_markers)
+        except Exception as exc:  # the analytics never stop the task history
+            self._report(exc, "writing the analytics to")
+            if is_storage_failure(exc):  # kept for the next flush; anything else would fail again
+                del self.pending_stats[:-MAX_PENDING_STATS]
+                del self.pending_markers[:-MAX_PENDING_STATS]
+                return
+        self.pending_stats, self.pending_markers = [], []
 
     def _retry_later(self, exc: Exception, tasks: int) -> bool:
         """Keep what is pending for the next flush after a failure of the disk or the file; return False."""

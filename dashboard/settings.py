@@ -81,6 +81,11 @@ class Settings:
     ping_timeout_seconds: float = 20.0  # how long a live client may take to answer before it is dropped
     max_connections: int = 1_000  # HTTP and live connections served at once (eventlet)
     header_timeout_seconds: float = 10.0  # longest a client may take to send a request's line and headers
+    metrics_max_task_names: int = 500  # task names labelled apart in /metrics and the analytics; more are "other"
+    metrics_no_hostname: bool = False  # /metrics without the hostname label
+    metrics_public: bool = False  # /metrics answers without credentials even when --auth-file is set
+    alerts_file: str | None = None  # alert rules (TOML)
+    alert_interval_seconds: float = 5.0  # how often the alert rules are checked
 
     @property
     def actions_refused(self) -> str | None:
@@ -269,6 +274,20 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("ping-timeout", "ping_timeout_seconds", _positive_float("ping-timeout")),
     ("max-connections", "max_connections", _positive_int("max-connections")),
     ("header-timeout", "header_timeout_seconds", _positive_float("header-timeout")),
+    ("metrics-max-task-names", "metrics_max_task_names", _positive_int("metrics-max-task-names")),
+    ("alerts", "alerts_file", str),
+    ("alert-interval", "alert_interval_seconds", _positive_float("alert-interval")),
+)
+#: (flag, Settings field, help) of every option that is on or off.
+_SWITCHES: tuple[tuple[str, str, str], ...] = (
+    ("demo", "demo", "run a self-contained demo cluster on the filesystem:// broker"),
+    ("read-only", "read_only", "turn every action (revoke, terminate) off"),
+    ("insecure-no-auth", "insecure_no_auth",
+     "serve on a non-loopback --address although the dashboard has no login: anyone "
+     "who reaches it reads every task's arguments and results"),
+    ("metrics-no-hostname", "metrics_no_hostname", "leave the hostname label out of /metrics"),
+    ("metrics-public", "metrics_public", "let /metrics answer without credentials when --auth-file is set "
+     "(it carries task names, hostnames and queue names, never arguments or results)"),
 )
 
 
@@ -297,13 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated Host names the dashboard answers to besides IP addresses, "
                              "localhost and this machine's name (*.example.com for a domain, * for any); "
                              "may be repeated")
-    parser.add_argument("--demo", action="store_true", default=None,
-                        help="run a self-contained demo cluster on the filesystem:// broker")
-    parser.add_argument("--read-only", dest="read_only", action="store_true", default=None,
-                        help="turn every action (revoke, terminate) off")
-    parser.add_argument("--insecure-no-auth", dest="insecure_no_auth", action="store_true", default=None,
-                        help="serve on a non-loopback --address although the dashboard has no login: anyone "
-                             "who reaches it reads every task's arguments and results")
+    for flag, attr, text in _SWITCHES:
+        parser.add_argument(f"--{flag}", dest=attr, action="store_true", default=None,
+                            help=f"{text} (env {env_name(flag)}=1)")
     return parser
 
 
@@ -332,12 +347,9 @@ def load_settings(argv: Sequence[str] | None = None,
     origins = args.allowed_origins or ([environ[env_name("allowed-origins")]]
                                        if environ.get(env_name("allowed-origins")) else [])
     values["allowed_origins"] = tuple(_origin(o) for o in _queue_list(origins))
-    demo = args.demo or environ.get(ENV_PREFIX + "DEMO", "").lower() in ("1", "true", "yes")
-    values["demo"] = bool(demo)
-    insecure = args.insecure_no_auth or environ.get(env_name("insecure-no-auth"), "").lower() in ("1", "true", "yes")
-    values["insecure_no_auth"] = bool(insecure)
-    read_only = args.read_only or environ.get(env_name("read-only"), "").lower() in ("1", "true", "yes")
-    values["read_only"] = bool(read_only)
+    for flag, attr, _ in _SWITCHES:
+        values[attr] = bool(getattr(args, attr) or environ.get(env_name(flag), "").lower() in ("1", "true", "yes"))
+    insecure = values["insecure_no_auth"]
     address = values.get("address", Settings.address)
     if not is_loopback(address) and not insecure and not values.get("auth_file"):
         raise SettingsError(

@@ -16,6 +16,7 @@ from .journal import TASK, TASK_EVICTED, WORKER, WORKER_REMOVED, Journal, Record
 from .model import (IN_FLIGHT_STATES, READY_STATES, TASK_FIELDS, TASK_STATES, Task, Worker, heartbeat_expires,
                     pool_name)
 from .shapes import Counters, WorkerAlert
+from .stats import TaskStats
 
 #: Event keys left out of a task's timeline entries (they are on the task or are bookkeeping).
 _TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received"))
@@ -37,8 +38,9 @@ class ClusterState:
     """
 
     def __init__(self, max_tasks: int = 100_000, heartbeat_slack_seconds: float = 2.0,
-                 max_workers: int = 5_000) -> None:
+                 max_workers: int = 5_000, stats: TaskStats | None = None) -> None:
         self.max_tasks = max_tasks
+        self.stats = stats  # the analytics, told of every new task event
         self.max_workers = max_workers
         self.ignored_workers: set[str] = set()  # hostnames beyond max_workers (up to MAX_IGNORED_NAMES)
         self.heartbeat_slack_seconds = heartbeat_slack_seconds
@@ -55,6 +57,7 @@ class ClusterState:
         self.orphans: dict[str, list[str]] = {}  # hostname -> tasks in flight when it was last lost
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
         self.journal = Journal()  # what changed, for whoever reads it
+        self.markers: list[dict[str, Any]] = []  # workers whose software changed, until drained
         self._early_outcomes: dict[str, Worker] = {}  # hostname -> outcomes counted before its worker event
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
@@ -83,9 +86,14 @@ class ClusterState:
                 worker = self._early_outcomes.pop(hostname, None) or Worker(hostname)
                 worker.status = "offline" if event_type == "worker-offline" else "online"
             self.workers[hostname] = worker
+        software = (worker.sw_ident, worker.sw_ver)
         applied, revived_from = worker.merge(event_type, event, self.heartbeat_slack_seconds)
         if not applied:
             return
+        if software[1] and worker.sw_ver and software != (worker.sw_ident, worker.sw_ver):
+            self.markers.append({"at": event.get("local_received") or 0.0, "source": "worker",
+                                 "label": f"{hostname}: {software[0] or ''} {software[1]} -> "
+                                          f"{worker.sw_ident or ''} {worker.sw_ver}"})
         received = event.get("local_received")
         if revived_from == "lost" and received is not None:
             self.alerts.append({"event": "worker-online", "hostname": hostname, "time": received,
@@ -120,6 +128,20 @@ class ClusterState:
         else:  # arrived out of order: replay the timeline, so the result never depends on arrival order
             insort(events, entry, key=event_key)
             self._replay(task)
+        if self.stats is not None:
+            self._observe(self.stats, event_type, task, entry, event.get("local_received") or 0.0)
+
+    @staticmethod
+    def _observe(stats: TaskStats, event_type: str, task: Task, entry: dict[str, Any], at: float) -> None:
+        """Tell the analytics of a new task event, with the queue wait once both ends of it are known."""
+        wait = None
+        if (event_type == "task-received" or event_type == "task-sent") and task.sent is not None \
+                and task.received is not None and task.retried is None:
+            wait = task.received - task.sent  # the first delivery's: a retry's countdown is not waiting
+        runtime = entry.get("runtime") if event_type == "task-succeeded" else None
+        stats.observe(event_type, task.name, task.worker, entry.get("hostname") or "", task.queue, task.uuid, at,
+                      runtime if isinstance(runtime, (int, float)) else None, wait,
+                      entry.get("exception") if event_type == "task-failed" else None)
 
     def _count_outcome(self, event_type: str, hostname: str) -> None:
         """Count a task outcome on the worker that sent it; one whose worker event has not come
@@ -339,6 +361,17 @@ class ClusterState:
             name = self.tasks[uuid].name or "unknown"
             names[name] = names.get(name, 0) + 1
         return min(waiting.values()), names
+
+    def oldest_waiting(self, queue: str) -> float | None:
+        """Return when the oldest task still waiting in ``queue`` was sent (None when none is known)."""
+        waiting = self.pending_by_queue.get(queue)
+        return min(waiting.values()) if waiting else None
+
+    def started_tasks(self) -> list[Task]:
+        """Return the tasks running now (STARTED on some worker)."""
+        tasks = self.tasks
+        return [tasks[u] for uuids in self._in_flight.values() for u in uuids
+                if u in tasks and tasks[u].state == "STARTED"]
 
     def recent_tasks(self) -> Iterator[Task]:
         """Yield tasks, most recently updated first."""

@@ -46,6 +46,7 @@ import orjson
 
 from .model import FLAG, INTEGER, JSON, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
 from .state import LIFE_ORDER
+from .stats import Bucket, Row
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,26 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX audit_at ON audit (at)",
     ),
+    (  # 7: the analytics, one bucket per minute and per hour (step) for all tasks, each task type, worker
+       # and queue (scope, key), and the markers drawn on the charts (deploys, labels posted)
+        """CREATE TABLE stats (
+            step INTEGER NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, start INTEGER NOT NULL,
+            body TEXT NOT NULL,  -- the bucket as JSON (see stats.Bucket)
+            PRIMARY KEY (step, scope, key, start)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX stats_time ON stats (step, scope, start)",
+        """CREATE TABLE markers (
+            id INTEGER PRIMARY KEY, at REAL NOT NULL, label TEXT NOT NULL, source TEXT NOT NULL, who TEXT
+        )""",
+        "CREATE INDEX markers_at ON markers (at)",
+    ),
 ]
+#: Steps of the stored analytics, in seconds, and how long each is kept at least.
+STATS_STEPS = (60, 3600)
+STATS_MINUTES_KEPT_SECONDS = 2 * 86400.0
+STATS_HOURS_KEPT_SECONDS = 31 * 86400.0
+#: Markers returned at most by one query.
+MARKERS_MAX = 1000
 #: Audit entries ``audit_page`` returns at most.
 AUDIT_PAGE_MAX = 500
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -425,6 +445,56 @@ class TaskStore:
                                     "ORDER BY minute", (queue, since)).fetchall()
         return {"t": [row[0] for row in rows], "depth": [row[1] for row in rows]}
 
+    def write_stats(self, rows: list[Row], markers: list[dict[str, Any]]) -> None:
+        """Add closed minutes of the analytics (minute start, scope, key, bucket) to their minute and hour
+        buckets, and store ``markers`` (``at``, ``label``, ``source``, ``who``), in one transaction."""
+        conn = self._conn()
+        with self._transaction(conn):
+            for step in STATS_STEPS:
+                merged: dict[tuple[str, str, int], Bucket] = {}
+                for minute, scope, key, bucket in rows:
+                    slot = (scope, key, minute - minute % step)
+                    if slot in merged:
+                        merged[slot].merge(bucket)
+                    else:
+                        merged[slot] = Bucket().merge(bucket)
+                writes = []
+                for (scope, key, start), bucket in merged.items():
+                    stored = conn.execute("SELECT body FROM stats WHERE step = ? AND scope = ? AND key = ? "
+                                          "AND start = ?", (step, scope, key, start)).fetchone()
+                    if stored is not None:
+                        bucket = Bucket.from_row(json.loads(stored[0])).merge(bucket)
+                    writes.append((step, scope, _text(key), start, dumps(bucket.to_row())))
+                conn.executemany("INSERT OR REPLACE INTO stats (step, scope, key, start, body) VALUES (?, ?, ?, ?, ?)",
+                                 writes)
+            conn.executemany("INSERT INTO markers (at, label, source, who) VALUES (?, ?, ?, ?)",
+                             [(m["at"], _text(str(m["label"])), m["source"], m.get("who")) for m in markers])
+
+    def stats_series(self, step: int, scope: str, key: str, since: float) -> list[tuple[int, Bucket]]:
+        """Return the stored buckets of one scope and key from ``since`` on, oldest first."""
+        rows = self._conn().execute("SELECT start, body FROM stats WHERE step = ? AND scope = ? AND key = ? "
+                                    "AND start >= ? ORDER BY start", (step, scope, key, int(since))).fetchall()
+        return [(row[0], Bucket.from_row(json.loads(row[1]))) for row in rows]
+
+    def stats_by_key(self, step: int, scope: str, since: float) -> dict[str, Bucket]:
+        """Return each key of a scope with its stored buckets from ``since`` on added together."""
+        merged: dict[str, Bucket] = {}
+        for key, body in self._conn().execute("SELECT key, body FROM stats WHERE step = ? AND scope = ? "
+                                              "AND start >= ?", (step, scope, int(since))):
+            bucket = Bucket.from_row(json.loads(body))
+            if key in merged:
+                merged[key].merge(bucket)
+            else:
+                merged[key] = bucket
+        return merged
+
+    def markers(self, since: float, until: float | None = None) -> list[dict[str, Any]]:
+        """Return the markers from ``since`` (to ``until``), oldest first."""
+        rows = self._conn().execute("SELECT id, at, label, source, who FROM markers WHERE at >= ? AND at <= ? "
+                                    "ORDER BY at LIMIT ?", (since, until if until is not None else math.inf,
+                                                            MARKERS_MAX)).fetchall()
+        return [{"id": r[0], "at": r[1], "label": r[2], "source": r[3], "who": r[4]} for r in rows]
+
     def prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         conn = self._conn()
@@ -432,6 +502,10 @@ class TaskStore:
         cutoff = now - self.max_age_seconds
         with self._transaction(conn):
             conn.execute("DELETE FROM queue_depths WHERE minute < ?", (cutoff,))
+            conn.execute("DELETE FROM stats WHERE step = 60 AND start < ?", (now - STATS_MINUTES_KEPT_SECONDS,))
+            hours_cutoff = now - max(self.max_age_seconds, STATS_HOURS_KEPT_SECONDS)
+            conn.execute("DELETE FROM stats WHERE step = 3600 AND start < ?", (hours_cutoff,))
+            conn.execute("DELETE FROM markers WHERE at < ?", (hours_cutoff,))
         failed = ", ".join("?" * len(FAILED_STATES))
         if self.keep_failed_seconds is None:
             deleted += self._delete_while(conn, "SELECT id FROM tasks WHERE updated_sort < ? "

@@ -100,6 +100,14 @@ def healthcheck() -> tuple[str, int, dict[str, str]]:
     return "OK", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The Prometheus text format (see metrics.py): celery-exporter's families and the dashboard's health."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    body = generate_latest(current_app.extensions["dashboard"].metrics_registry)
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+
+
 @bp.get("/")
 def overview() -> str:
     return render_template("overview.html", bootstrap=bootstrap("overview"))

@@ -216,3 +216,17 @@ def test_a_bug_recording_an_audit_entry_is_logged_and_counted_not_raised(
     dashboard.record("revoke", "t1", {}, "sent; 0 replied")
     assert dashboard.collector.internal_errors == before + 1
     assert any(r.exc_info and "audit entry revoke" in r.getMessage() for r in caplog.records)
+
+
+def test_metrics_need_credentials_unless_public(auth_path: str, tmp_path: Path) -> None:
+    secured = create_app(Settings(db=str(tmp_path / "m.db"), async_mode="threading", auth_file=auth_path))
+    answer = secured.test_client().get("/metrics", headers=HOST)
+    assert answer.status_code == 401 and "Bearer" in answer.headers["WWW-Authenticate"]  # a scraper: no login page
+    code, out = cli("add-token", "prometheus", "--role", "viewer", "--auth-file", auth_path)
+    token = out.strip().splitlines()[-1]
+    scrape = secured.test_client().get("/metrics", headers={**HOST, "Authorization": f"Bearer {token}"})
+    assert scrape.status_code == 200 and b"celery_worker_up" in scrape.data
+    public = create_app(Settings(db=str(tmp_path / "p.db"), async_mode="threading", auth_file=auth_path,
+                                 metrics_public=True))
+    assert public.test_client().get("/metrics", headers=HOST).status_code == 200
+    assert public.test_client().get("/api/workers", headers=HOST).status_code == 401  # the rest stays closed

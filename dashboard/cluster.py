@@ -20,7 +20,7 @@ from .settings import Settings
 from .shapes import Change, Counters, Limits, QueueAlert, WorkerAlert
 from .model import READY_STATES
 from .state import ClusterState
-from .stats import Row, TaskStats, host_label
+from .stats import LIVE_SECONDS, Row, TaskStats, host_label
 
 
 def _removal(kind: Literal["task", "worker", "queue"], key: str) -> Change:
@@ -297,11 +297,11 @@ class Cluster:
             return {"max_workers": self._state.max_workers, "workers_ignored": len(self._state.ignored_workers),
                     "max_queues": self._book.max_queues, "queues_ignored": len(self._book.ignored)}
 
-    def live_stats(self, now: float) -> dict[str, Any]:
-        """Return the per-second counts of each kind of task event over the last 15 minutes."""
+    def live_stats(self, now: float, seconds: int = LIVE_SECONDS) -> dict[str, Any]:
+        """Return the per-second counts of each kind of task event over the last ``seconds`` up to ``now``."""
         with self._lock:
             stats = self._state.stats
-            return stats.live(now) if stats is not None else {}
+            return stats.live(now, seconds) if stats is not None else {}
 
     def open_stats(self, scope: str | None = None, key: str | None = None) -> list[Row]:
         """Return the analytics' buckets not in the store yet (copies), of one scope and key or all."""

@@ -41,6 +41,8 @@ ROOM_KINDS = ("task:", "worker:")
 MAX_QUEUED_MESSAGES = 20
 #: A client held back for this long is disconnected (its page reconnects and starts afresh), in seconds.
 LAGGING_DROP_SECONDS = 30.0
+#: Most seconds one ``stats`` message carries after a stall (a page refetches the rest).
+STATS_CATCH_UP_SECONDS = 60
 
 
 class Client:
@@ -82,6 +84,7 @@ class LiveHub:
         self._broker_version = -1
         self._last_counters: Counters | None = None
         self._last_counters_at = 0.0
+        self._stats_until = int(time.time()) - 1  # the last second sent in a ``stats`` message
 
     # -- connections ---------------------------------------------------------
     def connect(self, sid: str, send: Callable[[dict[str, Any]], None]) -> None:
@@ -152,6 +155,7 @@ class LiveHub:
         if collector.broker.version != self._broker_version:
             self._broker_version = collector.broker.version
             self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
+        self._send_stats(int(time.time()) - 1)
         # Encoded once for every client: only seq and room extras differ (see _send_changes).
         common_json, counters_json = jsonio.dumps(common), jsonio.dumps(counters)
         for sid, client in clients:
@@ -163,6 +167,15 @@ class LiveHub:
                 self._send_changes(sid, client, changes_json, counters_json, now)
         if common or refresh:
             self._last_counters, self._last_counters_at = counters, now
+
+    def _send_stats(self, until: int) -> None:
+        """Once a second, send every client the per-second task counts of the seconds completed since the
+        last ``stats`` message (the live charts' new points; ``GET /api/stats`` has the earlier ones)."""
+        if until <= self._stats_until:
+            return
+        seconds = min(until - self._stats_until, STATS_CATCH_UP_SECONDS)
+        self._stats_until = until
+        self.socketio.emit("stats", self.cluster.live_stats(until, seconds), namespace=NAMESPACE)
 
     def _send_changes(self, sid: str, client: Client, changes_json: str, counters_json: str, now: float) -> None:
         """Send one client its batch, or hold back when it does not keep up (see MAX_QUEUED_MESSAGES).

@@ -215,3 +215,17 @@ def test_metrics_carry_celery_exporter_s_families_and_labels(client: FlaskClient
     assert samples[("celery_task_queue_wait_time_count", labels)] == 4
     assert samples[("celery_worker_up", (("hostname", "host-a"),))] == 1
     assert samples[("celery_dashboard_events_received_total", ())] >= 17
+
+
+def test_every_second_the_live_socket_gets_the_new_points(app: Any, dashboard: Dashboard, feed: Feed) -> None:
+    socket = dashboard.socketio.test_client(app, namespace="/live")
+    now = time.time()
+    feed(task_life("s1", "app.add", now - 2))
+    dashboard.hub._stats_until = int(now) - 10  # as if the last message went out ten seconds ago
+    dashboard.hub.flush()
+    messages = [m["args"][0] for m in socket.get_received("/live") if m["name"] == "stats"]
+    assert len(messages) == 1 and messages[0]["step"] == 1 and len(messages[0]["t"]) >= 9
+    assert sum(messages[0]["succeeded"]) == 1 and sum(messages[0]["sent"]) == 1
+    dashboard.hub.flush()  # within the same second: nothing more
+    assert not [m for m in socket.get_received("/live") if m["name"] == "stats"]
+    socket.disconnect(namespace="/live")

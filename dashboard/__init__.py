@@ -13,6 +13,7 @@ from flask import Flask, Response, g, has_request_context, jsonify, redirect, re
 from flask_socketio import SocketIO
 
 from .access import LOCAL, Access
+from .alerting import AlertService
 from .alerts import WebhookNotifier
 from .auth import AuthFile, Principal
 from .cluster import Cluster
@@ -77,6 +78,7 @@ class Dashboard:
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
                                    self.collector.count_internal_error)
         self.metrics_registry = build_registry(self)
+        self.alerting = AlertService(self)
 
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
                who: Principal | None = None) -> None:
@@ -123,6 +125,7 @@ class Dashboard:
         self.socketio.start_background_task(self.hub.run)
         if self.settings.webhooks:
             self.socketio.start_background_task(self.webhooks.run)
+        self.alerting.start()
 
     def stop(self) -> None:
         """Ask every background loop to end."""
@@ -131,6 +134,7 @@ class Dashboard:
         self.inspector.stop()
         self.sampler.stop()
         self.history.stop()
+        self.alerting.stop()
 
     def close(self) -> None:
         """After ``stop``: wait for the last event to be applied, write what is pending, close the store."""

@@ -36,9 +36,11 @@ MAX_PENDING = 1000
 class WebhookNotifier:
     """Queues alert documents and delivers them to every webhook URL with retries."""
 
-    def __init__(self, urls: tuple[str, ...], sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, urls: tuple[str, ...], sleep: Callable[[float], None] = time.sleep,
+                 render: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> None:
         self.urls = urls
         self.sleep = sleep
+        self.render = render  # turns a document into what the receivers expect (Slack's text), when set
         self.pending: deque[tuple[float, int, str, Mapping[str, Any]]] = deque()  # (due, attempt, url, doc)
         self.lock = threading.Lock()
         self.delivered = 0
@@ -73,7 +75,7 @@ class WebhookNotifier:
         self.stopping = True
 
     def _deliver(self, attempt: int, url: str, document: Mapping[str, Any]) -> None:
-        body = json.dumps(document).encode()
+        body = json.dumps(self.render(document) if self.render else document).encode()
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={"Content-Type": "application/json",
                                                   "User-Agent": "celery-dashboard"})
@@ -101,5 +103,14 @@ class WebhookNotifier:
 
 
 def _subject(document: Mapping[str, Any]) -> str:
-    """Name what an alert is about: a worker's hostname or a queue's name."""
-    return str(document.get("hostname") or document.get("queue") or "?")
+    """Name what an alert is about: a worker's hostname, a queue's name or a rule's subject."""
+    return str(document.get("hostname") or document.get("queue") or document.get("subject") or "?")
+
+
+def slack_text(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Render an alert rule's document in Slack's incoming-webhook format."""
+    firing = document.get("event") == "alert-firing"
+    state = "FIRING" if firing else "RESOLVED"
+    icon = (":rotating_light:" if document.get("severity") == "critical" else ":warning:") if firing \
+        else ":white_check_mark:"
+    return {"text": f"{icon} [{state}] {document.get('summary', '')} (rule {document.get('rule', '?')})"}

@@ -17,6 +17,7 @@ from .cluster import Cluster
 from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
 from .model import READY_STATES, TASK_STATES
 from .state import event_key
+from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
 from .store import StoreQueryError, TaskStore
 
@@ -34,6 +35,8 @@ TIME_FIELDS = ("received", "started", "finished")
 #: The query parameters of ``GET /api/tasks``.
 #: Names ``GET /api/task-names`` returns when no ``limit`` is given.
 DEFAULT_NAMES = 200
+#: Longest silence, in minutes (a week).
+MAX_SILENCE_MINUTES = 7 * 24 * 60
 #: Longest marker label, in characters.
 MAX_MARKER_CHARS = 200
 TASK_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time", "sort", "limit", "cursor")
@@ -588,6 +591,47 @@ def add_marker() -> Response | tuple[Response, int]:
     dashboard.run_blocking(dashboard.store.write_stats, [], [marker])
     dashboard.record("marker", None, {"label": marker["label"]}, "added")
     return jsonify({"ok": True, "marker": marker})
+
+
+@bp.get("/alerts")
+def alerts() -> Response:
+    """The alert rules, the active alerts, the running silences and the stored history, newest first
+    (``limit``, and ``before`` an alert id for the next page)."""
+    args = request.args
+    before = args.get("before")
+    if before is not None and not before.isdigit():
+        raise BadRequest(f"before: expected an alert id, got {before!r}")
+    dashboard = current_app.extensions["dashboard"]
+    history = dashboard.run_blocking(dashboard.store.alerts_page, _int(args.get("limit"), "limit", 100, 1, 500),
+                                     int(before) if before else None)
+    return jsonify({**dashboard.alerting.to_json(), "history": history})
+
+
+@bp.post("/alerts/silence")
+def silence_alert() -> Response | tuple[Response, int]:
+    """Silence a rule's alerts for a while (operator): ``{"rule", "subject"?, "minutes"}``; 0 minutes lifts it.
+    A silenced alert still shows; it is not delivered."""
+    denied = _denied("operator")
+    if denied:
+        return denied
+    body = _json_object()
+    rule, subject, minutes = body.get("rule"), body.get("subject"), body.get("minutes")
+    if not isinstance(rule, str):
+        raise BadRequest("rule: expected a rule's name")
+    if subject is not None and not isinstance(subject, str):
+        raise BadRequest("subject: expected text (a hostname, queue, task type or task id) or null for all")
+    if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not 0 <= minutes <= MAX_SILENCE_MINUTES:
+        raise BadRequest(f"minutes: expected a number from 0 to {MAX_SILENCE_MINUTES}")
+    dashboard = current_app.extensions["dashboard"]
+    identity = g.get("identity")
+    try:
+        silence = dashboard.alerting.silence(rule, subject, float(minutes), (identity.principal if identity
+                                                                               else LOCAL).name)
+    except RuleError as exc:
+        return error(str(exc), 404)
+    dashboard.record("silence", rule + (f" / {subject}" if subject else ""), {"minutes": minutes},
+                     "lifted" if not minutes else "silenced")
+    return jsonify({"ok": True, "silence": silence.to_json()})
 
 
 @bp.get("/queues")

@@ -110,7 +110,7 @@ class HistoryWriter:
             try:
                 self.run_blocking(self.store.write_queue_depths, depths)
             except Exception as exc:  # depth history is a nicety: never stop the task history for it
-                self._report(exc, "writing queue depths to")
+                self.report_failure(exc, "writing queue depths to")
         self._write_stats(math.inf if final else now)
         for task in tasks:
             self.pending_tasks[task["uuid"]] = task
@@ -140,7 +140,7 @@ class HistoryWriter:
         try:
             self.run_blocking(self.store.write_stats, self.pending_stats, self.pending_markers)
         except Exception as exc:  # the analytics never stop the task history
-            self._report(exc, "writing the analytics to")
+            self.report_failure(exc, "writing the analytics to")
             if is_storage_failure(exc):  # kept for the next flush; anything else would fail again
                 del self.pending_stats[:-MAX_PENDING_STATS]
                 del self.pending_markers[:-MAX_PENDING_STATS]
@@ -218,16 +218,16 @@ class HistoryWriter:
         try:
             removed = self.run_blocking(self.store.prune, time.time())
         except Exception as exc:  # pruning must never stop history
-            self._report(exc, "pruning")
+            self.report_failure(exc, "pruning")
             return
         if removed:
             log.info("pruned %d tasks from %s", removed, self.store.path)
         try:
             self.run_blocking(self.store.prune_audit, time.time() - self.audit_seconds)
         except Exception as exc:
-            self._report(exc, "pruning the audit log of")
+            self.report_failure(exc, "pruning the audit log of")
 
-    def _report(self, exc: Exception, doing: str) -> None:
+    def report_failure(self, exc: Exception, doing: str) -> None:
         """Log a failed store call: the disk or the file as a warning, anything else as the bug it is."""
         if is_storage_failure(exc):
             log.warning("%s %s failed: %s", doing, self.store.path, exc)

@@ -85,6 +85,7 @@ class LiveHub:
         self._last_counters: Counters | None = None
         self._last_counters_at = 0.0
         self._stats_until = int(time.time()) - 1  # the last second sent in a ``stats`` message
+        self.active_alerts: list[dict[str, Any]] = []  # the alert rules' active alerts, for snapshots
 
     # -- connections ---------------------------------------------------------
     def connect(self, sid: str, send: Callable[[dict[str, Any]], None]) -> None:
@@ -123,7 +124,12 @@ class LiveHub:
         now = time.time()
         return {"seq": client.seq, "server_time": now, "workers": workers, "tasks": tasks,
                 "queues": self.cluster.queues(now), "counters": self.counters(),
-                "broker": self.collector.broker.to_json()}
+                "broker": self.collector.broker.to_json(), "alerts": self.active_alerts}
+
+    def emit_alerts(self, active: list[dict[str, Any]]) -> None:
+        """Send every page the alert rules' active alerts (after one fired, resolved or was silenced)."""
+        self.active_alerts = active
+        self.socketio.emit("alerts", {"active": active}, namespace=NAMESPACE)
 
     # -- flushing ------------------------------------------------------------
     def run(self) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .stats import BUCKETS, FAILED, KINDS, host_label
+from .stats import BUCKETS, FAILED, KINDS, SENT, host_label
 
 if TYPE_CHECKING:
     from . import Dashboard
@@ -59,14 +59,22 @@ def _task_families(data: dict[str, Any], with_hostname: bool) -> Iterator[Metric
         return (name, host, queue) if with_hostname else (name, queue)
 
     totals: dict[tuple[int, tuple[str, ...]], int] = {}
+    seen: set[tuple[str, ...]] = set()  # label sets of tasks a worker handled
     for (kind, name, host, queue), count in data.get("totals", {}).items():
-        if kind != FAILED:  # failures are counted with their exception
-            key = (kind, values(name, host, queue))
-            totals[key] = totals.get(key, 0) + count
+        series = values(name, host, queue)
+        totals[(kind, series)] = totals.get((kind, series), 0) + count
+        if kind != SENT:
+            seen.add(series)
     families = {index: CounterMetricFamily(f"celery_task_{kind}", _TASK_HELP[kind], labels=labels)
                 for index, kind in enumerate(KINDS) if index != FAILED}
-    for (kind, label_values), count in totals.items():
-        families[kind].add_metric(label_values, count)
+    for (kind, series), count in totals.items():
+        if kind in families:  # failures are counted with their exception, below
+            families[kind].add_metric(series, count)
+    for kind, family in families.items():  # as celery-exporter: every worker-side series shows, at 0 if need be
+        if kind != SENT:
+            for series in seen:
+                if (kind, series) not in totals:
+                    family.add_metric(series, 0)
     failed = CounterMetricFamily("celery_task_failed", _TASK_HELP["failed"], labels=[*labels, "exception"])
     failures: dict[tuple[str, ...], int] = {}
     for (name, host, queue, exception), count in data.get("failures", {}).items():
@@ -74,13 +82,15 @@ def _task_families(data: dict[str, Any], with_hostname: bool) -> Iterator[Metric
         failures[failure] = failures.get(failure, 0) + count
     for label_values, count in failures.items():
         failed.add_metric(label_values, count)
+    for series in seen - {failure[:-1] for failure in failures}:
+        failed.add_metric((*series, ""), 0)
     yield from families.values()
     yield failed
     for metric, source, text in (
             ("celery_task_runtime", "runtimes", "Histogram of task runtime measurements."),
             ("celery_task_queue_wait_time", "waits",
              "Histogram of the time tasks waited in the queue: received - sent, in seconds.")):
-        family = HistogramMetricFamily(metric, text, labels=labels)
+        histograms = HistogramMetricFamily(metric, text, labels=labels)
         merged: dict[tuple[str, ...], list[float]] = {}
         for (name, host, queue), histogram in data.get(source, {}).items():
             series = values(name, host, queue)
@@ -93,8 +103,8 @@ def _task_families(data: dict[str, Any], with_hostname: bool) -> Iterator[Metric
             for le, count in zip(_LE, histogram[:-1]):
                 cumulative += count
                 buckets.append((le, cumulative))
-            family.add_metric(label_values, buckets, histogram[-1])
-        yield family
+            histograms.add_metric(label_values, buckets, histogram[-1])
+        yield histograms
 
 
 def _worker_families(data: dict[str, Any]) -> Iterator[Metric]:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from typing import Any, Callable, Mapping, Sequence
 
 from .redact import mask_url
+from .rules import RuleError, load_alert_file
 
 #: Environment variable prefix for every option.
 ENV_PREFIX = "DASHBOARD_"
@@ -356,4 +357,9 @@ def load_settings(argv: Sequence[str] | None = None,
             f"--address {address}: not a loopback address, and no login is configured: anyone who can reach it "
             f"would read every task's arguments and results. Give users and tokens with --auth-file PATH "
             f"(see ./dashboard.sh auth), or pass --insecure-no-auth to accept this")
+    if values.get("alerts_file"):
+        try:
+            load_alert_file(values["alerts_file"])  # a bad rule stops start-up with its message
+        except RuleError as exc:
+            raise SettingsError(str(exc)) from None
     return Settings(**values)

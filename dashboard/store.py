@@ -226,7 +226,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX markers_at ON markers (at)",
     ),
+    (  # 8: alerts raised by the rules (--alerts), open and resolved, and the silences operators set
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, rule TEXT NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL,
+            subject TEXT NOT NULL, summary TEXT NOT NULL, started REAL NOT NULL, resolved REAL, value REAL, link TEXT
+        )""",
+        "CREATE INDEX alerts_open ON alerts (resolved)",
+        """CREATE TABLE silences (
+            id INTEGER PRIMARY KEY, rule TEXT NOT NULL, subject TEXT, until REAL NOT NULL, who TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+    ),
 ]
+#: Alerts ``alerts_page`` returns at most.
+ALERTS_PAGE_MAX = 500
 #: Steps of the stored analytics, in seconds, and how long each is kept at least.
 STATS_STEPS = (60, 3600)
 STATS_MINUTES_KEPT_SECONDS = 2 * 86400.0
@@ -495,6 +508,50 @@ class TaskStore:
                                                             MARKERS_MAX)).fetchall()
         return [{"id": r[0], "at": r[1], "label": r[2], "source": r[3], "who": r[4]} for r in rows]
 
+    def save_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Store alerts (``Alert.to_json`` shapes) as they fired or resolved; an id stored again is replaced."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.executemany("INSERT OR REPLACE INTO alerts (id, rule, kind, severity, subject, summary, started, "
+                             "resolved, value, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [(a["id"], a["rule"], a["kind"], a["severity"], _text(a["subject"]), _text(a["summary"]),
+                               a["started"], a["resolved"], a["value"], a["link"] and _text(a["link"]))
+                              for a in alerts])
+
+    def alerts_page(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        """Return stored alerts newest first (below id ``before``)."""
+        rows = self._conn().execute(
+            "SELECT id, rule, kind, severity, subject, summary, started, resolved, value, link FROM alerts "
+            f"{'WHERE id < ? ' if before is not None else ''}ORDER BY id DESC LIMIT ?",
+            (*((before,) if before is not None else ()), min(limit, ALERTS_PAGE_MAX))).fetchall()
+        keys = ("id", "rule", "kind", "severity", "subject", "summary", "started", "resolved", "value", "link")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        """Return the alerts not resolved when the dashboard last stopped, and the highest alert id."""
+        rows = self._conn().execute(
+            "SELECT id, rule, kind, severity, subject, summary, started, resolved, value, link FROM alerts "
+            "WHERE resolved IS NULL ORDER BY id").fetchall()
+        keys = ("id", "rule", "kind", "severity", "subject", "summary", "started", "resolved", "value", "link")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def last_alert_id(self) -> int:
+        return self._conn().execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+
+    def save_silence(self, silence: dict[str, Any]) -> None:
+        """Store a silence (``Silence.to_json``); it replaces an earlier one of the same rule and subject."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.execute("DELETE FROM silences WHERE rule = ? AND subject IS ?", (silence["rule"], silence["subject"]))
+            conn.execute("INSERT INTO silences (rule, subject, until, who, at) VALUES (?, ?, ?, ?, ?)",
+                         (silence["rule"], silence["subject"], silence["until"], silence["who"], silence["at"]))
+
+    def silences(self, now: float) -> list[dict[str, Any]]:
+        """Return the silences still running at ``now``."""
+        rows = self._conn().execute("SELECT rule, subject, until, who, at FROM silences WHERE until > ?",
+                                    (now,)).fetchall()
+        return [{"rule": r[0], "subject": r[1], "until": r[2], "who": r[3], "at": r[4]} for r in rows]
+
     def prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         conn = self._conn()
@@ -506,6 +563,8 @@ class TaskStore:
             hours_cutoff = now - max(self.max_age_seconds, STATS_HOURS_KEPT_SECONDS)
             conn.execute("DELETE FROM stats WHERE step = 3600 AND start < ?", (hours_cutoff,))
             conn.execute("DELETE FROM markers WHERE at < ?", (hours_cutoff,))
+            conn.execute("DELETE FROM alerts WHERE resolved < ?", (hours_cutoff,))
+            conn.execute("DELETE FROM silences WHERE until < ?", (now,))
         failed = ", ".join("?" * len(FAILED_STATES))
         if self.keep_failed_seconds is None:
             deleted += self._delete_while(conn, "SELECT id FROM tasks WHERE updated_sort < ? "

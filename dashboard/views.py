@@ -103,9 +103,11 @@ def healthcheck() -> tuple[str, int, dict[str, str]]:
 @bp.get("/metrics")
 def metrics() -> Response:
     """The Prometheus text format (see metrics.py): celery-exporter's families and the dashboard's health."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client import generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
     body = generate_latest(current_app.extensions["dashboard"].metrics_registry)
-    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+    # The classic text format, which every Prometheus (2.x too) and celery-exporter's users scrape.
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4, "Cache-Control": "no-store"})
 
 
 @bp.get("/")

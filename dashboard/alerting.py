@@ -1,0 +1,134 @@
+"""Runs the alert rules on a timer and tells everyone: the store, the pages, the webhooks and Slack.
+
+``AlertService.check`` reads the model's report (``Cluster.rule_inputs``) and the event stream's
+state, lets ``rules.AlertEngine`` decide what fired and resolved, stores each change, pushes the
+active alerts to the live pages (``alerts`` message) and delivers the unsilenced ones. It picks up
+the alerts still open when the dashboard last stopped, so a restart neither forgets nor repeats them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from .alerts import WebhookNotifier, slack_text
+from .rules import Alert, AlertEngine, AlertFile, Silence, load_alert_file
+
+if TYPE_CHECKING:
+    from . import Dashboard
+
+log = logging.getLogger(__name__)
+
+
+class AlertService:
+    """The alert rules of one dashboard; see the module docstring."""
+
+    def __init__(self, dashboard: "Dashboard", clock: Callable[[], float] = time.time) -> None:
+        settings = dashboard.settings
+        self.dashboard = dashboard
+        self.clock = clock
+        self.file = load_alert_file(settings.alerts_file) if settings.alerts_file else AlertFile()
+        self.engine = AlertEngine(self.file.rules, started_at=clock())
+        self.webhooks = WebhookNotifier(settings.webhooks + self.file.webhooks, sleep=dashboard.socketio.sleep)
+        self.slack = WebhookNotifier(self.file.slack, sleep=dashboard.socketio.sleep, render=slack_text)
+        self.notifiers = [notifier for notifier in (self.webhooks, self.slack) if notifier.urls]
+        self.stopping = False
+        self.checks = 0
+
+    def start(self) -> None:
+        """Pick up what was open and silenced at the last stop; start checking and delivering."""
+        if not self.file.rules:
+            return
+        dashboard = self.dashboard
+        store, run = dashboard.store, dashboard.run_blocking
+        engine = self.engine
+        engine.next_id = run(store.last_alert_id) + 1
+        names = {rule.name for rule in engine.rules}
+        now = self.clock()
+        ended = []
+        for row in run(store.open_alerts):
+            alert = Alert(**row)
+            if alert.rule in names:
+                engine.active[(alert.rule, alert.subject)] = alert
+                engine.history.append(alert)
+            else:  # its rule is gone from the file
+                alert.resolved = now
+                ended.append(alert.to_json())
+        if ended:
+            run(store.save_alerts, ended)
+        engine.silences = [Silence(**row) for row in run(store.silences, now) if row["rule"] in names]
+        for notifier in self.notifiers:
+            dashboard.socketio.start_background_task(notifier.run)
+        dashboard.socketio.start_background_task(self.run)
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.dashboard.socketio.sleep(self.dashboard.settings.alert_interval_seconds)
+            if self.stopping:
+                break
+            try:
+                self.check()
+            except Exception:  # one failed check must not end the alerts
+                self.dashboard.collector.count_internal_error()
+                log.exception("checking the alert rules failed")
+
+    def stop(self) -> None:
+        self.stopping = True
+        for notifier in self.notifiers:
+            notifier.stop()
+
+    def check(self) -> tuple[list[Alert], list[Alert]]:
+        """Check every rule now; store, push and deliver what changed. Return what fired and resolved."""
+        dashboard = self.dashboard
+        collector = dashboard.collector
+        inputs = dashboard.cluster.rule_inputs()
+        inputs["stream"] = {"connected": collector.broker.connected, "error": collector.broker.error,
+                            "cuts": collector.broker.stream_cuts,
+                            "silent_for": time.monotonic() - collector.last_event_at}
+        now = self.clock()
+        fired, resolved = self.engine.check(now, inputs)
+        self.checks += 1
+        if fired or resolved:
+            self._save(fired + resolved)
+            for alert in fired:
+                log.warning("alert %s: %s", alert.rule, alert.summary)
+            for alert in resolved:
+                log.info("alert %s resolved: %s", alert.rule, alert.subject or alert.rule)
+            for alert in fired + resolved:
+                if not self.engine.is_silenced(alert, now):
+                    self._deliver(alert, now)
+            self.push()
+        return fired, resolved
+
+    def silence(self, rule: str, subject: str | None, minutes: float, who: str) -> Silence:
+        """Silence a rule's alerts (about one subject, or all) for ``minutes``; 0 lifts a silence."""
+        now = self.clock()
+        silence = self.engine.silence(rule, subject, now + minutes * 60, who, now)
+        self.dashboard.run_blocking(self.dashboard.store.save_silence, silence.to_json())
+        self.push()
+        return silence
+
+    def push(self) -> None:
+        self.dashboard.hub.emit_alerts(self.active())
+
+    def active(self) -> list[dict[str, Any]]:
+        return [alert.to_json() for alert in self.engine.active.values()]
+
+    def to_json(self) -> dict[str, Any]:
+        """The body of ``GET /api/alerts`` without the stored history."""
+        now = self.clock()
+        return {"active": self.active(), "rules": [rule.describe() for rule in self.engine.rules],
+                "silences": [s.to_json() for s in self.engine.silences if s.until > now],
+                "notify": {"webhooks": len(self.webhooks.urls), "slack": len(self.slack.urls)}}
+
+    def _save(self, alerts: list[Alert]) -> None:
+        try:
+            self.dashboard.run_blocking(self.dashboard.store.save_alerts, [a.to_json() for a in alerts])
+        except Exception as exc:  # the alert still shows and is delivered
+            self.dashboard.history.report_failure(exc, "storing alerts in")
+
+    def _deliver(self, alert: Alert, now: float) -> None:
+        document = {"event": "alert-resolved" if alert.resolved is not None else "alert-firing", "time": now,
+                    **alert.to_json()}
+        for notifier in self.notifiers:
+            notifier.notify(document)

@@ -34,6 +34,8 @@ SLOWEST_KEPT = 5
 EXCEPTIONS_KEPT = 20
 #: Exception classes labelled apart in ``celery_task_failed_total``; more are folded into ``OTHER``.
 MAX_EXCEPTION_NAMES = 200
+#: Node names whose hostname label is remembered; more are labelled ``OTHER`` (producers may be many).
+MAX_HOST_LABELS = 10_000
 #: The name a task type, queue or exception beyond the limits is counted under.
 OTHER = "other"
 #: The name of a task whose name no event has carried yet, and of a queue no task-sent named.
@@ -208,6 +210,8 @@ class TaskStats:
         self.names: set[str] = set()
         self.queues: set[str] = set()
         self.exception_names: set[str] = set()
+        self._hosts: dict[str, str] = {}  # node name -> hostname label (its host part)
+        self._everything: Bucket | None = None  # the open minute's bucket of all tasks
         self.seconds: dict[int, list[int]] = {}  # second -> counts by kind, the last LIVE_SECONDS
         self.minute: int | None = None  # start of the open minute
         self.open: dict[tuple[str, str], Bucket] = {}  # (scope, key) -> the open minute's bucket
@@ -232,7 +236,8 @@ class TaskStats:
         kind = KIND_INDEX.get(event_type)
         if kind is None:
             return
-        name = self._fold(self.names, name, self.max_names)
+        if name not in self.names:
+            name = self._fold(self.names, name, self.max_names)
         second = int(at)
         counts = self.seconds.get(second)
         if counts is None:
@@ -244,9 +249,9 @@ class TaskStats:
         if self.minute is None or minute > self.minute:
             self._close(minute)
         open_ = self.open
-        everything = open_.get((ALL, ""))
+        everything = self._everything
         if everything is None:
-            everything = open_[(ALL, "")] = Bucket()
+            everything = self._everything = open_[(ALL, "")] = Bucket()
         everything.counts[kind] += 1
         of_type = open_.get((TASK, name))
         if of_type is None:
@@ -262,8 +267,11 @@ class TaskStats:
         if totals is None:
             totals = self.by_name[name] = [0] * len(KINDS)
         totals[kind] += 1
-        queue_label = self._fold(self.queues, queue, self.max_queues)
-        labels = (name, host_label(node), queue_label)
+        queue_label = queue if queue in self.queues else self._fold(self.queues, queue, self.max_queues)
+        host = self._hosts.get(node)
+        if host is None:
+            host = self._hosts[node] = host_label(node) if len(self._hosts) < MAX_HOST_LABELS else OTHER
+        labels = (name, host, queue_label)
         key = (kind, *labels)
         self.totals[key] = self.totals.get(key, 0) + 1
         if kind == SUCCEEDED:
@@ -315,6 +323,7 @@ class TaskStats:
         if self.minute is not None:
             self.closed.extend((self.minute, scope, key, bucket) for (scope, key), bucket in self.open.items())
         self.open = {}
+        self._everything = None
         self.minute = minute
 
     def roll(self, now: float) -> list[Row]:

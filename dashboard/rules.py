@@ -15,6 +15,7 @@ import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import quote
 
 from .stats import FAILED, SUCCEEDED
 
@@ -270,17 +271,17 @@ class AlertEngine:
     # -- the checks, one per kind -----------------------------------------------------------------
     def _worker_lost(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
         return [(hostname, f"worker {hostname} lost: no heartbeat since {_ago(now, last)}", None,
-                 f"/workers/{hostname}")
+                 _link("workers", hostname))
                 for hostname, status, last in inputs.get("workers", []) if status == "lost"]
 
     def _queue_depth(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
-        return [(name, f"queue {name} holds {depth} messages (limit {rule.above:g})", float(depth), f"/queues/{name}")
+        return [(name, f"queue {name} holds {depth} messages (limit {rule.above:g})", float(depth), _link("queues", name))
                 for name, (depth, _) in inputs.get("queues", {}).items()
                 if depth is not None and depth > rule.above and _matches(rule.queue, name)]
 
     def _queue_wait(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
         return [(name, f"the oldest message in queue {name} was sent {_ago(now, oldest)}", now - oldest,
-                 f"/queues/{name}")
+                 _link("queues", name))
                 for name, (_, oldest) in inputs.get("queues", {}).items()
                 if oldest is not None and now - oldest > rule.seconds and _matches(rule.queue, name)]
 
@@ -300,12 +301,12 @@ class AlertEngine:
                 rate = 100 * failures / finished
                 findings.append((name, f"{rate:.1f} % of {name} failed ({failures} of {finished}) over "
                                        f"{_span(rule.window)} (limit {rule.above:g} %)", rate,
-                                 f"/task-types/{name}"))
+                                 _link("task-types", name)))
         return findings
 
     def _task_runtime(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
         return [(uuid, f"task {name or uuid} has been running on {worker} for {_span(now - started)} "
-                       f"(limit {_span(rule.seconds)})", now - started, f"/tasks/{uuid}")
+                       f"(limit {_span(rule.seconds)})", now - started, _link("tasks", uuid))
                 for uuid, name, worker, started in inputs.get("started", [])
                 if now - started > rule.seconds and _matches(rule.task, name or "")]
 
@@ -320,7 +321,7 @@ class AlertEngine:
             if now - (last if last is not None else self.started_at) > rule.seconds:
                 since = f"since {_ago(now, last)}" if last is not None else "since the dashboard started"
                 findings.append((name, f"no {name} succeeded {since} (limit {_span(rule.seconds)})", None,
-                                 f"/task-types/{name}"))
+                                 _link("task-types", name)))
         return findings
 
     def _event_stream(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
@@ -342,6 +343,11 @@ CHECKS: dict[str, Callable[[AlertEngine, Rule, float, dict[str, Any]], list[Find
     "task-runtime": AlertEngine._task_runtime, "no-success": AlertEngine._no_success,
     "event-stream": AlertEngine._event_stream,
 }
+
+
+def _link(page: str, name: str) -> str:
+    """The dashboard's page about a subject, its name escaped for a URL path."""
+    return f"/{page}/{quote(name, safe='@')}"
 
 
 def _matches(pattern: str, name: str) -> bool:

@@ -129,19 +129,7 @@ class ClusterState:
             insort(events, entry, key=event_key)
             self._replay(task)
         if self.stats is not None:
-            self._observe(self.stats, event_type, task, entry, event.get("local_received") or 0.0)
-
-    @staticmethod
-    def _observe(stats: TaskStats, event_type: str, task: Task, entry: dict[str, Any], at: float) -> None:
-        """Tell the analytics of a new task event, with the queue wait once both ends of it are known."""
-        wait = None
-        if (event_type == "task-received" or event_type == "task-sent") and task.sent is not None \
-                and task.received is not None and task.retried is None:
-            wait = task.received - task.sent  # the first delivery's: a retry's countdown is not waiting
-        runtime = entry.get("runtime") if event_type == "task-succeeded" else None
-        stats.observe(event_type, task.name, task.worker, entry.get("hostname") or "", task.queue, task.uuid, at,
-                      runtime if isinstance(runtime, (int, float)) else None, wait,
-                      entry.get("exception") if event_type == "task-failed" else None)
+            self.stats.observe_task(event_type, task, entry, event.get("local_received") or 0.0)
 
     def _count_outcome(self, event_type: str, hostname: str) -> None:
         """Count a task outcome on the worker that sent it; one whose worker event has not come

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from .model import Task
 
 #: Histogram bucket upper bounds, in seconds (Prometheus' defaults, extended for long tasks); +Inf follows.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -225,6 +228,17 @@ class TaskStats:
         self.waits: dict[tuple[str, str, str], list[float]] = {}
 
     # -- writes (the model, under its lock) -----------------------------------------------------------
+    def observe_task(self, event_type: str, task: "Task", entry: dict[str, Any], at: float) -> None:
+        """Count a new event of ``task`` (already merged into it), with the queue wait once both ends are known."""
+        wait = None
+        if (event_type == "task-received" or event_type == "task-sent") and task.sent is not None \
+                and task.received is not None and task.retried is None:
+            wait = task.received - task.sent  # the first delivery's: a retry's countdown is not waiting
+        runtime = entry.get("runtime") if event_type == "task-succeeded" else None
+        self.observe(event_type, task.name, task.worker, entry.get("hostname") or "", task.queue, task.uuid, at,
+                     runtime if isinstance(runtime, (int, float)) else None, wait,
+                     entry.get("exception") if event_type == "task-failed" else None)
+
     def observe(self, event_type: str, name: str | None, worker: str | None, hostname: str, queue: str | None,
                 uuid: str, at: float, runtime: float | None = None, wait: float | None = None,
                 exception: str | None = None) -> None:

@@ -100,6 +100,8 @@ SORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("name_sort", "received_sort"),
     "timestamp": ("updated_sort",),
 }
+#: Sort keys whose ascending order needs other columns: tasks without a runtime come last either way.
+ASCENDING_SORT_COLUMNS: dict[str, tuple[str, ...]] = {"runtime": ("runtime_up",)}
 #: ``time_field`` -> the column the since/until range applies to.
 TIME_COLUMNS = {"received": "received_sort", "started": "started", "finished": "finished"}
 _TEXT_SORT_COLUMNS = frozenset(("name_sort",))
@@ -236,6 +238,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             id INTEGER PRIMARY KEY, rule TEXT NOT NULL, subject TEXT, until REAL NOT NULL, who TEXT NOT NULL,
             at REAL NOT NULL
         )""",
+    ),
+    (  # 9: shortest runtime first puts unfinished tasks (no runtime yet) last: a column of its own for that order
+        "ALTER TABLE tasks ADD COLUMN runtime_up REAL GENERATED ALWAYS AS (coalesce(runtime, 1e300)) VIRTUAL",
+        "CREATE INDEX tasks_runtime_up ON tasks (runtime_up)",
     ),
 ]
 #: Alerts ``alerts_page`` returns at most.
@@ -724,7 +730,7 @@ class TaskStore:
                 raise StoreQueryError(f"{argument}: expected epoch seconds, got {bound!r}")
         if q is not None and "\0" in q:  # FTS5 reads its query up to the first NUL
             raise StoreQueryError("q: contains a NUL character")
-        columns = SORT_COLUMNS[sort]
+        columns = SORT_COLUMNS[sort] if descending else ASCENDING_SORT_COLUMNS.get(sort, SORT_COLUMNS[sort])
         after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
 
         where: list[str] = []

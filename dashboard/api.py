@@ -39,7 +39,8 @@ DEFAULT_NAMES = 200
 MAX_SILENCE_MINUTES = 7 * 24 * 60
 #: Longest marker label, in characters.
 MAX_MARKER_CHARS = 200
-TASK_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time", "sort", "limit", "cursor")
+TASK_PARAMS = ("state", "name", "worker", "queue", "q", "since", "until", "time", "sort", "limit", "cursor",
+               "after")
 
 
 class BadRequest(ValueError):
@@ -183,6 +184,7 @@ def _task_query(get: Callable[[str], str | None]) -> dict[str, Any]:
         "descending": descending,
         "limit": _int(args("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
         "cursor": args("cursor") or None,
+        "after": args("after") or None,
     }
 
 

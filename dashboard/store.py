@@ -717,7 +717,8 @@ class TaskStore:
     def query(self, *, states: set[str] | None = None, name: str | None = None, worker: str | None = None,
               queue: str | None = None, q: str | None = None, since: float | None = None,
               until: float | None = None, time_field: str = "received", sort: str = "received",
-              descending: bool = True, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+              descending: bool = True, limit: int = 50, cursor: str | None = None,
+              after: str | None = None) -> dict[str, Any]:
         """Return one page of matching tasks, newest (or largest) first by default, and the match count."""
         if sort not in SORT_COLUMNS:
             raise StoreQueryError(f"sort: expected one of {', '.join(SORT_COLUMNS)}, got {sort!r}")
@@ -731,7 +732,15 @@ class TaskStore:
         if q is not None and "\0" in q:  # FTS5 reads its query up to the first NUL
             raise StoreQueryError("q: contains a NUL character")
         columns = SORT_COLUMNS[sort] if descending else ASCENDING_SORT_COLUMNS.get(sort, SORT_COLUMNS[sort])
-        after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
+        keyset_after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
+        if after is not None:  # the page after one task: where a page the user sees ends, whatever came in since
+            if cursor:
+                raise StoreQueryError("after: give either a cursor or a task id, not both")
+            row = self._conn().execute(f"SELECT {', '.join(columns)}, id FROM tasks WHERE uuid = ?",
+                                       (after,)).fetchone()
+            if row is None:
+                raise StoreQueryError(f"after: no stored task {after!r}")
+            keyset_after = list(row)
 
         where: list[str] = []
         params: list[Any] = []
@@ -766,8 +775,8 @@ class TaskStore:
         select = f"SELECT tasks.id, {', '.join(columns)} FROM "
 
         if text.match is None and text.uuid_prefix is None:  # no text filter (no word with a letter or digit)
-            page = conn.execute(f"{select}tasks{_where(where + [keyset] * (after is not None))} "
-                                f"ORDER BY {order} LIMIT ?", (*params, *(after or ()), limit + 1)).fetchall()
+            page = conn.execute(f"{select}tasks{_where(where + [keyset] * (keyset_after is not None))} "
+                                f"ORDER BY {order} LIMIT ?", (*params, *(keyset_after or ()), limit + 1)).fetchall()
             total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
             estimate = total > EXACT_TOTAL_CAP
             if estimate:
@@ -778,22 +787,25 @@ class TaskStore:
                 # Few text matches: read their ids first (CROSS JOIN fixes that loop order),
                 # then filter and sort those rows; the count is exact.
                 source = f"({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
-                page = conn.execute(f"{select}{source}{_where(where + [keyset] * (after is not None))} "
+                page = conn.execute(f"{select}{source}{_where(where + [keyset] * (keyset_after is not None))} "
                                     f"ORDER BY {order} LIMIT ?",
-                                    (*matches_params, *params, *(after or ()), limit + 1)).fetchall()
+                                    (*matches_params, *params, *(keyset_after or ()), limit + 1)).fetchall()
                 total = conn.execute(f"SELECT count(*) FROM {source}{_where(where)}",
                                      (*matches_params, *params)).fetchone()[0]
                 estimate = False
             else:
                 page, total, estimate = self._walk_common(conn, text, where, params, select, order, keyset,
-                                                          after, limit)
+                                                          keyset_after, limit)
         more = len(page) > limit
         page = page[:limit]
         by_id = {row[0]: row for row in conn.execute(
             f"{_SELECT_TASK} WHERE id IN ({', '.join('?' * len(page))})", [row[0] for row in page])}
         items = self._shapes(conn, [by_id[row[0]] for row in page if row[0] in by_id])
         following = _encode_cursor(sort, descending, list(page[-1][1:]), page[-1][0]) if more else None
-        return {"items": items, "total": total, "total_is_estimate": estimate, "next": following}
+        body = {"items": items, "total": total, "total_is_estimate": estimate, "next": following}
+        if after is not None and keyset_after is not None:  # this page's own cursor, for the page's URL
+            body["cursor"] = _encode_cursor(sort, descending, keyset_after[:-1], keyset_after[-1])
+        return body
 
     def _walk_common(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any],
                      select: str, order: str, keyset: str, after: list[Any] | None, limit: int

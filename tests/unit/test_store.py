@@ -517,3 +517,25 @@ def test_a_one_character_last_word_is_a_prefix_too(store: TaskStore) -> None:
     store.write_batch([task("a", 1, args="('ORD-43',)"), task("b", 2, args="('ORD-4242',)"), task("c", 3, args="('ORD-5',)")], [])
     assert sorted(uuids(store.query(q="ORD-4"))) == ["a", "b"]
     assert sorted(uuids(store.query(q="ORD-43"))) == ["a"]
+
+
+def test_paging_while_tasks_arrive_never_repeats_or_skips_one(store: TaskStore) -> None:
+    """A first page that took live rows (pushing older rows off it) goes on after the row it shows last."""
+    store.write_batch([task(f"old{n:02d}", n) for n in range(10)], [])
+    first = store.query(limit=4)
+    shown = uuids(first)  # old09..old06
+    store.write_batch([task(f"new{n}", 20 + n) for n in range(3)], [])  # arrive live, newest first on the page
+    shown = [f"new{n}" for n in (2, 1, 0)] + shown[:1]  # the page keeps 4 rows: old08..old06 were pushed off
+    seen = list(shown)
+    page = store.query(limit=4, after=shown[-1])
+    assert page["cursor"] and store.query(limit=4, cursor=page["cursor"])["items"] == page["items"]
+    while True:
+        seen += uuids(page)
+        if page["next"] is None:
+            break
+        page = store.query(limit=4, cursor=page["next"])
+    assert len(seen) == len(set(seen)) == 13  # every task once: the pushed-off rows come next, none twice
+    with pytest.raises(StoreQueryError, match="after: no stored task"):
+        store.query(after="nope")
+    with pytest.raises(StoreQueryError, match="either a cursor or a task id"):
+        store.query(after="old01", cursor=first["next"])

@@ -130,6 +130,17 @@ def task(uuid: str) -> tuple[str, int]:
     return render_template("task.html", bootstrap=bootstrap("task", uuid=uuid)), 200 if known else 404
 
 
+@bp.get("/task-types")
+def task_types() -> str:
+    return render_template("task_types.html", bootstrap=bootstrap("task-types"))
+
+
+@bp.get("/task-types/<path:name>")
+def task_type(name: str) -> str:
+    # Whether it was seen depends on the range the page asks for: its script says so, from the API.
+    return render_template("task_type.html", bootstrap=bootstrap("task-type", task_type=name))
+
+
 @bp.get("/workers")
 def workers() -> str:
     return render_template("workers.html", bootstrap=bootstrap("workers"))

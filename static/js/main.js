@@ -24,6 +24,11 @@ import { mountNotifications } from "./panels/notifications.js";
 import { mountTaskSearch } from "./panels/task_search.js";
 import { mountJump } from "./panels/jump.js";
 import { mountBulkActions } from "./panels/bulk_actions.js";
+import { mountThroughputChart } from "./panels/throughput_chart.js";
+import { mountQueueDepthChart } from "./panels/queue_depth_chart.js";
+import { mountWorkerActiveChart } from "./panels/worker_active_chart.js";
+import { mountTaskTypes } from "./panels/task_types.js";
+import { mountTaskTypeDetail } from "./panels/task_type_detail.js";
 import { parseFilters } from "./helpers/task_filters.js";
 
 /** Panels by their `data-panel` name; each is mounted on every element that has it. */
@@ -34,6 +39,10 @@ const PANELS = {
   queues: mountQueues,
   departed: mountDeparted,
   "task-search": mountTaskSearch,
+  throughput: mountThroughputChart,
+  "queue-depth-chart": mountQueueDepthChart,
+  "worker-active-chart": mountWorkerActiveChart,
+  "task-types": mountTaskTypes,
 };
 
 function readBootstrap() {
@@ -89,6 +98,10 @@ function main() {
     mountWorkerActions(workerDetail, {
       hostname: bootstrap.hostname, enabled: bootstrap.actions === true, admin: bootstrap.admin === true,
     });
+  }
+  const taskTypeDetail = document.querySelector('[data-panel="task-type-detail"]');
+  if (taskTypeDetail && bootstrap.page === "task-type" && typeof bootstrap.task_type === "string") {
+    mountTaskTypeDetail(taskTypeDetail, { name: bootstrap.task_type, actions: bootstrap.actions === true });
   }
   const queueDetail = document.querySelector('[data-panel="queue-detail"]');
   if (queueDetail && bootstrap.page === "queue" && typeof bootstrap.queue === "string") {

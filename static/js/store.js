@@ -30,6 +30,7 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
   const tasks = new Map(); // uuid -> task; insertion order is oldest first (ties in taskTime)
   const queues = new Map();
   const listeners = new Set();
+  const statsListeners = new Set();
   let counters = null;
   let brokerState = broker;
   let seq = null;
@@ -97,6 +98,21 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
       awaitingSnapshot = true;
       resyncRequestedAt = null;
       emit({ type: "disconnected" });
+    },
+
+    /**
+     * Pass a `stats` message (the per-second task counts of the seconds completed since the last
+     * one) to the `subscribeStats` listeners; the store keeps none of it, and the other listeners,
+     * which redraw on their events, never see it.
+     */
+    applyStats(message) {
+      for (const listener of statsListeners) listener(message);
+    },
+
+    /** Call `listener(message)` for every `stats` message; returns an unsubscribe function. */
+    subscribeStats(listener) {
+      statsListeners.add(listener);
+      return () => statsListeners.delete(listener);
     },
 
     /** Call `listener(event)` after every update; returns an unsubscribe function. */

@@ -8,6 +8,9 @@ export const SHORT_UUID_CHARS = 8;
 const integerFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const rateFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const loadFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const percentFormat = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+/** The smallest non-zero fraction a percent shows as itself; below it, "<0.1%" rather than "0%". */
+const PERCENT_FLOOR = 0.001;
 const timeFormat = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
 });
@@ -28,6 +31,13 @@ export function formatInteger(value) {
 
 export function formatRate(value) {
   return isNumber(value) ? rateFormat.format(value) : EMPTY;
+}
+
+/** Format a fraction (a failure rate, 0..1) as a percent: "6.3%"; "<0.1%" for a tiny non-zero one. */
+export function formatPercent(fraction) {
+  if (!isNumber(fraction)) return EMPTY;
+  if (fraction > 0 && fraction < PERCENT_FLOOR) return `<${percentFormat.format(PERCENT_FLOOR)}`;
+  return percentFormat.format(fraction);
 }
 
 /** Format a worker's [1m, 5m, 15m] load averages. */
@@ -81,3 +91,6 @@ export const taskHref = (uuid) => `/tasks/${encodeURIComponent(uuid)}`;
 export const workerHref = (hostname) => `/workers/${encodeURIComponent(hostname)}`;
 /** URL path of a queue's page. */
 export const queueHref = (name) => `/queues/${encodeURIComponent(name)}`;
+/** URL path of a task type's page, with the range to show when one is given. */
+export const taskTypeHref = (name, range = null) =>
+  `/task-types/${encodeURIComponent(name)}${range ? `?range=${encodeURIComponent(range)}` : ""}`;

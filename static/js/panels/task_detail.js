@@ -5,7 +5,7 @@ import { onTick } from "../helpers/clock.js";
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatDelta } from "../helpers/duration.js";
 import {
-  EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, workerHref,
+  EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, taskTypeHref, workerHref,
 } from "../helpers/format.js";
 import { orphanedSpan, runtimeText, withDeltas } from "../helpers/task_timeline.js";
 import { mountCopyButtons } from "./copy.js";
@@ -169,6 +169,8 @@ export function mountTaskDetail(root, store, { uuid, live, announce = () => {}, 
 function renderFields(root, task, orphan) {
   root.dataset.state = task.state ?? "PENDING";
   setField(root, "name", task.name ?? "unknown");
+  setFieldAttr(root, "task-type", "href", task.name ? taskTypeHref(task.name) : null);
+  for (const link of root.querySelectorAll("[data-task-type-link]")) link.hidden = !task.name;
   setField(root, "uuid", task.uuid);
   setField(root, "state", task.state ?? "PENDING");
   setFieldAttr(root, "state", "data-state", task.state ?? "PENDING");

@@ -2,6 +2,7 @@
 page with Back and Forward, sort by the column headers."""
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 import pytest
@@ -151,6 +152,34 @@ def test_back_and_forward_walk_the_pages(page: Page, cluster: tuple[DashboardPro
     page.locator('[data-filter="state"][value="SUCCESS"]').check()  # new filters start on page 1
     expect(page).to_have_url(f"{dashboard.url}/tasks?state=SUCCESS&q=pagerword")
     expect_page(page, "Page 1", one)
+
+
+def test_next_after_live_rows_neither_repeats_nor_skips_a_task(page: Page,
+                                                               cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    queue = "livepager-q"  # nobody consumes it: the tasks stay PENDING, stored from their task-sent
+    older = [send(app, "echo", "livepager", i, queue=queue) for i in range(52)]
+    wait_stored(dashboard, older, timeout=15)
+    page.goto(f"{dashboard.url}/tasks?queue={queue}")
+    rows = page.locator("[data-results] tr[data-uuid]")
+    expect(rows).to_have_count(50)
+    newer = [send(app, "echo", "livepager", 100 + i, queue=queue) for i in range(3)]
+    for task_id in newer:  # they arrive live at the top and push three rows off the page
+        expect(page.locator(f'[data-results] tr[data-uuid="{task_id}"]')).to_be_visible(timeout=10_000)
+    expect(rows).to_have_count(50)
+    first = results(page)
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # scrolled away: newer ones wait behind the pill
+    waiting = [send(app, "echo", "livepager", 200 + i, queue=queue) for i in range(2)]
+    expect(page.locator("[data-new-tasks]")).to_be_visible(timeout=10_000)
+    wait_stored(dashboard, newer + waiting, timeout=15)
+    assert results(page) == first
+    page.locator('[data-page="next"]').click()
+    expect(page).to_have_url(re.compile(r"cursor="))
+    expect(rows).to_have_count(5)
+    second = results(page)
+    assert not set(first) & set(second), "a task shown on page 1 came again on page 2"
+    assert set(first) | set(second) == set(older) | set(newer), "a task was skipped"
 
 
 def test_column_headers_sort_like_the_select(page: Page, cluster: tuple[DashboardProc, str]) -> None:

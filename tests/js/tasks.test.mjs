@@ -230,6 +230,19 @@ test("a full first page stays at the page size and marks its next cursor stale",
   assert.deepEqual(page.insert([row("older", 1)]), []); // the page is full of newer ones
 });
 
+test("the next page goes on after the row shown last once live rows pushed rows off", () => {
+  const page = new TaskPage();
+  const items = Array.from({ length: PAGE_SIZE }, (_, i) => row(`t${i}`, 1000 - i));
+  page.loaded({ items, total: 500, next: "n" }, true, 2000);
+  assert.deepEqual(page.nextRequest, { cursor: "n" });
+  page.insert([row("late", 5000), row("later", 5001)]);
+  // t48 and t49 were pushed off: the server's cursor (after t49) would skip them, a fresh first
+  // page's (after whatever is newest by then) would repeat rows still shown: go on after t47.
+  assert.deepEqual(page.nextRequest, { after: `t${PAGE_SIZE - 3}` });
+  page.loaded({ items: [], total: 0, next: null }, true, 3000);
+  assert.equal(page.nextRequest, null);
+});
+
 test("waiting tasks are refreshed, taken once, and dropped by a restart", () => {
   const page = new TaskPage();
   page.loaded({ items: [], total: 0, next: null }, false, 100);

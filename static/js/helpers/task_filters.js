@@ -70,10 +70,11 @@ export function filtersQuery(filters) {
 }
 
 /** The GET /api/tasks URL for `filters`, one page of `limit` from `cursor` (null for the first page). */
-export function apiUrl(filters, { limit, cursor = null }) {
+export function apiUrl(filters, { limit, cursor = null, after = null }) {
   const params = filtersToParams(filters);
   params.set("limit", String(limit));
   if (cursor) params.set("cursor", cursor);
+  else if (after) params.set("after", after); // the page after this task (the API answers its `cursor` too)
   return `/api/tasks?${params}`;
 }
 

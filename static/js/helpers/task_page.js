@@ -51,6 +51,15 @@ export class TaskPage {
   get cursor() { return this.cursors.at(-1); }
   get hasPrevious() { return this.cursors.length > 1; }
   get hasNext() { return this.next !== null || this.nextStale; }
+  /**
+   * How to ask for the next page: the server's `next` cursor, or, once live rows pushed rows off
+   * this page, the page after the row it shows last (`after`), so nothing shown comes again and
+   * nothing pushed off is skipped.
+   */
+  get nextRequest() {
+    if (this.nextStale && this.items.length) return { after: this.items.at(-1).uuid };
+    return this.next !== null ? { cursor: this.next } : null;
+  }
 
   /** Go back to the first page (new filters, the pill, a resync): what waited is dropped. */
   restart() {

@@ -42,14 +42,14 @@ export function mountTaskSearch(root, store) {
   const rows = new Map(); // uuid -> <tr>
 
   /** Fetch one page; returns the body, or null after showing why not. */
-  async function fetchPage(cursor) {
+  async function fetchPage({ cursor = null, after = null } = {}) {
     const isLatest = beginRequest();
     loading = true;
     root.setAttribute("aria-busy", "true");
     let response;
     let body = null;
     try {
-      response = await fetch(apiUrl(filters, { limit: PAGE_SIZE, cursor }), { headers: { Accept: "application/json" } });
+      response = await fetch(apiUrl(filters, { limit: PAGE_SIZE, cursor, after }), { headers: { Accept: "application/json" } });
       body = await response.json().catch(() => null);
     } catch (error) {
       if (isLatest()) finish(`Could not reach the dashboard: ${error.message}`);
@@ -74,7 +74,7 @@ export function mountTaskSearch(root, store) {
 
   async function load() {
     const requestedAt = store.serverNowMs() / 1000;
-    const body = await fetchPage(page.cursor);
+    const body = await fetchPage({ cursor: page.cursor });
     if (body === null) return;
     page.loaded(body, isNewestFirst(filters), requestedAt);
     render();
@@ -189,12 +189,13 @@ export function mountTaskSearch(root, store) {
   });
 
   nextButton.addEventListener("click", async () => {
-    let cursor = page.next;
-    if (page.nextStale) {
-      // Live rows pushed some off this page: ask for this page again to continue after what it holds now.
-      const again = await fetchPage(page.cursor);
-      if (again === null) return;
-      cursor = again.next ?? null;
+    const request = page.nextRequest;
+    let cursor = request?.cursor ?? null;
+    if (request?.after) {
+      // Live rows pushed some off this page: the page after the row it shows last, and that page's cursor.
+      const after = await fetchPage({ after: request.after });
+      if (after === null) return;
+      cursor = after.cursor ?? null;
     }
     if (!cursor) return;
     page.forward(cursor);

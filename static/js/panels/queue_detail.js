@@ -11,14 +11,12 @@ import {
 } from "../helpers/queue_info.js";
 import { createQueueChart } from "./queue_chart.js";
 import { renderQueueFlags } from "./queue_flags.js";
-import { latestRequest } from "../helpers/latest.js";
+import { createDetailLoader } from "./detail_loader.js";
 
 /** Refetch the queue (its waiting task types and history) this often. */
 export const WAITING_REFRESH_MS = 5000;
 /** Wait this long after a reconnect's snapshot before refetching (several may come at once). */
 export const REFETCH_DEBOUNCE_MS = 500;
-/** Retry a failed fetch (network or 5xx) after this long. */
-export const RETRY_FETCH_MS = 5000;
 /** The API's chart buckets, in seconds: live samples are folded into the same buckets. */
 export const HISTORY_BUCKET_SECONDS = 15;
 /** The store's buckets for longer ranges (the highest depth of each minute), in seconds. */
@@ -36,66 +34,29 @@ export function mountQueueDetail(root, store, { name }) {
   const range = root.querySelector("[data-range]");
   let hours = Number(range?.value) || 1;
   const bucketSeconds = () => (hours > 1 ? STORED_BUCKET_SECONDS : HISTORY_BUCKET_SECONDS);
-  const refreshError = root.querySelector("[data-refresh-error]");
   const draw = createQueueChart(root.querySelector("[data-chart]"));
   let detail = null;
   let samples = [];
-  let timer = null;
-  const beginRequest = latestRequest(); // only the latest request may render
   let missing = false;
-
-  setField(root, "requested-name", name);
-
-  async function load() {
-    clearTimeout(timer);
-    timer = null;
-    const isLatest = beginRequest();
-    let response;
-    let body = null;
-    try {
-      response = await fetch(`${base}?hours=${hours}`, { headers: { Accept: "application/json" } });
-      body = await response.json().catch(() => null);
-    } catch (error) {
-      if (isLatest()) failed(`Could not reach the dashboard: ${error.message}`);
-      return;
-    }
-    if (!isLatest()) return;
-    if (response.status === 404) {
+  const { load, schedule, show, stop } = createDetailLoader(root, {
+    what: "queue",
+    url: () => `${base}?hours=${hours}`,
+    loaded(body) {
+      missing = false;
+      detail = body;
+      samples = fromColumns(body.history, ["depth"]);
+      render();
+      return WAITING_REFRESH_MS;
+    },
+    missing() {
       // It may become known later (a worker starts consuming it): the store's upsert reloads.
       detail = null;
       missing = true;
-      return show("missing");
-    }
-    if (!response.ok || body === null) return failed(body?.error ?? `${response.status} ${response.statusText}`);
-    missing = false;
-    refreshError.hidden = true;
-    detail = body;
-    samples = fromColumns(body.history, ["depth"]);
-    render();
-    schedule(WAITING_REFRESH_MS);
-  }
+      return null;
+    },
+  });
 
-  function failed(message) {
-    if (detail) {
-      // Keep what is shown; say why it is not refreshing.
-      setField(refreshError, "text", `Refresh failed: ${message}`);
-      refreshError.hidden = false;
-    } else {
-      setField(root, "error", `Could not load the queue: ${message}`);
-      show("error");
-    }
-    schedule(RETRY_FETCH_MS);
-  }
-
-  /** Fetch again after `delayMs`, skipping rounds while the tab is hidden. */
-  function schedule(delayMs) {
-    clearTimeout(timer);
-    timer = setTimeout(() => (document.hidden ? schedule(delayMs) : load()), delayMs);
-  }
-
-  function show(view) {
-    for (const el of root.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
-  }
+  setField(root, "requested-name", name);
 
   function render() {
     show("queue");
@@ -197,5 +158,5 @@ export function mountQueueDetail(root, store, { name }) {
 
   const stopTick = onTick(tick);
   load();
-  return () => { unsubscribe(); stopTick(); clearTimeout(timer); };
+  return () => { unsubscribe(); stopTick(); stop(); };
 }

@@ -5,19 +5,17 @@
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatDuration } from "../helpers/duration.js";
 import { formatInteger, formatIso, formatTime, shortUuid, taskHref } from "../helpers/format.js";
-import { latestRequest } from "../helpers/latest.js";
 import { RANGES, markersWithin, parseRange, rangeSearch, rangeWords, stepWords } from "../helpers/series.js";
 import { typeRow, typeSummary } from "../helpers/task_types.js";
 import { mountMarkerForm } from "./marker_form.js";
 import { createPlot } from "./plot.js";
 import { createHeatmap } from "./runtime_heatmap.js";
+import { createDetailLoader } from "./detail_loader.js";
 
 /** The page's range when the URL names none (the API's own default). */
 export const DEFAULT_RANGE = "1h";
 /** Refetch this often. */
 export const REFRESH_MS = 60_000;
-/** Retry a failed fetch (network or 5xx) after this long. */
-export const RETRY_FETCH_MS = 5000;
 /** The percentiles drawn: the series' key, its label and colour, dashed for waits. */
 const PERCENTILES = [
   { key: "runtime_p50", label: "runtime p50", color: "--info" },
@@ -38,7 +36,6 @@ const DURATION_FLOOR_SECONDS = 0.01;
 export function mountTaskTypeDetail(root, { name, actions }) {
   const base = `/api/task-types/${encodeURIComponent(name)}`;
   const select = root.querySelector("[data-range]");
-  const refreshError = root.querySelector("[data-refresh-error]");
   const percentiles = createPlot(root.querySelector('[data-plot="percentiles"]'), {
     series: PERCENTILES.map(({ label, color, dash }) => ({ label, color, dash })),
     format: formatDuration, yFloor: DURATION_FLOOR_SECONDS, xRange: () => span,
@@ -47,59 +44,22 @@ export function mountTaskTypeDetail(root, { name, actions }) {
   let range = parseRange(window.location.search, DEFAULT_RANGE);
   let detail = null;
   let span = null; // [start, end] of the range drawn, epoch seconds
-  let timer = null;
-  const beginRequest = latestRequest(); // only the latest request may render
-
-  setField(root, "requested-name", name);
-
-  async function load() {
-    clearTimeout(timer);
-    timer = null;
-    const isLatest = beginRequest();
-    let response;
-    let body = null;
-    try {
-      response = await fetch(`${base}?range=${encodeURIComponent(range)}`, { headers: { Accept: "application/json" } });
-      body = await response.json().catch(() => null);
-    } catch (error) {
-      if (isLatest()) failed(`Could not reach the dashboard: ${error.message}`);
-      return;
-    }
-    if (!isLatest()) return;
-    if (response.status === 404) {
+  const { load, show, stop } = createDetailLoader(root, {
+    what: "task type",
+    url: () => `${base}?range=${encodeURIComponent(range)}`,
+    loaded(body) {
+      detail = body;
+      render();
+      return REFRESH_MS;
+    },
+    missing() {
       detail = null;
       setField(root, "range-words", rangeWords(range));
-      show("missing");
-      return schedule(REFRESH_MS); // it may run soon
-    }
-    if (!response.ok || body === null) return failed(body?.error ?? `${response.status} ${response.statusText}`);
-    refreshError.hidden = true;
-    detail = body;
-    render();
-    schedule(REFRESH_MS);
-  }
+      return REFRESH_MS; // it may run soon
+    },
+  });
 
-  function failed(message) {
-    if (detail) {
-      // Keep what is shown; say why it is not refreshing.
-      setField(refreshError, "text", `Refresh failed: ${message}`);
-      refreshError.hidden = false;
-    } else {
-      setField(root, "error", `Could not load the task type: ${message}`);
-      show("error");
-    }
-    schedule(RETRY_FETCH_MS);
-  }
-
-  /** Fetch again after `delayMs`, skipping rounds while the tab is hidden. */
-  function schedule(delayMs) {
-    clearTimeout(timer);
-    timer = setTimeout(() => (document.hidden ? schedule(delayMs) : load()), delayMs);
-  }
-
-  function show(view) {
-    for (const el of root.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
-  }
+  setField(root, "requested-name", name);
 
   function render() {
     show("type");
@@ -183,5 +143,5 @@ export function mountTaskTypeDetail(root, { name, actions }) {
   if (form && actions) mountMarkerForm(form, { onAdded: load });
 
   load();
-  return () => { clearTimeout(timer); percentiles.destroy(); heatmap.destroy(); };
+  return () => { stop(); percentiles.destroy(); heatmap.destroy(); };
 }

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 METHODS = ("stats", "active_queues", "registered", "active", "reserved", "scheduled", "revoked", "conf")
 #: How often the inspector looks for workers that are due, in seconds.
 LOOP_SECONDS = 1.0
-#: How soon a worker that has never answered is asked again, in seconds.
+#: How soon a worker that has never answered is asked again, in seconds; doubled after each round it
+#: does not answer either (a worker with remote control off never will), up to the inspect interval.
 UNANSWERED_RETRY_SECONDS = 2.0
 #: What a worker that did not reply is said to be.
 NOT_ANSWERING = "not answering inspect"
@@ -35,6 +36,7 @@ class WorkerInspector:
         self.settings = collector.settings
         self.stopping = False
         self._asked: dict[str, float] = {}  # hostname -> monotonic time of the last request
+        self._misses: dict[str, int] = {}  # hostname -> rounds in a row it did not answer
 
     def run(self) -> None:
         """Inspect due workers until ``stop``."""
@@ -59,8 +61,10 @@ class WorkerInspector:
         # Never answered yet (new, or too busy starting up to reply in time), or back: ask again soon.
         online, fresh = collector.cluster.inspect_candidates()
         interval = self.settings.inspect_interval_seconds
+        misses = self._misses
         due = [h for h in online
-               if (h in fresh and now - self._asked.get(h, -1e9) >= min(interval, UNANSWERED_RETRY_SECONDS))
+               if (h in fresh and now - self._asked.get(h, -1e9)
+                   >= min(interval, UNANSWERED_RETRY_SECONDS * 2 ** min(misses.get(h, 0), 16)))
                or now - self._asked.get(h, -1e9) >= interval]
         return due
 
@@ -87,5 +91,10 @@ class WorkerInspector:
                 if hostname in replies:
                     replies[hostname][method] = mask_secrets(value)
         outcome = {h: errors.get(h) or (None if replies[h] else NOT_ANSWERING) for h in hostnames}
+        for hostname, error in outcome.items():
+            if error == NOT_ANSWERING:
+                self._misses[hostname] = self._misses.get(hostname, 0) + 1
+            else:
+                self._misses.pop(hostname, None)
         self.collector.cluster.apply_inspect(replies, outcome, time.time())
         return replies

@@ -34,6 +34,22 @@ def test_a_worker_that_did_not_answer_is_asked_again_soon() -> None:
     assert inspector.due(UNANSWERED_RETRY_SECONDS) == ["a@h"]
 
 
+def test_a_worker_that_never_answers_is_asked_less_and_less_often_up_to_the_interval() -> None:
+    collector = collector_with("a@h")
+    inspector = WorkerInspector(collector)
+    waits = []
+    now = 0.0
+    for _ in range(6):
+        asked(inspector, ["a@h"], now)
+        inspector._misses["a@h"] = inspector._misses.get("a@h", 0) + 1  # as inspect() counts a round unanswered
+        collector.cluster.apply_inspect({"a@h": {}}, {"a@h": "not answering inspect"}, T0)
+        wait = next(w for w in (x / 10 for x in range(1, 400)) if inspector.due(now + w))
+        waits.append(wait)
+        now += wait
+    assert waits == [2 * UNANSWERED_RETRY_SECONDS, 4 * UNANSWERED_RETRY_SECONDS, 8 * UNANSWERED_RETRY_SECONDS,
+                     30.0, 30.0, 30.0]  # 2 s doubled per silent round, never beyond --inspect-interval
+
+
 def test_an_answered_worker_waits_the_interval_unless_it_comes_back() -> None:
     collector = collector_with("a@h")
     inspector = WorkerInspector(collector)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from flask import Flask, Response, g, has_request_context, jsonify, redirect, render_template, request
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import LOCAL, Access
 from .alerting import AlertService
@@ -38,7 +39,7 @@ RunBlocking = Callable[..., Any]
 #: Longest wait at shutdown for the receive loop to end before the last write, in seconds.
 CLOSE_WAIT_SECONDS = 5.0
 #: Paths anyone may reach: the login page, and the load balancers' check.
-PUBLIC_PATHS = frozenset(("/login", "/healthcheck"))
+PUBLIC_PATHS = frozenset(("/login", "/healthcheck", "/api/ready"))
 #: The repository root, where templates/ and static/ live.
 ROOT = Path(__file__).resolve().parent.parent
 #: Sent with every response: no inline script or style, no framing, nothing from elsewhere.
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
                         cors_allowed_origins=lambda origin, environ: hosts.allows_origin(
                             origin, environ.get("HTTP_HOST")) or (origin or "").lower() in settings.allowed_origins)
     app.wsgi_app = HostGuard(app.wsgi_app, hosts, settings.allowed_origins)  # type: ignore[method-assign]  # outermost: Socket.IO too
+    if settings.behind_proxy:  # the client's address and scheme from the proxy's X-Forwarded-For and -Proto
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     dashboard = Dashboard(settings, socketio, run_blocking)
     app.extensions["dashboard"] = dashboard
     socketio.on_namespace(LiveNamespace(dashboard.hub))

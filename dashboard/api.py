@@ -109,6 +109,19 @@ def error(message: str, status: int) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
+@bp.get("/ready")
+def ready() -> tuple[Response, int]:
+    """200 once the history is loaded and the event stream subscribed; 503 with the reasons before (a load
+    balancer's or Kubernetes' readiness probe; it needs no credentials and says nothing secret)."""
+    dashboard = current_app.extensions["dashboard"]
+    waiting = []
+    if not dashboard.started:
+        waiting.append("the task history is not loaded yet")
+    if not dashboard.collector.broker.connected:
+        waiting.append(f"not subscribed to the event stream ({dashboard.collector.broker.status})")
+    return jsonify({"ready": not waiting, "waiting_for": waiting}), 503 if waiting else 200
+
+
 @bp.get("/health")
 def health() -> Response:
     dashboard = current_app.extensions["dashboard"]

@@ -87,6 +87,7 @@ class Settings:
     metrics_public: bool = False  # /metrics answers without credentials even when --auth-file is set
     alerts_file: str | None = None  # alert rules (TOML)
     alert_interval_seconds: float = 5.0  # how often the alert rules are checked
+    behind_proxy: bool = False  # trust one proxy's X-Forwarded-For and X-Forwarded-Proto
 
     @property
     def actions_refused(self) -> str | None:
@@ -287,6 +288,8 @@ _SWITCHES: tuple[tuple[str, str, str], ...] = (
      "serve on a non-loopback --address although the dashboard has no login: anyone "
      "who reaches it reads every task's arguments and results"),
     ("metrics-no-hostname", "metrics_no_hostname", "leave the hostname label out of /metrics"),
+    ("behind-proxy", "behind_proxy", "trust the X-Forwarded-For and X-Forwarded-Proto headers of one reverse proxy "
+     "in front (client addresses in the log and the login limit; Secure cookies behind a TLS proxy)"),
     ("metrics-public", "metrics_public", "let /metrics answer without credentials when --auth-file is set "
      "(it carries task names, hostnames and queue names, never arguments or results)"),
 )

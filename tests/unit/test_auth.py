@@ -230,3 +230,31 @@ def test_metrics_need_credentials_unless_public(auth_path: str, tmp_path: Path) 
                                  metrics_public=True))
     assert public.test_client().get("/metrics", headers=HOST).status_code == 200
     assert public.test_client().get("/api/workers", headers=HOST).status_code == 401  # the rest stays closed
+
+
+def test_ready_answers_503_until_loaded_and_subscribed_without_credentials(auth_path: str, tmp_path: Path) -> None:
+    app = create_app(Settings(db=str(tmp_path / "r.db"), async_mode="threading", auth_file=auth_path))
+    client = app.test_client()
+    answer = client.get("/api/ready", headers=HOST)
+    assert answer.status_code == 503 and len(answer.get_json()["waiting_for"]) == 2
+    dashboard = app.extensions["dashboard"]
+    dashboard.started = True
+    dashboard.collector.broker.set("connected")
+    answer = client.get("/api/ready", headers=HOST)
+    assert answer.status_code == 200 and answer.get_json() == {"ready": True, "waiting_for": []}
+
+
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_behind_a_tls_proxy_the_cookie_is_secure_and_the_client_address_comes_from_the_proxy(
+        auth_path: str, tmp_path: Path, behind_proxy: bool) -> None:
+    app = create_app(Settings(db=str(tmp_path / "p.db"), async_mode="threading", auth_file=auth_path,
+                              behind_proxy=behind_proxy))
+    client = app.test_client()
+    forwarded = {**HOST, "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    answer = client.post("/login", data={"name": "alice", "password": "correct horse", "next": "/"},
+                         headers=forwarded)
+    assert answer.status_code == 302
+    cookie = answer.headers["Set-Cookie"]
+    assert ("Secure" in cookie) is behind_proxy  # never trusted without the flag: anyone could send the header
+    entries = app.extensions["dashboard"].store.audit_page()["items"]
+    assert entries[0]["address"] == ("203.0.113.7" if behind_proxy else "127.0.0.1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tomllib
 import ipaddress
 import math
 import os
@@ -323,14 +324,61 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, attr, text in _SWITCHES:
         parser.add_argument(f"--{flag}", dest=attr, action="store_true", default=None,
                             help=f"{text} (env {env_name(flag)}=1)")
+    parser.add_argument("--config", default=None,
+                        help="a TOML file of options (flag = value); flags and environment variables win over it")
     return parser
+
+
+#: Options that may be repeated, each value a list in a configuration file (comma-separated in the environment).
+_LISTS = ("queues", "webhook", "queue-alert", "allowed-origins", "allowed-hosts")
+
+
+def config_environment(path: str) -> dict[str, str]:
+    """Read a ``--config`` TOML file of ``flag = value`` lines into the environment variables they stand for.
+
+    Keys are the flags without ``--`` (``max-tasks``; ``max_tasks`` too); a switch takes true or false,
+    a repeatable option a list. An unknown key or a value of the wrong kind is a SettingsError.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise SettingsError(f"--config {path}: cannot read it: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"--config {path}: not valid TOML: {exc}") from None
+    known = {flag for flag, _, _ in _OPTIONS} | {flag for flag, _, _ in _SWITCHES} | set(_LISTS)
+    environment: dict[str, str] = {}
+    for key, value in data.items():
+        flag = key.replace("_", "-")
+        if flag not in known:
+            raise SettingsError(f"--config {path}: unknown option {key!r}")
+        if flag in _LISTS:
+            items = value if isinstance(value, list) else [value]
+            if not all(isinstance(item, str) for item in items):
+                raise SettingsError(f"--config {path}: {key} takes text or a list of text")
+            environment[env_name(flag)] = ",".join(items)
+        elif any(flag == switch for switch, _, _ in _SWITCHES):
+            if not isinstance(value, bool):
+                raise SettingsError(f"--config {path}: {key} takes true or false")
+            environment[env_name(flag)] = "1" if value else ""
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            environment[env_name(flag)] = str(value)
+        elif isinstance(value, dict) and flag == "broker-transport-options":
+            environment[env_name(flag)] = json.dumps(value)
+        else:
+            raise SettingsError(f"--config {path}: {key} takes text or a number")
+    return environment
 
 
 def load_settings(argv: Sequence[str] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from flags, then environment, then defaults; raise SettingsError on a bad value."""
+    """Read settings from flags, then environment, then ``--config``'s file, then defaults; raise
+    SettingsError on a bad value."""
     environ = os.environ if environ is None else environ
     args = build_parser().parse_args(list(argv) if argv is not None else [])
+    config = args.config or environ.get(env_name("config"))
+    if config:  # the file is the lowest layer: the environment, then the flags, win over it
+        environ = {**config_environment(config), **environ}
     values: dict[str, Any] = {}
     for flag, attr, parse in _OPTIONS:
         raw = getattr(args, attr)

@@ -1,6 +1,8 @@
 """Settings: defaults, environment, and loud failures naming the option."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dashboard.redact import mask_url
@@ -89,3 +91,26 @@ def test_allowed_origins_are_origins() -> None:
     for bad in ("grafana.example.com", "https://x.example/path", "ftp://x", "https://user:pw@x"):
         with pytest.raises(SettingsError, match="--allowed-origins"):
             load_settings(["--allowed-origins", bad], {})
+
+
+def test_a_config_file_is_the_lowest_layer_under_the_environment_and_the_flags(tmp_path: Path) -> None:
+    path = tmp_path / "dashboard.toml"
+    path.write_text('broker = "redis://file:6379/0"\nport = 6000\nmax_tasks = 500\nread-only = true\n'
+                    'queues = ["a", "b"]\nwebhook = ["https://hooks.example.com/x"]\n'
+                    'broker-transport-options = {visibility_timeout = 60}\nmetrics-max-task-names = 50\n')
+    settings = load_settings(["--config", str(path)], {})
+    assert (settings.broker_url, settings.port, settings.max_tasks, settings.read_only) == \
+        ("redis://file:6379/0", 6000, 500, True)
+    assert settings.queues == ("a", "b") and settings.webhooks == ("https://hooks.example.com/x",)
+    assert settings.broker_transport_options == {"visibility_timeout": 60} and settings.metrics_max_task_names == 50
+    env = {"DASHBOARD_PORT": "7000", "DASHBOARD_CONFIG": str(path)}
+    assert load_settings([], env).port == 7000  # the environment wins over the file
+    assert load_settings(["--port", "8000"], env).port == 8000  # and the flags over both
+    for text, message in [("colour = 1", "unknown option 'colour'"), ("read-only = 1", "takes true or false"),
+                          ("queues = [1]", "takes text or a list"), ("port = [1]", "takes text or a number"),
+                          ("port = ", "not valid TOML")]:
+        path.write_text(text)
+        with pytest.raises(SettingsError, match=message):
+            load_settings(["--config", str(path)], {})
+    with pytest.raises(SettingsError, match="cannot read it"):
+        load_settings(["--config", str(tmp_path / "missing.toml")], {})

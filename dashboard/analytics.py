@@ -32,6 +32,8 @@ RANGES = {r.name: r for r in (
     Range("1d", 86400, 60, 900), Range("7d", 7 * 86400, 3600, 3600))}
 #: Lists over many keys (task types, workers) read hour buckets from this long on.
 LIST_HOURS_FROM_SECONDS = 6 * 3600
+#: Queues and workers drawn at most on the depth and activity charts of a range.
+GAUGES_SHOWN = 8
 #: Entries of each top list.
 TOP_ENTRIES = 10
 #: A task type needs this many finished runs in the range to rank among the most failing.
@@ -73,6 +75,26 @@ def series(rows: Iterable[tuple[int, Bucket]], range_: Range, now: float, histog
         body["buckets"] = list(BUCKETS)
         body["runtime_histogram"] = [b.runtime[:-1] if b.runtime else None for b in ordered]
     return body
+
+
+def gauge_series(minutes: dict[str, list[tuple[float, int]]], range_: Range, now: float,
+                 top: int = GAUGES_SHOWN) -> dict[str, list[int | None]]:
+    """Resample per-minute highest values (queue depths, worker activity) to the range's step, keeping the
+    highest of each step; return the ``top`` names with the highest values, each aligned with ``series``' t."""
+    step, since = range_.step, range_.since(now)
+    times = list(range(since, int(now) + 1, step))
+    index = {t: i for i, t in enumerate(times)}
+    drawn: dict[str, list[int | None]] = {}
+    for name, points in minutes.items():
+        values: list[int | None] = [None] * len(times)
+        for minute, value in points:
+            slot = index.get(int(minute) - int(minute) % step)
+            if slot is not None:
+                seen = values[slot]
+                values[slot] = value if seen is None else max(seen, value)
+        drawn[name] = values
+    highest = sorted(drawn, key=lambda name: -max((v for v in drawn[name] if v is not None), default=-1))
+    return {name: drawn[name] for name in highest[:top]}
 
 
 def live_series(live: dict[str, Any]) -> dict[str, Any]:

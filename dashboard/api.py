@@ -518,16 +518,23 @@ def _range(raw: str | None) -> analytics.Range:
 
 @bp.get("/stats")
 def stats() -> Response:
-    """Task events per step over a range (``range=15m|1h|6h|1d|7d``) by kind, with the failure rate and
-    the runtime and queue-wait percentiles; the last 15 minutes per second from memory."""
+    """Task events per step over a range (``range=15m|1h|6h|1d|7d``) by kind, with the failure rate, the
+    runtime and queue-wait percentiles, and the deepest queues' depths and the busiest workers' activity per
+    step; the last 15 minutes per second from memory (the page has the queues and workers live)."""
     range_ = _range(request.args.get("range"))
     dashboard = current_app.extensions["dashboard"]
     now = time.time()
     if range_.source_step == 1:
         return jsonify(analytics.live_series(dashboard.cluster.live_stats(now)))
-    stored = dashboard.run_blocking(dashboard.store.stats_series, range_.source_step, ALL, "", range_.since(now))
+    since = range_.since(now)
+    stored = dashboard.run_blocking(dashboard.store.stats_series, range_.source_step, ALL, "", since)
     rows = analytics.merge_rows(stored, dashboard.cluster.open_stats(ALL, ""), range_.source_step)
-    return jsonify(analytics.series(rows, range_, now))
+    body = analytics.series(rows, range_, now)
+    dashboard.history.flush()  # the minute's depths and activity so far
+    for key, table in (("queues", "queue_depths"), ("workers", "worker_active")):
+        body[key] = analytics.gauge_series(dashboard.run_blocking(dashboard.store.gauge_minutes, table, since),
+                                           range_, now)
+    return jsonify(body)
 
 
 def _stats_by_key(scope: str, range_: analytics.Range, now: float) -> dict[str, Any]:

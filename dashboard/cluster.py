@@ -141,13 +141,15 @@ class Cluster:
                 lambda uuid: uuid in tasks and tasks[uuid].state in READY_STATES, now, hold_seconds)
             return tasks_, events, self._book.drain_minutes()
 
-    def drain_stats(self, now: float) -> tuple[list[Row], list[dict[str, Any]]]:
-        """Return the analytics' closed minutes and the deploy markers raised since the last call."""
+    def drain_stats(self, now: float) -> tuple[list[Row], list[dict[str, Any]], list[tuple[str, float, int]]]:
+        """Return the analytics' closed minutes, the deploy markers raised since the last call, and each
+        worker's most active tasks per minute (hostname, minute, active)."""
         with self._lock:
             state = self._state
             rows = state.stats.roll(now) if state.stats is not None else []
             markers, state.markers = state.markers, []
-        return rows, markers
+            active, state.active_minutes = state.active_minutes, {}
+        return rows, markers, [(hostname, minute, count) for (hostname, minute), count in active.items()]
 
     def release_timelines(self, uuids: Iterable[str]) -> None:
         """Let go of the in-memory timelines of finished tasks now in the store."""

@@ -132,7 +132,12 @@ class HistoryWriter:
 
     def _write_stats(self, now: float) -> None:
         """Write the analytics' closed minutes and the new markers; keep them for the next flush on failure."""
-        rows, markers = self.cluster.drain_stats(now)
+        rows, markers, active = self.cluster.drain_stats(now)
+        if active:
+            try:
+                self.run_blocking(self.store.write_worker_active, active)
+            except Exception as exc:  # like queue depths: a chart's history, never worth stopping for
+                self.report_failure(exc, "writing worker activity to")
         self.pending_stats.extend(rows)
         self.pending_markers.extend(markers)
         if not self.pending_stats and not self.pending_markers:

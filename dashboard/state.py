@@ -27,6 +27,8 @@ LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retri
 _OUTCOMES = frozenset(("task-succeeded", "task-failed", "task-retried"))
 #: Departed (purged) workers remembered for searches.
 MAX_DEPARTED_WORKERS = 10_000
+#: Worker-minutes of activity held for the history writer, at most (it takes them every half second).
+MAX_ACTIVE_MINUTES = 100_000
 #: Names beyond a limit (workers, queues) remembered for counting; more are not counted.
 MAX_IGNORED_NAMES = 100_000
 
@@ -58,6 +60,7 @@ class ClusterState:
         self.pending_by_queue: dict[str, dict[str, float]] = {}  # queue -> {uuid: sent}, oldest first
         self.journal = Journal()  # what changed, for whoever reads it
         self.markers: list[dict[str, Any]] = []  # workers whose software changed, until drained
+        self.active_minutes: dict[tuple[str, float], int] = {}  # (hostname, minute) -> most active, until drained
         self._early_outcomes: dict[str, Worker] = {}  # hostname -> outcomes counted before its worker event
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
@@ -98,6 +101,10 @@ class ClusterState:
         if revived_from == "lost" and received is not None:
             self.alerts.append({"event": "worker-online", "hostname": hostname, "time": received,
                                 "last_heartbeat": received, "orphaned": []})
+        if event_type == "worker-heartbeat" and worker.active is not None and received is not None \
+                and len(self.active_minutes) < MAX_ACTIVE_MINUTES:
+            minute = (hostname, received - received % 60)  # the most tasks it ran at once in each minute
+            self.active_minutes[minute] = max(worker.active, self.active_minutes.get(minute, 0))
         if revived_from is not None:
             self.reinspect.add(hostname)  # back: its pool, queues and tasks may have changed
         self.journal.append(Record(WORKER, hostname))

@@ -101,7 +101,7 @@ SORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "timestamp": ("updated_sort",),
 }
 #: Sort keys whose ascending order needs other columns: tasks without a runtime come last either way.
-ASCENDING_SORT_COLUMNS: dict[str, tuple[str, ...]] = {"runtime": ("runtime_up",)}
+ASCENDING_SORT_COLUMNS: dict[str, tuple[str, ...]] = {"runtime": ("runtime_up_sort",)}
 #: ``time_field`` -> the column the since/until range applies to.
 TIME_COLUMNS = {"received": "received_sort", "started": "started", "finished": "finished"}
 _TEXT_SORT_COLUMNS = frozenset(("name_sort",))
@@ -240,8 +240,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
     ),
     (  # 9: shortest runtime first puts unfinished tasks (no runtime yet) last: a column of its own for that order
-        "ALTER TABLE tasks ADD COLUMN runtime_up REAL GENERATED ALWAYS AS (coalesce(runtime, 1e300)) VIRTUAL",
-        "CREATE INDEX tasks_runtime_up ON tasks (runtime_up)",
+        "ALTER TABLE tasks ADD COLUMN runtime_up_sort REAL GENERATED ALWAYS AS (coalesce(runtime, 1e300)) VIRTUAL",
+        "CREATE INDEX tasks_runtime_up_sort ON tasks (runtime_up_sort)",
+    ),
+    (  # 10: each worker's most active tasks in each minute (from its heartbeats), for charts beyond the hour
+        """CREATE TABLE worker_active (
+            worker TEXT NOT NULL, minute REAL NOT NULL, active INTEGER NOT NULL,
+            PRIMARY KEY (worker, minute)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX worker_active_minute ON worker_active (minute)",
     ),
 ]
 #: Alerts ``alerts_page`` returns at most.
@@ -458,6 +465,24 @@ class TaskStore:
             conn.executemany("INSERT INTO queue_depths (queue, minute, depth) VALUES (?, ?, ?) "
                              "ON CONFLICT (queue, minute) DO UPDATE SET depth = max(depth, excluded.depth)", rows)
 
+    def write_worker_active(self, rows: list[tuple[str, float, int]]) -> None:
+        """Store (worker, minute start, most active) rows; a minute written again keeps its highest count."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.executemany("INSERT INTO worker_active (worker, minute, active) VALUES (?, ?, ?) "
+                             "ON CONFLICT (worker, minute) DO UPDATE SET active = max(active, excluded.active)",
+                             [(_text(w), m, a) for w, m, a in rows])
+
+    def gauge_minutes(self, table: str, since: float) -> dict[str, list[tuple[float, int]]]:
+        """Return every queue's depths (``queue_depths``) or worker's activity (``worker_active``) per minute
+        since ``since``: {name: [(minute, highest), ...]} oldest first."""
+        column = {"queue_depths": ("queue", "depth"), "worker_active": ("worker", "active")}[table]
+        series: dict[str, list[tuple[float, int]]] = {}
+        for name, minute, value in self._conn().execute(
+                f"SELECT {column[0]}, minute, {column[1]} FROM {table} WHERE minute >= ? ORDER BY minute", (since,)):
+            series.setdefault(name, []).append((minute, value))
+        return series
+
     def queue_depths(self, queue: str, since: float) -> dict[str, list[Any]]:
         """Return a queue's per-minute highest depths since ``since``: ``{"t": [...], "depth": [...]}``."""
         rows = self._conn().execute("SELECT minute, depth FROM queue_depths WHERE queue = ? AND minute >= ? "
@@ -565,6 +590,7 @@ class TaskStore:
         cutoff = now - self.max_age_seconds
         with self._transaction(conn):
             conn.execute("DELETE FROM queue_depths WHERE minute < ?", (cutoff,))
+            conn.execute("DELETE FROM worker_active WHERE minute < ?", (cutoff,))
             conn.execute("DELETE FROM stats WHERE step = 60 AND start < ?", (now - STATS_MINUTES_KEPT_SECONDS,))
             hours_cutoff = now - max(self.max_age_seconds, STATS_HOURS_KEPT_SECONDS)
             conn.execute("DELETE FROM stats WHERE step = 3600 AND start < ?", (hours_cutoff,))

@@ -151,6 +151,11 @@ def queues() -> str:
     return render_template("queues.html", bootstrap=bootstrap("queues"))
 
 
+@bp.get("/alerts")
+def alerts() -> str:
+    return render_template("alerts.html", bootstrap=bootstrap("alerts"))
+
+
 @bp.get("/workers/<path:hostname>")
 def worker(hostname: str) -> tuple[str, int]:
     known = current_app.extensions["dashboard"].cluster.worker_known(hostname)

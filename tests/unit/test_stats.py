@@ -229,3 +229,24 @@ def test_every_second_the_live_socket_gets_the_new_points(app: Any, dashboard: D
     dashboard.hub.flush()  # within the same second: nothing more
     assert not [m for m in socket.get_received("/live") if m["name"] == "stats"]
     socket.disconnect(namespace="/live")
+
+
+def test_longer_ranges_draw_the_deepest_queues_and_busiest_workers_per_step(client: FlaskClient, feed: Feed,
+                                                                           dashboard: Dashboard) -> None:
+    from dashboard.broker import QueueSample
+    now = time.time()
+    minute = now - now % 60
+    beat = {"type": "worker-heartbeat", "hostname": "celery@busy", "freq": 2.0, "processed": 1}
+    feed([{**beat, "type": "worker-online", "timestamp": minute - 120, "local_received": minute - 120}])
+    for at, active in ((minute - 110, 3), (minute - 100, 7), (minute + 1, 2)):
+        feed([{**beat, "timestamp": at, "local_received": at, "active": active}])
+    dashboard.cluster._book.watch(["billing"])  # as the sampler learns a queue
+    dashboard.cluster.apply_samples(minute - 100, {"billing": QueueSample(depth=40, consumers=1)})
+    dashboard.cluster.apply_samples(minute + 1, {"billing": QueueSample(depth=12, consumers=1)})
+    body = strict_json(client.get("/api/stats?range=1h").data)
+    workers, queues = body["workers"], body["queues"]
+    assert set(workers) == {"celery@busy"} and set(queues) == {"billing"}
+    assert len(workers["celery@busy"]) == len(body["t"])
+    assert max(v for v in workers["celery@busy"] if v is not None) == 7  # the most active of its minute
+    assert max(v for v in queues["billing"] if v is not None) == 40
+    assert strict_json(client.get("/api/stats").data).get("workers") is None  # live: the page has them

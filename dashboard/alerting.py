@@ -86,8 +86,11 @@ class AlertService:
                             "cuts": collector.broker.stream_cuts,
                             "silent_for": time.monotonic() - collector.last_event_at}
         now = self.clock()
+        before = [(alert.id, alert.summary) for alert in self.engine.active.values()]
         fired, resolved = self.engine.check(now, inputs)
         self.checks += 1
+        if not fired and not resolved and before != [(a.id, a.summary) for a in self.engine.active.values()]:
+            self.push()  # a summary moved on ("running for 12 min"): the banners say so
         if fired or resolved:
             self._save(fired + resolved)
             for alert in fired:

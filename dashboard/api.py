@@ -599,9 +599,9 @@ def markers() -> Response:
 @bp.post("/markers")
 def add_marker() -> Response | tuple[Response, int]:
     """Draw a marker on every chart now (operator): ``{"label": "deployed v2.3"}``, a deploy or an incident."""
-    denied = _denied("operator")
-    if denied:
-        return denied
+    closed = _closed_to("operator")
+    if closed:
+        return closed
     body = _json_object()
     label = body.get("label")
     if not isinstance(label, str) or not label.strip() or len(label) > MAX_MARKER_CHARS:
@@ -633,9 +633,9 @@ def alerts() -> Response:
 def silence_alert() -> Response | tuple[Response, int]:
     """Silence a rule's alerts for a while (operator): ``{"rule", "subject"?, "minutes"}``; 0 minutes lifts it.
     A silenced alert still shows; it is not delivered."""
-    denied = _denied("operator")
-    if denied:
-        return denied
+    closed = _closed_to("operator")
+    if closed:
+        return closed
     body = _json_object()
     rule, subject, minutes = body.get("rule"), body.get("subject"), body.get("minutes")
     if not isinstance(rule, str):

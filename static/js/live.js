@@ -37,6 +37,7 @@ export function connectLive({ namespace = DEFAULT_NAMESPACE, store, onConnection
   socket.on("snapshot", (snapshot) => store.applySnapshot(snapshot));
   socket.on("changes", (message) => store.applyChanges(message));
   socket.on("broker", (broker) => store.setBroker(broker));
+  socket.on("alerts", (message) => store.setAlerts(message));
   socket.on("stats", (message) => store.applyStats(message));
   socket.on("alert", (alert) => onAlert(alert));
 

@@ -19,6 +19,8 @@ import { mountEnableEventsHint } from "./panels/events_hint.js";
 import { mountDeparted } from "./panels/departed.js";
 import { mountLostBanner } from "./panels/lost_banner.js";
 import { mountBacklogBanner } from "./panels/backlog_banner.js";
+import { mountAlertBanner } from "./panels/alert_banner.js";
+import { mountAlerts } from "./panels/alerts.js";
 import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
 import { mountTaskSearch } from "./panels/task_search.js";
@@ -67,6 +69,7 @@ function main() {
     mountBanner(bannerArea, store, announce);
     mountLostBanner(bannerArea, store);
     mountBacklogBanner(bannerArea, store);
+    mountAlertBanner(bannerArea, store);
     if (document.querySelector('[data-panel="workers"]')) {
       mountHints(bannerArea, store);
       if (bootstrap.actions === true) mountEnableEventsHint(bannerArea, store);
@@ -103,6 +106,8 @@ function main() {
   if (taskTypeDetail && bootstrap.page === "task-type" && typeof bootstrap.task_type === "string") {
     mountTaskTypeDetail(taskTypeDetail, { name: bootstrap.task_type, actions: bootstrap.actions === true });
   }
+  const alerts = document.querySelector('[data-panel="alerts"]');
+  if (alerts && bootstrap.page === "alerts") mountAlerts(alerts, store, { actions: bootstrap.actions === true });
   const queueDetail = document.querySelector('[data-panel="queue-detail"]');
   if (queueDetail && bootstrap.page === "queue" && typeof bootstrap.queue === "string") {
     mountQueueDetail(queueDetail, store, { name: bootstrap.queue });

@@ -1,5 +1,6 @@
 // The client-side model of the live dashboard: workers, the recent-task window,
-// queues, counters and broker status, fed by `snapshot` and numbered `changes`.
+// queues, counters, broker status and the alert rules' active alerts, fed by
+// `snapshot`, numbered `changes` and the `broker` and `alerts` messages.
 // DOM-free and clock-injected so it runs under `node --test`; it never touches
 // sockets itself: it asks for a resync through the `onResync` callback.
 
@@ -33,6 +34,7 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
   const statsListeners = new Set();
   let counters = null;
   let brokerState = broker;
+  let alerts = []; // the alert rules' active alerts, as the server last sent them
   let seq = null;
   let awaitingSnapshot = true; // nothing valid until the first snapshot
   let resyncRequestedAt = null;
@@ -60,6 +62,7 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
       awaitingSnapshot = false;
       resyncRequestedAt = null;
       if (snapshot.broker) updateBroker(snapshot.broker);
+      alerts = Array.isArray(snapshot.alerts) ? snapshot.alerts : [];
       emit({ type: "snapshot" });
     },
 
@@ -91,6 +94,12 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
     setBroker(next) {
       updateBroker(next);
       emit({ type: "broker" });
+    },
+
+    /** Apply an `alerts` message (`{active: [alert...]}`): the alert rules' active alerts now. */
+    setAlerts(message) {
+      alerts = Array.isArray(message?.active) ? message.active : [];
+      emit({ type: "alerts" });
     },
 
     /** Mark the state stale after the socket dropped; the next connect brings a snapshot. */
@@ -136,6 +145,8 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
     queuesSorted: () => [...queues.values()].sort((a, b) => String(a.name).localeCompare(String(b.name))),
     get counters() { return counters; },
     get broker() { return brokerState; },
+    /** The alert rules' active alerts (silenced ones too), in the server's order. */
+    get alerts() { return alerts; },
     get seq() { return seq; },
     get awaitingSnapshot() { return awaitingSnapshot; },
     get resyncCount() { return resyncCount; },

@@ -41,7 +41,7 @@ def assert_fits(page: Page, path: str) -> None:
         "() => [document.documentElement.scrollWidth, window.innerWidth, window.innerHeight]")
     assert scroll_width <= inner_width, f"{path}: the page is {scroll_width} px wide in a {inner_width} px viewport"
     items = page.locator(".app-nav a")
-    expect(items).to_have_count(5)
+    expect(items).to_have_count(6)
     for item in items.all():
         expect(item).to_be_visible()
         box = item.bounding_box()

@@ -6,6 +6,7 @@ import { formatInteger } from "../helpers/format.js";
 import { latestRequest } from "../helpers/latest.js";
 import { RANGES, parseRange, rangeSearch, rangeWords } from "../helpers/series.js";
 import { TOP_LIST_NAMES, topRows, typeRow } from "../helpers/task_types.js";
+import { getJson } from "../helpers/http.js";
 
 /** The page's range when the URL names none (the API's own default). */
 export const DEFAULT_RANGE = "1h";
@@ -106,17 +107,4 @@ export function mountTaskTypes(root) {
 
   load();
   return () => clearTimeout(timer);
-}
-
-/** GET `url` as JSON; throw with the server's error (or the status) when it is not 2xx. */
-async function getJson(url) {
-  let response;
-  try {
-    response = await fetch(url, { headers: { Accept: "application/json" } });
-  } catch (error) {
-    throw new Error(`Could not reach the dashboard: ${error.message}`);
-  }
-  const body = await response.json().catch(() => null);
-  if (!response.ok || body === null) throw new Error(body?.error ?? `${response.status} ${response.statusText}`);
-  return body;
 }

@@ -91,6 +91,12 @@ def test_throughput_chart_grows_live(page: Page, cluster: tuple[DashboardProc, s
     page.select_option('[data-panel="throughput"] [data-range]', "1h")
     expect(page.locator(outcomes)).to_have_attribute("data-points", "61")
     assert page.url.endswith("/?range=1h")
+    # ...and so are the queue depths and the workers' activity, from the store's minutes.
+    expect(page.locator('[data-plot="worker-active"]')).to_have_attribute("data-points", "61")
+    expect(page.locator('[data-plot="worker-active"] .u-legend')).to_contain_text("analytics@test")
+    expect(page.locator('[data-field="worker-active-range"]')).to_have_text("the most at once in each minute")
+    expect(page.locator('[data-plot="queue-depths"]')).to_have_attribute("data-points", "61")
+    expect(page.locator('[data-field="queue-depth-range"]')).to_have_text("the highest of each minute")
     page.goto(dashboard.url + "/?range=6h")
     expect(page.locator('[data-panel="throughput"] [data-range]')).to_have_value("6h")
     expect(page.locator(outcomes)).to_have_attribute("data-points", "73")

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 
 import {
   KINDS, LIVE_WINDOW_SECONDS, busiestNames, createBuckets, failureRates, fromStats, isolatedIndices,
-  markersWithin, mergeStats, parseRange, perSecond, rangeSearch, rangeWords, stepWords, total, trimSeries,
+  markersWithin, mergeStats, parseRange, perSecond, rangeGauges, rangeSearch, rangeWords, stepWords, total,
+  trimSeries,
 } from "../../static/js/helpers/series.js";
 import { bucketAxisLabel, bucketLabel, heatmapGrid, intensity, MIN_INTENSITY } from "../../static/js/helpers/heatmap.js";
 import { countsTitle, runs, topRows, typeRow, typeSummary } from "../../static/js/helpers/task_types.js";
@@ -245,4 +246,14 @@ test("the store passes `stats` messages to their own listeners only", () => {
   stop();
   store.applyStats(message([T + 1], [1]));
   assert.equal(stats.length, 1);
+});
+
+test("a longer range's gauges become chart columns; the live range has none", () => {
+  const body = { step: 60, t: [0, 60, 120], queues: { b: [1, null, 3], a: [null, 5, null], bad: "x" } };
+  const gauges = rangeGauges(body, "queues");
+  assert.deepEqual(gauges.names, ["a", "b"]);
+  assert.deepEqual(gauges.columns, [[0, 60, 120], [null, 5, null], [1, null, 3]]);
+  assert.deepEqual(gauges.span, [0, 180]);
+  assert.equal(rangeGauges({ step: 1, t: [0] }, "queues"), null);
+  assert.deepEqual(rangeGauges({ step: 60, t: [0] }, "workers").names, []);
 });

@@ -239,3 +239,19 @@ function push(series, t, values) {
 function count(value) {
   return isNumber(value) ? value : null;
 }
+
+/** The event the throughput chart sends on `document` with each range it loaded (`detail: {range, body}`). */
+export const RANGE_EVENT = "dashboard:stats-range";
+
+/**
+ * Chart columns of a longer range's gauges (`GET /api/stats`'s `queues` or `workers`: `{name: [value|null]}`
+ * aligned with `t`): `{names, columns: [t, ...values of names], span: [start, end]}`; null for the live range.
+ */
+export function rangeGauges(body, key) {
+  if (!body || !Array.isArray(body.t) || body.step === 1) return null;
+  const gauges = body[key] && typeof body[key] === "object" ? body[key] : {};
+  const names = Object.keys(gauges).filter((name) => Array.isArray(gauges[name])).sort((a, b) => a.localeCompare(b));
+  const step = Number.isFinite(body.step) ? body.step : 60;
+  const span = body.t.length ? [body.t[0], body.t.at(-1) + step] : null;
+  return { names, columns: [body.t, ...names.map((name) => body.t.map((_, i) => gauges[name][i] ?? null))], span, step };
+}

@@ -5,7 +5,7 @@
 import { onTick } from "../helpers/clock.js";
 import { setField } from "../helpers/dom.js";
 import { formatInteger } from "../helpers/format.js";
-import { busiestNames, createBuckets } from "../helpers/series.js";
+import { RANGE_EVENT, busiestNames, createBuckets, rangeGauges, stepWords } from "../helpers/series.js";
 import { SPARKLINE_SEED_STEP_SECONDS, SPARKLINE_WINDOW_SECONDS } from "../helpers/queue_history.js";
 import { colorFor, createPlot } from "./plot.js";
 
@@ -20,8 +20,10 @@ export const MAX_QUEUES_DRAWN = 8;
 export function mountQueueDepthChart(root, store) {
   const buckets = createBuckets(DEPTH_BUCKET_SECONDS);
   const nowSeconds = () => store.serverNowMs() / 1000;
+  let ranged = null; // a longer range's depths (rangeGauges), drawn instead of the live window
   const plot = createPlot(root.querySelector("[data-plot]"), {
-    format: formatInteger, whole: true, xRange: () => [nowSeconds() - DEPTH_WINDOW_SECONDS, nowSeconds()],
+    format: formatInteger, whole: true,
+    xRange: () => ranged?.span ?? [nowSeconds() - DEPTH_WINDOW_SECONDS, nowSeconds()],
   });
 
   function seed() {
@@ -42,6 +44,14 @@ export function mountQueueDepthChart(root, store) {
   }
 
   function draw() {
+    if (ranged) {
+      const { names, columns, step } = ranged;
+      plot.draw(() => ({ columns, series: names.map((name) => ({ label: name, color: colorFor(`queue:${name}`) })) }));
+      setField(root, "queue-depth-range", `the highest of each ${stepWords(step)}`);
+      setField(root, "queue-depth-meta", names.length ? `the ${names.length} deepest queues` : "no depth stored");
+      return;
+    }
+    setField(root, "queue-depth-range", "last 15 minutes, live");
     buckets.trim(nowSeconds() - DEPTH_WINDOW_SECONDS);
     const names = busiestNames(buckets, MAX_QUEUES_DRAWN);
     plot.draw(() => ({
@@ -66,8 +76,13 @@ export function mountQueueDepthChart(root, store) {
     }
     draw();
   });
-  const stopTick = onTick(() => { sample(); draw(); });
+  function onRange(event) {
+    ranged = rangeGauges(event.detail?.body, "queues");
+    draw();
+  }
+  document.addEventListener(RANGE_EVENT, onRange);
+  const stopTick = onTick(() => { sample(); if (!ranged) draw(); });
   seed();
   draw();
-  return () => { unsubscribe(); stopTick(); plot.destroy(); };
+  return () => { unsubscribe(); stopTick(); plot.destroy(); document.removeEventListener(RANGE_EVENT, onRange); };
 }

@@ -6,7 +6,7 @@ import { setField } from "../helpers/dom.js";
 import { formatInteger, formatPercent, formatRate } from "../helpers/format.js";
 import { latestRequest } from "../helpers/latest.js";
 import {
-  LIVE_RANGE, LIVE_WINDOW_SECONDS, RANGES, failureRates, fromStats, mergeStats, parseRange, perSecond,
+  LIVE_RANGE, LIVE_WINDOW_SECONDS, RANGE_EVENT, RANGES, failureRates, fromStats, mergeStats, parseRange, perSecond,
   rangeSearch, rangeWords, stepWords, total, trimSeries,
 } from "../helpers/series.js";
 import { createPlot } from "./plot.js";
@@ -68,6 +68,8 @@ export function mountThroughputChart(root, store) {
     if (!response.ok || body === null) return failed(body?.error ?? `${response.status} ${response.statusText}`);
     refreshError.hidden = true;
     series = fromStats(body);
+    // The queue and worker charts draw a longer range's depths and activity from the same answer.
+    document.dispatchEvent(new CustomEvent(RANGE_EVENT, { detail: { range, body: range === LIVE_RANGE ? null : body } }));
     catchUp();
     render();
     if (range !== LIVE_RANGE) schedule(RANGE_REFRESH_MS);

@@ -5,7 +5,7 @@
 import { onTick } from "../helpers/clock.js";
 import { setField } from "../helpers/dom.js";
 import { formatInteger } from "../helpers/format.js";
-import { busiestNames, createBuckets } from "../helpers/series.js";
+import { RANGE_EVENT, busiestNames, createBuckets, rangeGauges, stepWords } from "../helpers/series.js";
 import { colorFor, createPlot } from "./plot.js";
 
 /** Time kept at most, in seconds. */
@@ -22,9 +22,11 @@ export function mountWorkerActiveChart(root, store) {
   const buckets = createBuckets(ACTIVE_BUCKET_SECONDS);
   const nowSeconds = () => store.serverNowMs() / 1000;
   const openedAt = nowSeconds();
+  let ranged = null; // a longer range's activity (rangeGauges), drawn instead of the live window
   const plot = createPlot(root.querySelector("[data-plot]"), {
     format: formatInteger, whole: true,
     xRange: () => {
+      if (ranged?.span) return ranged.span;
       const now = nowSeconds();
       return [Math.min(now - MIN_SPAN_SECONDS, Math.max(openedAt, now - ACTIVE_WINDOW_SECONDS)), now];
     },
@@ -39,6 +41,14 @@ export function mountWorkerActiveChart(root, store) {
   }
 
   function draw() {
+    if (ranged) {
+      const { names, columns, step } = ranged;
+      plot.draw(() => ({ columns, series: names.map((name) => ({ label: name, color: colorFor(`worker:${name}`) })) }));
+      setField(root, "worker-active-range", `the most at once in each ${stepWords(step)}`);
+      setField(root, "worker-active-meta", names.length ? `the ${names.length} busiest workers` : "no activity stored");
+      return;
+    }
+    setField(root, "worker-active-range", "since this page opened, live");
     buckets.trim(nowSeconds() - ACTIVE_WINDOW_SECONDS);
     const names = busiestNames(buckets, MAX_WORKERS_DRAWN);
     plot.draw(() => ({
@@ -61,8 +71,13 @@ export function mountWorkerActiveChart(root, store) {
     sample();
     draw();
   });
-  const stopTick = onTick(() => { sample(); draw(); });
+  function onRange(event) {
+    ranged = rangeGauges(event.detail?.body, "workers");
+    draw();
+  }
+  document.addEventListener(RANGE_EVENT, onRange);
+  const stopTick = onTick(() => { sample(); if (!ranged) draw(); });
   sample();
   draw();
-  return () => { unsubscribe(); stopTick(); plot.destroy(); };
+  return () => { unsubscribe(); stopTick(); plot.destroy(); document.removeEventListener(RANGE_EVENT, onRange); };
 }

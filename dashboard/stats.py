@@ -39,6 +39,8 @@ EXCEPTIONS_KEPT = 20
 MAX_EXCEPTION_NAMES = 200
 #: Node names whose hostname label is remembered; more are labelled ``OTHER`` (producers may be many).
 MAX_HOST_LABELS = 10_000
+#: (name, node, queue) combinations remembered with their series; more are folded again at each event.
+MAX_SERIES = 100_000
 #: The name a task type, queue or exception beyond the limits is counted under.
 OTHER = "other"
 #: The name of a task whose name no event has carried yet, and of a queue no task-sent named.
@@ -200,8 +202,20 @@ def _first(item: list[Any]) -> Any:
 
 
 Row = tuple[int, str, str, Bucket]  # (minute start, scope, key, bucket)
-#: Labels of the task counters: (kind, name, hostname, queue_name); of the failures and histograms.
-CounterKey = tuple[int, str, str, str]
+
+
+class _Series:
+    """One label set of the running totals (task type, hostname label, queue) and what it counts."""
+
+    __slots__ = ("labels", "name", "queue", "counts", "by_name", "runtime", "wait")
+
+    def __init__(self, labels: tuple[str, str, str], by_name: list[int]) -> None:
+        self.labels = labels  # (name, hostname label, queue label): celery-exporter's labels
+        self.name, self.queue = labels[0], labels[2]
+        self.counts = [0] * len(KINDS)  # task events by kind since start
+        self.by_name = by_name  # the task type's counts by kind (shared by its series)
+        self.runtime: list[float] | None = None
+        self.wait: list[float] | None = None
 
 
 class TaskStats:
@@ -214,44 +228,31 @@ class TaskStats:
         self.queues: set[str] = set()
         self.exception_names: set[str] = set()
         self._hosts: dict[str, str] = {}  # node name -> hostname label (its host part)
-        self._everything: Bucket | None = None  # the open minute's bucket of all tasks
+        self._series: dict[tuple[str | None, str, str | None], _Series] = {}  # (name, node, queue) as sent ->
+        self._labelled: dict[tuple[str, str, str], _Series] = {}  # ...the one series of its labels
         self.seconds: dict[int, list[int]] = {}  # second -> counts by kind, the last LIVE_SECONDS
         self.minute: int | None = None  # start of the open minute
-        self.open: dict[tuple[str, str], Bucket] = {}  # (scope, key) -> the open minute's bucket
+        # The open minute's buckets: of all tasks, and per task type, worker and queue.
+        self._everything: Bucket | None = None
+        self._types: dict[str, Bucket] = {}
+        self._workers: dict[str, Bucket] = {}
+        self._queues: dict[str, Bucket] = {}
         self.closed: list[Row] = []  # closed minutes the store has not taken yet
         self.by_name: dict[str, list[int]] = {}  # task type -> counts by kind since start
         self.last_success: dict[str, float] = {}  # task type -> when one last succeeded
-        # For GET /metrics: totals since start, by celery-exporter's labels.
-        self.totals: dict[CounterKey, int] = {}
-        self.failures: dict[tuple[str, str, str, str], int] = {}  # (name, hostname, queue, exception)
-        self.runtimes: dict[tuple[str, str, str], list[float]] = {}  # (name, hostname, queue) -> histogram
-        self.waits: dict[tuple[str, str, str], list[float]] = {}
+        self.failures: dict[tuple[str, str, str, str], int] = {}  # (name, hostname, queue, exception), for /metrics
 
     # -- writes (the model, under its lock) -----------------------------------------------------------
     def observe_task(self, event_type: str, task: "Task", entry: dict[str, Any], at: float) -> None:
         """Count a new event of ``task`` (already merged into it), with the queue wait once both ends are known."""
-        wait = None
-        if (event_type == "task-received" or event_type == "task-sent") and task.sent is not None \
-                and task.received is not None and task.retried is None:
-            wait = task.received - task.sent  # the first delivery's: a retry's countdown is not waiting
-        runtime = entry.get("runtime") if event_type == "task-succeeded" else None
-        self.observe(event_type, task.name, task.worker, entry.get("hostname") or "", task.queue, task.uuid, at,
-                     runtime if isinstance(runtime, (int, float)) else None, wait,
-                     entry.get("exception") if event_type == "task-failed" else None)
-
-    def observe(self, event_type: str, name: str | None, worker: str | None, hostname: str, queue: str | None,
-                uuid: str, at: float, runtime: float | None = None, wait: float | None = None,
-                exception: str | None = None) -> None:
-        """Count one new task event of ``event_type`` received at ``at`` (the dashboard's clock).
-
-        ``worker`` is the task's worker, ``hostname`` the event's sender; ``runtime`` comes with a
-        success, ``wait`` (received - sent) once both are known, ``exception`` with a failure.
-        """
         kind = KIND_INDEX.get(event_type)
         if kind is None:
             return
-        if name not in self.names:
-            name = self._fold(self.names, name, self.max_names)
+        node = task.worker or entry.get("hostname") or ""
+        key = (task.name, node, task.queue)
+        series = self._series.get(key)
+        if series is None:
+            series = self._new_series(*key)
         second = int(at)
         counts = self.seconds.get(second)
         if counts is None:
@@ -259,62 +260,69 @@ class TaskStats:
             if len(self.seconds) > LIVE_SECONDS + 60:
                 self._forget_seconds(second - LIVE_SECONDS)
         counts[kind] += 1
-        minute = second - second % 60
-        if self.minute is None or minute > self.minute:
-            self._close(minute)
-        open_ = self.open
+        if self.minute is None or second - second % 60 > self.minute:
+            self._close(second - second % 60)
         everything = self._everything
         if everything is None:
-            everything = self._everything = open_[(ALL, "")] = Bucket()
+            everything = self._everything = Bucket()
         everything.counts[kind] += 1
-        of_type = open_.get((TASK, name))
+        name = series.name
+        of_type = self._types.get(name)
         if of_type is None:
-            of_type = open_[(TASK, name)] = Bucket()
+            of_type = self._types[name] = Bucket()
         of_type.counts[kind] += 1
-        node = worker or hostname
+        series.counts[kind] += 1
+        series.by_name[kind] += 1
         if kind in _WORKER_KINDS and node:
-            of_worker = open_.get((WORKER, node))
+            of_worker = self._workers.get(node)
             if of_worker is None:
-                of_worker = open_[(WORKER, node)] = Bucket()
+                of_worker = self._workers[node] = Bucket()
             of_worker.counts[kind] += 1
-        totals = self.by_name.get(name)
-        if totals is None:
-            totals = self.by_name[name] = [0] * len(KINDS)
-        totals[kind] += 1
-        queue_label = queue if queue in self.queues else self._fold(self.queues, queue, self.max_queues)
+        if kind == SUCCEEDED:
+            self.last_success[name] = at
+            runtime = entry.get("runtime")
+            if isinstance(runtime, (int, float)) and runtime >= 0:
+                everything.add_runtime(runtime, task.uuid, at)
+                of_type.add_runtime(runtime, task.uuid, at)
+                if series.runtime is None:
+                    series.runtime = empty_histogram()
+                observe(series.runtime, runtime)
+        elif kind == FAILED:
+            cls = exception_class(entry.get("exception"))
+            everything.add_exception(cls, task.uuid)
+            of_type.add_exception(cls, task.uuid)
+            failure = (*series.labels, self._fold(self.exception_names, cls, MAX_EXCEPTION_NAMES))
+            self.failures[failure] = self.failures.get(failure, 0) + 1
+        elif (kind == RECEIVED or kind == SENT) and task.sent is not None and task.received is not None \
+                and task.retried is None:  # the first delivery's wait, once both ends are known
+            wait = max(task.received - task.sent, 0.0)
+            everything.add_wait(wait)
+            of_type.add_wait(wait)
+            of_queue = self._queues.get(series.queue)
+            if of_queue is None:
+                of_queue = self._queues[series.queue] = Bucket()
+            of_queue.add_wait(wait)
+            if series.wait is None:
+                series.wait = empty_histogram()
+            observe(series.wait, wait)
+
+    def _new_series(self, name: str | None, node: str, queue: str | None) -> _Series:
+        """Fold the names beyond the limits and remember the label set of this (name, node, queue)."""
+        name_label = self._fold(self.names, name, self.max_names)
+        queue_label = self._fold(self.queues, queue, self.max_queues)
         host = self._hosts.get(node)
         if host is None:
             host = self._hosts[node] = host_label(node) if len(self._hosts) < MAX_HOST_LABELS else OTHER
-        labels = (name, host, queue_label)
-        key = (kind, *labels)
-        self.totals[key] = self.totals.get(key, 0) + 1
-        if kind == SUCCEEDED:
-            self.last_success[name] = at
-            if runtime is not None and runtime >= 0:
-                everything.add_runtime(runtime, uuid, at)
-                of_type.add_runtime(runtime, uuid, at)
-                histogram = self.runtimes.get(labels)
-                if histogram is None:
-                    histogram = self.runtimes[labels] = empty_histogram()
-                observe(histogram, runtime)
-        elif kind == FAILED:
-            cls = exception_class(exception)
-            everything.add_exception(cls, uuid)
-            of_type.add_exception(cls, uuid)
-            failure = (*labels, self._fold(self.exception_names, cls, MAX_EXCEPTION_NAMES))
-            self.failures[failure] = self.failures.get(failure, 0) + 1
-        if wait is not None:
-            wait = max(wait, 0.0)
-            everything.add_wait(wait)
-            of_type.add_wait(wait)
-            of_queue = open_.get((QUEUE, queue_label))
-            if of_queue is None:
-                of_queue = open_[(QUEUE, queue_label)] = Bucket()
-            of_queue.add_wait(wait)
-            histogram = self.waits.get(labels)
-            if histogram is None:
-                histogram = self.waits[labels] = empty_histogram()
-            observe(histogram, wait)
+        labels = (name_label, host, queue_label)
+        series = self._labelled.get(labels)
+        if series is None:
+            by_name = self.by_name.get(name_label)
+            if by_name is None:
+                by_name = self.by_name[name_label] = [0] * len(KINDS)
+            series = self._labelled[labels] = _Series(labels, by_name)
+        if len(self._series) < MAX_SERIES:  # beyond, a combination is looked up by its labels each time
+            self._series[(name, node, queue)] = series
+        return series
 
     @staticmethod
     def _fold(known: set[str], value: str | None, limit: int) -> str:
@@ -332,12 +340,19 @@ class TaskStats:
         for second in [s for s in self.seconds if s < before]:
             del self.seconds[second]
 
+    def _open_buckets(self) -> list[tuple[str, str, Bucket]]:
+        """The open minute's buckets as (scope, key, bucket)."""
+        buckets = [(ALL, "", self._everything)] if self._everything is not None else []
+        for scope, by_key in ((TASK, self._types), (WORKER, self._workers), (QUEUE, self._queues)):
+            buckets += [(scope, key, bucket) for key, bucket in by_key.items()]
+        return buckets
+
     def _close(self, minute: int | None) -> None:
         """Close the open minute (its buckets go to ``closed``) and open ``minute``."""
         if self.minute is not None:
-            self.closed.extend((self.minute, scope, key, bucket) for (scope, key), bucket in self.open.items())
-        self.open = {}
+            self.closed.extend((self.minute, scope, key, bucket) for scope, key, bucket in self._open_buckets())
         self._everything = None
+        self._types, self._workers, self._queues = {}, {}, {}
         self.minute = minute
 
     def roll(self, now: float) -> list[Row]:
@@ -352,11 +367,12 @@ class TaskStats:
         gone = set(labels)
         if not gone:
             return
-        all_series: tuple[tuple[dict[Any, Any], int], ...] = (
-            (self.totals, 2), (self.failures, 1), (self.runtimes, 1), (self.waits, 1))  # where the hostname is
-        for series, position in all_series:
-            for key in [k for k in series if k[position] in gone]:
-                del series[key]
+        for labels in [k for k in self._labelled if k[1] in gone]:
+            del self._labelled[labels]
+        for sent in [k for k, series in self._series.items() if series.labels[1] in gone]:
+            del self._series[sent]
+        for failure in [k for k in self.failures if k[1] in gone]:
+            del self.failures[failure]
 
     # -- reads ----------------------------------------------------------------------------------------
     def live(self, now: float, seconds: int = LIVE_SECONDS) -> dict[str, Any]:
@@ -374,15 +390,20 @@ class TaskStats:
         """Return the open minute's buckets and the closed ones not yet stored (copies), of one scope/key or all."""
         rows = list(self.closed)
         if self.minute is not None:
-            rows += [(self.minute, s, k, b) for (s, k), b in self.open.items()]
+            rows += [(self.minute, s, k, b) for s, k, b in self._open_buckets()]
         return [(minute, s, k, Bucket().merge(b)) for minute, s, k, b in rows
                 if (scope is None or s == scope) and (key is None or k == key)]
 
     def metrics(self) -> dict[str, Any]:
-        """Return copies of the running totals for a scrape."""
-        return {"totals": dict(self.totals), "failures": dict(self.failures),
-                "runtimes": {k: list(v) for k, v in self.runtimes.items()},
-                "waits": {k: list(v) for k, v in self.waits.items()}}
+        """Return copies of the running totals for a scrape: ``totals`` {(kind, name, hostname, queue): n},
+        ``failures`` {(name, hostname, queue, exception): n}, and the ``runtimes`` and ``waits`` histograms
+        {(name, hostname, queue): histogram}."""
+        labelled = self._labelled.values()
+        return {"totals": {(kind, *series.labels): count for series in labelled
+                           for kind, count in enumerate(series.counts) if count},
+                "failures": dict(self.failures),
+                "runtimes": {series.labels: list(series.runtime) for series in labelled if series.runtime},
+                "waits": {series.labels: list(series.wait) for series in labelled if series.wait}}
 
     def name_counts(self) -> dict[str, list[int]]:
         """Return each task type's counts by kind since start (copies), for the alert rules."""

@@ -84,8 +84,10 @@ def test_metrics_count_a_known_mix_exactly(cluster: tuple[DashboardProc, str]) -
     ids.append(send(app, "flaky_fetch", ONE_RETRY_URL, queue="analytics-q"))
     for task_id in ids:
         wait_task_state(dashboard, task_id, "FAILURE" if task_id in ids[16:20] else "SUCCESS")
-    samples = wait_until(lambda: (s := scrape(dashboard)) and total(s, "celery_task_succeeded_total") == 17 and s,
-                         10, message="the succeeded counter never reached 17")
+    # The queue's worker and process counts come from the worker's inspect replies, which may take a round.
+    samples = wait_until(lambda: (s := scrape(dashboard)) and total(s, "celery_task_succeeded_total") == 17
+                         and total(s, "celery_active_worker_count", queue_name="analytics-q") == 1 and s,
+                         30, message=lambda: f"the counters never settled: {scrape(dashboard)}")
     queue = {"queue_name": "analytics-q", "hostname": "test"}  # celery-exporter's hostname: the node's host part
     assert total(samples, "celery_task_succeeded_total", name=ADD, **queue) == 16
     assert total(samples, "celery_task_succeeded_total", name=FLAKY, **queue) == 1

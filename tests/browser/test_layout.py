@@ -71,6 +71,9 @@ def test_every_page_fits_a_360_px_screen(page: Page, cluster: tuple[DashboardPro
         f"/workers/{HOSTNAME}": ['[data-section="registered"] li'],
         "/queues": [f'[data-panel="queues"] tr[data-queue="{QUEUE}"]'],
         f"/queues/{QUEUE}": ['[data-panel="queue-detail"] [data-list="workers"] li'],
+        "/task-types": ['[data-panel="task-types"] tr[data-task-type="dashboard.demo.tasks.fail_payment"]'],
+        "/task-types/dashboard.demo.tasks.fail_payment": ['[data-panel="task-type-detail"] [data-list="exceptions"] tr'],
+        "/alerts": ['[data-panel="alerts"] [data-no-rules]'],
     }
     for path, ready in checks.items():
         page.goto(dashboard.url + path)

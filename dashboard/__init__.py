@@ -103,7 +103,7 @@ class Dashboard:
     def on_alert(self, alert: Alert) -> None:
         """Send a worker or queue alert to the webhooks and to the pages."""
         if self.settings.webhooks:
-            self.webhooks.notify(alert)
+            self.webhooks.notify(alert, self.settings.webhooks)  # the alert file's webhooks get rule alerts only
         self.hub.alert(alert)
 
     def health(self) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class Dashboard:
         self.socketio.start_background_task(self.inspector.run)
         self.socketio.start_background_task(self.sampler.run)
         self.socketio.start_background_task(self.hub.run)
-        if self.settings.webhooks:
+        if self.webhooks.urls:  # --webhook's and the alert file's
             self.socketio.start_background_task(self.webhooks.run)
         self.alerting.start()
 

@@ -29,9 +29,11 @@ class AlertService:
         self.clock = clock
         self.file = load_alert_file(settings.alerts_file) if settings.alerts_file else AlertFile()
         self.engine = AlertEngine(self.file.rules, started_at=clock())
-        self.webhooks = WebhookNotifier(settings.webhooks + self.file.webhooks, sleep=dashboard.socketio.sleep)
+        # JSON documents go through the dashboard's own notifier (one delivery loop for every webhook URL).
+        self.json_urls = tuple(dict.fromkeys(settings.webhooks + self.file.webhooks))
+        self.webhooks = dashboard.webhooks
+        self.webhooks.urls = tuple(dict.fromkeys(self.webhooks.urls + self.json_urls))
         self.slack = WebhookNotifier(self.file.slack, sleep=dashboard.socketio.sleep, render=slack_text)
-        self.notifiers = [notifier for notifier in (self.webhooks, self.slack) if notifier.urls]
         self.stopping = False
         self.checks = 0
 
@@ -57,8 +59,8 @@ class AlertService:
         if ended:
             run(store.save_alerts, ended)
         engine.silences = [Silence(**row) for row in run(store.silences, now) if row["rule"] in names]
-        for notifier in self.notifiers:
-            dashboard.socketio.start_background_task(notifier.run)
+        if self.slack.urls:
+            dashboard.socketio.start_background_task(self.slack.run)
         dashboard.socketio.start_background_task(self.run)
 
     def run(self) -> None:
@@ -74,8 +76,7 @@ class AlertService:
 
     def stop(self) -> None:
         self.stopping = True
-        for notifier in self.notifiers:
-            notifier.stop()
+        self.slack.stop()
 
     def check(self) -> tuple[list[Alert], list[Alert]]:
         """Check every rule now; store, push and deliver what changed. Return what fired and resolved."""
@@ -122,7 +123,7 @@ class AlertService:
         now = self.clock()
         return {"active": self.active(), "rules": [rule.describe() for rule in self.engine.rules],
                 "silences": [s.to_json() for s in self.engine.silences if s.until > now],
-                "notify": {"webhooks": len(self.webhooks.urls), "slack": len(self.slack.urls)}}
+                "notify": {"webhooks": len(self.json_urls), "slack": len(self.slack.urls)}}
 
     def _save(self, alerts: list[Alert]) -> None:
         try:
@@ -133,5 +134,7 @@ class AlertService:
     def _deliver(self, alert: Alert, now: float) -> None:
         document = {"event": "alert-resolved" if alert.resolved is not None else "alert-firing", "time": now,
                     **alert.to_json()}
-        for notifier in self.notifiers:
-            notifier.notify(document)
+        if self.json_urls:
+            self.webhooks.notify(document, self.json_urls)
+        if self.slack.urls:
+            self.slack.notify(document)

@@ -47,10 +47,10 @@ class WebhookNotifier:
         self.failed = 0
         self.stopping = False
 
-    def notify(self, document: Mapping[str, Any]) -> None:
-        """Queue one document for every URL; returns at once."""
+    def notify(self, document: Mapping[str, Any], urls: tuple[str, ...] | None = None) -> None:
+        """Queue one document for every URL (or for ``urls``, some of them); returns at once."""
         with self.lock:
-            for url in self.urls:
+            for url in self.urls if urls is None else urls:
                 self.pending.append((0.0, 0, url, document))
             while len(self.pending) > MAX_PENDING:
                 self.pending.popleft()

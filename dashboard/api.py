@@ -529,8 +529,7 @@ def stats() -> Response:
     since = range_.since(now)
     stored = dashboard.run_blocking(dashboard.store.stats_series, range_.source_step, ALL, "", since)
     rows = analytics.merge_rows(stored, dashboard.cluster.open_stats(ALL, ""), range_.source_step)
-    body = analytics.series(rows, range_, now)
-    dashboard.history.flush()  # the minute's depths and activity so far
+    body = analytics.series(rows, range_, now)  # depths and activity as the writer left them (every 0.5 s)
     for key, table in (("queues", "queue_depths"), ("workers", "worker_active")):
         body[key] = analytics.gauge_series(dashboard.run_blocking(dashboard.store.gauge_minutes, table, since),
                                            range_, now)
@@ -591,7 +590,6 @@ def markers() -> Response:
     now = time.time()
     since = _timestamp(request.args.get("since"), "since")
     dashboard = current_app.extensions["dashboard"]
-    dashboard.history.flush()
     return jsonify({"items": dashboard.run_blocking(dashboard.store.markers,
                                                     since if since is not None else now - 86400)})
 

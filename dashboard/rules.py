@@ -11,13 +11,13 @@ Pure: no I/O, and the clock is the ``now`` the caller passes (tests inject it).
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import quote
 
 from .stats import FAILED, SUCCEEDED
+from .tomlfile import read_toml
 
 #: Alerts kept in memory for the page, most recent last (the store keeps them all).
 HISTORY_KEPT = 500
@@ -81,14 +81,7 @@ class AlertFile:
 
 def load_alert_file(path: str) -> AlertFile:
     """Read and check an alert file; raise RuleError naming what is wrong."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise RuleError(f"--alerts {path}: cannot read it: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleError(f"--alerts {path}: not valid TOML: {exc}") from None
-    return parse_alert_file(data, path)
+    return parse_alert_file(read_toml(path, "alerts", RuleError), path)
 
 
 def parse_alert_file(data: dict[str, Any], path: str = "alerts") -> AlertFile:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 import ipaddress
 import math
 import os
@@ -18,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .redact import mask_url
 from .rules import RuleError, load_alert_file
+from .tomlfile import read_toml
 
 #: Environment variable prefix for every option.
 ENV_PREFIX = "DASHBOARD_"
@@ -339,13 +339,7 @@ def config_environment(path: str) -> dict[str, str]:
     Keys are the flags without ``--`` (``max-tasks``; ``max_tasks`` too); a switch takes true or false,
     a repeatable option a list. An unknown key or a value of the wrong kind is a SettingsError.
     """
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise SettingsError(f"--config {path}: cannot read it: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"--config {path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "config", SettingsError)
     known = {flag for flag, _, _ in _OPTIONS} | {flag for flag, _, _ in _SWITCHES} | set(_LISTS)
     environment: dict[str, str] = {}
     for key, value in data.items():

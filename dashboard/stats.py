@@ -190,9 +190,9 @@ class Bucket:
         body: dict[str, Any] = dict(zip(KINDS, counts))
         body["failure_rate"] = counts[FAILED] / finished if finished else None
         runtime, wait = self.runtime, self.wait
+        runs = sum(runtime[:-1]) if runtime else 0
         body["runtime"] = {"p50": quantile(runtime, 0.5), "p95": quantile(runtime, 0.95),
-                           "p99": quantile(runtime, 0.99),
-                           "mean": runtime[-1] / sum(runtime[:-1]) if runtime and sum(runtime[:-1]) else None}
+                           "p99": quantile(runtime, 0.99), "mean": runtime[-1] / runs if runtime and runs else None}
         body["wait"] = {"p50": quantile(wait, 0.5), "p95": quantile(wait, 0.95)}
         return body
 

@@ -243,6 +243,7 @@ def test_longer_ranges_draw_the_deepest_queues_and_busiest_workers_per_step(clie
     dashboard.cluster._book.watch(["billing"])  # as the sampler learns a queue
     dashboard.cluster.apply_samples(minute - 100, {"billing": QueueSample(depth=40, consumers=1)})
     dashboard.cluster.apply_samples(minute + 1, {"billing": QueueSample(depth=12, consumers=1)})
+    assert dashboard.history.flush()  # as the history writer does every half second
     body = strict_json(client.get("/api/stats?range=1h").data)
     workers, queues = body["workers"], body["queues"]
     assert set(workers) == {"celery@busy"} and set(queues) == {"billing"}

@@ -4,7 +4,8 @@ It writes ``--tasks`` realistic tasks (sent, received, started, then succeeded
 or failed with a traceback) in batches, as the collector would, and reports
 the write rate. Then it times, over ``--runs`` runs each, the first page with
 no filter, each single filter, text searches, sort by runtime, the second
-page, ``get``, start-up (open + ``recent(100)``), a live-like upsert pass, and
+page, ``get``, start-up (open + ``recent(100)``), the whole dashboard's start after
+a ``kill -9`` until it answers the first page, a live-like upsert pass, and
 finally ``prune`` deleting about a tenth of the rows while a reader and a
 writer keep working. Results go to ``bench/results/store-<time>.json``.
 
@@ -17,7 +18,9 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -212,6 +215,46 @@ def query_suite(store: TaskStore, runs: int, sample: list[str], start: float) ->
     return results
 
 
+#: The filters the combination sweep takes in every combination, with a value per run.
+COMBO_FILTERS: dict[str, Callable[[int, float], dict[str, Any]]] = {
+    "state=FAILURE": lambda i, start: {"states": {"FAILURE"}},
+    "name": lambda i, start: {"name": NAMES[i % len(NAMES)]},
+    "worker": lambda i, start: {"worker": WORKERS[i % len(WORKERS)]},
+    "queue": lambda i, start: {"queue": ("celery", "high_priority", "low_priority")[i % 3]},
+    "1 h window": lambda i, start: {"since": start + SPAN_SECONDS * (0.3 + i / 50), "until":
+                                    start + SPAN_SECONDS * (0.3 + i / 50) + 3600},
+}
+#: One text term in the sweep: none, a common word, a rare word, or an exception word.
+COMBO_TEXT = {"": None, "q=cus": "cus", f"q={RARE_WORD}": RARE_WORD, "q=declined": "declined"}
+COMBO_SORTS = {"-received": ("received", True), "received": ("received", False), "-runtime": ("runtime", True),
+               "runtime": ("runtime", False), "name": ("name", False)}
+
+
+def combinations(store: TaskStore, runs: int, start: float) -> dict[str, Any]:
+    """Time every combination of the filters, one text term and each sort; return the slowest ones."""
+    import itertools
+
+    rows = []
+    names = list(COMBO_FILTERS)
+    for size in range(len(names) + 1):
+        for chosen in itertools.combinations(names, size):
+            for text_label, text in COMBO_TEXT.items():
+                for sort_label, (sort, descending) in COMBO_SORTS.items():
+                    def call(i: int) -> Any:
+                        kwargs: dict[str, Any] = {}
+                        for name in chosen:
+                            kwargs.update(COMBO_FILTERS[name](i, start))
+                        return store.query(q=text, sort=sort, descending=descending, limit=50, **kwargs)
+                    call(0)
+                    row = timed(runs, call)
+                    row["case"] = " + ".join([*chosen, *([text_label] if text_label else []), f"sort={sort_label}"])
+                    rows.append(row)
+    rows.sort(key=lambda row: -row["p95_ms"])
+    over = [row for row in rows if row["p95_ms"] > 100]
+    return {"combinations": len(rows), "runs_each": runs, "worst_p95_ms": rows[0]["p95_ms"],
+            "over_100_ms": len(over), "slowest": rows[:15]}
+
+
 def startup(path: str, runs: int, unclean: bool = False) -> dict[str, Any]:
     """Time open + ``recent(100)``; ``unclean`` leaves a -wal file as a crash would (full quick_check)."""
     def open_and_warm(i: int) -> None:
@@ -221,6 +264,43 @@ def startup(path: str, runs: int, unclean: bool = False) -> dict[str, Any]:
         store.recent(100)
         store.close()
     return timed(runs, open_and_warm)
+
+
+def served_after_kill(path: str, runs: int, broker: str) -> dict[str, Any]:
+    """Start the dashboard (``run.py``) on ``path``, ``kill -9`` it once it serves, ``runs`` times.
+
+    Each run after the first starts on the file the previous one left by ``kill -9`` (a -wal
+    file and all); its time runs from the process start until ``GET /api/tasks`` answers with
+    the first page. Also reports how long the background integrity check then took.
+    """
+    import requests
+    from ingest import free_port, wait_for
+
+    times: list[float] = []
+    checks: list[float] = []
+    for i in range(runs + 1):
+        port = free_port()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--db", path, "--broker", broker,
+                                 "--port", str(port), "--log-level", "WARNING"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for(lambda: requests.get(f"{base}/api/tasks?limit=50", timeout=5).status_code == 200, 120,
+                     "the first page")
+            served = time.perf_counter() - t0
+            if i:  # the first start follows a clean close; the others follow a kill -9
+                times.append(served * 1000)
+                wait_for(lambda: requests.get(f"{base}/api/health", timeout=5).json()["store"]["integrity"]
+                         != "checking", 120, "the integrity check")
+                checks.append((time.perf_counter() - t0) * 1000)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    times.sort()
+    return {"runs": runs, "p50_ms": round(statistics.median(times)), "max_ms": round(times[-1]),
+            "integrity_checked_after_ms": round(statistics.median(checks)),
+            "wal_left": os.path.exists(path + "-wal")}
 
 
 def live_upserts(path: str, count: int, start: float) -> dict[str, Any]:
@@ -298,6 +378,10 @@ def main() -> int:
     parser.add_argument("--db", help="database file (default: a temporary file, removed at the end)")
     parser.add_argument("--reuse", action="store_true", help="query an existing --db instead of building it")
     parser.add_argument("--no-prune", action="store_true", help="skip the prune measurement (it deletes rows)")
+    parser.add_argument("--combinations", type=int, default=5, metavar="RUNS",
+                        help="runs of each filter/text/sort combination (0 skips the sweep)")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/15",
+                        help="broker the served start-up measurement subscribes to")
     options = parser.parse_args()
     start = 1_790_000_000.0
     tmp = None
@@ -325,9 +409,20 @@ def main() -> int:
     print("start-up after an unclean shutdown: open (with PRAGMA quick_check) + recent(100)", flush=True)
     report["startup_unclean"] = startup(options.db, 3, unclean=True)
     print(f"  {report['startup_unclean']}", flush=True)
+    print("served after kill -9: process start until GET /api/tasks answers", flush=True)
+    report["served_after_kill"] = served_after_kill(options.db, 3, options.broker)
+    print(f"  {report['served_after_kill']}", flush=True)
     store = TaskStore(options.db)
     print("queries", flush=True)
     report["queries"] = query_suite(store, options.runs, sample, start)
+    if options.combinations:
+        print("every combination of filters, one text term and a sort", flush=True)
+        report["combinations"] = combinations(store, options.combinations, start)
+        sweep = report["combinations"]
+        print(f"  {sweep['combinations']} combinations: worst p95 {sweep['worst_p95_ms']} ms, "
+              f"{sweep['over_100_ms']} over 100 ms", flush=True)
+        for row in sweep["slowest"][:8]:
+            print(f"    {row['case']:<70} p95 {row['p95_ms']} ms", flush=True)
     store.close()
     print("live-like upserts (each task written twice)", flush=True)
     report["live_upserts"] = live_upserts(options.db, 20_000, start)

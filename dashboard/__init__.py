@@ -117,6 +117,8 @@ class Dashboard:
         """Warm the state from the store, then start the background loops."""
         self.started = True
         self.history.warm()
+        if self.store.check_pending:  # a large history after an unclean shutdown: checked while serving
+            self.socketio.start_background_task(self.run_blocking, self.store.check_integrity)
         self.socketio.start_background_task(self.history.run)
         self.socketio.start_background_task(self.history.prune_loop)
         self.socketio.start_background_task(self.collector.run)

@@ -127,7 +127,7 @@ def health() -> Response:
     dashboard = current_app.extensions["dashboard"]
     body = dashboard.health()
     body["store"] = dashboard.history.health()
-    if body["store"]["error"]:
+    if body["store"]["error"] or body["store"]["integrity"] not in (None, "ok", "checking"):
         body["status"] = "degraded"
     return jsonify(body)
 

@@ -244,7 +244,8 @@ class HistoryWriter:
         """Return the store's part of ``GET /api/health``."""
         return {"path": self.store.path, "written_events": self.written_events,
                 "pending_events": len(self.pending_events), "dropped_events": self.dropped_events,
-                "quarantined": self.quarantined, "error": self.last_error}
+                "quarantined": self.quarantined, "error": self.last_error,
+                "integrity": "checking" if self.store.check_pending else self.store.integrity}
 
 
 def _by_task(tasks: list[dict[str, Any]], events: list[Event]) -> list[TaskWrite]:

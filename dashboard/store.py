@@ -57,8 +57,13 @@ CACHE_KIB = 32_768
 #: Bytes of the file each connection may memory-map for reads.
 MMAP_BYTES = 1 << 30
 #: Files up to this size get ``PRAGMA quick_check`` (it reads every page: ~1.4 s/GB here) on
-#: every open; larger ones only after an unclean shutdown. SQLite still reports damage it meets later.
+#: every open. A larger one is checked only after an unclean shutdown, and then in the background
+#: (``check_integrity``) while it serves: SQLite's WAL recovery on open already brings back every
+#: committed transaction, and the check would otherwise keep the first page waiting for seconds.
 QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
+#: Written beside the file when the background check finds damage; the next open then checks
+#: in full, moves a damaged file aside and rescues what it can (see ``_open``).
+DAMAGED_SUFFIX = ".damaged"
 #: Tasks deleted per prune transaction (~0.2 s at a million tasks), so a waiting writer never waits long.
 PRUNE_CHUNK_TASKS = 1_000
 #: Pause between prune transactions, longer than SQLite's longest busy-retry sleep (0.1 s),
@@ -303,16 +308,26 @@ class TaskStore:
         self._connections: list[sqlite3.Connection] = []  # every connection opened, for close()
         self._closed = False
         self._check_all = True  # whether opening runs PRAGMA quick_check (see _open)
+        #: A large file after an unclean shutdown: its quick_check is left to ``check_integrity``.
+        self.check_pending = False
+        #: "ok" or the failed verdict of the last check this process ran; None when none ran.
+        self.integrity: str | None = None
+        self._checking: sqlite3.Connection | None = None  # the background check's connection, for close()
         self._open()
 
     # -- opening ----------------------------------------------------------------
     def _open(self) -> None:
         try:
             # A -wal file left behind means the last user did not close cleanly (or is still running).
-            self._check_all = (os.path.exists(self.path + "-wal") or not os.path.exists(self.path)
+            unclean = os.path.exists(self.path + "-wal")
+            marked = os.path.exists(self.path + DAMAGED_SUFFIX)
+            self._check_all = (marked or not os.path.exists(self.path)
                                or os.path.getsize(self.path) <= QUICK_CHECK_MAX_BYTES)
+            self.check_pending = unclean and not self._check_all
             try:
                 self._prepare(self._conn())
+                if marked:  # checked in full just now, and it passed
+                    os.remove(self.path + DAMAGED_SUFFIX)
             except sqlite3.DatabaseError as exc:
                 if not _is_corruption(exc):
                     raise
@@ -355,7 +370,7 @@ class TaskStore:
         self._connections.clear()
         self._local = threading.local()
         target = f"{self.path}.corrupt-{int(time.time())}"
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", DAMAGED_SUFFIX):
             if os.path.exists(self.path + suffix):
                 os.replace(self.path + suffix, target + suffix)
         log.warning("task store %s is unreadable or corrupt (%s): moved it to %s and started a fresh one",
@@ -437,9 +452,46 @@ class TaskStore:
             raise
         conn.execute("COMMIT")
 
+    def check_integrity(self) -> str:
+        """Run the ``PRAGMA quick_check`` that opening left pending; return its verdict ("ok" when sound).
+
+        It reads every page on a connection of its own, so writers and readers go on meanwhile.
+        Damage is logged and written to ``<db>.damaged``: the store goes on serving what it can
+        read, and the next start moves the file aside and rescues every readable task.
+        """
+        if self._closed:
+            return "interrupted"
+        started = time.monotonic()
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                               check_same_thread=False)
+        self._checking = conn
+        try:
+            verdict = str(conn.execute("PRAGMA quick_check").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            if self._closed:  # close() interrupted it: nothing was found, and nothing is said
+                return "interrupted"
+            verdict = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._checking = None
+            conn.close()
+        self.check_pending = False
+        self.integrity = verdict
+        if verdict == "ok":
+            log.info("task store %s: integrity check after an unclean shutdown passed in %.1f s", self.path,
+                     time.monotonic() - started)
+        else:
+            Path(self.path + DAMAGED_SUFFIX).write_text(verdict + "\n", encoding="utf-8")
+            log.error("task store %s failed its integrity check (%s): it goes on serving what it can read; the "
+                      "next start moves it to %s.corrupt-<time> and copies every readable task into a fresh file",
+                      self.path, verdict, self.path)
+        return verdict
+
     def close(self) -> None:
         """Close every connection; call it once the threads using the store have stopped."""
         self._closed = True
+        checking = self._checking
+        if checking is not None:
+            checking.interrupt()  # the background check's connection closes itself
         for conn in self._connections:
             conn.close()
         self._connections.clear()

@@ -61,3 +61,14 @@ def test_the_same_parameters_in_range_still_work(client: FlaskClient) -> None:
 def test_health_counts_quarantined_tasks(client: FlaskClient) -> None:
     store = client.get("/api/health").get_json()["store"]
     assert store["quarantined"] == 0 and store["error"] is None
+
+
+def test_health_says_how_the_integrity_check_went(client: FlaskClient) -> None:
+    store = client.application.extensions["dashboard"].store
+    body = client.get("/api/health").get_json()
+    assert body["store"]["integrity"] is None  # no check ran: a small file is checked on open
+    store.check_pending = True
+    assert client.get("/api/health").get_json()["store"]["integrity"] == "checking"
+    store.check_pending, store.integrity = False, "*** in database main ***\nPage 4: btreeInitPage() returns error"
+    body = client.get("/api/health").get_json()
+    assert body["status"] == "degraded" and body["store"]["integrity"].startswith("*** in database main")

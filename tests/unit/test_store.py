@@ -166,8 +166,8 @@ def test_a_damaged_page_fails_quick_check_and_is_moved_aside(
     fresh.close()
 
 
-def test_large_files_are_fully_checked_only_after_an_unclean_shutdown(
-        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_files_are_checked_in_the_background_after_an_unclean_shutdown(
+        path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(store_module, "QUICK_CHECK_MAX_BYTES", 0)  # every file counts as large
     first = TaskStore(path)
     first.write_batch([task(f"t{n}", n, args="x" * 3000) for n in range(60)], [])
@@ -175,11 +175,49 @@ def test_large_files_are_fully_checked_only_after_an_unclean_shutdown(
     data = bytearray(Path(path).read_bytes())
     data[4096 * 3:4096 * 3 + 300] = b"\xff" * 300
     Path(path).write_bytes(bytes(data))
-    TaskStore(path).close()  # closed cleanly last time: opened without reading every page
+    clean = TaskStore(path)  # closed cleanly last time: opened without reading every page, no check due
+    assert clean.check_pending is False
+    clean.close()
     assert not list(Path(path).parent.glob("history.db.corrupt-*"))
     Path(path + "-wal").write_bytes(b"")  # as a crash leaves it
-    TaskStore(path).close()
-    assert list(Path(path).parent.glob("history.db.corrupt-*"))
+    crashed = TaskStore(path)  # opens at once: the check is left to check_integrity
+    assert crashed.check_pending is True and crashed.integrity is None
+    assert not list(Path(path).parent.glob("history.db.corrupt-*"))
+    with caplog.at_level(logging.ERROR, logger="dashboard.store"):
+        verdict = crashed.check_integrity()
+    assert verdict != "ok" and crashed.integrity == verdict and crashed.check_pending is False
+    assert Path(path + ".damaged").read_text().strip() == verdict
+    assert any("failed its integrity check" in r.getMessage() for r in caplog.records)
+    crashed.close()
+    again = TaskStore(path)  # the mark makes this open check in full: moved aside, readable tasks rescued
+    [moved] = Path(path).parent.glob("history.db.corrupt-*[0-9]")
+    assert Path(str(moved) + ".damaged").exists() and not Path(path + ".damaged").exists()
+    assert 0 < again.stats()["tasks"] <= 60
+    again.close()
+
+
+def test_a_sound_file_passes_the_background_check_and_a_stale_mark_is_cleared(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "QUICK_CHECK_MAX_BYTES", 0)
+    first = TaskStore(path)
+    first.write_batch([task("a", 1)], [])
+    first.close()
+    Path(path + "-wal").write_bytes(b"")
+    crashed = TaskStore(path)
+    assert crashed.check_integrity() == "ok" and crashed.integrity == "ok"
+    assert not Path(path + ".damaged").exists()
+    crashed.close()
+    Path(path + ".damaged").write_text("an earlier verdict\n")  # checked in full on open, and it passes
+    marked = TaskStore(path)
+    assert marked.get("a") is not None and not Path(path + ".damaged").exists()
+    assert not list(Path(path).parent.glob("history.db.corrupt-*"))
+    marked.close()
+
+
+def test_closing_the_store_interrupts_a_running_check(path: str) -> None:
+    store = TaskStore(path)
+    store.close()
+    assert store.check_integrity() == "interrupted" and store.integrity is None
 
 
 # -- writes -----------------------------------------------------------------------------

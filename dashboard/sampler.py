@@ -8,7 +8,6 @@ remembered. The sampler holds at most one broker connection of its own
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from typing import Any, Callable
@@ -18,17 +17,14 @@ from .events import EventCollector
 from .queues import QueueAlertRule, QueueBook
 from .settings import Settings
 from .shapes import Alert
+from .userapp import load_user_app
 
 log = logging.getLogger(__name__)
 
 
 def configured_queues(app_path: str) -> list[str]:
     """Return the queue names a Celery app is configured with (``module`` or ``module:attr``)."""
-    module_name, _, attr = app_path.partition(":")
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr or "app", None) or getattr(module, "celery", None)
-    if app is None or not hasattr(app, "conf"):
-        raise ValueError(f"--app {app_path}: no Celery app found (name it module:attribute)")
+    app = load_user_app(app_path)
     names = [app.conf.task_default_queue]
     for queue in app.conf.task_queues or ():
         names.append(getattr(queue, "name", queue))

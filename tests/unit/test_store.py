@@ -342,6 +342,31 @@ def test_common_words_walk_the_sort_index_and_estimate_the_total(
     assert everything["total"] == 80 and everything["total_is_estimate"] is False
 
 
+@pytest.mark.parametrize("probe_factor", [0, 10 ** 9])  # every chunk probed id by id / over its id range
+@pytest.mark.parametrize(("sort", "descending"), [("runtime", True), ("runtime", False), ("name", False)])
+@pytest.mark.parametrize("q", ["common", "abc"])  # "abc": a word and a uuid prefix at once
+def test_walking_a_common_word_gives_the_pages_the_text_index_gives(
+        store: TaskStore, monkeypatch: pytest.MonkeyPatch, probe_factor: int, sort: str, descending: bool,
+        q: str) -> None:
+    shapes = [task(f"{'abc' if n % 7 == 0 else 'fed'}{n:03d}", n, runtime=(n * 37) % 11 / 10 if n % 5 else None,
+                   name=f"app.t{n % 4}", args="('common', 'abc')" if n % 3 else "('rare',)") for n in range(150)]
+    store.write_batch(shapes, [])
+
+    def pages() -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            result = store.query(q=q, sort=sort, descending=descending, limit=7, cursor=cursor)
+            seen.extend(uuids(result))
+            cursor = result["next"]
+            if cursor is None:
+                return seen
+    driven = pages()  # few matches: read from the text index, then sorted
+    monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
+    monkeypatch.setattr(store_module, "PROBE_FACTOR", probe_factor)
+    assert pages() == driven and len(driven) > 90
+
+
 def test_large_totals_are_estimated_from_a_sample(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
     monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 200)

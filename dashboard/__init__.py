@@ -26,6 +26,7 @@ from .history import HistoryWriter
 from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
 from .metrics import build_registry
+from .periodic_service import PeriodicService
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
 from .shapes import Alert
@@ -79,6 +80,7 @@ class Dashboard:
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
                                    self.collector.count_internal_error)
         self.metrics_registry = build_registry(self)
+        self.periodic = PeriodicService(self)
         self.alerting = AlertService(self)
 
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
@@ -128,6 +130,7 @@ class Dashboard:
         self.socketio.start_background_task(self.hub.run)
         if self.webhooks.urls:  # --webhook's and the alert file's
             self.socketio.start_background_task(self.webhooks.run)
+        self.periodic.start()
         self.alerting.start()
 
     def stop(self) -> None:
@@ -137,6 +140,7 @@ class Dashboard:
         self.inspector.stop()
         self.sampler.stop()
         self.history.stop()
+        self.periodic.stop()
         self.alerting.stop()
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .alerts import WebhookNotifier, slack_text
-from .rules import Alert, AlertEngine, AlertFile, Silence, load_alert_file
+from .rules import PERIODIC_DEFAULTS, Alert, AlertEngine, AlertFile, Silence, load_alert_file
 
 if TYPE_CHECKING:
     from . import Dashboard
@@ -28,7 +28,12 @@ class AlertService:
         self.dashboard = dashboard
         self.clock = clock
         self.file = load_alert_file(settings.alerts_file) if settings.alerts_file else AlertFile()
-        self.engine = AlertEngine(self.file.rules, started_at=clock())
+        rules = self.file.rules
+        if dashboard.periodic.watch.entries:  # a beat schedule is watched: its misses and failures alert
+            kinds = {rule.kind for rule in rules}
+            names = {rule.name for rule in rules}
+            rules += tuple(r for r in PERIODIC_DEFAULTS if r.kind not in kinds and r.name not in names)
+        self.engine = AlertEngine(rules, started_at=clock())
         # JSON documents go through the dashboard's own notifier (one delivery loop for every webhook URL).
         self.json_urls = tuple(dict.fromkeys(settings.webhooks + self.file.webhooks))
         self.webhooks = dashboard.webhooks
@@ -39,7 +44,7 @@ class AlertService:
 
     def start(self) -> None:
         """Pick up what was open and silenced at the last stop; start checking and delivering."""
-        if not self.file.rules:
+        if not self.engine.rules:
             return
         dashboard = self.dashboard
         store, run = dashboard.store, dashboard.run_blocking
@@ -86,6 +91,8 @@ class AlertService:
         inputs["stream"] = {"connected": collector.broker.connected, "error": collector.broker.error,
                             "cuts": collector.broker.stream_cuts,
                             "silent_for": time.monotonic() - collector.last_event_at}
+        if dashboard.periodic.watch.entries:
+            inputs["periodic"] = dashboard.periodic.report()
         now = self.clock()
         before = [(alert.id, alert.summary) for alert in self.engine.active.values()]
         fired, resolved = self.engine.check(now, inputs)

@@ -613,6 +613,13 @@ def add_marker() -> Response | tuple[Response, int]:
     return jsonify({"ok": True, "marker": marker})
 
 
+@bp.get("/periodic")
+def periodic() -> Response:
+    """Every beat schedule entry the dashboard reads, with its next run, its last run and its status."""
+    dashboard = current_app.extensions["dashboard"]
+    return jsonify({**dashboard.periodic.report(), "configured": dashboard.settings.app is not None})
+
+
 @bp.get("/alerts")
 def alerts() -> Response:
     """The alert rules, the active alerts, the running silences and the stored history, newest first

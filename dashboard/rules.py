@@ -37,6 +37,7 @@ class Rule:
     severity: str = "warning"
     for_seconds: float = 0.0  # how long the condition must hold before the alert fires
     task: str = "*"  # task name or glob, for the task kinds
+    entry: str = "*"  # periodic schedule entry name or glob, for the periodic kinds
     queue: str = "*"  # queue name or glob, for the queue kinds
     above: float = 0.0  # queue-depth: messages; failure-rate: percent
     seconds: float = 0.0  # queue-wait: age; task-runtime: running time; no-success: time without one
@@ -62,7 +63,12 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
                      ("task", "seconds")),
     "no-success": ("no run of a task type succeeded for `seconds`", ("task", "seconds")),
     "event-stream": ("the event stream is cut, or silent for `seconds` while workers are online", ("seconds",)),
+    "periodic-missed": ("a periodic task's run did not come within its grace (one alert when beat looks stopped)",
+                        ("entry",)),
+    "periodic-failed": ("a periodic task's last run failed", ("entry",)),
 }
+#: Rules the dashboard adds when ``--app`` has a beat schedule and the alert file has no rule of their kind.
+PERIODIC_DEFAULTS = (Rule("periodic-missed", "periodic-missed"), Rule("periodic-failed", "periodic-failed"))
 #: File keys whose attribute has another name.
 _ATTRIBUTES = {"for": "for_seconds"}
 #: Fields a rule of a kind must give (the others have defaults).
@@ -137,7 +143,7 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         if key in ("name", "kind", "severity"):
             continue
         attribute = _ATTRIBUTES.get(str(key), str(key))
-        if key in ("task", "queue"):
+        if key in ("task", "queue", "entry"):
             if not isinstance(value, str) or not value:
                 raise RuleError(f"{where}: {key} must be a name or a glob such as \"app.*\"")
         elif key == "min_count":
@@ -329,12 +335,30 @@ class AlertEngine:
             return [("", f"no event for {_span(silent)} while workers are online", silent, None)]
         return []
 
+    def _periodic_missed(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
+        periodic = inputs.get("periodic") or {}
+        entries = [e for e in periodic.get("entries", []) if _matches(rule.entry, e["name"]) and e["error"] is None]
+        if periodic.get("beat_stopped") and rule.entry == "*":
+            last = periodic.get("last_run_at")
+            since = f"no periodic task has run since {_ago(now, last)}" if last else "no periodic task has run"
+            return [("beat", f"beat looks stopped: {since}", None, "/periodic")]
+        return [(e["name"], f"periodic task {e['name']} ({e['task']}, {e['schedule']}) missed "
+                            f"{e['missed']} run{'s' * (e['missed'] != 1)}", float(e["missed"]), "/periodic")
+                for e in entries if e["status"] == "missed"]
+
+    def _periodic_failed(self, rule: Rule, now: float, inputs: dict[str, Any]) -> list[Finding]:
+        entries = (inputs.get("periodic") or {}).get("entries", [])
+        return [(e["name"], f"periodic task {e['name']} ({e['task']}) failed its last run",
+                 None, _link("tasks", e["last_run"]["uuid"]))
+                for e in entries if e["status"] == "failed" and _matches(rule.entry, e["name"])]
+
 
 CHECKS: dict[str, Callable[[AlertEngine, Rule, float, dict[str, Any]], list[Finding]]] = {
     "worker-lost": AlertEngine._worker_lost, "queue-depth": AlertEngine._queue_depth,
     "queue-wait": AlertEngine._queue_wait, "failure-rate": AlertEngine._failure_rate,
     "task-runtime": AlertEngine._task_runtime, "no-success": AlertEngine._no_success,
-    "event-stream": AlertEngine._event_stream,
+    "event-stream": AlertEngine._event_stream, "periodic-missed": AlertEngine._periodic_missed,
+    "periodic-failed": AlertEngine._periodic_failed,
 }
 
 

@@ -151,6 +151,11 @@ def queues() -> str:
     return render_template("queues.html", bootstrap=bootstrap("queues"))
 
 
+@bp.get("/periodic")
+def periodic() -> str:
+    return render_template("periodic.html", bootstrap=bootstrap("periodic"))
+
+
 @bp.get("/alerts")
 def alerts() -> str:
     return render_template("alerts.html", bootstrap=bootstrap("alerts"))

@@ -21,6 +21,7 @@ import { mountLostBanner } from "./panels/lost_banner.js";
 import { mountBacklogBanner } from "./panels/backlog_banner.js";
 import { mountAlertBanner } from "./panels/alert_banner.js";
 import { mountAlerts } from "./panels/alerts.js";
+import { mountPeriodic } from "./panels/periodic.js";
 import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
 import { mountTaskSearch } from "./panels/task_search.js";
@@ -108,6 +109,8 @@ function main() {
   }
   const alerts = document.querySelector('[data-panel="alerts"]');
   if (alerts && bootstrap.page === "alerts") mountAlerts(alerts, store, { actions: bootstrap.actions === true });
+  const periodic = document.querySelector('[data-panel="periodic"]');
+  if (periodic && bootstrap.page === "periodic") mountPeriodic(periodic, store);
   const queueDetail = document.querySelector('[data-panel="queue-detail"]');
   if (queueDetail && bootstrap.page === "queue" && typeof bootstrap.queue === "string") {
     mountQueueDetail(queueDetail, store, { name: bootstrap.queue });

@@ -41,7 +41,7 @@ def assert_fits(page: Page, path: str) -> None:
         "() => [document.documentElement.scrollWidth, window.innerWidth, window.innerHeight]")
     assert scroll_width <= inner_width, f"{path}: the page is {scroll_width} px wide in a {inner_width} px viewport"
     items = page.locator(".app-nav a")
-    expect(items).to_have_count(6)
+    expect(items).to_have_count(7)
     for item in items.all():
         expect(item).to_be_visible()
         box = item.bounding_box()
@@ -74,6 +74,7 @@ def test_every_page_fits_a_360_px_screen(page: Page, cluster: tuple[DashboardPro
         "/task-types": ['[data-panel="task-types"] tr[data-task-type="dashboard.demo.tasks.fail_payment"]'],
         "/task-types/dashboard.demo.tasks.fail_payment": ['[data-panel="task-type-detail"] [data-list="exceptions"] tr'],
         "/alerts": ['[data-panel="alerts"] [data-no-rules]'],
+        "/periodic": ['[data-panel="periodic"] [data-field="empty"]:has-text("--app")'],
     }
     for path, ready in checks.items():
         page.goto(dashboard.url + path)

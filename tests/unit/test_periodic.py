@@ -1,0 +1,144 @@
+"""The beat schedule: reading entries, expected times (across DST), matching runs, and statuses on an injected clock."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.schedules import crontab, solar
+
+from dashboard.periodic import PeriodicWatch, describe, next_after, read_app_schedule
+from dashboard.rules import AlertEngine, PERIODIC_DEFAULTS
+
+T0 = datetime(2026, 3, 28, 2, 0, tzinfo=timezone.utc).timestamp()  # 03:00 in Berlin, the day before DST starts
+
+
+def app_with(schedule: dict[str, Any], tz: str = "Europe/Berlin") -> Celery:
+    app = Celery("periodic-test", set_as_current=False)
+    app.conf.timezone = tz
+    app.conf.beat_schedule = schedule
+    return app
+
+
+def run(uuid: str, at: float, name: str = "app.ping", state: str = "SUCCESS", args: str = "[]",
+        kwargs: str = "{}") -> dict[str, Any]:
+    return {"uuid": uuid, "name": name, "state": state, "received": at, "sent": None, "args": args, "kwargs": kwargs}
+
+
+def test_entries_are_read_with_their_schedule_in_words() -> None:
+    entries = read_app_schedule(app_with({
+        "ping": {"task": "app.ping", "schedule": 5.0, "args": (1, "a")},
+        "tick": {"task": "app.tick", "schedule": timedelta(minutes=5), "kwargs": {"deep": True}},
+        "nightly": {"task": "app.nightly", "schedule": crontab(hour=2, minute=0)},
+        "quarter": {"task": "app.q", "schedule": crontab(minute="*/15")},
+        "weekly": {"task": "app.w", "schedule": crontab(hour=7, minute=30, day_of_week="mon,fri")},
+        "odd": {"task": "app.odd", "schedule": crontab(minute="5-10", hour="*/2")},
+        "dusk": {"task": "app.lights", "schedule": solar("sunset", 48.85, 2.35)},
+        "broken": {"task": "app.x", "schedule": "every tuesday"},
+    }))
+    words = {e.name: e.words for e in entries}
+    assert words == {"ping": "every 5 seconds", "tick": "every 5 minutes", "nightly": "at 02:00 every day",
+                     "quarter": "every 15 minutes", "weekly": "at 07:30 on Monday, Friday",
+                     "odd": "cron 5-10 */2 * * *", "dusk": "at sunset (48.85, 2.35)", "broken": "unreadable"}
+    by_name = {e.name: e for e in entries}
+    assert by_name["ping"].args == (1, "a") and by_name["tick"].kwargs == {"deep": True}
+    assert by_name["broken"].error and by_name["broken"].schedule is None
+    assert all(e.error is None for e in entries if e.name != "broken")
+
+
+def test_expected_times_follow_celery_across_a_dst_change() -> None:
+    [nightly] = read_app_schedule(app_with({"n": {"task": "t", "schedule": crontab(hour=3, minute=0)}}))
+    after = next_after(nightly.schedule, T0)  # 03:00 CET on the 28th -> 03:00 CEST on the 29th: 23 hours
+    assert after - T0 == 23 * 3600
+    assert datetime.fromtimestamp(after, timezone.utc) == datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc)
+    assert next_after(nightly.schedule, after) - after == 24 * 3600
+    [every] = read_app_schedule(app_with({"e": {"task": "t", "schedule": 90}}))
+    assert next_after(every.schedule, T0) == T0 + 90  # an interval is elapsed time, DST or not
+    [dusk] = read_app_schedule(app_with({"d": {"task": "t", "schedule": solar("sunset", 48.85, 2.35)}}))
+    sunset = datetime.fromtimestamp(next_after(dusk.schedule, T0), timezone.utc)
+    assert sunset.date().isoformat() == "2026-03-28" and 17 <= sunset.hour <= 19  # Paris, late March, in UTC
+
+
+def test_runs_match_by_arguments_first_then_by_name_alone() -> None:
+    entries = read_app_schedule(app_with({
+        "small": {"task": "app.report", "schedule": 60, "args": (1,)},
+        "large": {"task": "app.report", "schedule": 60, "args": (2,), "kwargs": {"full": True}},
+        "ping": {"task": "app.ping", "schedule": 60},
+    }))
+    watch = PeriodicWatch(entries, started_at=T0)
+    assert watch.observe(run("a", T0 + 1, "app.report", args="[1]")) == "small"  # beat sends args as a list
+    assert watch.observe(run("b", T0 + 2, "app.report", args="(2,)", kwargs="{'full': True}")) == "large"
+    assert watch.observe(run("c", T0 + 3, "app.report", args="[3]")) is None  # two entries: arguments decide
+    assert watch.observe(run("d", T0 + 4, "app.ping", args="['anything']")) == "ping"  # the only entry of its task
+    assert watch.observe(run("e", T0 + 5, "app.other")) is None
+    assert watch.observe(run("f", T0 + 6, "app.report", args="[1" + "0" * 9000 + "]")) is None  # too long to read
+    assert {e["name"]: e["match"] for e in watch.report(T0 + 10)["entries"]} == {
+        "small": "arguments", "large": "arguments", "ping": "name"}
+    assert watch.observe(run("a", T0 + 1, "app.report", state="FAILURE", args="[1]")) == "small"  # a later state
+    small = watch.report(T0 + 10)["entries"][0]
+    assert small["last_run"] == {"uuid": "a", "state": "FAILURE", "at": T0 + 1, "matched_by": "arguments"}
+    assert small["status"] == "failed"
+
+
+def test_statuses_on_an_injected_clock() -> None:
+    [entry] = read_app_schedule(app_with({"ping": {"task": "app.ping", "schedule": 60}}))
+    watch = PeriodicWatch([entry], started_at=T0, grace_seconds=10)
+
+    def status(now: float) -> tuple[str, int]:
+        report = watch.report(now)["entries"][0]
+        return report["status"], report["missed"]
+
+    assert status(T0 + 30) == ("unknown", 0)  # nothing seen, nothing due yet
+    assert status(T0 + 65) == ("late", 0)  # due at +60, within the grace
+    assert status(T0 + 71) == ("missed", 1)
+    watch.observe(run("a", T0 + 72))
+    assert status(T0 + 100) == ("ok", 0)
+    assert status(T0 + 72 + 60 * 3 + 11) == ("missed", 3)
+    report = watch.report(T0 + 72 + 60 * 3 + 11)
+    assert report["beat_stopped"] is True and report["last_run_at"] == T0 + 72
+    watch.observe(run("b", T0 + 72 + 60 * 3 + 12, state="STARTED"))
+    entry_report = watch.report(T0 + 72 + 60 * 3 + 13)["entries"][0]
+    assert entry_report["status"] == "ok" and watch.unfinished() == ["b"]
+    assert [(r["uuid"], r["timing"], r["missed_before"]) for r in entry_report["runs"]] == [
+        ("a", "on-time", 0), ("b", "running", 2)]  # the runs due at +132 and +192 went by
+    watch.observe(run("b", T0 + 72 + 60 * 3 + 12))
+    assert watch.report(T0 + 300)["entries"][0]["runs"][1]["timing"] == "late"  # nearer +252 than the next
+    assert watch.unfinished() == []
+
+
+def test_the_grace_is_a_tenth_of_the_interval_and_at_least_30_seconds() -> None:
+    entries = read_app_schedule(app_with({"fast": {"task": "a", "schedule": 5},
+                                          "hourly": {"task": "b", "schedule": crontab(minute=0)}}))
+    watch = PeriodicWatch(entries, started_at=T0)
+    assert [e["grace"] for e in watch.report(T0)["entries"]] == [30.0, 360.0]
+
+
+def test_missed_and_failed_runs_alert_and_a_stopped_beat_is_one_alert() -> None:
+    entries = read_app_schedule(app_with({"ping": {"task": "app.ping", "schedule": 60},
+                                          "pong": {"task": "app.pong", "schedule": 60}}))
+    watch = PeriodicWatch(entries, started_at=T0, grace_seconds=10)
+    engine = AlertEngine(PERIODIC_DEFAULTS, started_at=T0)
+    watch.observe(run("p1", T0 + 60))
+    watch.observe(run("q1", T0 + 60, "app.pong", state="FAILURE"))
+    fired, _ = engine.check(T0 + 100, {"periodic": watch.report(T0 + 100)})
+    assert [(a.rule, a.subject) for a in fired] == [("periodic-failed", "pong")]
+    assert fired[0].link == "/tasks/q1"
+    watch.observe(run("q2", T0 + 120, "app.pong"))
+    watch.observe(run("p2", T0 + 120))
+    fired, resolved = engine.check(T0 + 140, {"periodic": watch.report(T0 + 140)})
+    assert fired == [] and [a.subject for a in resolved] == ["pong"]
+    watch.observe(run("q3", T0 + 180, "app.pong"))
+    fired, _ = engine.check(T0 + 195, {"periodic": watch.report(T0 + 195)})  # ping due at +180: missed
+    assert [(a.rule, a.subject) for a in fired] == [("periodic-missed", "ping")]
+    assert "missed 1 run" in fired[0].summary
+    fired, resolved = engine.check(T0 + 300, {"periodic": watch.report(T0 + 300)})  # both missed: beat stopped
+    assert [(a.subject, a.summary.split(":")[0]) for a in fired] == [("beat", "beat looks stopped")]
+    assert [a.subject for a in resolved] == ["ping"]
+
+
+def test_describe_falls_back_to_the_schedule_repr() -> None:
+    class Custom:
+        def __repr__(self) -> str:
+            return "<custom schedule>"
+    assert describe(Custom()) == "<custom schedule>"

@@ -19,7 +19,7 @@ from .model import READY_STATES, TASK_STATES
 from .state import event_key
 from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
-from .store import StoreQueryError, TaskStore
+from .store import GAPS_MAX, StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -398,7 +398,29 @@ def task(uuid: str) -> Response | tuple[Response, int]:
         return error(f"unknown task: {uuid}", 404)
     dashboard = current_app.extensions["dashboard"]
     detail["retry_of"], detail["retried_as"] = dashboard.run_blocking(dashboard.store.links, uuid)
+    times = [t for t in (detail.get(k) for k in ("sent", "received", "started", "succeeded", "failed", "retried",
+                                                  "revoked", "rejected", "timestamp")) if isinstance(t, (int, float))]
+    finished = detail.get("state") in READY_STATES
+    detail["gaps"] = _gaps(min(times), max(times) if finished else time.time()) if times else []
     return jsonify(detail)
+
+
+def _gaps(since: float | None, until: float | None, limit: int = GAPS_MAX) -> list[dict[str, Any]]:
+    """The gaps overlapping [since, until], newest first: stored ones and those not written yet."""
+    dashboard = current_app.extensions["dashboard"]
+    stored = dashboard.run_blocking(dashboard.store.gaps, since, until, limit)
+    fresh = [g for g in dashboard.collector.unsaved_gaps
+             if (since is None or g["end"] >= since) and (until is None or g["start"] <= until)]
+    return sorted(fresh + stored, key=lambda g: -g["end"])[:limit]
+
+
+@bp.get("/gaps")
+def gaps() -> Response:
+    """Intervals in which events may have been lost (reconnects, cuts, the dashboard's downtime), newest first."""
+    args = request.args
+    since, until = _timestamp(args.get("since"), "since"), _timestamp(args.get("until"), "until")
+    limit = _int(args.get("limit"), "limit", 100, 1, GAPS_MAX)
+    return jsonify({"gaps": _gaps(since, until, limit)})
 
 
 #: States a task may be retried from.

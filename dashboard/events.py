@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from queue import Empty
 from typing import Any, Callable
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: First reconnect delay, in seconds; doubled per failure up to the configured ceiling.
 RECONNECT_START_SECONDS = 0.5
+#: Gaps the broker status carries to the pages (the store keeps them all).
+GAPS_SHOWN = 20
 #: Fraction of random jitter added to each reconnect delay.
 RECONNECT_JITTER = 0.2
 #: How often the watcher checks heartbeats and silence, in seconds.
@@ -60,6 +63,8 @@ class BrokerStatus:
         self.since = time.time()
         self.stream_cuts = 0
         self.version = 0  # bumped on every change, so the pusher knows when to send
+        #: The latest intervals in which events may have been lost, oldest first (see EventCollector.open_gap).
+        self.gaps: deque[dict[str, Any]] = deque(maxlen=GAPS_SHOWN)
 
     @property
     def connected(self) -> bool:
@@ -73,7 +78,11 @@ class BrokerStatus:
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "connected": self.connected, "status": self.status,
-                "error": self.error, "since": self.since, "stream_cuts": self.stream_cuts}
+                "error": self.error, "since": self.since, "stream_cuts": self.stream_cuts, "gaps": list(self.gaps)}
+
+    def add_gap(self, gap: dict[str, Any]) -> None:
+        self.gaps.append(gap)
+        self.version += 1
 
 
 class SafeReceiver(EventReceiver):
@@ -202,6 +211,11 @@ class EventCollector:
         self._unexpected_logged: set[tuple[str, str]] = set()  # (where, exception type) already logged
         self._connection_error_types: tuple[type[BaseException], ...] | None = None
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
+        self._gap: tuple[float, str] | None = None  # an open gap: since when events may be lost, and why
+        self.unsaved_gaps: list[dict[str, Any]] = []  # closed gaps for the history writer
+        #: When a dashboard last ran on this history (set by the history at start): the first
+        #: subscription closes the gap of the downtime since.
+        self.down_since: float | None = None
         self._watch_limit: float | None = None  # silence that triggers the watchdog, set while workers live
         self._pinged_for: float | None = None  # last_event_at of the silence already checked by a ping
         self.fast_path = settings.event_reader == "auto" and redis_stream.serves(
@@ -244,6 +258,8 @@ class EventCollector:
                 if isinstance(exc, connection_errors):  # the broker went away: report, back off, retry
                     self._on_connection_error(exc)
                 else:  # a bug, not an outage: say so with its traceback, and subscribe again after the backoff
+                    if self.broker.connected:
+                        self.open_gap("event receiver restarted")
                     self.count_internal_error()
                     log.exception("the event receiver failed; subscribing again")
             else:
@@ -274,20 +290,45 @@ class EventCollector:
         was_connected = self.broker.connected
         if was_connected and self.ping_broker():
             self.broker.stream_cuts += 1
+            self.open_gap("subscriber cut: the broker closed the event subscription")
             error = ("the broker closed the event subscription while it still answers "
                      f"(Redis cuts subscribers that fall behind); events were lost: {error}")
             log.warning("event stream cut by %s: %s", self.broker.url, error)
         elif was_connected:
+            self.open_gap("broker connection lost")
             log.warning("lost the broker at %s: %s; reconnecting", self.broker.url, error)
         elif self.broker.error != error:
             log.warning("cannot reach the broker at %s (%s); retrying", self.broker.url, error)
         self.broker.set("reconnecting" if was_connected or self.broker.status != "connecting"
                         else "connecting", error)
 
+    def open_gap(self, cause: str) -> None:
+        """Events may be lost from the last one received until the next subscription (``on_subscribed``)."""
+        if self._gap is None:
+            self._gap = (time.time() - (time.monotonic() - self.last_event_at), cause)
+
+    def _close_gap(self, start: float, cause: str) -> None:
+        end = time.time()
+        start = min(start, end)
+        gap = {"start": start, "end": end, "cause": cause}
+        self.broker.add_gap(gap)
+        self.unsaved_gaps.append(gap)
+        log.warning("events may be missing between %s and %s (%s)", _clock(start), _clock(end), cause)
+
+    def take_gaps(self) -> list[dict[str, Any]]:
+        gaps, self.unsaved_gaps = self.unsaved_gaps, []
+        return gaps
+
     def on_subscribed(self) -> None:
         """Mark the stream live once the receiver's queue is bound."""
         if not self.broker.connected:
             log.info("subscribed to Celery events on %s", self.broker.url)
+        if self.down_since is not None:  # the first subscription since the start
+            self._close_gap(self.down_since, "dashboard stopped")
+            self.down_since = None
+        if self._gap is not None:
+            self._close_gap(*self._gap)
+            self._gap = None
         self.broker.set("connected")
         self._subscribed_this_attempt = True
         self.last_event_at = time.monotonic()
@@ -406,6 +447,7 @@ class EventCollector:
                 log.info("no event for %.1f s while workers are due to beat; pinging %s", silence, self.broker.url)
                 if not self.ping_broker():
                     self._mark_unresponsive(silence)
+                self.open_gap("broker unresponsive")
             if self.broker.connected:
                 for hostname, last_heartbeat in self.cluster.expire(now, self.listening_since):
                     log.warning("worker %s lost: no heartbeat for %.1f s", hostname, now - last_heartbeat)
@@ -421,6 +463,7 @@ class EventCollector:
                 log.info("no event for %.1f s; pinging %s", silence, self.broker.url)
             if self.broker.status == "unresponsive" or not self.ping_broker():
                 self._mark_unresponsive(silence)
+                self.open_gap("broker unresponsive")
                 log.warning("no event for %.0f s and %s does not answer; restarting the receiver",
                             silence, self.broker.url)
                 self.restart_requested = True
@@ -479,3 +522,8 @@ def make_celery_app(settings: Settings) -> Celery:
         accept_content=["json"],
     )
     return app
+
+
+def _clock(at: float) -> str:
+    """A wall time for the log, in UTC to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .events import EventCollector
+from .events import GAPS_SHOWN, EventCollector
 from .stats import Row
 from .store import TaskStore, is_storage_failure
 
@@ -72,7 +72,19 @@ class HistoryWriter:
         recent = self.run_blocking(self.store.recent, limit, False)  # finished tasks' timelines stay stored
         self.cluster.restore(reversed(recent))  # oldest first, so the newest end most recent
         log.info("loaded %d recent tasks from %s", len(recent), self.store.path)
+        collector = self.collector
+        collector.down_since = self.run_blocking(self.store.last_seen_running)
+        for gap in reversed(self.run_blocking(self.store.gaps, None, None, GAPS_SHOWN)):
+            collector.broker.add_gap(gap)
+        self.mark("alive_at")
         return len(recent)
+
+    def mark(self, key: str) -> None:
+        """Note in the store that the dashboard is alive now (every minute) or stopped cleanly."""
+        try:
+            self.run_blocking(self.store.mark, key, time.time())
+        except Exception as exc:  # only the length of a later downtime gap depends on it
+            self.report_failure(exc, "marking the dashboard alive in")
 
     def run(self) -> None:
         """Write every interval until ``stop``."""
@@ -81,11 +93,21 @@ class HistoryWriter:
             self.flush()
 
     def prune_loop(self) -> None:
-        """Prune every prune interval until ``stop``; a prune can take a while and runs on its own."""
+        """Prune every prune interval until ``stop``; a prune can take a while and runs on its own.
+        The query statistics are looked after here too: at start, and after each prune."""
+        self.analyze()
         while not self.stopping:
             self.collector.sleep(PRUNE_INTERVAL_SECONDS)
             if not self.stopping:
+                self.mark("alive_at")
                 self.prune()
+                self.analyze()
+
+    def analyze(self) -> None:
+        try:
+            self.run_blocking(self.store.analyze)
+        except Exception as exc:  # slower queries, never a stopped history
+            self.report_failure(exc, "refreshing the query statistics of")
 
     def stop(self) -> None:
         self.stopping = True
@@ -101,6 +123,8 @@ class HistoryWriter:
         with self._flushing:
             written = self._flush(final=True)
             self.closed = True
+        if written:
+            self.mark("stopped_at")
         return written
 
     def _flush(self, hold_seconds: float = 0.0, final: bool = False) -> bool:
@@ -112,6 +136,13 @@ class HistoryWriter:
             except Exception as exc:  # depth history is a nicety: never stop the task history for it
                 self.report_failure(exc, "writing queue depths to")
         self._write_stats(math.inf if final else now)
+        gaps = self.collector.take_gaps()
+        if gaps:
+            try:
+                self.run_blocking(self.store.save_gaps, gaps)
+            except Exception as exc:  # kept for the next flush
+                self.collector.unsaved_gaps[:0] = gaps
+                self.report_failure(exc, "writing gaps to")
         for task in tasks:
             self.pending_tasks[task["uuid"]] = task
         self.pending_events.extend(events)

@@ -64,6 +64,8 @@ QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
 #: Written beside the file when the background check finds damage; the next open then checks
 #: in full, moves a damaged file aside and rescues what it can (see ``_open``).
 DAMAGED_SUFFIX = ".damaged"
+#: Stored tasks from which the query planner gets statistics (``analyze``); below, any plan is fast.
+ANALYZE_MIN_TASKS = 10_000
 #: Tasks deleted per prune transaction (~0.2 s at a million tasks), so a waiting writer never waits long.
 PRUNE_CHUNK_TASKS = 1_000
 #: Pause between prune transactions, longer than SQLite's longest busy-retry sleep (0.1 s),
@@ -258,7 +260,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX worker_active_minute ON worker_active (minute)",
     ),
+    (  # 11: intervals in which events may have been lost (a reconnect, a cut, the dashboard's own downtime)
+        "CREATE TABLE gaps (id INTEGER PRIMARY KEY, start REAL NOT NULL, end REAL NOT NULL, cause TEXT NOT NULL)",
+        "CREATE INDEX gaps_end ON gaps (end)",
+        # "alive_at": written every minute while the dashboard runs; "stopped_at": on a clean stop
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID",
+    ),
 ]
+#: Gaps one query returns at most.
+GAPS_MAX = 1000
 #: Alerts ``alerts_page`` returns at most.
 ALERTS_PAGE_MAX = 500
 #: Steps of the stored analytics, in seconds, and how long each is kept at least.
@@ -638,6 +648,64 @@ class TaskStore:
                                     (now,)).fetchall()
         return [{"rule": r[0], "subject": r[1], "until": r[2], "who": r[3], "at": r[4]} for r in rows]
 
+    def analyze(self, force: bool = False) -> bool:
+        """Refresh the query planner's statistics (``ANALYZE tasks``) when the number of tasks has
+        doubled or halved since they were taken, or was never taken past ``ANALYZE_MIN_TASKS``;
+        return whether it ran.
+
+        Without them SQLite takes every filter index as equally selective and may walk the queue
+        index (a third of all tasks) where the name index holds a thirtieth. The statistics say
+        how many rows a value of each index holds on average; ANALYZE reads every index once
+        (~0.9 s over a million tasks, a write transaction meanwhile), so it runs only on such changes.
+        """
+        conn = self._conn()
+        count = conn.execute("SELECT max(id) - min(id) + 1 FROM tasks").fetchone()[0] or 0  # ~the row count, at once
+        row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'tasks_name'").fetchone() \
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() else None
+        taken = int(row[0].split()[0]) if row else 0
+        if not force and (count < ANALYZE_MIN_TASKS or (taken and taken / 2 <= count <= taken * 2)):
+            return False
+        started = time.monotonic()
+        conn.execute("ANALYZE tasks")
+        log.info("task store %s: query statistics refreshed over about %d tasks in %.1f s", self.path, count,
+                 time.monotonic() - started)
+        return True
+
+    def save_gaps(self, gaps: list[dict[str, Any]]) -> None:
+        """Store intervals in which events may have been lost: ``{"start", "end", "cause"}`` each."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.executemany("INSERT INTO gaps (start, end, cause) VALUES (?, ?, ?)",
+                             [(g["start"], g["end"], _text(g["cause"])) for g in gaps])
+
+    def gaps(self, since: float | None = None, until: float | None = None,
+             limit: int = GAPS_MAX) -> list[dict[str, Any]]:
+        """The stored gaps overlapping [since, until] (either open), newest first, at most ``limit``."""
+        rows = self._conn().execute(
+            "SELECT start, end, cause FROM gaps WHERE end >= ? AND start <= ? ORDER BY end DESC LIMIT ?",
+            (-math.inf if since is None else since, math.inf if until is None else until,
+             min(limit, GAPS_MAX))).fetchall()
+        return [{"start": r[0], "end": r[1], "cause": r[2]} for r in rows]
+
+    def mark(self, key: str, at: float) -> None:
+        """Note when the dashboard was last alive (``alive_at``) or stopped cleanly (``stopped_at``)."""
+        conn = self._conn()
+        with self._transaction(conn):
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, at))
+
+    def last_seen_running(self) -> float | None:
+        """When a dashboard last ran on this history: its clean stop, else the latest of its last minute
+        mark and its newest task update; None for a new history."""
+        conn = self._conn()
+        marks = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        alive, stopped = marks.get("alive_at"), marks.get("stopped_at")
+        if stopped is not None and (alive is None or stopped >= alive):
+            return float(stopped)
+        row = conn.execute("SELECT max(updated_sort) FROM tasks").fetchone()
+        updated = row[0] if row and row[0] and math.isfinite(row[0]) else None
+        candidates = [v for v in (alive, updated) if v is not None]
+        return float(max(candidates)) if candidates else None
+
     def prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         conn = self._conn()
@@ -652,6 +720,7 @@ class TaskStore:
             conn.execute("DELETE FROM markers WHERE at < ?", (hours_cutoff,))
             conn.execute("DELETE FROM alerts WHERE resolved < ?", (hours_cutoff,))
             conn.execute("DELETE FROM silences WHERE until < ?", (now,))
+            conn.execute("DELETE FROM gaps WHERE end < ?", (cutoff,))
         failed = ", ".join("?" * len(FAILED_STATES))
         if self.keep_failed_seconds is None:
             deleted += self._delete_while(conn, "SELECT id FROM tasks WHERE updated_sort < ? "
@@ -853,16 +922,26 @@ class TaskStore:
         keys = (*columns, "tasks.id")
         direction = "DESC" if descending else "ASC"
         order = ", ".join(f"{c} {direction}" for c in keys)
-        keyset = f"({', '.join(keys)}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})"
+        # With other filters, a sort other than by time must not drive the plan through its keyset
+        # bound (a range over the runtime or name index, filtered row by row: seconds over a million
+        # tasks); the unary + leaves the filters' indexes to SQLite's choice.
+        hinted = [f"+{c}" for c in columns] if where and sort not in ("received", "timestamp") else list(columns)
+        keyset = f"({', '.join((*hinted, 'tasks.id'))}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})"
         select = f"SELECT tasks.id, {', '.join(columns)} FROM "
 
         if text.match is None and text.uuid_prefix is None:  # no text filter (no word with a letter or digit)
-            page = conn.execute(f"{select}tasks{_where(where + [keyset] * (keyset_after is not None))} "
-                                f"ORDER BY {order} LIMIT ?", (*params, *(keyset_after or ()), limit + 1)).fetchall()
-            total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
-            estimate = total > EXACT_TOTAL_CAP
-            if estimate:
-                total = self._estimate_total(conn, where, params)
+            sql = f"{select}tasks{_where(where + [keyset] * (keyset_after is not None))} ORDER BY {order} LIMIT ?"
+            arguments = (*params, *(keyset_after or ()), limit + 1)
+            if where and keyset_after is None and _plan_sorts(conn, sql, arguments):
+                # The plan reads every row passing the filters to sort them: the same pass counts them all.
+                counted = conn.execute(sql.replace(" FROM ", ", count(*) OVER () FROM ", 1), arguments).fetchall()
+                page, total, estimate = [row[:-1] for row in counted], counted[0][-1] if counted else 0, False
+            else:
+                page = conn.execute(sql, arguments).fetchall()
+                total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
+                estimate = total > EXACT_TOTAL_CAP
+                if estimate:
+                    total = self._estimate_total(conn, where, params)
         else:
             matches_sql, matches_params = text.ids()
             if _capped_count(conn, matches_sql, matches_params, FTS_DRIVEN_MAX) <= FTS_DRIVEN_MAX:
@@ -876,8 +955,9 @@ class TaskStore:
                                      (*matches_params, *params)).fetchone()[0]
                 estimate = False
             else:
-                page, total, estimate = self._walk_common(conn, text, where, params, select, order, keyset,
-                                                          keyset_after, limit)
+                page, total, estimate = self._walk_common(
+                    conn, text, where, params, select, order, keyset, keyset_after, limit,
+                    WALK_CHUNK_MAX if where and sort not in ("received", "timestamp") else 0)
         more = len(page) > limit
         page = page[:limit]
         by_id = {row[0]: row for row in conn.execute(
@@ -890,8 +970,8 @@ class TaskStore:
         return body
 
     def _walk_common(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any],
-                     select: str, order: str, keyset: str, after: list[Any] | None, limit: int
-                     ) -> tuple[list[tuple[Any, ...]], int, bool]:
+                     select: str, order: str, keyset: str, after: list[Any] | None, limit: int,
+                     prefetch: int = 0) -> tuple[list[tuple[Any, ...]], int, bool]:
         """Page through a common full-text match by walking the sort index in chunks.
 
         Each chunk of rows that pass the other filters is checked against the text match
@@ -905,11 +985,32 @@ class TaskStore:
         walked = 0
         density = 1.0  # the share of walked rows that match, dense until the first chunk shows otherwise
         everything: set[int] | None = None  # every matching id, once read
-        position = after
+        fetched_to = after  # the sort position the rows read so far end at
+        buffered: list[tuple[Any, ...]] = []  # rows read, not walked yet
+        exhausted = False  # the rows read reach the end of the sort
+        others: int | None = None  # the rows passing the other filters, when a read counted them
         size = 4 * (limit + 1)  # grows 4x a step: a dense match fills the page from a narrow id range
+        sql = f"{select}tasks{_where(where + [keyset] * (after is not None))} ORDER BY {order} LIMIT ?"
+        if prefetch and not _plan_sorts(conn, sql, (*params, *(after or ()), 1)):
+            prefetch = 0  # the plan walks the sort index: a larger LIMIT reads more rows
         while len(page) <= limit:
-            chunk = conn.execute(f"{select}tasks{_where(where + [keyset] * (position is not None))} "
-                                 f"ORDER BY {order} LIMIT ?", (*params, *(position or ()), size)).fetchall()
+            if len(buffered) < size and not exhausted:
+                # A plan that reads every row passing the filters and sorts them costs the same whatever
+                # its LIMIT: then one read of the largest chunk serves every step of the walk.
+                want = max(size, prefetch) - len(buffered)
+                sql = f"{select}tasks{_where(where + [keyset] * (fetched_to is not None))} ORDER BY {order} LIMIT ?"
+                if prefetch and fetched_to is None:  # the first read of a sorting plan counts the rows too
+                    rows = conn.execute(sql.replace(" FROM ", ", count(*) OVER () FROM ", 1),
+                                        (*params, want)).fetchall()
+                    others = rows[0][-1] if rows else 0
+                    rows = [row[:-1] for row in rows]
+                else:
+                    rows = conn.execute(sql, (*params, *(fetched_to or ()), want)).fetchall()
+                exhausted = len(rows) < want
+                if rows:
+                    fetched_to = [*rows[-1][1:], rows[-1][0]]
+                buffered.extend(rows)
+            chunk, buffered = buffered[:size], buffered[size:]
             if not chunk:
                 break
             ids = [row[0] for row in chunk]
@@ -931,15 +1032,15 @@ class TaskStore:
             page.extend(row for row in chunk if row[0] in hits)
             walked += len(chunk)
             density = max(len(page), 1) / walked
-            position = [*chunk[-1][1:], chunk[-1][0]]
-            if len(chunk) < size:
+            if exhausted and not buffered:
                 if after is None:  # walked everything from the start: the count is exact
                     return page, len(page), False
                 break
             size = min(size * 4, WALK_CHUNK_MAX)
-        others = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
-        if others > EXACT_TOTAL_CAP:
-            others = self._estimate_total(conn, where, params)
+        if others is None:
+            others = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
+            if others > EXACT_TOTAL_CAP:
+                others = self._estimate_total(conn, where, params)
         estimate = others * len(page) / walked if walked else 0.0
         return page, max(int(round(estimate, -2 if estimate >= 1000 else 0)), len(page)), True
 
@@ -1246,6 +1347,11 @@ def _match_expression(words: list[str]) -> str | None:
 def _where(clauses: Iterable[str]) -> str:
     clauses = list(clauses)
     return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def _plan_sorts(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> bool:
+    """Whether SQLite's plan for ``sql`` sorts its rows (reads all that pass, whatever the LIMIT)."""
+    return any("TEMP B-TREE FOR ORDER BY" in str(step[-1]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
 
 def _capped_count(conn: sqlite3.Connection, select: str, params: Sequence[Any], cap: int) -> int:

@@ -22,6 +22,7 @@ import { mountBacklogBanner } from "./panels/backlog_banner.js";
 import { mountAlertBanner } from "./panels/alert_banner.js";
 import { mountAlerts } from "./panels/alerts.js";
 import { mountPeriodic } from "./panels/periodic.js";
+import { mountGapMarker } from "./panels/gap_marker.js";
 import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
 import { mountTaskSearch } from "./panels/task_search.js";
@@ -46,6 +47,7 @@ const PANELS = {
   "queue-depth-chart": mountQueueDepthChart,
   "worker-active-chart": mountWorkerActiveChart,
   "task-types": mountTaskTypes,
+  "gap-marker": mountGapMarker,
 };
 
 function readBootstrap() {

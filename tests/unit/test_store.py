@@ -383,23 +383,39 @@ def test_large_totals_are_estimated_from_a_sample(store: TaskStore, monkeypatch:
 @pytest.mark.parametrize("sort", ["received", "runtime", "name", "timestamp"])
 @pytest.mark.parametrize("descending", [True, False])
 @pytest.mark.parametrize("q", [None, "cus"])
+@pytest.mark.parametrize("filters", [{}, {"name": "b.y", "worker": "celery@w2"}])  # the keyset hint's case
 def test_cursor_paging_returns_every_row_once_despite_ties(
-        store: TaskStore, sort: str, descending: bool, q: str | None) -> None:
+        store: TaskStore, sort: str, descending: bool, q: str | None, filters: dict[str, Any]) -> None:
     # Ties everywhere: 3 received times, 2 runtimes, 2 names, some runtimes missing.
     shapes = [task(f"t{n:02d}", n % 3, runtime=None if n % 7 == 0 else float(n % 2),
-                   name=("a.x", "b.y")[n % 2], timestamp=T0 + n % 4) for n in range(40)]
+                   name=("a.x", "b.y")[n % 2], worker=("celery@w1", "celery@w2")[n % 5 < 3],
+                   timestamp=T0 + n % 4) for n in range(40)]
     store.write_batch(shapes, [])
+    whole = uuids(store.query(sort=sort, descending=descending, limit=100, q=q, **filters))
     seen: list[str] = []
     cursor = None
     for _ in range(20):
-        result = store.query(sort=sort, descending=descending, limit=6, cursor=cursor, q=q)
+        result = store.query(sort=sort, descending=descending, limit=6, cursor=cursor, q=q, **filters)
         seen.extend(uuids(result))
-        assert len(result["items"]) <= 6 and result["total"] == 40
+        assert len(result["items"]) <= 6 and result["total"] == len(whole)
         cursor = result["next"]
         if cursor is None:
             break
-    assert sorted(seen) == sorted(s["uuid"] for s in shapes)
-    assert len(seen) == len(set(seen))
+    assert seen == whole and len(seen) == len(set(seen))
+    expected = [s["uuid"] for s in shapes if all(s[k] == v for k, v in filters.items())]
+    assert sorted(seen) == sorted(expected)
+
+
+def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
+        store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "ANALYZE_MIN_TASKS", 10)
+    store.write_batch([task(f"a{n}", n) for n in range(5)], [])
+    assert store.analyze() is False  # too few to matter
+    store.write_batch([task(f"b{n}", n) for n in range(15)], [])
+    assert store.analyze() is True and store.analyze() is False
+    store.write_batch([task(f"c{n}", n) for n in range(25)], [])  # 45 > 2 x 20
+    assert store.analyze() is True
+    assert store.analyze(force=True) is True
 
 
 def b64(raw: bytes) -> str:

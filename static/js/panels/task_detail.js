@@ -8,6 +8,7 @@ import {
   EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, taskTypeHref, workerHref,
 } from "../helpers/format.js";
 import { orphanedSpan, runtimeText, withDeltas } from "../helpers/task_timeline.js";
+import { taskGapText } from "../helpers/gaps.js";
 import { mountCopyButtons } from "./copy.js";
 import { renderRetries } from "./task_retries.js";
 import { renderSteps } from "./task_steps.js";
@@ -171,6 +172,9 @@ function renderFields(root, task, orphan) {
   setField(root, "name", task.name ?? "unknown");
   setFieldAttr(root, "task-type", "href", task.name ? taskTypeHref(task.name) : null);
   for (const link of root.querySelectorAll("[data-task-type-link]")) link.hidden = !task.name;
+  const gapNote = taskGapText(task.gaps);
+  setField(root, "gap-note", gapNote);
+  for (const note of root.querySelectorAll("[data-gap-note]")) note.hidden = gapNote === "";
   setField(root, "uuid", task.uuid);
   setField(root, "state", task.state ?? "PENDING");
   setFieldAttr(root, "state", "data-state", task.state ?? "PENDING");

@@ -27,6 +27,7 @@ from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
 from .metrics import build_registry
 from .periodic_service import PeriodicService
+from .reconcile import Reconciler
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
 from .shapes import Alert
@@ -81,6 +82,8 @@ class Dashboard:
                                    self.collector.count_internal_error)
         self.metrics_registry = build_registry(self)
         self.periodic = PeriodicService(self)
+        self.reconciler = Reconciler(self)
+        self.collector.on_gap = self.reconciler.after_gap
         self.alerting = AlertService(self)
 
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
@@ -113,6 +116,9 @@ class Dashboard:
         body = self.collector.health()
         body["limits"] = self.cluster.limits()
         body["live"] = {"clients": len(self.hub.clients), "dropped": self.hub.dropped_clients}
+        reconciler = self.reconciler
+        body["reconciliation"] = {"backend": reconciler.backend_app is not None, "suspects": len(reconciler.suspects),
+                                  "reconciled": reconciler.reconciled, "lost": reconciler.lost}
         return body
 
     def start(self) -> None:
@@ -131,6 +137,7 @@ class Dashboard:
         if self.webhooks.urls:  # --webhook's and the alert file's
             self.socketio.start_background_task(self.webhooks.run)
         self.periodic.start()
+        self.socketio.start_background_task(self.reconciler.run)
         self.alerting.start()
 
     def stop(self) -> None:
@@ -141,6 +148,7 @@ class Dashboard:
         self.sampler.stop()
         self.history.stop()
         self.periodic.stop()
+        self.reconciler.stop()
         self.alerting.stop()
 
     def close(self) -> None:

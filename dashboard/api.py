@@ -19,6 +19,8 @@ from .model import READY_STATES, TASK_STATES
 from .state import event_key
 from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
+from .events import GAPS_SHOWN
+from .redact import mask_known
 from .store import GAPS_MAX, StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -401,8 +403,17 @@ def task(uuid: str) -> Response | tuple[Response, int]:
     times = [t for t in (detail.get(k) for k in ("sent", "received", "started", "succeeded", "failed", "retried",
                                                   "revoked", "rejected", "timestamp")) if isinstance(t, (int, float))]
     finished = detail.get("state") in READY_STATES
-    detail["gaps"] = _gaps(min(times), max(times) if finished else time.time()) if times else []
+    detail["gaps"] = _task_gaps(min(times), max(times) if finished else time.time()) if times else []
     return jsonify(detail)
+
+
+def _task_gaps(since: float, until: float) -> list[dict[str, Any]]:
+    """The gaps a task's life crosses: from the latest ones in memory when they reach back before its
+    start (no store round trip on a busy page), else from the store."""
+    recent = list(current_app.extensions["dashboard"].collector.broker.gaps)  # in the order they closed
+    if len(recent) < GAPS_SHOWN or since > recent[0]["end"]:  # nothing older can reach into its life
+        return [g for g in reversed(recent) if g["end"] >= since and g["start"] <= until]
+    return _gaps(since, until)
 
 
 def _gaps(since: float | None, until: float | None, limit: int = GAPS_MAX) -> list[dict[str, Any]]:
@@ -412,6 +423,22 @@ def _gaps(since: float | None, until: float | None, limit: int = GAPS_MAX) -> li
     fresh = [g for g in dashboard.collector.unsaved_gaps
              if (since is None or g["end"] >= since) and (until is None or g["start"] <= until)]
     return sorted(fresh + stored, key=lambda g: -g["end"])[:limit]
+
+
+@bp.post("/tasks/<uuid>/result")
+def look_up_result(uuid: str) -> Response | tuple[Response, int]:
+    """Read one task's result-backend record (``--app``'s backend); a task still shown unfinished that
+    the backend knows as finished moves on, marked as reconciled."""
+    dashboard = current_app.extensions["dashboard"]
+    if dashboard.reconciler.backend_app is None:
+        return error("no result backend: start the dashboard with --app naming an app that has one", 404)
+    try:
+        body = dashboard.reconciler.look_up(uuid)
+    except Exception as exc:  # the backend is down or refuses: say so, never a 500
+        backend_url = str(dashboard.reconciler.backend_app.conf.result_backend or "")
+        return error(f"the result backend did not answer: {type(exc).__name__}: "
+                     f"{mask_known(str(exc), backend_url)}"[:500], 503)
+    return jsonify(body)
 
 
 @bp.get("/gaps")
@@ -432,7 +459,7 @@ def _retry_preflight(detail: dict[str, Any]) -> dict[str, Any]:
     dashboard = current_app.extensions["dashboard"]
     preflight: dict[str, Any] = {"retryable": False, "reason": None, "name": detail.get("name"), "args": None,
                                  "kwargs": None, "queue": detail.get("queue")}
-    lost = detail.get("orphaned") and detail.get("state") in ("RECEIVED", "STARTED")
+    lost = (detail.get("orphaned") or detail.get("lost")) and detail.get("state") in ("RECEIVED", "STARTED", "RETRY")
     if detail.get("state") not in RETRYABLE_STATES and not lost:
         preflight["reason"] = f"a {detail.get('state')} task is not retried: only failed, revoked, rejected or lost ones"
         return preflight

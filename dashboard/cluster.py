@@ -19,6 +19,9 @@ from .queues import QueueBook
 from .settings import Settings
 from .shapes import Change, Counters, Limits, QueueAlert, WorkerAlert
 from .model import READY_STATES
+
+#: The states reconciliation checks after a gap: a task in one of them may have moved on unseen.
+UNFINISHED_STATES = frozenset(("PENDING", "RECEIVED", "STARTED", "RETRY"))
 from .state import ClusterState
 from .stats import LIVE_SECONDS, Row, TaskStats, host_label
 
@@ -65,6 +68,21 @@ class Cluster:
                 except Exception as exc:  # a bug in the model must not stop the stream: the caller reports it
                     failed.append((event, exc))
         return failed
+
+    def unfinished(self, uuids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The tasks held that are PENDING, RECEIVED or STARTED and not found lost (all, or of ``uuids``):
+        ``{"uuid", "state", "name", "worker", "since"}``, ``since`` its first sight (sent, else received)."""
+        with self._lock:
+            tasks = self._state.tasks
+            chosen = tasks.values() if uuids is None else (tasks[u] for u in uuids if u in tasks)
+            return [{"uuid": t.uuid, "state": t.state, "name": t.name, "worker": t.worker,
+                     "since": t.sent or t.received or t.timestamp}
+                    for t in chosen if t.state in UNFINISHED_STATES and t.lost is None]
+
+    def mark_lost(self, uuids: Iterable[str], reason: str) -> list[str]:
+        """Take these tasks as no longer in flight (see ``ClusterState.mark_lost``); return those marked."""
+        with self._lock:
+            return self._state.mark_lost(uuids, reason)
 
     def apply_inspect(self, replies: dict[str, dict[str, Any]], errors: dict[str, str | None], now: float) -> None:
         """Keep each worker's inspect replies (and the error of those that did not answer)."""

@@ -213,6 +213,7 @@ class EventCollector:
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._gap: tuple[float, str] | None = None  # an open gap: since when events may be lost, and why
         self.unsaved_gaps: list[dict[str, Any]] = []  # closed gaps for the history writer
+        self.on_gap: Callable[[dict[str, Any]], None] | None = None  # told of each closed gap (reconciliation)
         #: When a dashboard last ran on this history (set by the history at start): the first
         #: subscription closes the gap of the downtime since.
         self.down_since: float | None = None
@@ -313,6 +314,8 @@ class EventCollector:
         gap = {"start": start, "end": end, "cause": cause}
         self.broker.add_gap(gap)
         self.unsaved_gaps.append(gap)
+        if self.on_gap is not None:
+            self.on_gap(gap)
         log.warning("events may be missing between %s and %s (%s)", _clock(start), _clock(end), cause)
 
     def take_gaps(self) -> list[dict[str, Any]]:

@@ -121,6 +121,7 @@ class Task:
     parent_id: str | None = _stored(TEXT, from_event=True)
     root_id: str | None = _stored(TEXT, from_event=True)
     orphaned: bool = _stored(FLAG, False)  # in flight on a worker that was lost
+    lost: str | None = _stored(TEXT)  # why it is no longer taken as in flight (reconciliation), or None
     progress: dict[str, Any] | None = _stored(JSON)  # the latest task-progress: current and total
     events: list[dict[str, Any]] | None = field(default_factory=list)  # the timeline, oldest first
 
@@ -213,7 +214,7 @@ TASK_FIELDS: tuple[str, ...] = tuple(name for name, _ in TASK_COLUMNS)
 #: Task fields an event sets directly.
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Task) if f.metadata.get("from_event"))
 #: Fields a replay of the timeline recomputes: all but the id, the state (reset to PENDING) and the orphan flag.
-REPLAYED_FIELDS: tuple[str, ...] = tuple(n for n in TASK_FIELDS if n not in ("uuid", "state", "orphaned"))
+REPLAYED_FIELDS: tuple[str, ...] = tuple(n for n in TASK_FIELDS if n not in ("uuid", "state", "orphaned", "lost"))
 _task_shape = _shape_function(TASK_FIELDS, ", 'children': list(children or ())")
 assert {f.name for f in fields(Task) if f.metadata.get("when")} == {s[5:] for s in TASK_EVENT_TO_STATE}
 
@@ -229,6 +230,7 @@ class Worker:
     pool: str | None = _published()
     concurrency: int | None = _published()
     processed: int = _published(0)
+    processed_base: int | None = _published()  # the least ``processed`` seen: at first sight, or since a restart
     active: int = _published(0)
     loadavg: list[float] | None = _published()
     sw_ident: str | None = _published()
@@ -256,6 +258,11 @@ class Worker:
         timestamp = event.get("timestamp")
         received = event.get("local_received")
         revived_from = None
+        processed = event.get("processed")
+        if isinstance(processed, int) and (self.processed_base is None or processed < self.processed_base):
+            # The least count seen, from every event that carries one (even those applied no further):
+            # at first sight, or since a restart; the same whatever order the events arrive in.
+            self.processed_base = processed
         if event_type == "worker-offline":
             self.offline_at = timestamp
             self.offline_received = received

@@ -88,6 +88,7 @@ class Settings:
     metrics_public: bool = False  # /metrics answers without credentials even when --auth-file is set
     alerts_file: str | None = None  # alert rules (TOML)
     alert_interval_seconds: float = 5.0  # how often the alert rules are checked
+    stale_after_seconds: float = 3600.0  # an unfinished task no worker holds after a gap is marked lost this old
     periodic_grace_seconds: float | None = None  # a periodic run this late is missed; None: 10 % of its interval, >= 30 s
     behind_proxy: bool = False  # trust one proxy's X-Forwarded-For and X-Forwarded-Proto
 
@@ -282,6 +283,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("alerts", "alerts_file", str),
     ("alert-interval", "alert_interval_seconds", _positive_float("alert-interval")),
     ("periodic-grace", "periodic_grace_seconds", _positive_float("periodic-grace")),
+    ("stale-after", "stale_after_seconds", _duration("stale-after")),
 )
 #: (flag, Settings field, help) of every option that is on or off.
 _SWITCHES: tuple[tuple[str, str, str], ...] = (

@@ -363,10 +363,21 @@ class ClusterState:
         return min(waiting.values()) if waiting else None
 
     def started_tasks(self) -> list[Task]:
-        """Return the tasks running now (STARTED on some worker)."""
+        """Return the tasks running now (STARTED on some worker; not those found lost)."""
         tasks = self.tasks
         return [tasks[u] for uuids in self._in_flight.values() for u in uuids
-                if u in tasks and tasks[u].state == "STARTED"]
+                if u in tasks and tasks[u].state == "STARTED" and tasks[u].lost is None]
+
+    def mark_lost(self, uuids: Iterable[str], reason: str) -> list[str]:
+        """Take these tasks as no longer in flight, saying why (only those still unfinished); return them."""
+        marked = []
+        for uuid in uuids:
+            task = self.tasks.get(uuid)
+            if task is not None and task.state not in READY_STATES and task.lost is None:
+                task.lost = reason
+                marked.append(uuid)
+                self.journal.append(Record(TASK, uuid))
+        return marked
 
     def recent_tasks(self) -> Iterator[Task]:
         """Yield tasks, most recently updated first."""

@@ -266,6 +266,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # "alive_at": written every minute while the dashboard runs; "stopped_at": on a clean stop
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID",
     ),
+    (  # 12: why a task is no longer taken as in flight (events missed, and no worker holds it)
+        "ALTER TABLE tasks ADD COLUMN lost TEXT",
+    ),
 ]
 #: Gaps one query returns at most.
 GAPS_MAX = 1000

@@ -127,7 +127,8 @@ def tasks() -> str | Response:
 def task(uuid: str) -> tuple[str, int]:
     dashboard = current_app.extensions["dashboard"]
     known = dashboard.cluster.task_detail(uuid)[0] is not None or dashboard.run_blocking(dashboard.store.exists, uuid)
-    return render_template("task.html", bootstrap=bootstrap("task", uuid=uuid)), 200 if known else 404
+    return render_template("task.html", bootstrap=bootstrap(
+        "task", uuid=uuid, result_backend=dashboard.reconciler.backend_app is not None)), 200 if known else 404
 
 
 @bp.get("/task-types")

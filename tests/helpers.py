@@ -169,14 +169,14 @@ def start_redis(port: int, log_dir: Path, name: str = "redis") -> Proc:
 
 
 def start_worker(broker_url: str, name: str, log_dir: Path, concurrency: int = 10,
-                 queues: str | None = None, pool: str = "eventlet") -> Proc:
+                 queues: str | None = None, pool: str = "eventlet", env: dict[str, str] | None = None) -> Proc:
     """Start a real Celery worker of the demo app (eventlet pool unless told, 1 s heartbeats) as ``name@test``."""
     args = [PYTHON, "-m", "celery", "-A", "dashboard.demo.tasks", "worker", "-E", "-P", pool,
             "-c", str(concurrency), "-n", f"{name}@test", "--heartbeat-interval", "1", "-l", "warning",
             "--without-gossip", "--without-mingle"]  # no waiting for replies of other workers at start
     if queues:
         args += ["-Q", queues]
-    return Proc(f"worker-{name}", args, log_dir, env={"CELERY_BROKER_URL": broker_url})
+    return Proc(f"worker-{name}", args, log_dir, env={"CELERY_BROKER_URL": broker_url, **(env or {})})
 
 
 class DashboardProc:
@@ -218,13 +218,14 @@ def wait_serving(dashboard: DashboardProc, timeout: float) -> None:
 
 
 def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False,
-                    extra_args: tuple[str, ...] = (), port: int | None = None) -> DashboardProc:
+                    extra_args: tuple[str, ...] = (), port: int | None = None,
+                    env: dict[str, str] | None = None) -> DashboardProc:
     """Start the dashboard (``run.py``, or ``python -m dashboard`` for threading) and wait until it serves."""
     port = port or free_port()
     entry = ["-m", "dashboard"] if threading_mode else ["run.py"]
     args = [PYTHON, *entry, "--broker", broker_url, "--port", str(port),
             "--db", str(log_dir / "dashboard.db"), "--flush-interval", "0.1", *extra_args]
-    proc = Proc("dashboard-threading" if threading_mode else "dashboard", args, log_dir)
+    proc = Proc("dashboard-threading" if threading_mode else "dashboard", args, log_dir, env=env)
     dashboard = DashboardProc(proc, port)
     try:
         wait_serving(dashboard, DASHBOARD_START_SECONDS)

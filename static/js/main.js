@@ -23,6 +23,7 @@ import { mountAlertBanner } from "./panels/alert_banner.js";
 import { mountAlerts } from "./panels/alerts.js";
 import { mountPeriodic } from "./panels/periodic.js";
 import { mountGapMarker } from "./panels/gap_marker.js";
+import { mountResultLookup } from "./panels/result_lookup.js";
 import { mountQueueDetail } from "./panels/queue_detail.js";
 import { mountNotifications } from "./panels/notifications.js";
 import { mountTaskSearch } from "./panels/task_search.js";
@@ -97,6 +98,8 @@ function main() {
       uuid: bootstrap.uuid, enabled: bootstrap.actions === true, links: detail.querySelector("[data-retry-links]"),
     }) : undefined;
     mountTaskDetail(detail, store, { uuid: bootstrap.uuid, live, announce, onTask });
+    const lookup = detail.querySelector("[data-result-lookup]");
+    if (lookup && bootstrap.result_backend === true) mountResultLookup(lookup, { uuid: bootstrap.uuid });
   }
   const workerDetail = document.querySelector('[data-panel="worker-detail"]');
   if (workerDetail && bootstrap.page === "worker" && bootstrap.hostname) {

@@ -77,9 +77,11 @@ def test_workers_without_task_events_get_a_hint(page: Page, redis_port: int, tmp
     def heartbeats() -> None:  # what a worker without -E sends: worker events only
         with app.connection_for_write() as connection:
             dispatcher = EventDispatcher(connection, hostname="quiet@test", app=app)
+            processed = 40  # tasks it ran before the dashboard saw it; one more each beat, none of them seen
             while not stop.is_set():
-                dispatcher.send("worker-heartbeat", freq=1.0, active=0, processed=0,
+                dispatcher.send("worker-heartbeat", freq=1.0, active=0, processed=processed,
                                 loadavg=[0.1, 0.1, 0.1], sw_ident="py-celery", sw_ver="5.7.0", sw_sys="Linux")
+                processed += 1
                 stop.wait(1.0)
 
     beating = threading.Thread(target=heartbeats, daemon=True)
@@ -87,8 +89,11 @@ def test_workers_without_task_events_get_a_hint(page: Page, redis_port: int, tmp
     try:
         page.clock.install()
         page.goto(dashboard.url + "/")
-        expect(page.locator('[data-panel="workers"] [data-hostname="quiet@test"]')).to_have_attribute("data-status", "online")
+        card = page.locator('[data-panel="workers"] [data-hostname="quiet@test"]')
+        expect(card).to_have_attribute("data-status", "online")
         expect(page.get_by_text("no task events have arrived")).to_have_count(0)
+        # Its heartbeats count tasks processed since the dashboard saw it, and no task event came: its card says so.
+        expect(card.locator('[data-field="no-events"]')).to_have_text("started without -E", timeout=15_000)
         page.clock.fast_forward(11_000)
         expect(page.get_by_text("no task events have arrived")).to_be_visible()
     finally:

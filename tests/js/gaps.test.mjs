@@ -24,3 +24,14 @@ test("a task whose life crosses gaps says so; one that crosses none says nothing
   const text = taskGapText([gap(NOW - 10, NOW - 5, "dashboard stopped"), gap(NOW - 50, NOW - 40)]);
   assert.match(text, /^This task's life crosses a gap in the event stream: events may be missing between .* \(dashboard stopped\), and 1 more\. /);
 });
+
+test("the result look-up says what the backend knows, and whether the task moved on", async () => {
+  const { lookupText } = await import("../../static/js/helpers/gaps.js");
+  assert.equal(lookupText({ status: 200, body: { state: "SUCCESS", result: "'ok'", applied: true } }),
+    "The result backend says SUCCESS: 'ok'. The task was moved on to that state, marked as reconciled.");
+  assert.equal(lookupText({ status: 200, body: { state: "FAILURE", result: "x", applied: false } }), "The result backend says FAILURE.");
+  assert.match(lookupText({ status: 200, body: { state: "PENDING" } }), /does not know this task/);
+  assert.equal(lookupText({ status: 503, statusText: "Service Unavailable", body: { error: "the result backend did not answer: x" } }),
+    "the result backend did not answer: x");
+  assert.equal(lookupText({ networkError: "offline" }), "Could not reach the dashboard: offline");
+});

@@ -136,3 +136,13 @@ test("a worker's outcomes read as one line, missing counts as zero", () => {
   assert.equal(outcomesText({ succeeded: 12, failed: 1, retried: 3 }, fmt), "12 succeeded · 1 failed · 3 retried");
   assert.equal(outcomesText({}, fmt), "0 succeeded · 0 failed · 0 retried");
 });
+
+test("a worker whose heartbeats count tasks but whose task events never came is started without -E", async () => {
+  const { withoutEventsText, NO_EVENTS_AFTER_TASKS } = await import("../../static/js/helpers/worker_info.js");
+  const worker = { status: "online", processed_base: 10, processed: 10 + NO_EVENTS_AFTER_TASKS, succeeded: 0, failed: 0, retried: 0 };
+  assert.equal(withoutEventsText(worker), "started without -E");
+  assert.equal(withoutEventsText({ ...worker, processed: 11 }), ""); // a heartbeat may run ahead of an event
+  assert.equal(withoutEventsText({ ...worker, succeeded: 1 }), "");
+  assert.equal(withoutEventsText({ ...worker, status: "lost" }), "");
+  assert.equal(withoutEventsText({ ...worker, processed_base: null }), "");
+});

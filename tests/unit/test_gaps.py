@@ -88,8 +88,12 @@ def test_bad_gap_parameters_are_400(client: Any, query: str) -> None:
 
 def test_gaps_are_listed_and_a_task_whose_life_crosses_one_says_so(client: Any) -> None:
     dashboard = client.application.extensions["dashboard"]
-    dashboard.store.save_gaps([{"start": 100.0, "end": 200.0, "cause": "broker connection lost"}])
-    dashboard.collector.unsaved_gaps.append({"start": 300.0, "end": 310.0, "cause": "subscriber cut"})
+    stored = {"start": 100.0, "end": 200.0, "cause": "broker connection lost"}
+    dashboard.store.save_gaps([stored])
+    dashboard.collector.broker.add_gap(stored)  # as the history's warm-up loads it
+    fresh = {"start": 300.0, "end": 310.0, "cause": "subscriber cut"}
+    dashboard.collector.unsaved_gaps.append(fresh)
+    dashboard.collector.broker.add_gap(fresh)
     assert client.get("/api/gaps").get_json() == {"gaps": [
         {"start": 300.0, "end": 310.0, "cause": "subscriber cut"},
         {"start": 100.0, "end": 200.0, "cause": "broker connection lost"}]}
@@ -104,5 +108,10 @@ def test_gaps_are_listed_and_a_task_whose_life_crosses_one_says_so(client: Any) 
         {"type": "task-succeeded", "uuid": "clear", "timestamp": 220.0, "hostname": "w@h", "result": "1",
          "runtime": 1.0, "local_received": 220.0},
     ])
+    assert [g["start"] for g in client.get("/api/tasks/crossing").get_json()["gaps"]] == [100.0]
+    assert client.get("/api/tasks/clear").get_json()["gaps"] == []
+    # Twenty later gaps in memory: a task older than all of them is looked up in the store.
+    for n in range(20):
+        dashboard.collector.broker.add_gap({"start": 1000.0 + n * 10, "end": 1005.0 + n * 10, "cause": "x"})
     assert [g["start"] for g in client.get("/api/tasks/crossing").get_json()["gaps"]] == [100.0]
     assert client.get("/api/tasks/clear").get_json()["gaps"] == []

@@ -30,7 +30,7 @@ def task(uuid: str, n: int = 0, **fields: Any) -> dict[str, Any]:
         "retried": None, "revoked": None, "rejected": None, "timestamp": received + 0.5, "runtime": 0.4,
         "retries": 0, "args": f"({n}, 'cus_{n:06d}')", "kwargs": "{}", "eta": None, "expires": None,
         "result": "'ok'", "exception": None, "traceback": None, "retry_errors": None, "parent_id": None, "root_id": uuid,
-        "children": [], "orphaned": False, "progress": None,
+        "children": [], "orphaned": False, "lost": None, "progress": None,
     }
     shape.update(fields)
     return shape

@@ -34,3 +34,16 @@ export function taskGapText(gaps) {
   const more = gaps.length > 1 ? `, and ${gaps.length - 1} more` : "";
   return `${first}${more}. Its state and timeline may miss what happened then.`;
 }
+
+/** The outcome of the task page's "Look up result" (postAction's answer to POST /api/tasks/<uuid>/result). */
+export function lookupText(answer) {
+  if (answer.networkError) return `Could not reach the dashboard: ${answer.networkError}`;
+  const body = answer.body ?? {};
+  if (answer.status !== 200) return body.error ?? `${answer.status} ${answer.statusText}`;
+  if (body.state === "PENDING") {
+    return "The result backend does not know this task (PENDING): it may not have finished, or it does not store its result (ignore_result).";
+  }
+  const result = body.state === "SUCCESS" && body.result !== undefined ? `: ${body.result}` : "";
+  const applied = body.applied ? " The task was moved on to that state, marked as reconciled." : "";
+  return `The result backend says ${body.state}${result}.${applied}`;
+}

@@ -114,7 +114,7 @@ function reportedRuntime(events, run) {
   return isNumber(end?.runtime) && end.runtime >= 0 ? end.runtime : null;
 }
 
-/** Task states in flight on a worker: the ones its loss leaves orphaned. */
+/** Task states in flight on a worker: the ones its loss leaves orphaned (or reconciliation finds lost). */
 const IN_FLIGHT_STATES = new Set(["RECEIVED", "STARTED"]);
 
 /**
@@ -134,7 +134,7 @@ const IN_FLIGHT_STATES = new Set(["RECEIVED", "STARTED"]);
  * Both are fixed once the worker is silent, so the value does not tick.
  */
 export function orphanedSpan(task, { worker = null, events = null } = {}) {
-  if (!task?.orphaned || !IN_FLIGHT_STATES.has(task.state)) return null;
+  if (!(task?.orphaned || task?.lost) || !IN_FLIGHT_STATES.has(task.state)) return null;
   const run = events?.length ? attempts(events).at(-1) : null;
   const from = firstNumber(run?.started, run?.received, task.started, task.received);
   if (from === null) return null;

@@ -17,6 +17,21 @@ export function outcomesText(worker, formatInteger) {
   return `${count(worker?.succeeded)} succeeded · ${count(worker?.failed)} failed · ${count(worker?.retried)} retried`;
 }
 
+/** Tasks a worker must have processed since the dashboard first saw it, with no task event, to be
+ * taken as started without -E (a heartbeat may count a task just before its event arrives). */
+export const NO_EVENTS_AFTER_TASKS = 3;
+
+/**
+ * "started without -E" when the worker's heartbeats count tasks processed since the dashboard first saw
+ * it but none of their outcome events arrived; "" otherwise.
+ */
+export function withoutEventsText(worker) {
+  const base = worker?.processed_base;
+  if (worker?.status !== "online" || !Number.isFinite(base) || !Number.isFinite(worker.processed)) return "";
+  const outcomes = [worker.succeeded, worker.failed, worker.retried].reduce((sum, n) => sum + (Number.isFinite(n) ? n : 0), 0);
+  return worker.processed - base >= NO_EVENTS_AFTER_TASKS && outcomes === 0 ? "started without -E" : "";
+}
+
 const BYTES_PER_KIB = 1024;
 /** Systems whose `ru_maxrss` is in bytes; elsewhere (Linux) it is in KiB. */
 const MAXRSS_IN_BYTES = new Set(["Darwin"]);

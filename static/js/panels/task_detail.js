@@ -172,6 +172,9 @@ function renderFields(root, task, orphan) {
   setField(root, "name", task.name ?? "unknown");
   setFieldAttr(root, "task-type", "href", task.name ? taskTypeHref(task.name) : null);
   for (const link of root.querySelectorAll("[data-task-type-link]")) link.hidden = !task.name;
+  const lostNote = task.lost ? `Lost: ${task.lost}. It may have finished unseen while events were missed.` : "";
+  setField(root, "lost-note", lostNote);
+  for (const note of root.querySelectorAll("[data-lost-note]")) note.hidden = lostNote === "";
   const gapNote = taskGapText(task.gaps);
   setField(root, "gap-note", gapNote);
   for (const note of root.querySelectorAll("[data-gap-note]")) note.hidden = gapNote === "";
@@ -229,7 +232,8 @@ function renderTimeline(root, events) {
     ...withDeltas(events).map(({ event, delta }) => {
       const row = cloneTemplate(root, "event-row");
       row.dataset.eventType = event.type ?? "";
-      setField(row, "type", event.type ?? EMPTY);
+      setField(row, "type", event.reconciled ? `${event.type ?? EMPTY} (reconciled from the ${event.reconciled})` : event.type ?? EMPTY);
+      row.toggleAttribute("data-reconciled", Boolean(event.reconciled));
       setField(row, "timestamp", formatTimePrecise(event.timestamp));
       setFieldAttr(row, "timestamp", "title", formatIso(event.timestamp));
       setField(row, "hostname", event.hostname ?? EMPTY);

@@ -29,7 +29,9 @@ export function fillTaskRow(row, task) {
   setFieldAttr(row, "started", "title", formatIso(task.started));
   setField(row, "runtime", formatDuration(task.runtime));
   setField(row, "retries", task.retries ? formatInteger(task.retries) : "");
-  row.toggleAttribute("data-orphaned", Boolean(task.orphaned));
-  setField(row, "orphaned", task.orphaned ? "orphaned" : "");
-  for (const badge of row.querySelectorAll('[data-field="orphaned"]')) badge.hidden = !task.orphaned;
+  const flag = task.lost ? "lost" : task.orphaned ? "orphaned" : "";
+  row.toggleAttribute("data-orphaned", flag !== "");
+  setField(row, "orphaned", flag);
+  setFieldAttr(row, "orphaned", "title", task.lost ? task.lost : "Its worker was lost while it was in flight");
+  for (const badge of row.querySelectorAll('[data-field="orphaned"]')) badge.hidden = flag === "";
 }

@@ -4,7 +4,7 @@ import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helper
 import { formatAge } from "../helpers/duration.js";
 import { EMPTY, formatInteger, formatLoadavg, formatTime, workerHref } from "../helpers/format.js";
 import { onTick } from "../helpers/clock.js";
-import { activeText, outcomesText } from "../helpers/worker_info.js";
+import { activeText, outcomesText, withoutEventsText } from "../helpers/worker_info.js";
 
 /** Cards shown at most; the rest are counted in the panel's footer. */
 export const MAX_WORKER_CARDS = 500;
@@ -36,6 +36,9 @@ export function mountWorkers(root, store) {
     setField(card, "active", activeText(worker, formatInteger));
     setField(card, "processed", formatInteger(worker.processed));
     setField(card, "outcomes", outcomesText(worker, formatInteger));
+    const noEvents = withoutEventsText(worker);
+    setField(card, "no-events", noEvents);
+    for (const badge of card.querySelectorAll('[data-field="no-events"]')) badge.hidden = noEvents === "";
     setField(card, "loadavg", formatLoadavg(worker.loadavg));
     const software = [worker.sw_ident, worker.sw_ver, worker.sw_sys].filter(Boolean).join(" ");
     setField(card, "software", software || EMPTY);

@@ -1,0 +1,151 @@
+"""Reconciliation after a gap: workers' inspect replies, result-backend records, and lost tasks."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from dashboard import Dashboard
+from dashboard.reconcile import FROM_BACKEND, LOST_REASON, event_from_meta, held_task_ids
+
+NOW = 1_800_000_000.0
+
+
+def received(uuid: str, at: float, state: str = "task-started", worker: str = "w1@h") -> list[dict[str, Any]]:
+    events = [{"type": "task-received", "uuid": uuid, "name": "app.t", "args": "()", "kwargs": "{}",
+               "timestamp": at, "hostname": worker, "local_received": at}]
+    if state == "task-started":
+        events.append({"type": "task-started", "uuid": uuid, "timestamp": at + 1, "hostname": worker,
+                       "local_received": at + 1})
+    return events
+
+
+def test_held_ids_come_from_active_reserved_and_scheduled() -> None:
+    replies = {"w1@h": {"active": [{"id": "a"}], "reserved": [{"id": "b"}, "junk"],
+                        "scheduled": [{"eta": "x", "request": {"id": "c"}}, {"request": None}]},
+               "w2@h": {"active": None}, "w3@h": {}}
+    assert held_task_ids(replies) == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ({"status": "SUCCESS", "result": {"total": 3}, "date_done": "2027-01-15T08:00:00"},
+     {"type": "task-succeeded", "result": "{'total': 3}", "timestamp": datetime(2027, 1, 15, 8, tzinfo=timezone.utc).timestamp()}),
+    ({"status": "FAILURE", "result": {"exc_type": "ValueError", "exc_message": ["card declined"]},
+      "traceback": "Traceback ...\\nValueError: card declined", "date_done": datetime(2027, 1, 15, 8, tzinfo=timezone.utc)},
+     {"type": "task-failed", "exception": "ValueError('card declined')", "traceback": "Traceback ...\\nValueError: card declined"}),
+    ({"status": "REVOKED", "result": None, "date_done": None}, {"type": "task-revoked", "timestamp": NOW}),
+])
+def test_a_finished_backend_record_becomes_the_missed_event(meta: dict[str, Any], expected: dict[str, Any]) -> None:
+    def rebuild(raw: Any) -> Any:
+        return ValueError(*raw["exc_message"])
+    event = event_from_meta("u1", meta, "w1@h", NOW, 1000, rebuild)
+    assert event is not None and event["reconciled"] == FROM_BACKEND and event["uuid"] == "u1"
+    assert event["hostname"] == "w1@h" and event["local_received"] == NOW
+    assert {k: event[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("status", ["PENDING", "STARTED", "RETRY", None, 3])
+def test_an_unfinished_or_odd_backend_record_is_no_event(status: Any) -> None:
+    assert event_from_meta("u1", {"status": status}, "w", NOW, 100, lambda raw: raw) is None
+
+
+class FakeBackend:
+    def __init__(self, records: dict[str, dict[str, Any]]) -> None:
+        self.records = records
+        self.asked: list[str] = []
+
+    def get_task_meta(self, uuid: str) -> dict[str, Any]:
+        self.asked.append(uuid)
+        return self.records.get(uuid, {"status": "PENDING", "result": None})
+
+    def exception_to_python(self, raw: Any) -> Any:
+        return raw
+
+
+def test_a_pass_keeps_held_tasks_moves_on_finished_ones_and_marks_stale_ones_lost(dashboard: Dashboard) -> None:
+    clock = [NOW]
+    reconciler = dashboard.reconciler
+    reconciler.clock = lambda: clock[0]
+    backend = FakeBackend({"done": {"status": "SUCCESS", "result": 7, "date_done": "2027-01-15T08:00:00"}})
+    reconciler.backend_app = SimpleNamespace(backend=backend)
+    dashboard.cluster.apply_events(received("held", NOW - 7200) + received("done", NOW - 7200)
+                                   + received("gone", NOW - 7200) + received("young", NOW - 60)
+                                   + [{"type": "task-sent", "uuid": "queued", "name": "app.t", "timestamp": NOW - 7200,
+                                       "hostname": "producer", "local_received": NOW - 7200}])
+    dashboard.cluster.apply_events([{"type": "worker-heartbeat", "hostname": "w1@h", "timestamp": NOW,
+                                     "local_received": NOW, "freq": 2.0, "active": 1, "processed": 0}])
+    dashboard.inspector.inspect = lambda hostnames: {"w1@h": {"active": [{"id": "held"}]}}  # type: ignore[method-assign]
+    reconciler.after_gap({"start": NOW - 100, "end": NOW - 1, "cause": "dashboard stopped"})
+    assert reconciler.suspects == {"held", "done", "gone", "young", "queued"}
+    reconciler.check()
+    tasks = {uuid: dashboard.cluster.task_detail(uuid)[0] for uuid in ("held", "done", "gone", "young", "queued")}
+    assert tasks["held"]["state"] == "STARTED" and tasks["held"]["lost"] is None
+    assert tasks["done"]["state"] == "SUCCESS" and tasks["done"]["result"] == "7"
+    assert tasks["done"]["events"][-1]["reconciled"] == FROM_BACKEND
+    assert tasks["gone"]["state"] == "STARTED" and tasks["gone"]["lost"] == LOST_REASON
+    assert tasks["young"]["lost"] is None  # younger than --stale-after: checked again later
+    assert tasks["queued"]["lost"] is None  # PENDING: it may still wait in its queue
+    assert reconciler.suspects == {"young", "queued"}
+    assert (reconciler.reconciled, reconciler.lost) == (1, 1)
+    assert "gone" not in {t[0] for t in dashboard.cluster.rule_inputs()["started"]}  # no stuck-task alert
+    clock[0] = NOW + 3600
+    reconciler.check()
+    assert dashboard.cluster.task_detail("young")[0]["lost"] == LOST_REASON
+    health = dashboard.health()["reconciliation"]
+    assert health == {"backend": True, "suspects": 1, "reconciled": 1, "lost": 2}
+
+
+def test_a_task_whose_worker_does_not_answer_is_not_judged(dashboard: Dashboard) -> None:
+    reconciler = dashboard.reconciler
+    reconciler.clock = lambda: NOW
+    dashboard.cluster.apply_events(received("silent", NOW - 7200))
+    dashboard.cluster.apply_events([{"type": "worker-heartbeat", "hostname": "w1@h", "timestamp": NOW,
+                                     "local_received": NOW, "freq": 2.0, "active": 1, "processed": 0}])
+    dashboard.inspector.inspect = lambda hostnames: {"w1@h": {}}  # type: ignore[method-assign]
+    reconciler.after_gap({"start": NOW - 100, "end": NOW - 1, "cause": "broker connection lost"})
+    reconciler.check()
+    assert dashboard.cluster.task_detail("silent")[0]["lost"] is None and reconciler.suspects == {"silent"}
+
+
+def test_looking_up_a_result_without_a_backend_says_how_to_get_one(client: Any) -> None:
+    response = client.post("/api/tasks/abc/result", json={})
+    assert response.status_code == 404 and "--app" in response.get_json()["error"]
+
+
+def test_looking_up_a_result_applies_a_finished_record(client: Any) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=FakeBackend({"t1": {"status": "SUCCESS", "result": "ok"}}))
+    dashboard.cluster.apply_events(received("t1", NOW - 10))
+    body = client.post("/api/tasks/t1/result", json={}).get_json()
+    assert body["available"] is True and body["state"] == "SUCCESS" and body["applied"] is True
+    assert client.get("/api/tasks/t1").get_json()["state"] == "SUCCESS"
+    again = client.post("/api/tasks/t1/result", json={}).get_json()
+    assert again["applied"] is False  # finished already: nothing to apply
+
+
+def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any) -> None:
+    dashboard = client.application.extensions["dashboard"]
+
+    class Down:
+        def get_task_meta(self, uuid: str) -> dict[str, Any]:
+            raise ConnectionError("Error connecting to redis://:hunter2@cache:6379/1")
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=Down(), conf=SimpleNamespace(
+        result_backend="redis://:hunter2@cache:6379/1"))
+    response = client.post("/api/tasks/t1/result", json={})
+    assert response.status_code == 503 and "hunter2" not in response.get_data(as_text=True)
+
+
+def test_a_workers_processed_count_keeps_its_value_at_first_sight(dashboard: Dashboard) -> None:
+    def beat(processed: int, at: float) -> None:
+        dashboard.cluster.apply_events([{"type": "worker-heartbeat", "hostname": "quiet@h", "timestamp": at,
+                                         "local_received": at, "freq": 2.0, "active": 0, "processed": processed}])
+
+    def worker() -> dict[str, Any]:
+        return next(w for w in dashboard.cluster.workers() if w["hostname"] == "quiet@h")
+    beat(40, NOW)
+    beat(45, NOW + 2)
+    assert (worker()["processed_base"], worker()["processed"]) == (40, 45)
+    beat(1, NOW + 4)  # restarted: its count starts again
+    assert (worker()["processed_base"], worker()["processed"]) == (1, 1)

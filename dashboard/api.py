@@ -20,6 +20,7 @@ from .state import event_key
 from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
 from .events import GAPS_SHOWN
+from .links import task_links, worker_links
 from .redact import mask_known
 from .store import GAPS_MAX, StoreQueryError, TaskStore
 
@@ -142,8 +143,16 @@ def workers() -> Response:
 
 @bp.get("/workers/<path:hostname>")
 def worker(hostname: str) -> Response | tuple[Response, int]:
-    body = _cluster().worker_detail(hostname)
+    body = _worker_body(hostname)
     return jsonify(body) if body is not None else error(f"unknown worker: {hostname}", 404)
+
+
+def _worker_body(hostname: str) -> dict[str, Any] | None:
+    """One worker as ``GET /api/workers/<hostname>`` shows it, with its ``--worker-link`` buttons."""
+    body = _cluster().worker_detail(hostname)
+    if body is not None:
+        body["links"] = worker_links(current_app.extensions["dashboard"].settings.worker_links, hostname)
+    return body
 
 
 @bp.post("/workers/<path:hostname>/inspect")
@@ -154,7 +163,7 @@ def inspect_worker(hostname: str) -> Response | tuple[Response, int]:
     if not dashboard.collector.broker.connected:
         return error("the broker is not connected; cannot inspect now", 503)
     dashboard.inspector.inspect([hostname])
-    return jsonify(dashboard.cluster.worker_detail(hostname))
+    return jsonify(_worker_body(hostname))
 
 
 def _flag(raw: str | None, name: str) -> bool:
@@ -404,6 +413,7 @@ def task(uuid: str) -> Response | tuple[Response, int]:
                                                   "revoked", "rejected", "timestamp")) if isinstance(t, (int, float))]
     finished = detail.get("state") in READY_STATES
     detail["gaps"] = _task_gaps(min(times), max(times) if finished else time.time()) if times else []
+    detail["links"] = task_links(dashboard.settings.task_links, detail)
     return jsonify(detail)
 
 

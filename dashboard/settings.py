@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 from typing import Any, Callable, Mapping, Sequence
 
+from .links import TASK_PLACEHOLDERS, WORKER_PLACEHOLDERS, Link, LinkError, parse_link
 from .redact import mask_url
 from .rules import RuleError, load_alert_file
 from .tomlfile import read_toml
@@ -88,6 +89,8 @@ class Settings:
     metrics_public: bool = False  # /metrics answers without credentials even when --auth-file is set
     alerts_file: str | None = None  # alert rules (TOML)
     alert_interval_seconds: float = 5.0  # how often the alert rules are checked
+    task_links: tuple[Link, ...] = ()  # --task-link LABEL=URL: buttons on the task page
+    worker_links: tuple[Link, ...] = ()  # --worker-link LABEL=URL: buttons on the worker page
     stale_after_seconds: float = 3600.0  # an unfinished task no worker holds after a gap is marked lost this old
     periodic_grace_seconds: float | None = None  # a periodic run this late is missed; None: 10 % of its interval, >= 30 s
     behind_proxy: bool = False  # trust one proxy's X-Forwarded-For and X-Forwarded-Proto
@@ -321,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allowed-origins", action="append", default=None, dest="allowed_origins",
                         help="comma-separated origins of other sites whose pages may open the live socket "
                              "(still with credentials when --auth-file is set); may be repeated")
+    parser.add_argument("--task-link", action="append", default=None, dest="task_links",
+                        help="LABEL=URL: a button on the task page, the URL's {uuid}, {name}, {hostname}, {queue}, "
+                             "{root_id}, {started} and {finished} (epoch ms) filled in, URL-encoded; may be repeated")
+    parser.add_argument("--worker-link", action="append", default=None, dest="worker_links",
+                        help="LABEL=URL: a button on the worker page, the URL's {hostname} filled in; may be repeated")
     parser.add_argument("--allowed-hosts", action="append", default=None, dest="allowed_hosts",
                         help="comma-separated Host names the dashboard answers to besides IP addresses, "
                              "localhost and this machine's name (*.example.com for a domain, * for any); "
@@ -334,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Options that may be repeated, each value a list in a configuration file (comma-separated in the environment).
-_LISTS = ("queues", "webhook", "queue-alert", "allowed-origins", "allowed-hosts")
+_LISTS = ("queues", "webhook", "queue-alert", "allowed-origins", "allowed-hosts", "task-link", "worker-link")
+#: Repeatable options whose values may hold commas (URLs): one per line in the environment.
+_LINE_LISTS = ("task-link", "worker-link")
 
 
 def config_environment(path: str) -> dict[str, str]:
@@ -354,7 +364,7 @@ def config_environment(path: str) -> dict[str, str]:
             items = value if isinstance(value, list) else [value]
             if not all(isinstance(item, str) for item in items):
                 raise SettingsError(f"--config {path}: {key} takes text or a list of text")
-            environment[env_name(flag)] = ",".join(items)
+            environment[env_name(flag)] = ("\n" if flag in _LINE_LISTS else ",").join(items)
         elif any(flag == switch for switch, _, _ in _SWITCHES):
             if not isinstance(value, bool):
                 raise SettingsError(f"--config {path}: {key} takes true or false")
@@ -397,6 +407,13 @@ def load_settings(argv: Sequence[str] | None = None,
     origins = args.allowed_origins or ([environ[env_name("allowed-origins")]]
                                        if environ.get(env_name("allowed-origins")) else [])
     values["allowed_origins"] = tuple(_origin(o) for o in _queue_list(origins))
+    for flag, attr, placeholders in (("task-link", "task_links", TASK_PLACEHOLDERS),
+                                     ("worker-link", "worker_links", WORKER_PLACEHOLDERS)):
+        raw_links = getattr(args, attr) or [line for line in environ.get(env_name(flag), "").split("\n") if line.strip()]
+        try:
+            values[attr] = tuple(parse_link(raw, flag, placeholders) for raw in raw_links)
+        except LinkError as exc:
+            raise SettingsError(str(exc)) from None
     for flag, attr, _ in _SWITCHES:
         values[attr] = bool(getattr(args, attr) or environ.get(env_name(flag), "").lower() in ("1", "true", "yes"))
     insecure = values["insecure_no_auth"]

@@ -9,6 +9,7 @@ import {
 } from "../helpers/format.js";
 import { orphanedSpan, runtimeText, withDeltas } from "../helpers/task_timeline.js";
 import { taskGapText } from "../helpers/gaps.js";
+import { fillLinks } from "../helpers/links.js";
 import { mountCopyButtons } from "./copy.js";
 import { renderRetries } from "./task_retries.js";
 import { renderSteps } from "./task_steps.js";
@@ -172,6 +173,7 @@ function renderFields(root, task, orphan) {
   setField(root, "name", task.name ?? "unknown");
   setFieldAttr(root, "task-type", "href", task.name ? taskTypeHref(task.name) : null);
   for (const link of root.querySelectorAll("[data-task-type-link]")) link.hidden = !task.name;
+  for (const links of root.querySelectorAll("[data-links]")) fillLinks(links, task.links);
   const lostNote = task.lost ? `Lost: ${task.lost}. It may have finished unseen while events were missed.` : "";
   setField(root, "lost-note", lostNote);
   for (const note of root.querySelectorAll("[data-lost-note]")) note.hidden = lostNote === "";

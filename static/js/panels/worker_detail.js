@@ -1,5 +1,6 @@
 // One worker's page: facts, inspect lists, the last-hour chart; live via the store and the worker's room.
 
+import { fillLinks } from "../helpers/links.js";
 import { appendSample, fromColumns, trimSamples } from "../helpers/chart.js";
 import { onTick } from "../helpers/clock.js";
 import { setField } from "../helpers/dom.js";
@@ -59,6 +60,7 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
     }
     refreshError.hidden = true;
     detail = body;
+    for (const links of root.querySelectorAll("[data-links]")) fillLinks(links, body.links);
     samples = fromColumns(body.history);
     render();
     if (refreshing) announce("Worker inspected");

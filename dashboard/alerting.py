@@ -29,7 +29,7 @@ class AlertService:
         self.clock = clock
         self.file = load_alert_file(settings.alerts_file) if settings.alerts_file else AlertFile()
         rules = self.file.rules
-        if dashboard.periodic.watch.entries:  # a beat schedule is watched: its misses and failures alert
+        if dashboard.periodic.configured:  # a beat schedule is watched: its misses and failures alert
             kinds = {rule.kind for rule in rules}
             names = {rule.name for rule in rules}
             rules += tuple(r for r in PERIODIC_DEFAULTS if r.kind not in kinds and r.name not in names)
@@ -91,7 +91,7 @@ class AlertService:
         inputs["stream"] = {"connected": collector.broker.connected, "error": collector.broker.error,
                             "cuts": collector.broker.stream_cuts,
                             "silent_for": time.monotonic() - collector.last_event_at}
-        if dashboard.periodic.watch.entries:
+        if dashboard.periodic.configured:
             inputs["periodic"] = dashboard.periodic.report()
         now = self.clock()
         before = [(alert.id, alert.summary) for alert in self.engine.active.values()]

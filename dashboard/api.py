@@ -676,7 +676,7 @@ def add_marker() -> Response | tuple[Response, int]:
 def periodic() -> Response:
     """Every beat schedule entry the dashboard reads, with its next run, its last run and its status."""
     dashboard = current_app.extensions["dashboard"]
-    return jsonify({**dashboard.periodic.report(), "configured": dashboard.settings.app is not None})
+    return jsonify({**dashboard.periodic.report(), "configured": dashboard.periodic.configured})
 
 
 @bp.get("/alerts")

@@ -25,6 +25,9 @@ RUNS_KEPT = 30
 #: The grace after an expected time when none is configured: this share of the interval, at least MIN_GRACE.
 GRACE_SHARE = 0.10
 MIN_GRACE_SECONDS = 30.0
+#: How long after it is sent a run may take to be seen here: the history writes a task within 2.5 s and
+#: the runs are read every 2 s. Until then a run not seen yet is not called late.
+SEEN_WITHIN_SECONDS = 5.0
 #: Expected times counted at most when many were missed (a schedule every second, a week down).
 MISSED_COUNT_CAP = 10_000
 #: Argument texts longer than this are not parsed (they are truncated reprs anyway).
@@ -44,9 +47,13 @@ class Entry:
     schedule: Any = None
     source: str = "app"
     error: str | None = None
+    enabled: bool = True  # a disabled entry is listed, never judged
+    once: Any = None  # a one-off run at a fixed time (django-celery-beat's clocked schedule), instead of a schedule
 
     @property
     def words(self) -> str:
+        if self.once is not None:
+            return repr(self.once)
         return describe(self.schedule) if self.schedule is not None else "unreadable"
 
 
@@ -107,10 +114,12 @@ def describe(schedule: Any) -> str:
     run_every = getattr(schedule, "run_every", None)
     if isinstance(run_every, timedelta):
         return "every " + _duration(run_every.total_seconds())
-    kind = type(schedule).__name__
-    if kind == "crontab":
-        return _describe_crontab(schedule)
-    if kind == "solar":
+    from celery.schedules import crontab, solar
+
+    if isinstance(schedule, crontab):
+        zone = getattr(schedule, "zone", None)  # periodic_sources.ZonedCrontab: its own timezone
+        return _describe_crontab(schedule) + (f" ({zone})" if zone is not None else "")
+    if isinstance(schedule, solar):
         return f"at {schedule.event.replace('_', ' ')} ({schedule.lat:g}, {schedule.lon:g})"
     return repr(schedule)
 
@@ -193,16 +202,26 @@ class PeriodicWatch:
 
     def __init__(self, entries: Iterable[Entry], started_at: float, grace_seconds: float | None = None,
                  errors: Iterable[str] = ()) -> None:
-        self.entries = list(entries)
         self.started_at = started_at
         self.grace_seconds = grace_seconds  # None: GRACE_SHARE of the interval, at least MIN_GRACE_SECONDS
         self.errors = list(errors)  # schedules that could not be read at all (an --app without one, ...)
-        self.runs: dict[str, list[Run]] = {entry.name: [] for entry in self.entries}
+        self.entries: list[Entry] = []
+        self.runs: dict[str, list[Run]] = {}
         self._by_task: dict[str, list[Entry]] = {}
-        for entry in self.entries:
-            if entry.schedule is not None:
-                self._by_task.setdefault(entry.task, []).append(entry)
         self._seen: dict[str, str] = {}  # task uuid -> entry name, so a task's later states update its run
+        self.set_entries(entries)
+
+    def set_entries(self, entries: Iterable[Entry]) -> None:
+        """Take the schedule as read now (a database's entries change while the dashboard runs): the runs
+        of the entries still there are kept, those of the others forgotten."""
+        self.entries = list(entries)
+        names = {entry.name for entry in self.entries}
+        self.runs = {name: self.runs.get(name, []) for name in names}
+        self._seen = {uuid: name for uuid, name in self._seen.items() if name in names}
+        self._by_task = {}
+        for entry in self.entries:
+            if entry.schedule is not None or entry.once is not None:
+                self._by_task.setdefault(entry.task, []).append(entry)
 
     @property
     def task_names(self) -> list[str]:
@@ -219,7 +238,7 @@ class PeriodicWatch:
             return None
         known = self._seen.get(uuid)
         if known is not None:
-            for run in self.runs[known]:
+            for run in self.runs.get(known, []):
                 if run.uuid == uuid:
                     run.state = str(task.get("state") or run.state)
             return known
@@ -236,7 +255,7 @@ class PeriodicWatch:
             entry, matched_by = candidates[0], "name"
         else:
             return None
-        runs = self.runs[entry.name]
+        runs = self.runs.setdefault(entry.name, [])
         runs.append(Run(uuid, float(at), str(task.get("state") or "PENDING"), matched_by))
         runs.sort(key=lambda run: run.at)
         if len(runs) > RUNS_KEPT:
@@ -258,7 +277,7 @@ class PeriodicWatch:
     def report(self, now: float) -> dict[str, Any]:
         """``GET /api/periodic``: every entry with its status, and whether beat as a whole looks stopped."""
         items = [self._entry_report(entry, now) for entry in self.entries]
-        judged = [item for item in items if item["error"] is None]
+        judged = [item for item in items if item["error"] is None and item["enabled"] and item["next_run"] is not None]
         stopped = bool(judged) and all(item["status"] == "missed" for item in judged)
         last_any = max((item["last_run"]["at"] for item in judged if item["last_run"]), default=None)
         return {"entries": items, "beat_stopped": stopped, "last_run_at": last_any, "errors": list(self.errors)}
@@ -267,12 +286,18 @@ class PeriodicWatch:
         args, kwargs = arguments_text(entry.args, entry.kwargs)
         body: dict[str, Any] = {"name": entry.name, "task": entry.task, "args": args, "kwargs": kwargs,
                                 "schedule": entry.words, "source": entry.source, "error": entry.error,
-                                "next_run": None, "last_run": None, "missed": 0, "status": "unknown",
-                                "match": self.match_mode(entry), "grace": None, "runs": []}
-        if entry.schedule is None:
-            return body
-        runs = self.runs[entry.name]
+                                "enabled": entry.enabled, "next_run": None, "last_run": None, "missed": 0,
+                                "status": "unknown", "match": self.match_mode(entry), "grace": None, "runs": []}
+        runs = self.runs.get(entry.name, [])
         last = runs[-1] if runs else None
+        if last is not None:
+            body["last_run"] = {"uuid": last.uuid, "state": last.state, "at": last.at, "matched_by": last.matched_by}
+        if entry.once is not None:  # one run at a fixed time: ok once it came, else unknown (never judged)
+            body["next_run"] = None if last else entry.once.at.timestamp()
+            body["status"] = "failed" if last and last.state == "FAILURE" else "ok" if last else "unknown"
+            return body
+        if entry.schedule is None or not entry.enabled:
+            return body
         reference = last.at if last else self.started_at
         expected = next_after(entry.schedule, reference)
         grace = self.grace(entry, reference)
@@ -285,13 +310,11 @@ class PeriodicWatch:
             slot = next_after(entry.schedule, slot)
         body["next_run"] = slot if missed else expected
         body["missed"] = missed
-        if last is not None:
-            body["last_run"] = {"uuid": last.uuid, "state": last.state, "at": last.at, "matched_by": last.matched_by}
         if missed:
             body["status"] = "missed"
         elif last is not None and last.state == "FAILURE":
             body["status"] = "failed"
-        elif now > expected:
+        elif now > expected + min(SEEN_WITHIN_SECONDS, grace):
             body["status"] = "late"
         elif last is None:
             body["status"] = "unknown"

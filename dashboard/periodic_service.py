@@ -11,7 +11,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .periodic import PeriodicWatch, read_app_schedule
+from .periodic import Entry, PeriodicWatch, read_app_schedule
+from .periodic_sources import SourceError, read_beat_db, read_redbeat
 from .userapp import load_user_app
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two reads of the runs.
 REFRESH_SECONDS = 2.0
+#: Seconds between two reads of the schedules kept in a database or in Redis.
+SOURCES_SECONDS = 30.0
 #: Each read goes back this far before the previous one: a run is stored up to 2.5 s after it is seen.
 OVERLAP_SECONDS = 120.0
 #: Runs of one task name read at a time, newest first.
@@ -34,27 +37,31 @@ class PeriodicService:
         self.dashboard = dashboard
         self.clock = clock
         settings = dashboard.settings
-        entries = []
+        self.app: Any = None
+        self.app_entries: list[Entry] = []
         errors = []
         if settings.app:
             try:
-                entries = read_app_schedule(load_user_app(settings.app))
+                self.app = load_user_app(settings.app)
+                self.app_entries = read_app_schedule(self.app)
             except Exception as exc:  # the queues already read it at start; a schedule that breaks stays on the page
                 errors.append(f"--app {settings.app}: the beat schedule cannot be read ({type(exc).__name__}: {exc})")
-        for entry in entries:
-            if entry.error:
-                log.warning("periodic task %s: %s", entry.name, entry.error)
-        self.watch = PeriodicWatch(entries, started_at=clock(), grace_seconds=settings.periodic_grace_seconds,
-                                   errors=errors)
+        self._logged: set[tuple[str, str]] = set()  # (entry, error) already logged
+        self._log_errors(self.app_entries)
+        self.watch = PeriodicWatch(self.app_entries, started_at=clock(),
+                                   grace_seconds=settings.periodic_grace_seconds, errors=errors)
         self.read_until: float | None = None  # received time up to which runs were read
+        self.sources_read_at: float | None = None  # monotonic time the database and Redis schedules were read
         self.stopping = False
 
     @property
-    def enabled(self) -> bool:
-        return bool(self.watch.entries or self.watch.errors)
+    def configured(self) -> bool:
+        """Whether any schedule is watched: --app, --beat-db or --redbeat-url."""
+        settings = self.dashboard.settings
+        return bool(settings.app or settings.beat_db or settings.redbeat_url)
 
     def start(self) -> None:
-        if self.watch.task_names:
+        if self.configured:
             self.dashboard.socketio.start_background_task(self.run)
 
     def stop(self) -> None:
@@ -63,10 +70,48 @@ class PeriodicService:
     def run(self) -> None:
         while not self.stopping:
             try:
+                if self.sources_read_at is None or time.monotonic() - self.sources_read_at >= SOURCES_SECONDS:
+                    self.read_sources()
                 self.refresh()
             except Exception as exc:
                 self.dashboard.history.report_failure(exc, "reading periodic runs from")
             self.dashboard.socketio.sleep(REFRESH_SECONDS)
+
+    def read_sources(self) -> None:
+        """Read the schedules kept in django-celery-beat's database and in redbeat's Redis again (their
+        entries change while beat runs); a source that cannot be read says why on the page."""
+        settings = self.dashboard.settings
+        self.sources_read_at = time.monotonic()
+        if not (settings.beat_db or settings.redbeat_url):
+            return
+        entries = list(self.app_entries)
+        errors = [e for e in self.watch.errors if e.startswith("--app ")]
+        if settings.beat_db:
+            read = lambda: read_beat_db(settings.beat_db, self.app)  # noqa: E731
+            # SQLite and psycopg block in C: a native thread; PyMySQL is pure Python, green under eventlet.
+            blocking = not settings.beat_db.lower().startswith(("mysql", "mariadb"))
+            try:
+                entries += self.dashboard.run_blocking(read) if blocking else read()
+            except SourceError as exc:
+                errors.append(str(exc))
+        if settings.redbeat_url:
+            try:
+                entries += read_redbeat(settings.redbeat_url, settings.redbeat_key_prefix, self.app)
+            except SourceError as exc:
+                errors.append(str(exc))
+        for error in errors:
+            if ("", error) not in self._logged:
+                self._logged.add(("", error))
+                log.warning("periodic tasks: %s", error)
+        self._log_errors(entries)
+        self.watch.set_entries(entries)
+        self.watch.errors = errors
+
+    def _log_errors(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if entry.error and (entry.name, entry.error) not in self._logged:
+                self._logged.add((entry.name, entry.error))
+                log.warning("periodic task %s: %s", entry.name, entry.error)
 
     def refresh(self) -> None:
         """Read the runs of every scheduled task name since the last read, and the state of those in flight."""

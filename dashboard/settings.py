@@ -92,6 +92,9 @@ class Settings:
     task_links: tuple[Link, ...] = ()  # --task-link LABEL=URL: buttons on the task page
     worker_links: tuple[Link, ...] = ()  # --worker-link LABEL=URL: buttons on the worker page
     stale_after_seconds: float = 3600.0  # an unfinished task no worker holds after a gap is marked lost this old
+    beat_db: str | None = None  # django-celery-beat's database: sqlite:///path, postgresql://..., mysql://...
+    redbeat_url: str | None = None  # celery-redbeat's Redis
+    redbeat_key_prefix: str = "redbeat:"  # celery-redbeat's redbeat_key_prefix
     periodic_grace_seconds: float | None = None  # a periodic run this late is missed; None: 10 % of its interval, >= 30 s
     behind_proxy: bool = False  # trust one proxy's X-Forwarded-For and X-Forwarded-Proto
 
@@ -287,6 +290,9 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("alert-interval", "alert_interval_seconds", _positive_float("alert-interval")),
     ("periodic-grace", "periodic_grace_seconds", _positive_float("periodic-grace")),
     ("stale-after", "stale_after_seconds", _duration("stale-after")),
+    ("beat-db", "beat_db", str),
+    ("redbeat-url", "redbeat_url", str),
+    ("redbeat-key-prefix", "redbeat_key_prefix", str),
 )
 #: (flag, Settings field, help) of every option that is on or off.
 _SWITCHES: tuple[tuple[str, str, str], ...] = (

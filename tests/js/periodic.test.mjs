@@ -2,7 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { matchText, nextRunText, runMarks, statusLevel, statusText, summaryText } from "../../static/js/helpers/periodic.js";
+import {
+  matchText, nextRunText, runMarks, sourceText, statusLevel, statusText, summaryText,
+} from "../../static/js/helpers/periodic.js";
 
 const NOW = 1_800_000_000;
 const entry = (extra = {}) => ({
@@ -45,4 +47,11 @@ test("the summary counts entries needing attention; the match is said in words",
   assert.equal(summaryText([entry(), entry({ status: "failed" }), entry({ error: "x" })]), "3 entries, 2 need attention");
   assert.equal(matchText(entry({ match: "arguments" })), "matched by task and arguments");
   assert.equal(matchText(entry()), "matched by task name");
+});
+
+test("a disabled entry and one kept outside the app say so", () => {
+  assert.equal(statusText(entry({ enabled: false, status: "unknown" })), "disabled");
+  assert.equal(statusLevel(entry({ enabled: false })), "muted");
+  assert.equal(sourceText(entry({ source: "redbeat" })), "from redbeat");
+  assert.equal(sourceText(entry({ source: "app" })), "");
 });

@@ -14,13 +14,20 @@ export const STATUS = {
 /** The status of an entry in words, with its missed count ("missed 3 runs"). */
 export function statusText(entry) {
   if (entry.error) return "unreadable";
+  if (entry.enabled === false) return "disabled";
   const base = (STATUS[entry.status] ?? STATUS.unknown).text;
   if (entry.status === "missed" && entry.missed > 1) return `${base} ${entry.missed} runs`;
   return base;
 }
 
 export function statusLevel(entry) {
-  return entry.error ? "error" : (STATUS[entry.status] ?? STATUS.unknown).level;
+  if (entry.error) return "error";
+  return entry.enabled === false ? "muted" : (STATUS[entry.status] ?? STATUS.unknown).level;
+}
+
+/** Where the entry is kept, when not in the app's beat_schedule: "django-celery-beat", "redbeat". */
+export function sourceText(entry) {
+  return entry.source && entry.source !== "app" ? `from ${entry.source}` : "";
 }
 
 /** "in 4 s", "12 s ago" for the next expected run, relative to `nowSeconds`. */

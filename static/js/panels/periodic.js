@@ -6,7 +6,9 @@ import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helper
 import { formatIso, formatTime } from "../helpers/format.js";
 import { getJson } from "../helpers/http.js";
 import { latestRequest } from "../helpers/latest.js";
-import { matchText, nextRunText, runMarks, statusLevel, statusText, summaryText } from "../helpers/periodic.js";
+import {
+  matchText, nextRunText, runMarks, sourceText, statusLevel, statusText, summaryText,
+} from "../helpers/periodic.js";
 
 /** Refetch this often. */
 export const REFRESH_MS = 3000;
@@ -68,8 +70,9 @@ export function mountPeriodic(root, store) {
     table.hidden = entries.length === 0;
     empty.hidden = entries.length > 0;
     empty.textContent = answer.configured
-      ? "The app's beat_schedule has no entry."
-      : "No schedule to watch: start the dashboard with --app naming the Celery app that holds beat_schedule.";
+      ? "No schedule entry (yet)."
+      : "No schedule to watch: start the dashboard with --app naming the Celery app that holds beat_schedule, "
+        + "--beat-db for django-celery-beat's database, or --redbeat-url for celery-redbeat's Redis.";
     setField(root, "summary", entries.length ? summaryText(entries) : "");
     reconcileKeyed(body, rows, entries, (entry) => entry.name, () => cloneTemplate(root, "periodic-row"),
       (row, entry) => fill(row, entry, now));
@@ -77,7 +80,7 @@ export function mountPeriodic(root, store) {
 
   function fill(row, entry, now) {
     setField(row, "name", entry.name);
-    setField(row, "error", entry.error ?? "");
+    setField(row, "error", entry.error ?? sourceText(entry));
     setField(row, "task", entry.task);
     setFieldAttr(row, "task", "href", `/task-types/${encodeURIComponent(entry.task)}`);
     setField(row, "arguments", entry.args === "()" && entry.kwargs === "{}" ? "" : `${entry.args} ${entry.kwargs}`);

@@ -174,7 +174,7 @@ function renderFields(root, task, orphan) {
   setFieldAttr(root, "task-type", "href", task.name ? taskTypeHref(task.name) : null);
   for (const link of root.querySelectorAll("[data-task-type-link]")) link.hidden = !task.name;
   for (const links of root.querySelectorAll("[data-links]")) fillLinks(links, task.links);
-  const lostNote = task.lost ? `Lost: ${task.lost}. It may have finished unseen while events were missed.` : "";
+  const lostNote = task.lost ? `Unknown: ${task.lost}. It may have finished unseen while events were missed.` : "";
   setField(root, "lost-note", lostNote);
   for (const note of root.querySelectorAll("[data-lost-note]")) note.hidden = lostNote === "";
   const gapNote = taskGapText(task.gaps);

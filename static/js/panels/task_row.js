@@ -29,7 +29,7 @@ export function fillTaskRow(row, task) {
   setFieldAttr(row, "started", "title", formatIso(task.started));
   setField(row, "runtime", formatDuration(task.runtime));
   setField(row, "retries", task.retries ? formatInteger(task.retries) : "");
-  const flag = task.lost ? "lost" : task.orphaned ? "orphaned" : "";
+  const flag = task.lost ? "unknown" : task.orphaned ? "orphaned" : "";
   row.toggleAttribute("data-orphaned", flag !== "");
   setField(row, "orphaned", flag);
   setFieldAttr(row, "orphaned", "title", task.lost ? task.lost : "Its worker was lost while it was in flight");

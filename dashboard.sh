@@ -10,7 +10,7 @@
 #
 # Each command creates .venv and installs requirements.txt (the runtime) when
 # needed; `test` installs requirements-dev.txt (the runtime and the test tools)
-# and also redis-server, rabbitmq-server and chromium from Debian's packages
+# and also redis-server, rabbitmq-server, chromium and nginx from Debian's packages
 # when they are missing and it runs as root. `bench` keeps its own
 # environment, bench/.venv, which bench/compare.py creates and updates.
 set -euo pipefail
@@ -39,6 +39,7 @@ ensure_debian_packages() {
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)  # the reverse-proxy test
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then

@@ -26,6 +26,7 @@ from .history import HistoryWriter
 from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
 from .metrics import build_registry
+from .prefix import PrefixMiddleware
 from .periodic_service import PeriodicService
 from .reconcile import Reconciler
 from .sampler import QueueSampler, build_queue_book
@@ -179,14 +180,18 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
                         cors_allowed_origins=lambda origin, environ: hosts.allows_origin(
                             origin, environ.get("HTTP_HOST")) or (origin or "").lower() in settings.allowed_origins)
     app.wsgi_app = HostGuard(app.wsgi_app, hosts, settings.allowed_origins)  # type: ignore[method-assign]  # outermost: Socket.IO too
-    if settings.behind_proxy:  # the client's address and scheme from the proxy's X-Forwarded-For and -Proto
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    if settings.url_prefix:  # outside the host check and the proxy's headers, which it depends on
+        app.wsgi_app = PrefixMiddleware(app.wsgi_app, settings.url_prefix)  # type: ignore[method-assign]
+    if settings.behind_proxy:  # the client's address, scheme and path prefix from the proxy's X-Forwarded-*
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)  # type: ignore[method-assign]
     dashboard = Dashboard(settings, socketio, run_blocking)
     app.extensions["dashboard"] = dashboard
     socketio.on_namespace(LiveNamespace(dashboard.hub))
 
     from . import api, views
     app.jinja_env.filters["audit_time"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+    # Every page's links and its scripts' requests start with ``base``: the --url-prefix (or a proxy's prefix).
+    app.context_processor(lambda: {"base": request.script_root})
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
 
@@ -198,11 +203,14 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
         if request.path == "/metrics" and dashboard.settings.metrics_public:
             return None
         identity = dashboard.access.identify(request.headers, request.cookies, request.remote_addr or "?")
+        if identity is None and request.path == "/api/health" and request.method in ("GET", "HEAD"):
+            g.status_only = True  # load balancers and probes: the status alone, without credentials
+            return None
         if identity is None:
             if request.path.startswith("/api/") or request.path == "/metrics":  # scripts: no login page
                 return (jsonify(error="authentication required: log in, or send Authorization: Bearer TOKEN"), 401,
                         {"WWW-Authenticate": 'Bearer realm="dashboard"'})
-            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
+            return redirect(f"{request.script_root}/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
         g.identity = identity
         if request.method not in ("GET", "HEAD", "OPTIONS") and identity.csrf is not None \
                 and not hmac.compare_digest(request.headers.get("X-CSRF-Token") or request.form.get("csrf", ""),

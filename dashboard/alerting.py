@@ -33,7 +33,7 @@ class AlertService:
             kinds = {rule.kind for rule in rules}
             names = {rule.name for rule in rules}
             rules += tuple(r for r in PERIODIC_DEFAULTS if r.kind not in kinds and r.name not in names)
-        self.engine = AlertEngine(rules, started_at=clock())
+        self.engine = AlertEngine(rules, started_at=clock(), base=settings.url_prefix)
         # JSON documents go through the dashboard's own notifier (one delivery loop for every webhook URL).
         self.json_urls = tuple(dict.fromkeys(settings.webhooks + self.file.webhooks))
         self.webhooks = dashboard.webhooks

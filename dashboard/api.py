@@ -132,6 +132,8 @@ def health() -> Response:
     body["store"] = dashboard.history.health()
     if body["store"]["error"] or body["store"]["integrity"] not in (None, "ok", "checking"):
         body["status"] = "degraded"
+    if g.get("status_only"):  # no credentials (a probe): only whether it is healthy
+        return jsonify({"status": body["status"]})
     return jsonify(body)
 
 

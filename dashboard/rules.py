@@ -212,6 +212,7 @@ class AlertEngine:
     _since: dict[tuple[str, str], float] = field(default_factory=dict)  # condition true since, not fired yet
     _windows: dict[str, deque[tuple[float, dict[str, tuple[int, int]]]]] = field(default_factory=dict)
     _cuts: tuple[int, float] = (0, 0.0)  # the stream cuts seen, and when the count last rose
+    base: str = ""  # --url-prefix: the alerts' links are paths under it
 
     def check(self, now: float, inputs: dict[str, Any]) -> tuple[list[Alert], list[Alert]]:
         """Check every rule at ``now``; return the alerts that fired and those that resolved."""
@@ -232,7 +233,7 @@ class AlertEngine:
                 if now - since >= rule.for_seconds:
                     del self._since[key]
                     alert = Alert(self.next_id, rule.name, rule.kind, rule.severity, subject, summary, now, value,
-                                  link=link)
+                                  link=self.base + link if link else link)
                     self.next_id += 1
                     alert.silenced_until = self._silenced_until(alert, now)
                     self.active[key] = alert

@@ -93,7 +93,8 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
                 cluster.start()
                 log.info("demo cluster running in %s", cluster.base_dir)
             dashboard.start()
-            log.info("dashboard on http://%s:%d watching %s", settings.address, settings.port,
+            log.info("dashboard on %s://%s:%d%s/ watching %s", "https" if settings.certfile else "http",
+                     settings.address, settings.port, settings.url_prefix,
                      settings.masked_broker_url)
             _serve(dashboard.socketio, app, settings, server_options(settings) if server_options else {})
         except KeyboardInterrupt:
@@ -143,4 +144,8 @@ def _serve(socketio: Any, app: Any, settings: Settings, options: dict[str, Any])
     kwargs: dict[str, Any] = {"host": settings.address, "port": settings.port, "log_output": False, **options}
     if settings.async_mode == "threading":
         kwargs["allow_unsafe_werkzeug"] = True
+        if settings.certfile:
+            kwargs["ssl_context"] = (settings.certfile, settings.keyfile)
+    elif settings.certfile:  # eventlet wraps its listening socket (Flask-SocketIO's run)
+        kwargs.update(certfile=settings.certfile, keyfile=settings.keyfile)
     socketio.run(app, **kwargs)

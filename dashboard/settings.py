@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from typing import Any, Callable, Mapping, Sequence
 
 from .links import TASK_PLACEHOLDERS, WORKER_PLACEHOLDERS, Link, LinkError, parse_link
+from .prefix import PrefixError, normalize_prefix
 from .redact import mask_url
 from .rules import RuleError, load_alert_file
 from .tomlfile import read_toml
@@ -96,7 +97,10 @@ class Settings:
     redbeat_url: str | None = None  # celery-redbeat's Redis
     redbeat_key_prefix: str = "redbeat:"  # celery-redbeat's redbeat_key_prefix
     periodic_grace_seconds: float | None = None  # a periodic run this late is missed; None: 10 % of its interval, >= 30 s
-    behind_proxy: bool = False  # trust one proxy's X-Forwarded-For and X-Forwarded-Proto
+    behind_proxy: bool = False  # trust one proxy's X-Forwarded-For, -Proto and -Prefix
+    url_prefix: str = ""  # serve everything under this path ("/celery"); "" for the root
+    certfile: str | None = None  # serve HTTPS with this certificate (PEM, the chain after it) ...
+    keyfile: str | None = None  # ... and this private key (PEM)
 
     @property
     def actions_refused(self) -> str | None:
@@ -204,6 +208,24 @@ def _broker(raw: str) -> str:
     return raw
 
 
+def _url_prefix(raw: str) -> str:
+    try:
+        return normalize_prefix(raw)
+    except PrefixError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _check_tls(certfile: str, keyfile: str) -> None:
+    """Load the certificate and key once, so a wrong path or a key that does not match stops start-up."""
+    import ssl
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"--certfile/--keyfile: no such file: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError(f"--certfile {certfile} / --keyfile {keyfile}: cannot be used ({exc})") from None
+
+
 def _webhook(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise SettingsError(f"--webhook: expected an http:// or https:// URL, got {mask_url(raw)!r}")
@@ -290,6 +312,9 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("alert-interval", "alert_interval_seconds", _positive_float("alert-interval")),
     ("periodic-grace", "periodic_grace_seconds", _positive_float("periodic-grace")),
     ("stale-after", "stale_after_seconds", _duration("stale-after")),
+    ("url-prefix", "url_prefix", _url_prefix),
+    ("certfile", "certfile", str),
+    ("keyfile", "keyfile", str),
     ("beat-db", "beat_db", str),
     ("redbeat-url", "redbeat_url", str),
     ("redbeat-key-prefix", "redbeat_key_prefix", str),
@@ -429,6 +454,10 @@ def load_settings(argv: Sequence[str] | None = None,
             f"--address {address}: not a loopback address, and no login is configured: anyone who can reach it "
             f"would read every task's arguments and results. Give users and tokens with --auth-file PATH "
             f"(see ./dashboard.sh auth), or pass --insecure-no-auth to accept this")
+    if bool(values.get("certfile")) != bool(values.get("keyfile")):
+        raise SettingsError("--certfile and --keyfile go together: give both to serve HTTPS, or neither")
+    if values.get("certfile"):
+        _check_tls(values["certfile"], values["keyfile"])
     if values.get("alerts_file"):
         try:
             load_alert_file(values["alerts_file"])  # a bad rule stops start-up with its message

@@ -36,7 +36,7 @@ def login() -> Any:
     access = dashboard.access
     target = _local_path(request.values.get("next", "/"))
     if not access.enabled:
-        return redirect(target)
+        return redirect(request.script_root + target)
     if request.method == "GET":
         return render_template("login.html", bootstrap=_login_bootstrap(), next=target, error=None)
     name, password = request.form.get("name", "").strip(), request.form.get("password", "")
@@ -55,9 +55,9 @@ def login() -> Any:
                                error="Wrong name or password."), 401
     log.info("login of %s (%s) from %s", outcome.name, outcome.role, address)
     dashboard.record("login", outcome.name, None, "logged in", who=outcome)
-    response = redirect(target)
+    response = redirect(request.script_root + target)
     response.set_cookie(COOKIE, access.new_session(outcome), max_age=int(access.session_seconds), httponly=True,
-                        samesite="Lax", secure=request.is_secure, path="/")
+                        samesite="Lax", secure=request.is_secure, path=request.script_root or "/")
     return response
 
 
@@ -77,8 +77,8 @@ def audit() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    response = redirect("/login")
-    response.delete_cookie(COOKIE, path="/")
+    response = redirect(f"{request.script_root}/login")
+    response.delete_cookie(COOKIE, path=request.script_root or "/")
     return response
 
 

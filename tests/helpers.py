@@ -182,10 +182,11 @@ def start_worker(broker_url: str, name: str, log_dir: Path, concurrency: int = 1
 class DashboardProc:
     """The dashboard running as a subprocess, and how to talk to it."""
 
-    def __init__(self, proc: Proc, port: int) -> None:
+    def __init__(self, proc: Proc, port: int, prefix: str = "") -> None:
         self.proc = proc
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.root = f"http://127.0.0.1:{port}"
+        self.url = self.root + prefix  # under --url-prefix when given
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.get(self.url + path, timeout=5, **kwargs)
@@ -226,7 +227,8 @@ def start_dashboard(broker_url: str, log_dir: Path, threading_mode: bool = False
     args = [PYTHON, *entry, "--broker", broker_url, "--port", str(port),
             "--db", str(log_dir / "dashboard.db"), "--flush-interval", "0.1", *extra_args]
     proc = Proc("dashboard-threading" if threading_mode else "dashboard", args, log_dir, env=env)
-    dashboard = DashboardProc(proc, port)
+    prefix = extra_args[extra_args.index("--url-prefix") + 1].rstrip("/") if "--url-prefix" in extra_args else ""
+    dashboard = DashboardProc(proc, port, prefix)
     try:
         wait_serving(dashboard, DASHBOARD_START_SECONDS)
     except BaseException:

@@ -1,6 +1,7 @@
 // The Socket.IO connection to /live: feeds the store, re-joins rooms, reports connection state.
 
 import { io } from "../vendor/socket.io/socket.io.esm.min.js";
+import { url } from "./helpers/base.js";
 
 /** Socket.IO namespace when the bootstrap block names none. */
 export const DEFAULT_NAMESPACE = "/live";
@@ -17,6 +18,7 @@ const RECONNECT_DELAY_MAX_MS = 10_000;
 export function connectLive({ namespace = DEFAULT_NAMESPACE, store, onConnection = () => {}, onAlert = () => {} }) {
   const rooms = new Set();
   const socket = io(namespace, {
+    path: url("/socket.io"), // under --url-prefix too
     transports: ["websocket", "polling"],
     tryAllTransports: true,
     reconnectionDelay: RECONNECT_DELAY_MS,

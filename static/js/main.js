@@ -1,5 +1,6 @@
 // Page entry: read the bootstrap JSON, create the store, connect live, mount the panels present.
 
+import { BASE } from "./helpers/base.js";
 import { createStore } from "./store.js";
 import { installCsrf } from "./helpers/csrf.js";
 import { connectLive } from "./live.js";
@@ -63,7 +64,7 @@ function readBootstrap() {
 
 function main() {
   const bootstrap = readBootstrap();
-  installCsrf(window, bootstrap.csrf); // every POST of this page carries the session's token
+  installCsrf(window, bootstrap.csrf, BASE); // every POST carries the session's token; paths go under the prefix
   const announce = liveRegion(document.querySelector("[data-live-region]"));
   const setConnection = mountConnection(document.querySelector("[data-connection]"), announce);
   const store = createStore({ broker: bootstrap.broker ?? null });

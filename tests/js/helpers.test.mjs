@@ -60,3 +60,21 @@ test("only the latest request may render", () => {
   assert.equal(second(), true);
   assert.equal(other(), true);
 });
+
+test("the page's own paths go under the dashboard's prefix; other URLs are left alone", async () => {
+  const { underBase, installCsrf } = await import("../../static/js/helpers/csrf.js");
+  assert.equal(underBase("/api/tasks?limit=5", "/celery"), "/celery/api/tasks?limit=5");
+  assert.equal(underBase("/api/tasks", ""), "/api/tasks");
+  assert.equal(underBase("//elsewhere.example/x", "/celery"), "//elsewhere.example/x");
+  assert.equal(underBase("https://elsewhere.example/x", "/celery"), "https://elsewhere.example/x");
+  const sent = [];
+  const target = { location: { href: "http://dash.example/celery/tasks", origin: "http://dash.example" },
+    fetch: (input, init) => { sent.push([input, init]); return Promise.resolve(null); } };
+  installCsrf(target, "tok", "/celery");
+  await target.fetch("/api/tasks/a/revoke", { method: "POST" });
+  await target.fetch("https://other.example/hook", { method: "POST" });
+  assert.equal(sent[0][0], "/celery/api/tasks/a/revoke");
+  assert.equal(new Headers(sent[0][1].headers).get("X-CSRF-Token"), "tok");
+  assert.equal(sent[1][0], "https://other.example/hook");
+  assert.equal(sent[1][1].headers, undefined); // no token to another site
+});

@@ -9,12 +9,22 @@ export function withCsrf(init, token) {
   return { ...init, headers };
 }
 
-/** Make `target.fetch` send the token on this page's own state-changing requests. */
-export function installCsrf(target, token) {
-  if (!token) return;
+/** `input` under the dashboard's prefix `base` when it is a path of the dashboard ("/api/..."). */
+export function underBase(input, base) {
+  return base && typeof input === "string" && input.startsWith("/") && !input.startsWith("//") ? `${base}${input}` : input;
+}
+
+/**
+ * Make `target.fetch` send the token on this page's own state-changing requests, and put the page's
+ * own paths ("/api/tasks") under the dashboard's prefix `base` (--url-prefix), so the modules keep
+ * writing the API's paths as the API documents them.
+ */
+export function installCsrf(target, token, base = "") {
+  if (!token && !base) return;
   const original = target.fetch.bind(target);
   target.fetch = (input, init) => {
-    const url = new URL(typeof input === "string" ? input : input.url, target.location.href);
-    return original(input, url.origin === target.location.origin ? withCsrf(init, token) : init);
+    const resolved = underBase(input, base);
+    const url = new URL(typeof resolved === "string" ? resolved : resolved.url, target.location.href);
+    return original(resolved, url.origin === target.location.origin ? withCsrf(init, token) : init);
   };
 }

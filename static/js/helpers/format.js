@@ -1,4 +1,5 @@
 // Display formatting of numbers, timestamps and untrusted values (via Intl).
+import { url } from "./base.js";
 
 /** Shown for a missing value. */
 export const EMPTY = "—";
@@ -86,11 +87,11 @@ export function orUnknown(value, why) {
 }
 
 /** URL path of a task's detail page (uuid encoded: never a scheme of its own). */
-export const taskHref = (uuid) => `/tasks/${encodeURIComponent(uuid)}`;
+export const taskHref = (uuid) => url(`/tasks/${encodeURIComponent(uuid)}`);
 /** URL path of a worker's page. */
-export const workerHref = (hostname) => `/workers/${encodeURIComponent(hostname)}`;
+export const workerHref = (hostname) => url(`/workers/${encodeURIComponent(hostname)}`);
 /** URL path of a queue's page. */
-export const queueHref = (name) => `/queues/${encodeURIComponent(name)}`;
+export const queueHref = (name) => url(`/queues/${encodeURIComponent(name)}`);
 /** URL path of a task type's page, with the range to show when one is given. */
 export const taskTypeHref = (name, range = null) =>
-  `/task-types/${encodeURIComponent(name)}${range ? `?range=${encodeURIComponent(range)}` : ""}`;
+  url(`/task-types/${encodeURIComponent(name)}${range ? `?range=${encodeURIComponent(range)}` : ""}`);

@@ -3,7 +3,7 @@
 // few seconds (the next-run times and the statuses move with the clock, not with events).
 
 import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helpers/dom.js";
-import { formatIso, formatTime } from "../helpers/format.js";
+import { formatIso, formatTime, taskHref, taskTypeHref } from "../helpers/format.js";
 import { getJson } from "../helpers/http.js";
 import { latestRequest } from "../helpers/latest.js";
 import {
@@ -82,14 +82,14 @@ export function mountPeriodic(root, store) {
     setField(row, "name", entry.name);
     setField(row, "error", entry.error ?? sourceText(entry));
     setField(row, "task", entry.task);
-    setFieldAttr(row, "task", "href", `/task-types/${encodeURIComponent(entry.task)}`);
+    setFieldAttr(row, "task", "href", taskTypeHref(entry.task));
     setField(row, "arguments", entry.args === "()" && entry.kwargs === "{}" ? "" : `${entry.args} ${entry.kwargs}`);
     setField(row, "schedule", entry.schedule);
     setField(row, "next", nextRunText(entry, now));
     setFieldAttr(row, "next", "datetime", typeof entry.next_run === "number" ? formatIso(entry.next_run) : null);
     const last = entry.last_run;
     setField(row, "last", last ? formatTime(last.at) : "none seen");
-    setFieldAttr(row, "last", "href", last ? `/tasks/${encodeURIComponent(last.uuid)}` : null);
+    setFieldAttr(row, "last", "href", last ? taskHref(last.uuid) : null);
     setField(row, "last-state", last ? last.state : "");
     setField(row, "status", statusText(entry));
     setFieldAttr(row, "status", "data-level", statusLevel(entry));
@@ -100,7 +100,7 @@ export function mountPeriodic(root, store) {
       node.className = "run-mark";
       node.dataset.kind = mark.kind;
       if (mark.uuid) {
-        node.href = `/tasks/${encodeURIComponent(mark.uuid)}`;
+        node.href = taskHref(mark.uuid);
         node.title = `${mark.state} at ${formatTime(mark.at)}`;
       } else {
         node.title = "missed";

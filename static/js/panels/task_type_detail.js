@@ -2,6 +2,7 @@
 // percentiles over time, the runtime heatmap, markers on both, the most common exceptions with an
 // example task each, and the slowest runs. The range is in the URL (`?range=6h`); refetched every minute.
 
+import { url } from "../helpers/base.js";
 import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatDuration } from "../helpers/duration.js";
 import { formatInteger, formatIso, formatTime, shortUuid, taskHref } from "../helpers/format.js";
@@ -134,10 +135,10 @@ export function mountTaskTypeDetail(root, { name, actions }) {
     range = RANGES.includes(select.value) ? select.value : DEFAULT_RANGE;
     const { pathname, search, hash } = window.location;
     window.history.replaceState(window.history.state, "", `${pathname}${rangeSearch(search, range, DEFAULT_RANGE)}${hash}`);
-    setFieldAttr(root, "back", "href", `/task-types${rangeSearch("", range, DEFAULT_RANGE)}`);
+    setFieldAttr(root, "back", "href", url(`/task-types${rangeSearch("", range, DEFAULT_RANGE)}`));
     load();
   });
-  setFieldAttr(root, "back", "href", `/task-types${rangeSearch("", range, DEFAULT_RANGE)}`);
+  setFieldAttr(root, "back", "href", url(`/task-types${rangeSearch("", range, DEFAULT_RANGE)}`));
 
   const form = root.querySelector("[data-marker-form]");
   if (form && actions) mountMarkerForm(form, { onAdded: load });

@@ -2,6 +2,7 @@
 
     ./dashboard.sh bench                 # 3 rounds, 60 s per rate: about 25 minutes
     ./dashboard.sh bench --quick         # 1 round, 10 s per rate: about 4 minutes
+    ./dashboard.sh bench --quick --mode per-worker   # one event per PUBLISH, one process per simulated worker
     python3 bench/compare.py --dashboard-root /path/to/another/checkout
 
 It creates ``bench/.venv`` (the project's ``requirements.txt`` and
@@ -61,11 +62,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the sustained rate after which memory per task is read (one of --rates)")
     parser.add_argument("--max-tasks", type=int, default=100_000, help="tasks each system holds in memory")
     parser.add_argument("--systems", default="dashboard,flower", help="which systems, in the order they run")
-    parser.add_argument("--generator", choices=("batched", "dispatcher", "raw"), default="batched",
-                        help="batched: EventDispatcher in kombu's Producer.batch() (default); dispatcher: "
+    parser.add_argument("--mode", choices=("per-worker", "pipelined"), default="pipelined",
+                        help="per-worker: as a real cluster publishes, one event per PUBLISH (EventDispatcher alone) "
+                             "from one process per simulated worker (8); pipelined (default): EventDispatcher in "
+                             "kombu's Producer.batch() from 1 process (2 in the burst). --generator and the "
+                             "--*-processes options override the mode's choices")
+    parser.add_argument("--generator", choices=("batched", "dispatcher", "raw"), default=None,
+                        help="batched: EventDispatcher in kombu's Producer.batch(); dispatcher: "
                              "EventDispatcher alone; raw: the same wire format written straight to Redis")
-    parser.add_argument("--sustained-processes", type=int, default=1, help="generator processes at a set rate")
-    parser.add_argument("--burst-processes", type=int, default=2, help="generator processes of the burst")
+    parser.add_argument("--sustained-processes", type=int, default=None, help="generator processes at a set rate")
+    parser.add_argument("--burst-processes", type=int, default=None, help="generator processes of the burst")
     parser.add_argument("--capacity-tasks", type=int, help="tasks per generator speed test (default 20,000; "
                                                            "--quick 10,000; 0 skips it)")
     parser.add_argument("--catch-up-timeout", type=float, default=180.0,
@@ -82,6 +88,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                          ("burst_tasks", 50_000, 20_000), ("capacity_tasks", 20_000, 10_000)):
         if getattr(args, name) is None:
             setattr(args, name, quick_default if quick else default)
+    per_worker = args.mode == "per-worker"
+    for name, per_worker_value, pipelined_value in (("generator", "dispatcher", "batched"),
+                                                    ("sustained_processes", 8, 1), ("burst_processes", 8, 2)):
+        if getattr(args, name) is None:
+            setattr(args, name, per_worker_value if per_worker else pipelined_value)
     args.rates = [int(rate) for rate in args.rates.split(",")]
     args.systems = [name.strip() for name in args.systems.split(",") if name.strip()]
     if args.memory_rate not in args.rates:

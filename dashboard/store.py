@@ -671,7 +671,15 @@ class TaskStore:
         if not force and (count < ANALYZE_MIN_TASKS or (taken and taken / 2 <= count <= taken * 2)):
             return False
         started = time.monotonic()
-        conn.execute("ANALYZE tasks")
+        # On a connection of its own without the memory map: it reads every index once, and through the
+        # map those pages would stay in the process's resident memory; read() leaves them to the OS cache.
+        once = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            once.execute("PRAGMA mmap_size = 0")
+            once.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            once.execute("ANALYZE tasks")
+        finally:
+            once.close()
         log.info("task store %s: query statistics refreshed over about %d tasks in %.1f s", self.path, count,
                  time.monotonic() - started)
         return True

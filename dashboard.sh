@@ -96,5 +96,6 @@ case "$command" in
     auth) ensure_venv; exec "$PY" run.py auth "$@" ;;
     test) run_tests "$@" ;;
     bench) exec python3 bench/compare.py "$@" ;;
-    *) echo "usage: $0 [demo] [FLAGS] | run FLAGS | auth COMMAND | test [PYTEST_ARGS] | bench [COMPARE_ARGS]  (FLAGS: run.py's, e.g. --port 5556)" >&2; exit 2 ;;
+    options) ensure_venv; exec "$PY" -c "from dashboard.settings import options_table; print(options_table())" ;;
+    *) echo "usage: $0 [demo] [FLAGS] | run FLAGS | auth COMMAND | test [PYTEST_ARGS] | bench [COMPARE_ARGS] | options  (FLAGS: run.py's, e.g. --port 5556)" >&2; exit 2 ;;
 esac

@@ -64,14 +64,13 @@ def generator_speed(workroot: Path, args: argparse.Namespace) -> dict[str, Any]:
     redis_server = RedisServer(folder)
     speeds: dict[str, Any] = {}
     try:
-        for label, generator, processes, tasks in (
-                ("batched, 1 process", "batched", 1, args.capacity_tasks),
+        runs = [("batched, 1 process", "batched", 1, args.capacity_tasks),
                 ("batched, 2 processes", "batched", 2, args.capacity_tasks),
-                ("EventDispatcher alone, 1 process", "dispatcher", 1, args.capacity_tasks // 4),
-                (f"EventDispatcher alone, {args.sustained_processes} processes (one per simulated worker)",
-                 "dispatcher", args.sustained_processes, args.capacity_tasks // 2)):
-            if generator == "dispatcher" and processes > 1 and args.generator != "dispatcher":
-                continue  # measured for the per-worker mode only
+                ("EventDispatcher alone, 1 process", "dispatcher", 1, args.capacity_tasks // 4)]
+        if args.generator == "dispatcher" and args.sustained_processes > 1:  # the per-worker mode's own speed
+            runs.append((f"EventDispatcher alone, {args.sustained_processes} processes (one per simulated worker)",
+                         "dispatcher", args.sustained_processes, args.capacity_tasks // 2))
+        for label, generator, processes, tasks in runs:
             report = publish(Plan(redis_server.url, tasks=tasks, pace=0.0, generator=generator), processes)
             speeds[label] = report.summary()
             print(f"  {label}: {report.rate:,.0f} events/s ({report.events:,} events in {report.seconds:.1f} s)",

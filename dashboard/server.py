@@ -68,14 +68,15 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
     kill_timeout = 10.0  # seconds the demo's processes get after SIGTERM at the very end
     if settings.demo:
         from .demo import transport
-        from .demo.cluster import DemoCluster
+        from .demo.cluster import SCHEDULE_MODULE, DemoCluster
         transport.install()  # the demo's filesystem transport, safe against half-written files
         logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # filesystem:// has no hostname
         cluster = DemoCluster()
         # The demo's history lives and dies with its folder: never mixed with a real cluster's.
         db = str(cluster.base_dir / "history.db") if settings.db == DEFAULT_DB else settings.db
         settings = dataclasses.replace(settings, broker_url=cluster.broker_url,
-                                       broker_transport_options=cluster.transport_options, db=db)
+                                       broker_transport_options=cluster.transport_options, db=db,
+                                       app=settings.app or SCHEDULE_MODULE)  # its queues and its beat schedule
     try:
         app = create_app(settings, run_blocking or run_inline)
     except (ImportError, ValueError, StoreError) as exc:  # --app that does not load, a --db it cannot use

@@ -81,6 +81,8 @@ WORKER_COMMANDS: dict[str, list[str]] = {
 }
 #: Producer command line.
 PRODUCER_COMMAND = [sys.executable, "-m", "dashboard.demo.producer"]
+#: The module of the demo app with its beat schedule, for the demo's beat and the demo dashboard's --app.
+SCHEDULE_MODULE = "dashboard.demo.schedule"
 
 
 def prune_stale_event_messages(data_dir: Path, max_age_seconds: float, now_monotonic: float) -> int:
@@ -196,7 +198,7 @@ class DemoCluster:
     @property
     def log_paths(self) -> dict[str, Path]:
         """Log file of each child, by child name."""
-        names = [*WORKER_COMMANDS, *(["producer"] if self._with_producer else [])]
+        names = [*WORKER_COMMANDS, *(["producer", "beat"] if self._with_producer else [])]
         return {name: self._base_dir / "logs" / f"{name}.log" for name in names}
 
     @property
@@ -235,6 +237,8 @@ class DemoCluster:
             self._wait_for_workers(timeout)
             if self._with_producer:
                 self._spawn("producer", PRODUCER_COMMAND)
+                self._spawn("beat", [sys.executable, "-m", "celery", "-A", SCHEDULE_MODULE, "beat", "-l", "warning",
+                                     "-s", str(self._base_dir / "tmp" / "beat-schedule")])
                 self._check_alive()
         except BaseException:
             self._terminate(STOP_TIMEOUT_SECONDS)
@@ -257,15 +261,15 @@ class DemoCluster:
             self._removed = True
 
     def stop_producer(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Stop the producer (SIGTERM, then SIGKILL after ``timeout`` s), so no new task is sent."""
-        child = self._children.get("producer")
-        if child is None or not _alive(child):
-            return
-        _signal(child.pid, signal.SIGTERM)
+        """Stop the producer and beat (SIGTERM, then SIGKILL after ``timeout`` s), so no new task is sent."""
+        children = [c for c in (self._children.get("producer"), self._children.get("beat")) if c is not None and _alive(c)]
+        for child in children:
+            _signal(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(child) and time.monotonic() < deadline:
+        while any(_alive(child) for child in children) and time.monotonic() < deadline:
             time.sleep(CHECK_INTERVAL_SECONDS)
-        _signal_group(child.pid, signal.SIGKILL)  # not reaped yet: its pid is still its own
+        for child in children:
+            _signal_group(child.pid, signal.SIGKILL)  # not reaped yet: its pid is still its own
 
     def stop_workers(self) -> int:
         """Ask every worker for Celery's warm shutdown (SIGTERM): it finishes its tasks, says

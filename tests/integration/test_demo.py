@@ -32,7 +32,7 @@ def log_text(proc: Proc) -> str:
 
 
 def demo_pids(proc: Proc) -> list[int]:
-    """The pids of the demo's workers and producer, from the dashboard's log."""
+    """The pids of the demo's workers, producer and beat, from the dashboard's log."""
     found = re.search(r"pids (\{[^}]*\})", log_text(proc))
     assert found, proc.log_tail()
     return [int(pid) for pid in re.findall(r"\d+", found.group(1))]
@@ -68,6 +68,14 @@ def test_the_demo_takes_run_flags_and_its_workers_run_tasks(log_dir: Path, tmp_p
         assert demo.health()["broker"]["url"].startswith("filesystem://")
         wait_until(lambda: demo.get("/api/tasks", params={"state": "SUCCESS", "limit": 1}).json()["items"], 45,
                    message="no demo task succeeded")
+        # Its beat runs the demo's periodic tasks, and /periodic shows them with their runs.
+        rates = wait_until(lambda: next((e for e in demo.get("/api/periodic").json()["entries"]
+                                         if e["name"] == "refresh exchange rates" and e["last_run"]
+                                         and e["last_run"]["state"] == "SUCCESS"), None), 60,
+                           message=lambda: f"no periodic run seen: {demo.get('/api/periodic').text}")
+        assert rates["schedule"] == "every 15 seconds" and rates["match"] == "name"
+        names = {e["name"] for e in demo.get("/api/periodic").json()["entries"]}
+        assert names == {"refresh exchange rates", "send the digest", "weekly sales report"}
     finally:
         proc.stop()
 

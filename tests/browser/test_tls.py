@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import urllib3  # noqa: F401 (its warning is filtered below)
 from playwright.sync_api import Browser, expect
 
 from helpers import PYTHON, REPO_ROOT, Proc, free_port, wait_until

@@ -3,7 +3,6 @@
 Redis written by a real ``celery beat -S redbeat.RedBeatScheduler`` whose runs a real worker executes."""
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
 from celery import Celery
 from celery.schedules import crontab, solar
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from generator import Plan, publish  # noqa: E402
+from ingest import free_port, wait_for  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 #: Installed in the page: the time each task's row first shows a final state, at the next frame.
@@ -60,24 +60,6 @@ OBSERVER = """
   new MutationObserver(check).observe(panel, {subtree: true, childList: true, characterData: true});
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -21,7 +21,6 @@ from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
 from .events import GAPS_SHOWN
 from .links import task_links, worker_links
-from .redact import mask_known
 from .store import GAPS_MAX, StoreQueryError, TaskStore
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -446,10 +445,9 @@ def look_up_result(uuid: str) -> Response | tuple[Response, int]:
         return error("no result backend: start the dashboard with --app naming an app that has one", 404)
     try:
         body = dashboard.reconciler.look_up(uuid)
-    except Exception as exc:  # the backend is down or refuses: say so, never a 500
-        backend_url = str(dashboard.reconciler.backend_app.conf.result_backend or "")
-        return error(f"the result backend did not answer: {type(exc).__name__}: "
-                     f"{mask_known(str(exc), backend_url)}"[:500], 503)
+    except Exception as exc:  # the backend is down or refuses (a bug is logged as one): say so, never a 500
+        return error(f"the result backend did not answer: {dashboard.reconciler.backend_failure(exc, 'result look-up')}",
+                     503)
     return jsonify(body)
 
 

@@ -4,6 +4,7 @@ schedule classes. Neither package is needed: the tables and keys are read direct
 """
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -76,8 +77,7 @@ def _query(url: str) -> list[tuple[Any, ...]]:
     scheme = urlsplit(url).scheme.lower().split("+", 1)[0]
     try:
         if scheme == "sqlite":
-            path = url.split("://", 1)[1]
-            path = path[1:] if path.startswith("/") and not path.startswith("//") else path[1:] if path else path
+            path = url.split("://", 1)[1][1:]  # sqlite:///relative.db, sqlite:////absolute.db
             if not path or not Path(path).exists():
                 raise SourceError(f"--beat-db {url}: no such SQLite file")
             conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_SECONDS)
@@ -109,9 +109,20 @@ def _query(url: str) -> list[tuple[Any, ...]]:
         raise
     except ImportError as exc:
         raise SourceError(f"--beat-db {mask_url(url)}: the database driver is not installed ({exc})") from None
-    except Exception as exc:  # unreachable, refused, no such table: said on the page, never a crash
+    except _database_errors() as exc:  # unreachable, refused, no such table: said on the page, never a crash
         raise SourceError(f"--beat-db {mask_url(url)}: {type(exc).__name__}: {mask_known(str(exc), url)}"[:500]) from None
     raise SourceError(f"--beat-db {mask_url(url)}: expected a sqlite:///, postgresql:// or mysql:// URL")
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """What the drivers raise for a database that cannot be read (a bug raises something else)."""
+    errors: list[type[BaseException]] = [sqlite3.Error, OSError]
+    for module, name in (("psycopg", "Error"), ("pymysql.err", "MySQLError")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except ImportError:
+            continue
+    return tuple(errors)
 
 
 def _django_entry(row: tuple[Any, ...], app: Any) -> Entry:

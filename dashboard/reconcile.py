@@ -21,8 +21,12 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
+import redis
+from celery.exceptions import CeleryError
 from celery.utils.saferepr import saferepr
+from kombu.exceptions import KombuError
 
+from .redact import mask_known
 from .userapp import load_user_app
 
 if TYPE_CHECKING:
@@ -39,6 +43,8 @@ LOST_REASON = "events missed; no worker holds it"
 #: The label of an event made from the result backend's record.
 FROM_BACKEND = "result backend"
 _EVENT_OF = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
+#: What a result backend that is down or refuses raises; anything else is a bug, logged with its traceback.
+BACKEND_ERRORS = (OSError, redis.RedisError, KombuError, CeleryError)
 #: States a worker holds a task in; a PENDING task may also wait in its queue, so it is never marked lost.
 _HELD_STATES = frozenset(("RECEIVED", "STARTED", "RETRY"))
 
@@ -189,11 +195,23 @@ class Reconciler:
         try:
             backend = app.backend
             meta = backend.get_task_meta(uuid)
-        except Exception as exc:  # a backend that is down: the next pass asks again
-            log.warning("result backend lookup of %s failed: %s: %s", uuid, type(exc).__name__, exc)
+        except Exception as exc:  # the next pass asks again
+            self.backend_failure(exc, f"result backend lookup of {uuid}")
             return None
         return event_from_meta(uuid, meta, hostname, now, self.dashboard.settings.max_field_chars,
                                backend.exception_to_python)
+
+    def backend_failure(self, exc: Exception, doing: str) -> str:
+        """Log a failed backend call, its password masked, and return it as text: a backend that is down as a
+        warning, anything else as the bug it is (with its traceback, counted)."""
+        url = str(self.backend_app.conf.result_backend or "") if self.backend_app is not None else ""
+        text = mask_known(f"{type(exc).__name__}: {exc}", url)[:500]
+        if isinstance(exc, BACKEND_ERRORS):
+            log.warning("%s failed: %s", doing, text)
+        else:
+            self.dashboard.collector.count_internal_error()
+            log.error("%s failed: %s", doing, text, exc_info=exc)
+        return text
 
     def look_up(self, uuid: str) -> dict[str, Any]:
         """``POST /api/tasks/<uuid>/result``: the backend's record of one task, applied when it says finished."""

@@ -4,6 +4,8 @@
     ./dashboard.sh bench --quick         # 1 round, 10 s per rate: about 4 minutes
     ./dashboard.sh bench --quick --mode per-worker   # one event per PUBLISH, one process per simulated worker
     python3 bench/compare.py --dashboard-root /path/to/another/checkout
+    ./dashboard.sh bench cluster         # the other benchmarks, in the same environment: cluster.py,
+    ./dashboard.sh bench idle            # idle.py and browser_latency.py (``browser``), with their own flags
 
 It creates ``bench/.venv`` (the project's ``requirements.txt`` and
 ``bench/requirements.txt``, with Flower) when it is missing or out of date, and
@@ -29,6 +31,8 @@ ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 REQUIREMENTS = (ROOT / "requirements.txt", BENCH / "requirements.txt")
+#: The other benchmarks ``compare.py NAME [FLAGS]`` runs in ``bench/.venv``.
+SCRIPTS = {"cluster": "cluster.py", "idle": "idle.py", "browser": "browser_latency.py"}
 
 
 def ensure_environment() -> None:
@@ -107,6 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> int:
+    if sys.argv[1:2] and sys.argv[1] in SCRIPTS:
+        ensure_environment()
+        script = BENCH / SCRIPTS[sys.argv[1]]
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(script), *sys.argv[2:]])
     args = parse_args()
     ensure_environment()
     sys.path.insert(0, str(BENCH))

@@ -210,6 +210,12 @@ class Plan:
     seed: int = 1
     processes: int = 1
     index: int = 0
+    workers: int = WORKERS
+    queues: int = 0  # 0: each kind's own queue; N: tasks spread over queues q-0000 ... q-<N-1>
+
+    def queue_names(self) -> list[str]:
+        """Return the ``queues`` spread names (empty when each kind keeps its own queue)."""
+        return [f"q-{n:04d}" for n in range(self.queues)]
 
     def share(self, index: int, processes: int) -> Plan:
         """Return the part of this plan that process ``index`` of ``processes`` publishes."""
@@ -360,7 +366,8 @@ class Simulation:
     def __init__(self, plan: Plan) -> None:
         self.rng = random.Random(plan.seed)
         self.pace = plan.pace
-        owned = [n for n in range(1, WORKERS + 1) if (n - 1) % plan.processes == plan.index] or [plan.index + 1]
+        owned = [n for n in range(1, plan.workers + 1) if (n - 1) % plan.processes == plan.index] or [plan.index + 1]
+        self.queues = plan.queue_names()
         self.workers = [Worker(f"celery@worker-{n}", f"gen{3000 + n}@worker-{n}") for n in owned]
         self.by_hostname = {w.hostname: w for w in self.workers}
         self.producers = [f"gen{os.getpid()}@web-{plan.index * 3 + k}" for k in range(1, 4)]
@@ -416,12 +423,14 @@ class Simulation:
             del self.recent[:32]
         head = {"uuid": uuid, "name": kind.name, "args": args, "kwargs": kwargs, "root_id": parent or uuid,
                 "parent_id": parent, "retries": 0, "eta": None, "expires": None}
-        sent = {**head, "queue": kind.queue, "exchange": "", "routing_key": kind.queue}
+        queue = self.queues[n % len(self.queues)] if self.queues else kind.queue
+        sent = {**head, "queue": queue, "exchange": "", "routing_key": queue}
         worker = self.workers[rng.randrange(len(self.workers))]
-        self._schedule_run(now + rng.uniform(0.001, 0.02) * self.pace, worker, kind, head, result)
+        self._schedule_run(now + rng.uniform(0.001, 0.02) * self.pace, worker, kind, head, result, queue)
         return rng.choice(self.producers), "task-sent", sent
 
-    def _schedule_run(self, at: float, worker: Worker, kind: TaskKind, head: dict[str, Any], result: str) -> None:
+    def _schedule_run(self, at: float, worker: Worker, kind: TaskKind, head: dict[str, Any], result: str,
+                      queue: str) -> None:
         """Schedule one attempt: received, started, then succeeded, failed, or retried and another attempt."""
         rng = self.rng
         uuid = head["uuid"]
@@ -434,12 +443,12 @@ class Simulation:
         if head["retries"] == 0 and outcome < RETRY_SHARE:
             exception, traceback = rng.choice(self.failures[kind.name])
             retry = {**head, "retries": 1}
-            self.push(done, worker.producer, "task-sent", {**retry, "queue": kind.queue, "exchange": "",
-                                                           "routing_key": kind.queue})
+            self.push(done, worker.producer, "task-sent", {**retry, "queue": queue, "exchange": "",
+                                                           "routing_key": queue})
             self.push(done, worker.hostname, "task-retried",
                       {"uuid": uuid, "exception": f"Retry in {RETRY_COUNTDOWN_SECONDS:g}s: {exception}",
                        "traceback": traceback})
-            self._schedule_run(done + RETRY_COUNTDOWN_SECONDS * self.pace, worker, kind, retry, result)
+            self._schedule_run(done + RETRY_COUNTDOWN_SECONDS * self.pace, worker, kind, retry, result, queue)
         elif outcome < RETRY_SHARE + kind.failure_share:
             exception, traceback = rng.choice(self.failures[kind.name])
             self.push(done, worker.hostname, "task-failed",
@@ -650,6 +659,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, help="publishing time at --rate")
     parser.add_argument("--tasks", type=int, help="tasks to publish (with no --rate: as fast as possible)")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=WORKERS, help="simulated workers")
+    parser.add_argument("--queues", type=int, default=0,
+                        help="spread the tasks over queues q-0000 ... (default: each kind's own queue)")
     parser.add_argument("--pace", type=float, default=1.0,
                         help="scale of the delays between a task's events: 1 real time, 0 back to back")
     parser.add_argument("--generator", choices=sorted(SENDERS), default="batched",
@@ -658,7 +670,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.seconds is None and args.tasks is None:
         parser.error("give --seconds (with --rate) or --tasks")
-    plan = Plan(args.broker, args.rate, args.seconds, args.tasks, args.pace, args.generator)
+    plan = Plan(args.broker, args.rate, args.seconds, args.tasks, args.pace, args.generator, workers=args.workers,
+                queues=args.queues)
     report = publish(plan, args.processes)
     print(json.dumps(report.summary(), indent=2))
     return 0

@@ -117,6 +117,7 @@ class Dashboard:
         body = self.collector.health()
         body["limits"] = self.cluster.limits()
         body["live"] = {"clients": len(self.hub.clients), "dropped": self.hub.dropped_clients}
+        body["sampler"] = self.sampler.health()
         reconciler = self.reconciler
         body["reconciliation"] = {"backend": reconciler.backend_app is not None, "suspects": len(reconciler.suspects),
                                   "reconciled": reconciler.reconciled, "lost": reconciler.lost}

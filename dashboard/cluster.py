@@ -12,8 +12,9 @@ It does no I/O and never reads a clock: callers pass ``now``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
+from . import jsonio
 from .journal import LiveChanges, UnsavedTasks
 from .queues import QueueBook
 from .settings import Settings
@@ -24,6 +25,13 @@ from .model import READY_STATES
 UNFINISHED_STATES = frozenset(("PENDING", "RECEIVED", "STARTED", "RETRY"))
 from .state import ClusterState
 from .stats import LIVE_SECONDS, Row, TaskStats, host_label
+
+
+#: Bytes of JSON the changes every page gets aim to stay within, per batch (four a second): a browser
+#: parses and draws them on its main thread. One item larger than the rest of the budget still goes.
+LIVE_BATCH_BYTES = 56 * 1024
+#: Share of the budget the newest changed tasks take before workers and queues.
+TASK_SHARE = 0.4
 
 
 def _removal(kind: Literal["task", "worker", "queue"], key: str) -> Change:
@@ -48,6 +56,11 @@ class Cluster:
         self._book = book
         self._lock = threading.Lock()  # guards _state and _book; held only for in-memory work, never for I/O
         self._unsaved = UnsavedTasks()  # the history writer's reading of the journal
+        # The pusher's: changed workers and queues not pushed yet (in the order they first changed),
+        # and each worker's status as last pushed (a change of status is pushed first).
+        self._live_workers: dict[str, None] = {}
+        self._live_queues: dict[str, None] = {}
+        self._live_status: dict[str, str | None] = {}
 
     @classmethod
     def build(cls, settings: Settings, book: QueueBook | None = None) -> "Cluster":
@@ -278,24 +291,55 @@ class Cluster:
         oldest, _ = self._state.waiting(name)
         return self._book.to_json(name, oldest, now)
 
-    def changes(self, task_rooms: set[str], worker_rooms: set[str], window: int, now: float
-                ) -> tuple[list[Change], dict[str, Change], dict[str, tuple[str, str]]]:
+    def changes(self, task_rooms: set[str], worker_rooms: set[str], window: int, now: float,
+                budget: int = LIVE_BATCH_BYTES) -> tuple[list[Change], dict[str, Change], dict[str, tuple[str, str]]]:
         """Drain what changed since the last call, for the pusher.
 
-        Return the changes every page gets (workers, removed workers, queues, and the ``window``
-        most recently changed tasks), the changes of other tasks that ``task_rooms`` (uuids) or
-        ``worker_rooms`` (hostnames) ask for, and for each of those the rooms it belongs to.
+        Return the changes every page gets (workers, removed workers, queues, and up to ``window``
+        of the most recently changed tasks), the changes of other tasks that ``task_rooms`` (uuids)
+        or ``worker_rooms`` (hostnames) ask for, and for each of those the rooms it belongs to.
+
+        The changes every page gets stay within about ``budget`` bytes of JSON, so that a large
+        cluster's batch stays small enough for a browser to take four times a second: the newest
+        tasks first take up to ``TASK_SHARE`` of it; then workers whose status changed (or that a
+        page looks at), queues, and the other changed workers, longest waiting first; then more
+        tasks. Workers and queues that do not fit wait for the next batch (removals never wait);
+        tasks that do not fit are left to the task's and its worker's rooms.
         """
         with self._lock:
             state = self._state
             task_ids, hostnames = LiveChanges.coalesce(state.journal.read(LiveChanges.READER))
-            common = [_removal("worker", h) if removed
-                      else _upsert("worker", h, state.workers[h].to_json())
-                      for h, removed in hostnames.items() if removed or h in state.workers]
-            common += [_upsert("queue", q, self._queue_json(q, now)) for q in self._book.drain_changes()]
-            recent = task_ids[-window:]
-            common += [_upsert("task", u, state.task_json(u)) for u in reversed(recent) if u in state.tasks]
-            in_window = set(recent)
+            waiting_workers, waiting_queues, pushed_status = self._live_workers, self._live_queues, self._live_status
+            common: list[Change] = []
+            for hostname, removed in hostnames.items():
+                if removed:
+                    common.append(_removal("worker", hostname))
+                    waiting_workers.pop(hostname, None)
+                    pushed_status.pop(hostname, None)
+                else:
+                    waiting_workers.setdefault(hostname, None)  # a worker already waiting keeps its place
+            for name in self._book.drain_changes():
+                waiting_queues.setdefault(name, None)
+            candidates = [u for u in reversed(task_ids[-window:]) if u in state.tasks]  # newest first
+            tasks: list[Change] = []
+            used = self._take_tasks(candidates, tasks, budget * TASK_SHARE)
+            workers = [h for h in waiting_workers if h in state.workers]
+            urgent = [h for h in workers if h in worker_rooms or pushed_status.get(h) != state.workers[h].status]
+            urgent_set = set(urgent)
+            routine = [h for h in workers if h not in urgent_set] if urgent else workers
+            for hostname in [h for h in waiting_workers if h not in state.workers]:
+                del waiting_workers[hostname]  # gone from the model without a removal (it cannot be shown)
+            used = self._take_keyed(urgent, waiting_workers, common, used, budget, self._worker_change)
+            used = self._take_keyed(list(waiting_queues), waiting_queues, common, used, budget,
+                                    lambda name: _upsert("queue", name, self._queue_json(name, now))
+                                    if name in self._book.queues else None)
+            used = self._take_keyed(routine, waiting_workers, common, used, budget, self._worker_change)
+            for change in common:
+                if change["kind"] == "worker" and change["data"] is not None:
+                    pushed_status[change["key"]] = change["data"]["status"]
+            self._take_tasks(candidates[len(tasks):], tasks, budget - used)
+            common += tasks
+            in_window = {change["key"] for change in tasks}
             wanted = task_rooms.intersection(task_ids) - in_window if task_rooms else set()
             if worker_rooms:  # a worker's room also gets the changes of that worker's tasks
                 wanted.update(u for u in task_ids if u not in in_window and u in state.tasks
@@ -303,6 +347,40 @@ class Cluster:
             extra = {u: _upsert("task", u, state.task_json(u)) for u in wanted if u in state.tasks}
             rooms = {u: ("task:" + u, "worker:" + (state.tasks[u].worker or "")) for u in extra}
         return common, extra, rooms
+
+    def _take_tasks(self, uuids: list[str], into: list[Change], budget: float) -> int:
+        """Append the changes of ``uuids``, in order, while they fit in ``budget`` bytes (the first always);
+        return the bytes taken."""
+        used = 0
+        for uuid in uuids:
+            change = _upsert("task", uuid, self._state.task_json(uuid))
+            size = len(jsonio.dumps(change)) + 1  # and its comma in the list
+            if into and used + size > budget:
+                break
+            into.append(change)
+            used += size
+        return used
+
+    @staticmethod
+    def _take_keyed(keys: list[str], waiting: dict[str, None], into: list[Change], used: int, budget: int,
+                    change_of: Callable[[str], Change | None]) -> int:
+        """Append the changes of ``keys`` while ``used`` stays within ``budget``, taking each out of
+        ``waiting``; the rest stay waiting. Return the bytes used so far."""
+        for key in keys:
+            change = change_of(key)
+            if change is None:
+                waiting.pop(key, None)
+                continue
+            size = len(jsonio.dumps(change)) + 1  # and its comma in the list
+            if used + size > budget and into:
+                break
+            into.append(change)
+            used += size
+            waiting.pop(key, None)
+        return used
+
+    def _worker_change(self, hostname: str) -> Change:
+        return _upsert("worker", hostname, self._state.workers[hostname].to_json())
 
     def counters(self) -> Counters:
         """Return task counts per state (over the tasks held), totals, and the names beyond the limits."""

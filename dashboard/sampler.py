@@ -52,6 +52,10 @@ class QueueSampler:
                                             settings.broker_api)
         self.stopping = False
         self._ignored_logged = 0
+        self.queues = 0  # queues in the last round
+        self.last_ms: float | None = None  # the last round's broker round trip, in ms
+        self.max_ms: float | None = None  # the slowest round trip since start
+        self.sampled_at: float | None = None
 
     def run(self) -> None:
         """Sample until ``stop``, every queue interval."""
@@ -67,6 +71,10 @@ class QueueSampler:
     def stop(self) -> None:
         self.stopping = True
 
+    def health(self) -> dict[str, Any]:
+        """Return ``/api/health``'s ``sampler``: queues in the last round, its round trip and the slowest, in ms."""
+        return {"queues": self.queues, "last_ms": self.last_ms, "max_ms": self.max_ms, "at": self.sampled_at}
+
     def step(self, now: float) -> None:
         """Take one round of samples."""
         cluster = self.collector.cluster
@@ -77,6 +85,10 @@ class QueueSampler:
             log.warning("%d queues beyond --max-queues %d are not watched", ignored, self.collector.settings.max_queues)
         if not names:
             return
+        began = time.perf_counter()
         samples = self.reader.sample(names)  # blocking broker I/O; green under eventlet
+        took = round((time.perf_counter() - began) * 1000, 1)
+        self.queues, self.last_ms, self.sampled_at = len(names), took, now
+        self.max_ms = took if self.max_ms is None else max(self.max_ms, took)
         for alert in cluster.apply_samples(now, samples):
             self.on_alert(alert)

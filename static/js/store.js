@@ -42,6 +42,9 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
   let streamCutsLost = 0;
   let clockOffsetMs = 0;
   let resyncCount = 0;
+  // Sorted lists, kept until their map changes: every panel asks for them in each render.
+  let workersSortedCache = null;
+  let queuesSortedCache = null;
 
   const store = {
     onResync,
@@ -51,6 +54,7 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
       workers.clear();
       tasks.clear();
       queues.clear();
+      workersSortedCache = queuesSortedCache = null;
       for (const worker of snapshot.workers ?? []) workers.set(worker.hostname, worker);
       // The snapshot lists most recent first; the map keeps oldest first.
       const recent = (snapshot.tasks ?? []).slice(0, maxTasks);
@@ -132,17 +136,21 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
 
     /** Workers sorted for display: lost first, then online, then offline; by hostname within. */
     workersSorted() {
-      return [...workers.values()].sort(
+      workersSortedCache ??= [...workers.values()].sort(
         (a, b) =>
           (WORKER_STATUS_ORDER[a.status] ?? 3) - (WORKER_STATUS_ORDER[b.status] ?? 3) ||
           String(a.hostname).localeCompare(String(b.hostname)),
       );
+      return [...workersSortedCache];
     },
     worker: (hostname) => workers.get(hostname) ?? null,
     /** The recent-task window, newest first (by taskTime, then by arrival). */
     recentTasks: () => newestFirst([...tasks.values()]),
     task: (uuid) => tasks.get(uuid) ?? null,
-    queuesSorted: () => [...queues.values()].sort((a, b) => String(a.name).localeCompare(String(b.name))),
+    queuesSorted() {
+      queuesSortedCache ??= [...queues.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+      return [...queuesSortedCache];
+    },
     get counters() { return counters; },
     get broker() { return brokerState; },
     /** The alert rules' active alerts (silenced ones too), in the server's order. */
@@ -159,6 +167,8 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
   function applyChange({ kind, op, key, data }, changed) {
     const table = kind === "task" ? tasks : kind === "worker" ? workers : kind === "queue" ? queues : null;
     if (table === null) return; // unknown kinds are ignored, like unknown event types
+    if (kind === "worker") workersSortedCache = null;
+    else if (kind === "queue") queuesSortedCache = null;
     if (op === "remove" || data == null) {
       table.delete(key);
     } else if (op === "upsert") {

@@ -153,3 +153,15 @@ test("queue backlog alerts: texts, links and notification tags", () => {
   assert.equal(lost.href, "/workers/w%40h");
   assert.equal(lost.tag, "worker-lost:w@h");
 });
+
+test("a table of many queues shows the flagged, the growing and the deepest, in name order", async () => {
+  const { shownQueues, queueCountText } = await import("../../static/js/helpers/queue_info.js");
+  const queues = Array.from({ length: 10 }, (_, i) => ({ name: `q-${i}`, depth: i }));
+  assert.equal(shownQueues(queues, 10), queues);
+  queues[1].no_consumer = true;
+  queues[2].growing = true;
+  assert.deepEqual(shownQueues(queues, 4).map((q) => q.name), ["q-1", "q-2", "q-8", "q-9"]);
+  assert.equal(queueCountText(4, 2000), "4 of 2,000 watched (the flagged and deepest)");
+  assert.equal(queueCountText(3, 3), "3 watched");
+  assert.equal(queueCountText(0, 0), "");
+});

@@ -74,6 +74,9 @@ test("ordered changes upsert and remove tasks and workers", () => {
   assert.equal(store.task("t2").state, "STARTED");
   assert.deepEqual(store.workersSorted().map((w) => w.hostname), ["w1@a", "w3@c"]);
   assert.deepEqual(store.queuesSorted().map((q) => q.name), ["celery", "high"]);
+  const sorted = store.queuesSorted();
+  sorted.pop(); // a caller's copy: the store's sorted list is not changed by it
+  assert.deepEqual(store.queuesSorted().map((q) => q.name), ["celery", "high"]);
 
   assert.equal(store.applyChanges({ seq: 3, changes: [remove("task", "t3")], counters: counters(4) }), true);
   assert.deepEqual(uuids(store), ["t4", "t2", "t1"]);

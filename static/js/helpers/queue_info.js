@@ -101,3 +101,26 @@ export function sparklineLabel(samples, key = "depth") {
   if (!values.length) return "Depth over the last 15 minutes: no samples";
   return `Depth over the last 15 minutes: now ${formatInteger(values.at(-1))}, highest ${formatInteger(Math.max(...values))}`;
 }
+
+/** Rows a queue table shows at most: the overview's compact table and the Queues page's. */
+export const MAX_QUEUE_ROWS = { compact: 50, full: 500 };
+
+/**
+ * The queues a table shows, in the order given (by name): all of them when they fit in `max`;
+ * otherwise the `max` that matter most: flagged (over threshold, no consumer) first, then growing,
+ * then the deepest.
+ */
+export function shownQueues(sorted, max) {
+  if (sorted.length <= max) return sorted;
+  const rank = (q) => (q.alerting || q.no_consumer ? 0 : 2) + (q.growing ? 0 : 1);
+  const depth = (q) => (isNumber(q.depth) ? q.depth : -1);
+  const chosen = new Set([...sorted].sort((a, b) => rank(a) - rank(b) || depth(b) - depth(a)).slice(0, max));
+  return sorted.filter((q) => chosen.has(q));
+}
+
+/** The table's count: "12 watched", or "50 of 2,000 watched (the flagged and deepest)"; "" for none. */
+export function queueCountText(shown, total) {
+  if (!total) return "";
+  if (shown >= total) return `${formatInteger(total)} watched`;
+  return `${formatInteger(shown)} of ${formatInteger(total)} watched (the flagged and deepest)`;
+}

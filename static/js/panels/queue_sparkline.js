@@ -13,10 +13,15 @@ const PADDING_PX = 2;
 /** A line breaks where two samples are further apart than this, in seconds (sampling stopped). */
 const SPARKLINE_GAP_SECONDS = 3 * SPARKLINE_SEED_STEP_SECONDS;
 
-/** Draw `samples` (`[{t, depth}]`) ending at `nowSeconds` into `svg`. */
-export function drawSparkline(svg, samples, nowSeconds) {
-  const width = svg.clientWidth || FALLBACK_WIDTH_PX;
-  const height = svg.clientHeight || FALLBACK_HEIGHT_PX;
+/** The laid-out size of `svg` (a fallback before layout). Reading it makes the browser lay the page
+ * out: a table of sparklines reads one size once, before it draws any (see `drawSparkline`). */
+export function sparklineSize(svg) {
+  return { width: svg?.clientWidth || FALLBACK_WIDTH_PX, height: svg?.clientHeight || FALLBACK_HEIGHT_PX };
+}
+
+/** Draw `samples` (`[{t, depth}]`) ending at `nowSeconds` into `svg`, of `size` (read from `svg` when not given). */
+export function drawSparkline(svg, samples, nowSeconds, size = sparklineSize(svg)) {
+  const { width, height } = size;
   const start = nowSeconds - SPARKLINE_WINDOW_SECONDS;
   // About one point per pixel: the peaks are kept, the path stays short.
   const shown = thinSamples(samples.filter((s) => s.t >= start), "depth", SPARKLINE_WINDOW_SECONDS / width);

@@ -1,15 +1,16 @@
 // Queues table: name (link), depth (stale / not available / error), consumers, the oldest
 // waiting task's age, flags and a live 15-minute sparkline. Ages and sparklines tick every second.
+// A cluster with more queues than the table shows (MAX_QUEUE_ROWS) gets the flagged and deepest.
 
 import { onTick } from "../helpers/clock.js";
 import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatInteger, formatTime, queueHref } from "../helpers/format.js";
 import { createQueueHistory } from "../helpers/queue_history.js";
 import {
-  consumersTitle, depthInfo, depthTitle, oldestText, thresholdText,
+  consumersTitle, depthInfo, depthTitle, MAX_QUEUE_ROWS, oldestText, queueCountText, shownQueues, thresholdText,
 } from "../helpers/queue_info.js";
 import { renderQueueFlags } from "./queue_flags.js";
-import { drawSparkline } from "./queue_sparkline.js";
+import { drawSparkline, sparklineSize } from "./queue_sparkline.js";
 
 export function mountQueues(root, store) {
   const list = root.querySelector("[data-list]");
@@ -17,6 +18,7 @@ export function mountQueues(root, store) {
   const rows = new Map(); // name -> element
   const queues = new Map(); // name -> the queue shown in its row
   const history = createQueueHistory();
+  const maxRows = root.querySelector(".queue-table-compact") ? MAX_QUEUE_ROWS.compact : MAX_QUEUE_ROWS.full;
 
   function render(event) {
     if (event?.type === "snapshot") {
@@ -31,7 +33,8 @@ export function mountQueues(root, store) {
     } else if (event) {
       return; // broker status, disconnects: nothing in this table changes
     }
-    const sorted = store.queuesSorted();
+    const all = store.queuesSorted();
+    const sorted = shownQueues(all, maxRows);
     reconcileKeyed(list, rows, sorted, (queue) => queue.name, (queue) => {
       const row = cloneTemplate(root, "queue-row");
       row.dataset.queue = queue.name;
@@ -43,8 +46,8 @@ export function mountQueues(root, store) {
     });
     queues.clear();
     for (const queue of sorted) queues.set(queue.name, queue);
-    if (empty) empty.hidden = sorted.length > 0;
-    setField(root, "queue-count", sorted.length ? `${sorted.length} watched` : "");
+    if (empty) empty.hidden = all.length > 0;
+    setField(root, "queue-count", queueCountText(sorted.length, all.length));
     tick();
   }
 
@@ -69,10 +72,12 @@ export function mountQueues(root, store) {
 
   function tick() {
     const nowSeconds = store.serverNowMs() / 1000;
+    // Every sparkline has the same size: read once, before any write, so the page is laid out once a tick.
+    const size = sparklineSize(list.querySelector("[data-sparkline]"));
     for (const [name, row] of rows) {
       setField(row, "oldest", oldestText(queues.get(name), nowSeconds));
       const svg = row.querySelector("[data-sparkline]");
-      if (svg) drawSparkline(svg, history.samples(name, nowSeconds), nowSeconds);
+      if (svg) drawSparkline(svg, history.samples(name, nowSeconds), nowSeconds, size);
     }
   }
 

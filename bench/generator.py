@@ -374,7 +374,8 @@ class Simulation:
         self.kinds = random.Random(plan.seed + 1).choices(KINDS, [k.weight for k in KINDS], k=4096)
         self.payloads = {k.name: [_payload(k.name, self.rng, n) for n in range(VARIANTS)] for k in KINDS}
         self.failures = {k.name: [failure(k.name, n) for n in range(8)] for k in KINDS}
-        self.heap: list[Scheduled] = []
+        self.heap: list[Scheduled] = []  # task events
+        self.beats: list[Scheduled] = []  # heartbeats
         self.order = 0
         self.started_tasks = 0
         self.recent: list[str] = []
@@ -382,16 +383,25 @@ class Simulation:
 
     def push(self, due: float, hostname: str, type: str, fields: dict[str, Any], ends: str = "") -> None:
         self.order += 1
-        heapq.heappush(self.heap, (due, self.order, hostname, type, fields, ends))
+        heapq.heappush(self.beats if type == "worker-heartbeat" else self.heap,
+                       (due, self.order, hostname, type, fields, ends))
 
     def next_due(self) -> float | None:
-        return self.heap[0][0] if self.heap else None
+        return min((h[0][0] for h in (self.heap, self.beats) if h), default=None)
 
     def pop(self) -> Scheduled:
-        item = heapq.heappop(self.heap)
-        if item[3] == "worker-heartbeat" and self.beating:
-            self.push(item[0] + HEARTBEAT_SECONDS, item[2], item[3], item[4])
-        return item
+        return heapq.heappop(self.heap)
+
+    def due_beats(self, now: float) -> list[Scheduled]:
+        """Return the heartbeats due by ``now``, each scheduled again: a worker beats on time whatever
+        its load, as Celery's heartbeat timer does, so heartbeats do not wait for the rate limiter."""
+        due = []
+        while self.beats and self.beats[0][0] <= now:
+            item = heapq.heappop(self.beats)
+            due.append(item)
+            if self.beating:
+                self.push(item[0] + HEARTBEAT_SECONDS, item[2], item[3], item[4])
+        return due
 
     def online(self, now: float) -> list[tuple[str, str, dict[str, Any]]]:
         """Return every worker's ``worker-online`` and schedule its heartbeats."""
@@ -406,8 +416,7 @@ class Simulation:
     def stop_beating(self) -> None:
         """Drop the pending heartbeats, so that only task events remain scheduled."""
         self.beating = False
-        self.heap = [item for item in self.heap if item[3] != "worker-heartbeat"]
-        heapq.heapify(self.heap)
+        self.beats = []
 
     def start_task(self, now: float) -> tuple[str, str, dict[str, Any]]:
         """Start a new task: return its ``task-sent`` and schedule the rest of its life."""
@@ -548,6 +557,9 @@ class Run:
 
     def _emit_due(self, now: float, budget: float) -> float:
         sim = self.sim
+        for _, _, hostname, type, fields, ends in sim.due_beats(now):
+            self.emit(hostname, type, fields, ends)
+            budget -= 1  # they count in the rate: the tasks make room for them
         while sim.heap and sim.heap[0][0] <= now and budget >= 1:
             _, _, hostname, type, fields, ends = sim.pop()
             self.emit(hostname, type, fields, ends)

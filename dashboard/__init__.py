@@ -9,11 +9,13 @@ from typing import Any, Callable, TypeVar
 
 from urllib.parse import quote
 
-from flask import Flask, Response, g, has_request_context, jsonify, redirect, render_template, request
+from flask import (Flask, Response, g, has_request_context, jsonify, redirect, render_template, request,
+                   send_from_directory)
 from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import LOCAL, Access
+from .assets import module_closure, static_version
 from .alerting import AlertService
 from .alerts import WebhookNotifier
 from .auth import AuthFile, Principal
@@ -43,6 +45,8 @@ RunBlocking = Callable[..., Any]
 CLOSE_WAIT_SECONDS = 5.0
 #: Paths anyone may reach: the login page, and the load balancers' check.
 PUBLIC_PATHS = frozenset(("/login", "/healthcheck", "/api/ready"))
+#: How long browsers keep a versioned static file (``/static/v/<version>/...``): its URL changes with it.
+STATIC_MAX_AGE_SECONDS = 365 * 86400
 #: The repository root, where templates/ and static/ live.
 ROOT = Path(__file__).resolve().parent.parent
 #: Sent with every response: no inline script or style, no framing, nothing from elsewhere.
@@ -192,7 +196,20 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     from . import api, views
     app.jinja_env.filters["audit_time"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
     # Every page's links and its scripts' requests start with ``base``: the --url-prefix (or a proxy's prefix).
-    app.context_processor(lambda: {"base": request.script_root})
+    # ``static``: where the pages load static files from, under a version that changes with any of them
+    # (``/static/v/<version>/...``, kept by browsers for a year); ``/static/...`` serves them too, revalidated.
+    # ``modules``: every JavaScript module main.js imports, for the page head's modulepreload links.
+    static_dir = Path(app.static_folder or "static")
+    version, modules = static_version(static_dir), module_closure(static_dir)[1:]
+    app.context_processor(lambda: {"base": request.script_root, "static": f"{request.script_root}/static/v/{version}",
+                                   "modules": modules})
+
+    @app.get("/static/v/<asked>/<path:filename>")
+    def _versioned_static(asked: str, filename: str) -> Response:
+        response = send_from_directory(static_dir, filename, max_age=STATIC_MAX_AGE_SECONDS if asked == version else None)
+        if asked == version:  # an older page's version gets today's file, revalidated
+            response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_SECONDS}, immutable"
+        return response
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
 

@@ -103,14 +103,16 @@ def test_workers_come_online_first_and_go_offline_last() -> None:
 def test_heartbeats_repeat_every_freq_until_stopped() -> None:
     sim = Simulation(Plan("memory://", seed=9))
     sim.online(now=100.0)
-    beats = [sim.pop() for _ in range(WORKERS * 2)]
-    assert all(item[3] == "worker-heartbeat" for item in beats)
+    assert sim.due_beats(101.9) == []  # the first beats come one to two intervals after going online
+    beats = sim.due_beats(100.0 + 3 * generator.HEARTBEAT_SECONDS - 1e-9)
+    assert len(beats) == WORKERS * 2 and all(item[3] == "worker-heartbeat" for item in beats)
     by_host = defaultdict(list)
     for due, _, hostname, _, _, _ in beats:
         by_host[hostname].append(due)
     assert all(b - a == pytest.approx(generator.HEARTBEAT_SECONDS) for a, b in by_host.values())
+    assert sim.heap == [] and sim.next_due() is not None  # heartbeats stay apart from task events
     sim.stop_beating()
-    assert sim.heap == []
+    assert sim.beats == [] and sim.next_due() is None
 
 
 def test_a_plan_is_shared_out_among_processes() -> None:

@@ -1,0 +1,56 @@
+"""Static files: every module preloaded, and versioned URLs that browsers keep, never stale."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dashboard import create_app
+from dashboard.assets import module_closure, static_version
+from dashboard.settings import Settings
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+
+
+def test_main_reaches_every_module_of_the_page() -> None:
+    modules = module_closure(STATIC)
+    assert modules[0] == "js/main.js"
+    on_disk = {str(p.relative_to(STATIC)) for p in (STATIC / "js").rglob("*.js")}
+    assert on_disk <= set(modules)  # nothing main.js cannot reach would be left to a late fetch
+    assert "vendor/socket.io/socket.io.esm.min.js" in modules and "vendor/uplot/uPlot.esm.js" in modules
+
+
+def test_imports_are_read_relative_to_their_module_and_never_leave_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "js" / "panels").mkdir(parents=True)
+    (tmp_path / "js" / "main.js").write_text('import { a } from "./panels/a.js";\nimport "./side.js";\n')
+    (tmp_path / "js" / "panels" / "a.js").write_text(
+        'export { b } from "../helpers/b.js";\nimport x from "../../../etc/passwd.js";\nconst s = "import(\'./no.js\')";\n')
+    (tmp_path / "js" / "side.js").write_text("")
+    assert module_closure(tmp_path) == ["js/main.js", "js/panels/a.js", "js/side.js"]  # b.js is missing: left out
+
+
+def test_the_version_changes_with_any_file(tmp_path: Path) -> None:
+    (tmp_path / "a.css").write_text("a {}")
+    before = static_version(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{12}", before) and static_version(tmp_path) == before
+    (tmp_path / "a.css").write_text("a { color: red }")
+    assert static_version(tmp_path) != before
+
+
+def test_pages_load_versioned_files_that_browsers_keep(tmp_path: Path) -> None:
+    client = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading")).test_client()
+    page = client.get("/").get_data(as_text=True)
+    version = re.search(r'src="/static/v/([0-9a-f]{12})/js/main.js"', page).group(1)
+    assert version == static_version(STATIC)
+    preloads = re.findall(r'<link rel="modulepreload" href="/static/v/[0-9a-f]{12}/([^"]+)">', page)
+    assert len(preloads) == len(module_closure(STATIC)) - 1 and "js/store.js" in preloads
+    kept = client.get(f"/static/v/{version}/js/store.js")
+    assert kept.status_code == 200 and kept.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    kept.close()
+    older = client.get("/static/v/000000000000/js/store.js")  # a page from before an upgrade: today's file
+    assert older.status_code == 200 and "immutable" not in older.headers.get("Cache-Control", "")
+    older.close()
+    plain = client.get("/static/js/store.js")
+    assert plain.status_code == 200
+    plain.close()
+    assert client.get(f"/static/v/{version}/js/nothing.js").status_code == 404
+    assert client.get(f"/static/v/{version}/../dashboard/__init__.py").status_code == 404

@@ -16,8 +16,9 @@ cluster is known (``--warm-up`` seconds into publishing):
   first with an empty cache, the others as a returning user's (a new page, the browser's cache kept);
 - the live pushes to a Socket.IO client on ``/live``: the largest message of each kind (its JSON),
   and the snapshot a page gets when it connects;
-- the queue sampler's broker round trip for all the queues, one pipelined ``LLEN`` round (``sampler`` of
-  ``/api/health``: the slowest since start, and the last).
+- the queue sampler's broker round trip for all the queues, one pipelined request (``sampler`` of
+  ``/api/health``: the median, 95th percentile and slowest of the last 100 rounds);
+- the snapshot a page gets when it connects under that load.
 
     bench/.venv/bin/python bench/cluster.py                      # the dashboard, then Flower
     bench/.venv/bin/python bench/cluster.py --systems dashboard --seconds 30
@@ -90,6 +91,26 @@ class PushSizes:
 
     def close(self) -> None:
         self.client.disconnect()
+
+
+def snapshot_size(url: str) -> int:
+    """Connect to ``/live`` and return the size of the snapshot it sends (its JSON), then disconnect."""
+    got = threading.Event()
+    size = [0]
+    client = socketio.Client(reconnection=False)
+
+    def on_snapshot(data: Any) -> None:
+        size[0] = len(json.dumps(data, separators=(",", ":")))
+        got.set()
+
+    client.on("snapshot", on_snapshot, namespace="/live")
+    client.connect(url, namespaces=["/live"], transports=["websocket"])
+    try:
+        if not got.wait(30):
+            raise RuntimeError("no snapshot within 30 s")
+    finally:
+        client.disconnect()
+    return size[0]
 
 
 def seed_backlog(system_broker: str, redis_server: RedisServer, queues: list[str]) -> dict[str, int]:
@@ -172,6 +193,7 @@ def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             extra: dict[str, Any] = {}
             if name == "dashboard":
                 extra["overview"] = first_paints(system.base, args.workers, args.loads)
+                extra["snapshot_bytes"] = snapshot_size(system.base)
             return extra
 
         phase = Phase(system, redis_server, settings, live=False)
@@ -222,10 +244,11 @@ def summary_line(result: dict[str, Any]) -> str:
     if result.get("pushes"):
         pushes = result["pushes"]
         live = max((v["largest_bytes"] for k, v in pushes.items() if k != "snapshot"), default=0)
-        line += f"; largest live push {live / 1024:.1f} KiB, snapshot {pushes.get('snapshot', {}).get('largest_bytes', 0) / 1024:.0f} KiB"
+        line += f"; largest live push {live / 1024:.1f} KiB, snapshot under load {result['snapshot_bytes'] / 1024:.0f} KiB"
     if result.get("sampler"):
-        line += (f"; sampler {result['sampler']['queues']} queues, slowest round trip {result['sampler']['max_ms']} ms, "
-                 f"last {result['sampler']['last_ms']} ms")
+        sampler = result["sampler"]
+        line += (f"; queue sampler, {sampler['queues']} queues, round trip p50 / p95 / max of the last "
+                 f"{sampler['rounds']} rounds: {sampler['p50_ms']} / {sampler['p95_ms']} / {sampler['max_ms']} ms")
     return line
 
 

@@ -10,7 +10,9 @@ that carry an ``error``, with passwords masked. No Flask, Socket.IO or eventlet 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -30,6 +32,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from dashboard.redact import mask_known, mask_url
+
+log = logging.getLogger(__name__)
 
 #: Connect and read timeout of every broker socket and management API request, in seconds.
 TIMEOUT_SECONDS = 2.0
@@ -97,8 +101,35 @@ def redis_queue_keys(queue: str, sep: str = DEFAULT_SEP,
     return keys
 
 
+#: Sums the lengths of each queue's lists inside Redis (``ARGV[1]`` keys per queue), so that a sample of
+#: 2,000 queues is one command per ``SCRIPT_QUEUES`` queues whose replies are one number per queue, instead
+#: of an ``LLEN`` and its reply per list (four per queue with priorities): about 10 ms instead of 50-100.
+#: A list's error (``WRONGTYPE``) stands in for its queue's number.
+SUM_LENGTHS = """
+local per = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS, per do
+  local total = 0
+  for j = i, i + per - 1 do
+    local n = redis.pcall('LLEN', KEYS[j])
+    if type(n) == 'table' then total = n break end
+    total = total + n
+  end
+  out[#out + 1] = total
+end
+return out
+"""
+SUM_LENGTHS_SHA = hashlib.sha1(SUM_LENGTHS.encode()).hexdigest()
+#: Queues summed by one script call (Redis runs each call alone: about 1 ms per 250 queues).
+SCRIPT_QUEUES = 500
+
+
 class RedisQueueReader:
-    """LLEN every list of every queue in one pipelined round trip over a single connection."""
+    """Every queue's depth (the sum of its lists) in one pipelined round trip over a single connection.
+
+    The lengths are summed by a Lua script (``SUM_LENGTHS``); a server that refuses scripts (scripting
+    disabled, an ACL without ``EVALSHA``) gets an ``LLEN`` per list instead, from then on.
+    """
 
     def __init__(self, broker_url: str, options: Mapping[str, Any]) -> None:
         self._url = broker_url
@@ -106,6 +137,7 @@ class RedisQueueReader:
         self._steps = list(options.get("priority_steps", DEFAULT_PRIORITY_STEPS))
         self._prefix = str(options.get("global_keyprefix") or "")
         self._client = _redis_client(broker_url, options)
+        self.scripting = True
 
     def keys(self, queue: str) -> list[str]:
         """Return the keys read for ``queue``."""
@@ -114,23 +146,64 @@ class RedisQueueReader:
     def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
         keys = {name: self.keys(name) for name in names}
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for name_keys in keys.values():
-                for key in name_keys:
-                    pipe.llen(key)
-            results = iter(pipe.execute(raise_on_error=False) if keys else [])
+            depths = None
+            if self.scripting and keys:
+                try:
+                    depths = self._summed(keys)
+                except redis.ResponseError as exc:  # loading the script failed: no scripts on this server
+                    self._refuse(exc)
+            if depths is None:
+                depths = self._listed(keys)
         except (redis.RedisError, OSError) as exc:
             self._client.connection_pool.disconnect()  # the next call starts on a fresh connection
             return _all_failed(names, _describe(exc, self._url, where=True))
         samples: dict[str, QueueSample] = {}
-        for name, name_keys in keys.items():
-            lengths = [next(results) for _ in name_keys]
-            bad = next((r for r in lengths if isinstance(r, Exception)), None)
-            if bad is not None:  # e.g. WRONGTYPE: the key is not a list
-                samples[name] = QueueSample(None, None, error=_describe(bad, self._url))
+        for name, depth in zip(keys, depths):
+            if isinstance(depth, Exception):  # e.g. WRONGTYPE: a key is not a list
+                samples[name] = QueueSample(None, None, error=_describe(depth, self._url))
             else:
-                samples[name] = QueueSample(sum(lengths), None)  # a missing key counts 0
+                samples[name] = QueueSample(depth, None)  # a missing key counts 0
         return samples
+
+    def _summed(self, keys: dict[str, list[str]], loaded: bool = False) -> list[Any] | None:
+        """Return each queue's depth (or its error) from the script; None when the server refuses scripts."""
+        per = len(next(iter(keys.values())))
+        if any(len(k) != per for k in keys.values()):
+            return self._listed(keys)
+        flat = [key for name_keys in keys.values() for key in name_keys]
+        pipe = self._client.pipeline(transaction=False)
+        step = SCRIPT_QUEUES * per
+        for start in range(0, len(flat), step):
+            chunk = flat[start:start + step]
+            pipe.evalsha(SUM_LENGTHS_SHA, len(chunk), *chunk, per)
+        depths: list[Any] = []
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, redis.exceptions.NoScriptError) and not loaded:  # a new or restarted server
+                self._client.script_load(SUM_LENGTHS)
+                return self._summed(keys, loaded=True)
+            if isinstance(reply, redis.ResponseError):  # the call itself failed: no scripts here
+                self._refuse(reply)
+                return None
+            depths += reply
+        return depths
+
+    def _refuse(self, exc: Exception) -> None:
+        self.scripting = False
+        log.info("the queue sampler reads %s with an LLEN per list: the server refused its script (%s)",
+                 mask_url(self._url), _describe(exc, self._url))
+
+    def _listed(self, keys: dict[str, list[str]]) -> list[Any]:
+        """Return each queue's depth (or its error) from an ``LLEN`` per list, pipelined."""
+        pipe = self._client.pipeline(transaction=False)
+        for name_keys in keys.values():
+            for key in name_keys:
+                pipe.llen(key)
+        results = iter(pipe.execute(raise_on_error=False))
+        depths: list[Any] = []
+        for name_keys in keys.values():
+            lengths = [next(results) for _ in name_keys]
+            depths.append(next((r for r in lengths if isinstance(r, Exception)), None) or sum(lengths))
+        return depths
 
     def close(self) -> None:
         self._client.close()

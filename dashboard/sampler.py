@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any, Callable
 
 from .broker import QueueReader, make_reader
@@ -20,6 +21,9 @@ from .shapes import Alert
 from .userapp import load_user_app
 
 log = logging.getLogger(__name__)
+
+#: Sampling rounds whose broker round trips ``/api/health`` sums up.
+RECENT_ROUNDS = 100
 
 
 def configured_queues(app_path: str) -> list[str]:
@@ -53,8 +57,7 @@ class QueueSampler:
         self.stopping = False
         self._ignored_logged = 0
         self.queues = 0  # queues in the last round
-        self.last_ms: float | None = None  # the last round's broker round trip, in ms
-        self.max_ms: float | None = None  # the slowest round trip since start
+        self.round_trips: deque[float] = deque(maxlen=RECENT_ROUNDS)  # the broker round trips, in ms
         self.sampled_at: float | None = None
 
     def run(self) -> None:
@@ -72,8 +75,13 @@ class QueueSampler:
         self.stopping = True
 
     def health(self) -> dict[str, Any]:
-        """Return ``/api/health``'s ``sampler``: queues in the last round, its round trip and the slowest, in ms."""
-        return {"queues": self.queues, "last_ms": self.last_ms, "max_ms": self.max_ms, "at": self.sampled_at}
+        """Return ``/api/health``'s ``sampler``: the queues of the last round, when it was, and the broker round
+        trip of the last round and the median, 95th percentile and slowest of the last ``RECENT_ROUNDS``, in ms."""
+        ordered = sorted(self.round_trips)
+        pick = (lambda share: ordered[min(len(ordered) - 1, int(len(ordered) * share))]) if ordered else (lambda _: None)
+        return {"queues": self.queues, "at": self.sampled_at, "rounds": len(ordered),
+                "last_ms": self.round_trips[-1] if ordered else None, "p50_ms": pick(0.5), "p95_ms": pick(0.95),
+                "max_ms": ordered[-1] if ordered else None}
 
     def step(self, now: float) -> None:
         """Take one round of samples."""
@@ -87,8 +95,7 @@ class QueueSampler:
             return
         began = time.perf_counter()
         samples = self.reader.sample(names)  # blocking broker I/O; green under eventlet
-        took = round((time.perf_counter() - began) * 1000, 1)
-        self.queues, self.last_ms, self.sampled_at = len(names), took, now
-        self.max_ms = took if self.max_ms is None else max(self.max_ms, took)
+        self.round_trips.append(round((time.perf_counter() - began) * 1000, 1))
+        self.queues, self.sampled_at = len(names), now
         for alert in cluster.apply_samples(now, samples):
             self.on_alert(alert)

@@ -131,7 +131,7 @@ def test_fifty_queues_are_read_in_one_round_trip(redis_url: str, redis_client: r
         send(redis_url, {}, queue, list(PRIORITIES[:i % 4 + 1]))
     reader = make_reader(redis_url)
     try:
-        reader.sample(queues[:1])  # connect (the handshake is not part of a sample's cost)
+        reader.sample(queues[:1])  # connect and load the script (neither is part of a sample's cost)
         sends: list[bytes] = []  # every write to a Redis socket, the reader's and redis_client's
         original = redis.connection.Connection.send_packed_command
 
@@ -145,11 +145,53 @@ def test_fifty_queues_are_read_in_one_round_trip(redis_url: str, redis_client: r
         llen_after = redis_client.info("commandstats")["cmdstat_llen"]["calls"]
     finally:
         reader.close()
-    llen_writes = [data.count(b"LLEN") for data in sends if b"LLEN" in data]
-    assert llen_writes == [50 * len(PRIORITIES)], f"LLENs per socket write: {llen_writes}"
-    assert llen_after - llen_before == 50 * len(PRIORITIES)
+    script_writes = [data.count(b"EVALSHA") for data in sends if b"EVALSHA" in data or b"LLEN" in data]
+    assert script_writes == [1], f"script calls per socket write: {script_writes}"  # one command, summed in Redis
+    assert llen_after - llen_before == 50 * len(PRIORITIES)  # every list of every queue, inside the script
     assert [samples[q].depth for q in queues] == [i % 4 + 1 for i in range(10)] + [0] * 40
     assert all(s.error is None and s.consumers is None for s in samples.values())
+
+
+def test_a_server_that_refuses_scripts_is_read_list_by_list(log_dir: Path) -> None:
+    port = free_port()
+    server = start_redis(port, log_dir, name="redis-noscript")
+    try:
+        admin = redis.Redis(port=port)
+        admin.acl_setuser("sampler", enabled=True, passwords=["+s3cret"], keys=["*"], commands=["+@all", "-@scripting"])
+        url = f"redis://sampler:s3cret@127.0.0.1:{port}/0"
+        send(f"redis://127.0.0.1:{port}/0", {}, "refused", [0, 3, 9])
+        admin.set("odd", "not a list")
+        reader = make_reader(url)
+        try:
+            first = reader.sample(["refused", "odd", "empty"])
+            assert isinstance(reader, RedisQueueReader) and reader.scripting is False
+            second = reader.sample(["refused", "odd", "empty"])
+        finally:
+            reader.close()
+        for samples in (first, second):
+            assert samples["refused"] == QueueSample(3, None) and samples["empty"] == QueueSample(0, None)
+            assert samples["odd"].depth is None and "WRONGTYPE" in (samples["odd"].error or "")
+            assert all("s3cret" not in (s.error or "") for s in samples.values())
+    finally:
+        server.stop()
+
+
+def test_a_restarted_server_gets_the_script_again(log_dir: Path) -> None:
+    port = free_port()
+    server = start_redis(port, log_dir, name="redis-flush")
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        send(url, {}, "again", [0, 9])
+        reader = make_reader(url)
+        try:
+            assert reader.sample(["again"])["again"] == QueueSample(2, None)
+            redis.Redis(port=port).script_flush()  # as a restart does
+            assert reader.sample(["again"])["again"] == QueueSample(2, None)
+            assert isinstance(reader, RedisQueueReader) and reader.scripting is True
+        finally:
+            reader.close()
+    finally:
+        server.stop()
 
 
 def test_a_key_that_is_not_a_list_fails_only_its_queue(redis_url: str, redis_client: redis.Redis,

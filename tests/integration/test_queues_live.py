@@ -44,7 +44,8 @@ def test_depth_alerts_and_consumers(redis_port: int, log_dir: Path, webhook: Web
         assert full["oldest_age"] is not None and full["oldest_age"] >= 0
         assert full["alerting"] is True
         sampler = dashboard.health()["sampler"]  # the round trip of one pipelined sample of every queue
-        assert sampler["queues"] >= 1 and 0 <= sampler["last_ms"] <= sampler["max_ms"] and sampler["at"] > 0
+        assert sampler["queues"] >= 1 and sampler["rounds"] >= 1 and sampler["at"] > 0
+        assert 0 <= sampler["p50_ms"] <= sampler["p95_ms"] <= sampler["max_ms"] and sampler["last_ms"] <= sampler["max_ms"]
         wait_until(lambda: 12 in live_depths(client, QUEUE), 3, message="depth 12 never pushed live")
         backlog = wait_until(lambda: next((d for d in webhook.documents if d["event"] == "queue-backlog"), None),
                              10, message=lambda: f"no backlog webhook: {webhook.documents}")

@@ -10,6 +10,11 @@ half at most). The overview shows the 100 most recently updated tasks, so every 
 is seen only while it is among them: at high rates a sample, taken evenly over the run.
 
     .venv/bin/python bench/browser_latency.py --rate 5000 --seconds 30
+    .venv/bin/python bench/browser_latency.py --rate 5000 --seconds 600   # the soak: 10 minutes
+
+It also counts the events the dashboard received (``/api/health``) against those published, once it
+has caught up, and samples its memory every 5 s: RSS and anonymous RSS at the middle of the run,
+and how far they strayed from that over the second half (the soak's figure).
 
 Results: ``bench/results/browser-latency-<time>.json``. It uses the project's ``.venv`` (Playwright is a
 test dependency), and stops everything it started.
@@ -23,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +66,60 @@ OBSERVER = """
   new MutationObserver(check).observe(panel, {subtree: true, childList: true, characterData: true});
 }
 """
+
+
+#: Seconds between two memory samples of the dashboard.
+MEMORY_SAMPLE_SECONDS = 5.0
+#: Seconds the received count may stand still, once publishing is over, before the rest counts as lost.
+CATCH_UP_STALL_SECONDS = 10.0
+
+
+class MemoryLog(threading.Thread):
+    """Samples a process's RSS and anonymous RSS (KiB) every ``MEMORY_SAMPLE_SECONDS`` until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, int, int]] = []  # (seconds since start, VmRSS, RssAnon)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while True:
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines())
+            kib = {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon")}
+            self.samples.append((time.monotonic() - start, kib["VmRSS"], kib["RssAnon"]))
+            if self.stopping.wait(MEMORY_SAMPLE_SECONDS):
+                return
+
+    def figures(self) -> dict[str, Any]:
+        """RSS and anonymous RSS (MiB) at the middle of the run, and their largest change after it (%)."""
+        if len(self.samples) < 3:
+            return {}
+        middle = self.samples[-1][0] / 2
+        at = min(self.samples, key=lambda s: abs(s[0] - middle))
+        later = [s for s in self.samples if s[0] >= at[0]]
+        result: dict[str, Any] = {"memory_reference_seconds": round(at[0])}
+        for index, name in ((1, "rss"), (2, "rss_anon")):
+            reference = at[index]
+            result[f"{name}_mib_at_reference"] = round(reference / 1024, 1)
+            result[f"{name}_mib_at_end"] = round(later[-1][index] / 1024, 1)
+            result[f"{name}_largest_change_after_pct"] = round(
+                max(abs(s[index] - reference) for s in later) * 100 / reference, 1)
+        return result
+
+
+def caught_up(base: str, target: int) -> int:
+    """Wait until the dashboard has received ``target`` events or its count stands still; return the count."""
+    count, moved = -1, time.monotonic()
+    while time.monotonic() - moved < CATCH_UP_STALL_SECONDS:
+        now = requests.get(f"{base}/api/health", timeout=30).json()["events"]["received"]
+        if now != count:
+            count, moved = now, time.monotonic()
+        if count >= target:
+            break
+        time.sleep(0.25)
+    return count
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -102,9 +162,15 @@ def main() -> int:
                 offsets.append((after - before, theirs - (before + after) / 2))
             round_trip, offset = min(offsets)
             page.evaluate(OBSERVER)
+            received_before = requests.get(f"{base}/api/health", timeout=30).json()["events"]["received"]
+            memory = MemoryLog(started[-1].pid)
+            memory.start()
             print(f"publishing {args.rate:,.0f} events/s for {args.seconds:g} s; clock offset {offset * 1000:.1f} ms "
                   f"(round trip {round_trip * 1000:.1f} ms)", flush=True)
             report = publish(Plan(broker, rate=args.rate, seconds=args.seconds, generator="batched"), 1)
+            memory.stopping.set()
+            memory.join()
+            received = caught_up(base, received_before + report.events) - received_before
             page.wait_for_timeout(3000)  # the last pushes
             seen: dict[str, float] = page.evaluate("window.__seen")
             browser.close()
@@ -113,7 +179,8 @@ def main() -> int:
             "rate_asked": args.rate, "seconds": args.seconds, "published": report.events,
             "published_rate": round(report.rate), "tasks_finished": len(report.finals),
             "tasks_seen_final": len(latencies), "clock_offset_ms": round(offset * 1000, 2),
-            "offset_round_trip_ms": round(round_trip * 1000, 2)}
+            "offset_round_trip_ms": round(round_trip * 1000, 2), "received": received,
+            "lost": max(report.events - received, 0), **memory.figures()}
         if latencies:
             result.update(p50_ms=round(statistics.median(latencies), 1), p95_ms=round(percentile(latencies, 0.95), 1),
                           max_ms=round(max(latencies), 1), min_ms=round(min(latencies), 1))

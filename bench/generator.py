@@ -289,6 +289,8 @@ class DispatcherSender:
         from celery.events.dispatcher import EventDispatcher
 
         self.app = Celery(broker=broker, set_as_current=False)
+        # Unbatched, ``send`` returns once the event is on the broker: its time is noted then, not at a flush.
+        self.sent_on_send = not batched
         self.connection = self.app.connection_for_write()
         self.dispatcher = EventDispatcher(self.connection, hostname="celery@bench", app=self.app)
         # The generator flushes by itself; kombu's own limit only guards against a runaway pipeline.
@@ -501,7 +503,10 @@ class Run:
         self.sim.account(hostname, type)
         self.report.events += 1
         self.report.by_type[type] += 1
-        if ends:
+        if ends and getattr(self.sender, "sent_on_send", False):
+            self.report.finals[ends] = time.time()
+            self.report.tasks += 1
+        elif ends:
             self.unflushed_finals.append(ends)
         self.pending += 1
         if self.pending >= BATCH_MESSAGES:

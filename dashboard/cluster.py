@@ -12,7 +12,7 @@ It does no I/O and never reads a clock: callers pass ``now``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, NamedTuple
 
 from . import jsonio
 from .journal import LiveChanges, UnsavedTasks
@@ -32,6 +32,23 @@ from .stats import LIVE_SECONDS, Row, TaskStats, host_label
 LIVE_BATCH_BYTES = 56 * 1024
 #: Share of the budget the newest changed tasks take before workers and queues.
 TASK_SHARE = 0.4
+
+
+class LiveBatch(NamedTuple):
+    """What ``Cluster.changes`` drains for the pusher."""
+
+    common: list[Change]  # the changes every page gets
+    common_json: str  # the same, as the JSON array sent
+    extra: dict[str, Change]  # uuid -> the change of a task only some rooms get
+    rooms: dict[str, tuple[str, str]]  # uuid -> its task room and its worker's room
+
+
+def _encoded(change: Change, into: list[tuple[Change, str]], text: str | None = None) -> int:
+    """Append ``change`` and its JSON (``text``, or encoded now) to ``into``; return the bytes it adds
+    to the JSON array, its comma included."""
+    text = jsonio.dumps(change) if text is None else text
+    into.append((change, text))
+    return len(text) + 1
 
 
 def _removal(kind: Literal["task", "worker", "queue"], key: str) -> Change:
@@ -292,28 +309,30 @@ class Cluster:
         return self._book.to_json(name, oldest, now)
 
     def changes(self, task_rooms: set[str], worker_rooms: set[str], window: int, now: float,
-                budget: int = LIVE_BATCH_BYTES) -> tuple[list[Change], dict[str, Change], dict[str, tuple[str, str]]]:
+                budget: int = LIVE_BATCH_BYTES) -> LiveBatch:
         """Drain what changed since the last call, for the pusher.
 
         Return the changes every page gets (workers, removed workers, queues, and up to ``window``
-        of the most recently changed tasks), the changes of other tasks that ``task_rooms`` (uuids)
-        or ``worker_rooms`` (hostnames) ask for, and for each of those the rooms it belongs to.
+        of the most recently changed tasks) and their JSON, the changes of other tasks that
+        ``task_rooms`` (uuids) or ``worker_rooms`` (hostnames) ask for, and for each of those the
+        rooms it belongs to.
 
         The changes every page gets stay within about ``budget`` bytes of JSON, so that a large
         cluster's batch stays small enough for a browser to take four times a second: the newest
         tasks first take up to ``TASK_SHARE`` of it; then workers whose status changed (or that a
         page looks at), queues, and the other changed workers, longest waiting first; then more
         tasks. Workers and queues that do not fit wait for the next batch (removals never wait);
-        tasks that do not fit are left to the task's and its worker's rooms.
+        tasks that do not fit are left to the task's and its worker's rooms. Each change is encoded
+        once, here, where its size is needed: the pusher sends ``common_json`` as it is.
         """
         with self._lock:
             state = self._state
             task_ids, hostnames = LiveChanges.coalesce(state.journal.read(LiveChanges.READER))
             waiting_workers, waiting_queues, pushed_status = self._live_workers, self._live_queues, self._live_status
-            common: list[Change] = []
+            taken: list[tuple[Change, str]] = []
             for hostname, removed in hostnames.items():
                 if removed:
-                    common.append(_removal("worker", hostname))
+                    _encoded(_removal("worker", hostname), taken)
                     waiting_workers.pop(hostname, None)
                     pushed_status.pop(hostname, None)
                 else:
@@ -321,61 +340,61 @@ class Cluster:
             for name in self._book.drain_changes():
                 waiting_queues.setdefault(name, None)
             candidates = [u for u in reversed(task_ids[-window:]) if u in state.tasks]  # newest first
-            tasks: list[Change] = []
-            used = self._take_tasks(candidates, tasks, budget * TASK_SHARE)
+            tasks: list[tuple[Change, str]] = []
+            used = sum(len(text) + 1 for _, text in taken)
+            used += self._take_tasks(candidates, tasks, budget * TASK_SHARE)
             workers = [h for h in waiting_workers if h in state.workers]
             urgent = [h for h in workers if h in worker_rooms or pushed_status.get(h) != state.workers[h].status]
             urgent_set = set(urgent)
             routine = [h for h in workers if h not in urgent_set] if urgent else workers
             for hostname in [h for h in waiting_workers if h not in state.workers]:
                 del waiting_workers[hostname]  # gone from the model without a removal (it cannot be shown)
-            used = self._take_keyed(urgent, waiting_workers, common, used, budget, self._worker_change)
-            used = self._take_keyed(list(waiting_queues), waiting_queues, common, used, budget,
+            used = self._take_keyed(urgent, waiting_workers, taken, used, budget, self._worker_change)
+            used = self._take_keyed(list(waiting_queues), waiting_queues, taken, used, budget,
                                     lambda name: _upsert("queue", name, self._queue_json(name, now))
                                     if name in self._book.queues else None)
-            used = self._take_keyed(routine, waiting_workers, common, used, budget, self._worker_change)
-            for change in common:
+            used = self._take_keyed(routine, waiting_workers, taken, used, budget, self._worker_change)
+            for change, _ in taken:
                 if change["kind"] == "worker" and change["data"] is not None:
                     pushed_status[change["key"]] = change["data"]["status"]
             self._take_tasks(candidates[len(tasks):], tasks, budget - used)
-            common += tasks
-            in_window = {change["key"] for change in tasks}
+            taken += tasks
+            in_window = {change["key"] for change, _ in tasks}
             wanted = task_rooms.intersection(task_ids) - in_window if task_rooms else set()
             if worker_rooms:  # a worker's room also gets the changes of that worker's tasks
                 wanted.update(u for u in task_ids if u not in in_window and u in state.tasks
                               and state.tasks[u].worker in worker_rooms)
             extra = {u: _upsert("task", u, state.task_json(u)) for u in wanted if u in state.tasks}
             rooms = {u: ("task:" + u, "worker:" + (state.tasks[u].worker or "")) for u in extra}
-        return common, extra, rooms
+        return LiveBatch([change for change, _ in taken], "[" + ",".join(text for _, text in taken) + "]",
+                         extra, rooms)
 
-    def _take_tasks(self, uuids: list[str], into: list[Change], budget: float) -> int:
-        """Append the changes of ``uuids``, in order, while they fit in ``budget`` bytes (the first always);
-        return the bytes taken."""
+    def _take_tasks(self, uuids: list[str], into: list[tuple[Change, str]], budget: float) -> int:
+        """Append the changes of ``uuids`` (with their JSON), in order, while they fit in ``budget`` bytes
+        (the first always); return the bytes taken."""
         used = 0
         for uuid in uuids:
             change = _upsert("task", uuid, self._state.task_json(uuid))
-            size = len(jsonio.dumps(change)) + 1  # and its comma in the list
-            if into and used + size > budget:
+            text = jsonio.dumps(change)
+            if into and used + len(text) + 1 > budget:  # and its comma in the list
                 break
-            into.append(change)
-            used += size
+            used += _encoded(change, into, text)
         return used
 
     @staticmethod
-    def _take_keyed(keys: list[str], waiting: dict[str, None], into: list[Change], used: int, budget: int,
-                    change_of: Callable[[str], Change | None]) -> int:
-        """Append the changes of ``keys`` while ``used`` stays within ``budget``, taking each out of
-        ``waiting``; the rest stay waiting. Return the bytes used so far."""
+    def _take_keyed(keys: list[str], waiting: dict[str, None], into: list[tuple[Change, str]], used: int,
+                    budget: int, change_of: Callable[[str], Change | None]) -> int:
+        """Append the changes of ``keys`` (with their JSON) while ``used`` stays within ``budget``, taking
+        each out of ``waiting``; the rest stay waiting. Return the bytes used so far."""
         for key in keys:
             change = change_of(key)
             if change is None:
                 waiting.pop(key, None)
                 continue
-            size = len(jsonio.dumps(change)) + 1  # and its comma in the list
-            if used + size > budget and into:
+            text = jsonio.dumps(change)
+            if used + len(text) + 1 > budget and into:  # and its comma in the list
                 break
-            into.append(change)
-            used += size
+            used += _encoded(change, into, text)
             waiting.pop(key, None)
         return used
 

@@ -151,7 +151,7 @@ class LiveHub:
         with self.lock:  # copy who is connected; the sends below happen without it
             clients = list(self.clients.items())
         rooms = {room for _, c in clients for room in list(c.rooms)}
-        common, extra, extra_rooms = self.cluster.changes(
+        common, common_json, extra, extra_rooms = self.cluster.changes(
             {room[5:] for room in rooms if room.startswith("task:")},
             {room[7:] for room in rooms if room.startswith("worker:")},
             self.settings.snapshot_tasks, time.time())
@@ -162,8 +162,9 @@ class LiveHub:
             self._broker_version = collector.broker.version
             self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
         self._send_stats(int(time.time()) - 1)
-        # Encoded once for every client: only seq and room extras differ (see _send_changes).
-        common_json, counters_json = jsonio.dumps(common), jsonio.dumps(counters)
+        # Encoded once for every client (the changes by the cluster, as it measured them): only seq and
+        # room extras differ (see _send_changes).
+        counters_json = jsonio.dumps(counters)
         for sid, client in clients:
             mine = [extra[u] for u, (task_room, worker_room) in extra_rooms.items()
                     if task_room in client.rooms or worker_room in client.rooms]

@@ -50,7 +50,7 @@ def test_the_pusher_and_the_history_read_the_same_changes_independently() -> Non
     cluster.keep_history()
     event = {"type": "task-received", "uuid": "t1", "hostname": "w", "timestamp": 1e9, "local_received": 1e9}
     cluster.apply_events([event])
-    common, _, _ = cluster.changes(set(), set(), 100, 1e9)
+    common = cluster.changes(set(), set(), 100, 1e9).common
     assert [c["key"] for c in common] == ["t1"]
     assert cluster.changes(set(), set(), 100, 1e9)[0] == []
     tasks, events, _ = cluster.drain_unsaved(1e9, 0.0)

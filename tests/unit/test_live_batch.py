@@ -39,7 +39,7 @@ def online_cluster() -> Cluster:
     cluster.apply_events([beat(h, T0, "worker-online") for h in hosts()])
     pushed: set[str] = set()
     for _ in range(100):
-        common, _, _ = cluster.changes(set(), set(), 100, T0)
+        common = cluster.changes(set(), set(), 100, T0).common
         if not common:
             break
         pushed.update(c["key"] for c in common if c["kind"] == "worker")
@@ -86,7 +86,8 @@ def test_a_status_change_and_a_watched_worker_go_before_routine_heartbeats() -> 
 def test_the_newest_tasks_fill_their_share_and_the_rest_go_to_the_rooms_that_ask() -> None:
     cluster = online_cluster()
     cluster.apply_events([task(f"t{n:03d}", T0 + 5 + n / 1000) for n in range(100)])
-    common, extra, rooms = cluster.changes({"t000"}, set(), 100, T0 + 6)
+    common, common_json, extra, rooms = cluster.changes({"t000"}, set(), 100, T0 + 6)
+    assert json.loads(common_json) == common  # what the pusher sends, encoded once
     sent = [c["key"] for c in common if c["kind"] == "task"]
     assert 0 < len(sent) < 100 and size(common) <= LIVE_BATCH_BYTES
     assert sent == [f"t{n:03d}" for n in range(99, 99 - len(sent), -1)]  # newest first

@@ -34,7 +34,7 @@ from .reconcile import Reconciler
 from .sampler import QueueSampler, build_queue_book
 from .settings import Settings
 from .shapes import Alert
-from .store import TaskStore, is_storage_failure
+from .store import is_storage_failure, open_store
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ class Dashboard:
         self.hub = LiveHub(socketio, self.collector, settings, self.access)
         self.inspector = WorkerInspector(self.collector)
         self.sampler = QueueSampler(self.collector, self.on_alert)
-        self.store = TaskStore(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
-                               settings.keep_failed_seconds)
+        self.store = open_store(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
+                                settings.keep_failed_seconds)
         self.history = HistoryWriter(self.collector, self.store, run_blocking)
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,

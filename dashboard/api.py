@@ -21,7 +21,7 @@ from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
 from .events import GAPS_SHOWN
 from .links import task_links, worker_links
-from .store import GAPS_MAX, StoreQueryError, TaskStore
+from .store import GAPS_MAX, HistoryStore, StoreQueryError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -213,7 +213,7 @@ def _task_query(get: Callable[[str], str | None]) -> dict[str, Any]:
     }
 
 
-def _query_store(store: TaskStore, query: dict[str, Any]) -> dict[str, Any]:
+def _query_store(store: HistoryStore, query: dict[str, Any]) -> dict[str, Any]:
     return store.query(**query)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from .events import GAPS_SHOWN, EventCollector
 from .stats import Row
-from .store import TaskStore, is_storage_failure
+from .store import HistoryStore, is_storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ TaskWrite = tuple[str, list[dict[str, Any]], list[Event]]
 class HistoryWriter:
     """Writes the state's changes to the store and keeps it pruned."""
 
-    def __init__(self, collector: EventCollector, store: TaskStore, run_blocking: Callable[..., Any]) -> None:
+    def __init__(self, collector: EventCollector, store: HistoryStore, run_blocking: Callable[..., Any]) -> None:
         self.collector = collector
         self.cluster = collector.cluster
         self.store = store

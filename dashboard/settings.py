@@ -508,7 +508,7 @@ OPTION_DOCS: tuple[tuple[str, str, str], ...] = (
      'Port to serve on'),
     ('`--db`',
      '`dashboard.db`',
-     'SQLite file of the task history (created when missing; WAL mode). The demo keeps its own in its temporary folder unless another file is named'),
+     'The task history: an SQLite file (created when missing; WAL mode), or a PostgreSQL database, `postgresql://user:pass@host/db` (psycopg; `?options=-csearch_path%3Dname` for a schema other than `public`), that several dashboard processes can share. The demo keeps its own file in its temporary folder unless another is named'),
     ('`--max-tasks-stored`',
      '`1000000`',
      'Tasks kept in the history; the oldest beyond it are pruned'),

@@ -40,13 +40,16 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence, Union
 
 import orjson
 
 from .model import FLAG, INTEGER, JSON, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
 from .state import LIFE_ORDER
 from .stats import Bucket, Row
+
+if TYPE_CHECKING:
+    from .pgstore import PgTaskStore
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +306,10 @@ _RESCUE_EVENT_SQL = f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) VALUES
 _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
 _FLAG_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind == FLAG)
 _JSON_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind == JSON)
+
+
+#: Either history: an SQLite file or a PostgreSQL database (``--db postgresql://...``, ``pgstore``).
+HistoryStore = Union["TaskStore", "PgTaskStore"]
 
 
 class StoreError(Exception):
@@ -883,49 +890,16 @@ class TaskStore:
               descending: bool = True, limit: int = 50, cursor: str | None = None,
               after: str | None = None) -> dict[str, Any]:
         """Return one page of matching tasks, newest (or largest) first by default, and the match count."""
-        if sort not in SORT_COLUMNS:
-            raise StoreQueryError(f"sort: expected one of {', '.join(SORT_COLUMNS)}, got {sort!r}")
-        if time_field not in TIME_COLUMNS:
-            raise StoreQueryError(f"time_field: expected one of {', '.join(TIME_COLUMNS)}, got {time_field!r}")
-        if limit < 1:
-            raise StoreQueryError(f"limit: must be at least 1, got {limit}")
-        for argument, bound in (("since", since), ("until", until)):
-            if bound is not None and not _is_finite_number(bound):
-                raise StoreQueryError(f"{argument}: expected epoch seconds, got {bound!r}")
-        if q is not None and "\0" in q:  # FTS5 reads its query up to the first NUL
-            raise StoreQueryError("q: contains a NUL character")
-        columns = SORT_COLUMNS[sort] if descending else ASCENDING_SORT_COLUMNS.get(sort, SORT_COLUMNS[sort])
-        keyset_after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
+        filters = query_filters(states=states, name=name, worker=worker, queue=queue, q=q, since=since, until=until,
+                                time_field=time_field, sort=sort, descending=descending, limit=limit,
+                                cursor=cursor, after=after)
+        columns, keyset_after, where, params = filters
         if after is not None:  # the page after one task: where a page the user sees ends, whatever came in since
-            if cursor:
-                raise StoreQueryError("after: give either a cursor or a task id, not both")
             row = self._conn().execute(f"SELECT {', '.join(columns)}, id FROM tasks WHERE uuid = ?",
                                        (after,)).fetchone()
             if row is None:
                 raise StoreQueryError(f"after: no stored task {after!r}")
             keyset_after = list(row)
-
-        where: list[str] = []
-        params: list[Any] = []
-        if states:
-            where.append(f"state IN ({', '.join('?' * len(states))})")
-            params.extend(sorted(states))
-        if name is not None and name.endswith("*"):  # a prefix: app.payments.* (every string starting with
-            if name[:-1]:                          # it sorts in [prefix, prefix + U+10FFFF))
-                where.append("name_sort >= ? AND name_sort < ?")
-                params.extend([name[:-1], name[:-1] + "\U0010ffff"])
-            name = None
-        for column, value in (("name_sort", name), ("worker", worker), ("queue", queue)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        time_column = TIME_COLUMNS[time_field]
-        if since is not None:
-            where.append(f"{time_column} >= ?")
-            params.append(since)
-        if until is not None:
-            where.append(f"{time_column} <= ?")
-            params.append(until)
 
         conn = self._conn()
         words = (q or "").split()
@@ -1092,18 +1066,7 @@ class TaskStore:
                     f"SELECT parent_id, uuid FROM tasks WHERE parent_id IN ({', '.join('?' * len(chunk))}) "
                     "ORDER BY id", chunk):
                 children.setdefault(parent, []).append(child)
-        shapes = []
-        for row in rows:
-            values = list(row[1:])
-            for index in _FLAG_INDEXES:
-                values[index] = bool(values[index])
-            for index in _JSON_INDEXES:
-                if values[index] is not None:
-                    values[index] = json.loads(values[index])
-            shape = dict(zip(TASK_FIELDS, values))
-            shape["children"] = children.get(shape["uuid"], [])
-            shapes.append(shape)
-        return shapes
+        return task_shapes(rows, children)
 
     def _events(self, conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
         """Return the events of the tasks with these row ids, in timeline order."""
@@ -1115,6 +1078,76 @@ class TaskStore:
                     "ORDER BY task_id, timestamp, life, type, hostname", chunk):
                 events[task_id].append(json.loads(body))
         return events
+
+
+class QueryFilters(NamedTuple):
+    """A query's arguments checked and turned into SQL: the sort columns, the keyset a cursor
+    starts after (sort values then row id), and the WHERE clauses (``?`` placeholders) with their values."""
+    columns: tuple[str, ...]
+    keyset_after: list[Any] | None
+    where: list[str]
+    params: list[Any]
+
+
+def query_filters(*, states: set[str] | None, name: str | None, worker: str | None, queue: str | None,
+                  q: str | None, since: float | None, until: float | None, time_field: str, sort: str,
+                  descending: bool, limit: int, cursor: str | None, after: str | None) -> QueryFilters:
+    """Check ``TaskStore.query``'s arguments (``StoreQueryError`` says which is wrong) and build its filters;
+    both stores share it, so they accept and refuse the same queries."""
+    if sort not in SORT_COLUMNS:
+        raise StoreQueryError(f"sort: expected one of {', '.join(SORT_COLUMNS)}, got {sort!r}")
+    if time_field not in TIME_COLUMNS:
+        raise StoreQueryError(f"time_field: expected one of {', '.join(TIME_COLUMNS)}, got {time_field!r}")
+    if limit < 1:
+        raise StoreQueryError(f"limit: must be at least 1, got {limit}")
+    for argument, bound in (("since", since), ("until", until)):
+        if bound is not None and not _is_finite_number(bound):
+            raise StoreQueryError(f"{argument}: expected epoch seconds, got {bound!r}")
+    if q is not None and "\0" in q:  # FTS5 reads its query up to the first NUL
+        raise StoreQueryError("q: contains a NUL character")
+    if after is not None and cursor:
+        raise StoreQueryError("after: give either a cursor or a task id, not both")
+    columns = SORT_COLUMNS[sort] if descending else ASCENDING_SORT_COLUMNS.get(sort, SORT_COLUMNS[sort])
+    keyset_after = _decode_cursor(cursor, sort, descending, columns) if cursor else None
+    where: list[str] = []
+    params: list[Any] = []
+    if states:
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        params.extend(sorted(states))
+    if name is not None and name.endswith("*"):  # a prefix: app.payments.* (every string starting with
+        if name[:-1]:                          # it sorts in [prefix, prefix + U+10FFFF))
+            where.append("name_sort >= ? AND name_sort < ?")
+            params.extend([name[:-1], name[:-1] + "\U0010ffff"])
+        name = None
+    for column, value in (("name_sort", name), ("worker", worker), ("queue", queue)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    time_column = TIME_COLUMNS[time_field]
+    if since is not None:
+        where.append(f"{time_column} >= ?")
+        params.append(since)
+    if until is not None:
+        where.append(f"{time_column} <= ?")
+        params.append(until)
+    return QueryFilters(columns, keyset_after, where, params)
+
+
+def task_shapes(rows: Sequence[Sequence[Any]], children: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Turn rows of ``id, TASK_FIELDS...`` (flags as integers, JSON columns as text) into task JSON shapes,
+    with the ``children`` uuids of each parent."""
+    shapes = []
+    for row in rows:
+        values = list(row[1:])
+        for index in _FLAG_INDEXES:
+            values[index] = bool(values[index])
+        for index in _JSON_INDEXES:
+            if values[index] is not None:
+                values[index] = json.loads(values[index])
+        shape = dict(zip(TASK_FIELDS, values))
+        shape["children"] = children.get(shape["uuid"], [])
+        shapes.append(shape)
+    return shapes
 
 
 class _TextMatch:
@@ -1161,8 +1194,26 @@ def is_storage_failure(exc: BaseException) -> bool:
     a plain ``DatabaseError`` a damaged file; ``StoreError`` a closed store. Anything else (an
     integrity error, a value that cannot be bound or encoded) comes from the rows written.
     """
-    return (isinstance(exc, (sqlite3.OperationalError, OSError, StoreError))
-            or type(exc) is sqlite3.DatabaseError)
+    if isinstance(exc, (sqlite3.OperationalError, OSError, StoreError)) or type(exc) is sqlite3.DatabaseError:
+        return True
+    if type(exc).__module__.startswith("psycopg"):  # PostgreSQL: a lost connection, a server going down
+        from .pgstore import is_failure
+        return is_failure(exc)
+    return False
+
+
+def open_store(db: str, max_tasks_stored: int = 1_000_000, max_age_seconds: float = 7 * 86400,
+               keep_failed_seconds: float | None = None) -> HistoryStore:
+    """Open the history ``--db`` names: a ``postgresql://`` URL (``PgTaskStore``) or an SQLite file."""
+    if is_postgres_url(db):
+        from .pgstore import PgTaskStore
+        return PgTaskStore(db, max_tasks_stored, max_age_seconds, keep_failed_seconds)
+    return TaskStore(db, max_tasks_stored, max_age_seconds, keep_failed_seconds)
+
+
+def is_postgres_url(db: str) -> bool:
+    """Whether ``--db`` names a PostgreSQL database rather than an SQLite file."""
+    return db.startswith(("postgresql://", "postgres://"))
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

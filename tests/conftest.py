@@ -6,6 +6,8 @@ and stop every one of them in teardown, whatever happened in the test.
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -44,6 +46,38 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     proc = start_redis(port, tmp_path_factory.mktemp("redis-session"))
     yield port
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A database of this test session on the machine's PostgreSQL, dropped at the end; the tests
+    that need it are skipped, saying why, when no server is reachable. ``DASHBOARD_TEST_POSTGRES``
+    names another server than ``postgresql://postgres@127.0.0.1:5432/postgres`` (trust auth)."""
+    psycopg = pytest.importorskip("psycopg")
+    server = os.environ.get("DASHBOARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL reachable at {server}: {str(exc).strip()}")
+    name = f"dashboard_test_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A ``--db`` URL of an empty schema of its own in the session's PostgreSQL database, dropped afterwards."""
+    import psycopg
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -71,3 +71,18 @@ def test_a_read_only_file(tmp_path: Path) -> None:
     if os.access(db, os.W_OK):
         pytest.skip("this user (root) writes read-only files")
     assert_one_line_error(run_dashboard(db), db)
+
+
+def test_a_postgresql_server_that_is_not_there() -> None:
+    db = "postgresql://celery:s3cret-pw@127.0.0.1:1/history"
+    line = assert_one_line_error(run_dashboard(db), "postgresql://celery:****@127.0.0.1:1/history")
+    assert "s3cret" not in line and "refused" in line
+
+
+def test_a_postgresql_schema_newer_than_the_code(postgres_url: str) -> None:
+    import psycopg
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE dashboard_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO dashboard_schema VALUES (999)")
+    done = run_dashboard(postgres_url)
+    assert done.returncode == 2 and "schema version 999 is newer" in done.stderr, done.stderr

@@ -16,9 +16,11 @@ def final(dashboard: DashboardProc, task_id: str, state: str) -> dict:
                       message=lambda: f"task {task_id} never {state}: {dashboard.task(task_id)}")
 
 
-def test_history_survives_a_restart(redis_port: int, log_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_history_survives_a_restart(redis_port: int, log_dir: Path, tmp_path: Path, backend: str,
+                                    request: pytest.FixtureRequest) -> None:
     broker = f"redis://127.0.0.1:{redis_port}/9"
-    db = tmp_path / "history.db"
+    db = tmp_path / "history.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     dashboard = start_dashboard(broker, log_dir, extra_args=("--db", str(db)))
     worker = None
     try:
@@ -48,6 +50,7 @@ def test_history_survives_a_restart(redis_port: int, log_dir: Path, tmp_path: Pa
         assert "ValueError" in after["traceback"] and after["args"] == "('ORD-77',)"
         assert dashboard.task(parent)["children"] == children
         assert dashboard.get(f"/tasks/{failed}").status_code == 200
+        assert dashboard.get("/api/health").json()["store"]["path"] == str(db)  # no password in these URLs
 
         failures = dashboard.get("/api/tasks", params={"state": "FAILURE"}).json()
         assert [t["uuid"] for t in failures["items"]] == [failed] and failures["total"] == 1

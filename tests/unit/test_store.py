@@ -1,4 +1,7 @@
-"""Unit tests of the SQLite task store: schema, writes, every filter, search, paging, retention, recovery."""
+"""Unit tests of the task stores: schema, writes, every filter, search, paging, retention, recovery.
+
+The tests taking ``store`` or ``make_store`` run against both backends, SQLite and PostgreSQL;
+those of SQLite's own file handling (migrations, damage, rescue, statistics) take ``path``."""
 from __future__ import annotations
 
 import base64
@@ -9,12 +12,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from dashboard import store as store_module
-from dashboard.store import MIGRATIONS, SCHEMA_VERSION, StoreError, StoreQueryError, TaskStore
+from dashboard.pgstore import PgTaskStore
+from dashboard.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore, StoreError, StoreQueryError, TaskStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_790_000_000.0
@@ -57,11 +61,40 @@ def path(tmp_path: Path) -> str:
     return str(tmp_path / "history.db")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, path: str) -> Iterator[Callable[..., HistoryStore]]:
+    """Return a function opening the history (with ``open_store``'s options) in an SQLite file or a
+    PostgreSQL schema of this test; every store opened is closed in teardown."""
+    db = path if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened: list[HistoryStore] = []
+
+    def make(**options: Any) -> HistoryStore:
+        opened.append(open_store(db, **options))
+        return opened[-1]
+    yield make
+    for each in opened:
+        each.close()
+
+
 @pytest.fixture
-def store(path: str) -> Iterator[TaskStore]:
+def store(make_store: Callable[..., HistoryStore]) -> HistoryStore:
+    return make_store()
+
+
+@pytest.fixture
+def sqlite_store(path: str) -> Iterator[TaskStore]:
     opened = TaskStore(path)
     yield opened
     opened.close()
+
+
+def count_rows(store: HistoryStore, sql: str) -> int:
+    """Run a one-number query on the store's own connection, whichever the backend."""
+    if isinstance(store, TaskStore):
+        return store._conn().execute(sql).fetchone()[0]
+    row = store._one(sql)
+    assert row is not None
+    return int(row[0])
 
 
 def uuids(result: dict[str, Any]) -> list[str]:
@@ -69,8 +102,8 @@ def uuids(result: dict[str, Any]) -> list[str]:
 
 
 # -- schema ---------------------------------------------------------------------------
-def test_new_file_gets_the_current_schema_in_wal_mode(store: TaskStore, path: str) -> None:
-    assert store.stats() == {"tasks": 0, "path": path, "schema_version": SCHEMA_VERSION}
+def test_new_file_gets_the_current_schema_in_wal_mode(sqlite_store: TaskStore, path: str) -> None:
+    assert sqlite_store.stats() == {"tasks": 0, "path": path, "schema_version": SCHEMA_VERSION}
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -321,7 +354,8 @@ def test_uuid_fragment_and_text_matching_the_same_task_appear_once(store: TaskSt
 
 
 def test_common_words_walk_the_sort_index_and_estimate_the_total(
-        store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = sqlite_store
     monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
     monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 20)
     shapes = [task(f"t{n:03d}", n, args="('common',)" if n % 3 else "('rare',)") for n in range(120)]
@@ -367,7 +401,8 @@ def test_walking_a_common_word_gives_the_pages_the_text_index_gives(
     assert pages() == driven and len(driven) > 90
 
 
-def test_large_totals_are_estimated_from_a_sample(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_totals_are_estimated_from_a_sample(sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = sqlite_store
     monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
     monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 200)
     store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 10 == 0 else "SUCCESS")
@@ -376,6 +411,17 @@ def test_large_totals_are_estimated_from_a_sample(store: TaskStore, monkeypatch:
     assert everything["total_is_estimate"] is True and everything["total"] == 2000
     failed = store.query(states={"FAILURE"}, limit=5)  # periodic ids must not alias with the probes
     assert failed["total_is_estimate"] is True and 120 <= failed["total"] <= 300
+    small = store.query(states={"FAILURE"}, until=T0 + 300, limit=5)
+    assert small == {**small, "total": 31, "total_is_estimate": False}
+
+
+def test_totals_past_the_cap_are_flagged_as_estimates(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
+    store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 10 == 0 else "SUCCESS")
+                       for n in range(500)], [])
+    store.analyze(force=True)
+    everything = store.query(limit=5)
+    assert everything["total_is_estimate"] is True and 51 <= everything["total"] <= 1000
     small = store.query(states={"FAILURE"}, until=T0 + 300, limit=5)
     assert small == {**small, "total": 31, "total_is_estimate": False}
 
@@ -407,7 +453,8 @@ def test_cursor_paging_returns_every_row_once_despite_ties(
 
 
 def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
-        store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = sqlite_store
     monkeypatch.setattr(store_module, "ANALYZE_MIN_TASKS", 10)
     store.write_batch([task(f"a{n}", n) for n in range(5)], [])
     assert store.analyze() is False  # too few to matter
@@ -476,57 +523,59 @@ def test_recent_can_leave_finished_tasks_events_in_the_store(store: TaskStore) -
 
 
 # -- retention --------------------------------------------------------------------------
-def test_prune_by_age_removes_tasks_events_and_search_rows(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prune_by_age_removes_tasks_events_and_search_rows(make_store: Callable[..., HistoryStore],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "PRUNE_CHUNK_TASKS", 3)
-    aged = TaskStore(path, max_age_seconds=100)
+    aged = make_store(max_age_seconds=100)
     shapes = [task(f"t{n:02d}", n * 10) for n in range(20)]  # updated at T0 + n*10 + 0.5
     aged.write_batch(shapes, [e for s in shapes for e in events_of(s)])
     assert aged.prune(now=T0 + 150) == 5  # updated before T0 + 50
     assert aged.stats()["tasks"] == 15 and aged.get("t04") is None and aged.get("t05") is not None
     assert aged.query(q="cus_000040")["total"] == 0 and aged.query(q="cus_000050")["total"] == 1
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 15 * 4
-        conn.execute("INSERT INTO tasks_fts (tasks_fts) VALUES ('integrity-check')")
-    aged.close()
+    assert count_rows(aged, "SELECT count(*) FROM events") == 15 * 4
+    if isinstance(aged, TaskStore):
+        with sqlite3.connect(aged.path) as conn:
+            conn.execute("INSERT INTO tasks_fts (tasks_fts) VALUES ('integrity-check')")
 
 
-def test_prune_by_count_keeps_the_newest(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prune_by_count_keeps_the_newest(make_store: Callable[..., HistoryStore],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "PRUNE_CHUNK_TASKS", 4)
-    capped = TaskStore(path, max_tasks_stored=5)
+    capped = make_store(max_tasks_stored=5)
     capped.write_batch([task(f"t{n:02d}", n) for n in range(17)], [])
     assert capped.prune(now=T0 + 20) == 12
     assert sorted(t["uuid"] for t, _ in capped.recent(100)) == [f"t{n}" for n in range(12, 17)]
-    capped.close()
 
 
-def test_failed_tasks_are_kept_longer_when_asked(path: str) -> None:
-    keeper = TaskStore(path, max_age_seconds=100, keep_failed_seconds=1000)
+def test_failed_tasks_are_kept_longer_when_asked(make_store: Callable[..., HistoryStore]) -> None:
+    keeper = make_store(max_age_seconds=100, keep_failed_seconds=1000)
     failed = dict(state="FAILURE", succeeded=None, failed=T0 + 1)
     keeper.write_batch([task("ok-old", 0), task("bad-old", 1, **failed), task("bad-ancient", -2000, **failed),
                         task("ok-new", 500)], [])
     assert keeper.prune(now=T0 + 600) == 2
     assert sorted(t["uuid"] for t, _ in keeper.recent(10)) == ["bad-old", "ok-new"]
-    keeper.close()
 
 
 # -- threads ------------------------------------------------------------------------------
-def test_close_makes_further_calls_fail_clearly(path: str) -> None:
-    closing = TaskStore(path)
+def test_close_makes_further_calls_fail_clearly(make_store: Callable[..., HistoryStore]) -> None:
+    closing = make_store()
     closing.close()
     with pytest.raises(StoreError, match="closed"):
         closing.query()
 
 
-def test_store_works_from_eventlet_tpool_threads_without_deadlock(tmp_path: Path) -> None:
+def test_store_works_from_eventlet_tpool_threads_without_deadlock(make_store: Callable[..., HistoryStore]) -> None:
     """Under eventlet, threading locks are green and deadlock across native threads; the store uses none."""
     pytest.importorskip("eventlet")
+    opened = make_store()  # the schema made, and the place to open again in the subprocess
+    db = opened.url if isinstance(opened, PgTaskStore) else opened.path
     script = textwrap.dedent(f"""
         import warnings; warnings.simplefilter("ignore")
         import eventlet; eventlet.monkey_patch()
         from eventlet import tpool
         from dashboard import store as store_module
-        from dashboard.store import TaskStore
-        store = TaskStore({str(tmp_path / "green.db")!r})
+        from dashboard.store import open_store
+        store = open_store({db!r})
         def write(k):
             for i in range(20):
                 store.write_batch([{{"uuid": f"{{k}}-{{i}}", "state": "SUCCESS", "timestamp": float(i)}}], [])

@@ -1,35 +1,29 @@
-"""The store takes any task shape the model can hand it, and refuses query arguments SQLite cannot bind."""
+"""Either store takes any task shape the model can hand it, and refuses query arguments it cannot bind."""
 from __future__ import annotations
 
 import base64
 import json
 import math
 import sqlite3
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from dashboard.store import StoreQueryError, TaskStore, dumps
-from test_store import T0, events_of, task
+from dashboard.store import HistoryStore, StoreQueryError, TaskStore, dumps
+from test_store import T0, events_of, make_store, path, store, task  # noqa: F401  (fixtures: both backends)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = TaskStore(str(tmp_path / "history.db"))
-    yield opened
-    opened.close()
-
-
-def raw_rows(store: TaskStore, sql: str) -> list[tuple[Any, ...]]:
-    """Return rows with text as the bytes SQLite holds, to check they are valid UTF-8."""
+def raw_rows(store: HistoryStore, sql: str) -> list[tuple[Any, ...]]:
+    """Return rows with text as the bytes the store holds, to check they are valid UTF-8."""
+    if not isinstance(store, TaskStore):  # PostgreSQL refuses to hold text that is not valid UTF-8
+        return [tuple(v.encode() if isinstance(v, str) else v for v in row) for row in store._fetch(sql)]
     with sqlite3.connect(store.path) as conn:
         conn.text_factory = bytes
         return conn.execute(sql).fetchall()
 
 
 @pytest.mark.parametrize("big", [1 << 63, -(1 << 63) - 1, 10 ** 400], ids=["2**63", "-2**63-1", "10**400"])
-def test_integers_beyond_64_bits_are_stored_as_null(store: TaskStore, big: int) -> None:
+def test_integers_beyond_64_bits_are_stored_as_null(store: HistoryStore, big: int) -> None:
     shape = task("big", 1, retries=big, runtime=big, timestamp=big)
     events = [("big", {"type": "task-retried", "timestamp": big, "hostname": "celery@w1", "retries": big})]
     store.write_batch([shape, task("ok", 2, retries=(1 << 63) - 1)], events)
@@ -37,10 +31,10 @@ def test_integers_beyond_64_bits_are_stored_as_null(store: TaskStore, big: int) 
     assert stored is not None
     assert (stored["retries"], stored["runtime"], stored["timestamp"]) == (None, None, None)
     assert stored["events"] == [{"type": "task-retried", "timestamp": big, "hostname": "celery@w1", "retries": big}]
-    assert store.get("ok")["retries"] == (1 << 63) - 1  # the largest SQLite integer is kept
+    assert store.get("ok")["retries"] == (1 << 63) - 1  # the largest 64-bit integer is kept
 
 
-def test_text_with_lone_surrogates_is_stored_as_valid_utf8(store: TaskStore) -> None:
+def test_text_with_lone_surrogates_is_stored_as_valid_utf8(store: HistoryStore) -> None:
     shape = task("s\ud800", 1, name="billing.\udfff", args="('\ud800',)", worker="celery@\ud800",
                  progress={"note\ud800": "x\udc00"})
     events = [("s\ud800", {"type": "task-received", "timestamp": T0, "hostname": "celery@\ud800",
@@ -90,13 +84,13 @@ def cursor(values: list[Any], row_id: Any, sort: str = "received") -> str:
     (base64.urlsafe_b64encode(b'{"s":"received","d":true,"v":[1e999],"i":1}').decode(), "received"),  # infinity
     (cursor(["name", 1 << 64], 1, sort="name"), "name"),
 ], ids=["row id 2**63", "row id -2**63-1", "value 2**63", "value 10**400", "value inf", "second value 2**64"])
-def test_cursor_values_sqlite_cannot_bind_are_query_errors(store: TaskStore, bad: str, sort: str) -> None:
+def test_cursor_values_sqlite_cannot_bind_are_query_errors(store: HistoryStore, bad: str, sort: str) -> None:
     store.write_batch([task("a", 1)], [])
     with pytest.raises(StoreQueryError, match="^cursor: "):
         store.query(cursor=bad, sort=sort)
 
 
-def test_the_largest_row_id_is_still_a_cursor(store: TaskStore) -> None:
+def test_the_largest_row_id_is_still_a_cursor(store: HistoryStore) -> None:
     store.write_batch([task("a", 1)], [])
     assert store.query(cursor=cursor([T0 + 10], (1 << 63) - 1))["items"][0]["uuid"] == "a"
 
@@ -105,13 +99,24 @@ def test_the_largest_row_id_is_still_a_cursor(store: TaskStore) -> None:
     ({"q": "abc\0"}, "q"), ({"q": "\0"}, "q"),
     ({"since": 1 << 63}, "since"), ({"until": math.inf}, "until"), ({"since": math.nan}, "since"),
 ])
-def test_unbindable_query_arguments_are_query_errors(store: TaskStore, kwargs: dict[str, Any],
+def test_unbindable_query_arguments_are_query_errors(store: HistoryStore, kwargs: dict[str, Any],
                                                      argument: str) -> None:
     with pytest.raises(StoreQueryError, match=f"^{argument}: "):
         store.query(**kwargs)
 
 
-def test_events_of_a_normal_task_are_unchanged(store: TaskStore) -> None:
+def test_nul_characters_are_kept_in_sqlite_and_replaced_in_postgresql(store: HistoryStore) -> None:
+    shape = task("nul\0", 1, name="billing.\0charge", args="('\0',)", runtime=float("nan"), progress={"k": "\0"})
+    store.write_batch([shape], [("nul\0", {"type": "task-received\0", "timestamp": T0, "hostname": "w\0"})])
+    replaced = isinstance(store, TaskStore) and "\0" or "\ufffd"
+    stored = store.get(f"nul{replaced}")
+    assert stored is not None and stored["name"] == f"billing.{replaced}charge" and stored["runtime"] is None
+    assert stored["progress"] == {"k": "\0"}  # JSON text writes it as an escape
+    assert [e["hostname"] for e in stored["events"]] == ["w\0"]  # the event as JSON, whole
+    assert [t["uuid"] for t in store.query(q="charge")["items"]] == [f"nul{replaced}"]
+
+
+def test_events_of_a_normal_task_are_unchanged(store: HistoryStore) -> None:
     shape = task("plain", 1, args="('déjà vu',)")
     store.write_batch([shape], events_of(shape))
     stored = store.get("plain")

@@ -11,6 +11,11 @@ writer keep working. Results go to ``bench/results/store-<time>.json``.
 
     .venv/bin/python bench/store_bench.py --tasks 1000000
     .venv/bin/python bench/store_bench.py --tasks 1000000 --db /tmp/store.db --reuse   # skip the build
+    .venv/bin/python bench/store_bench.py --tasks 1000000 --db postgresql://postgres@127.0.0.1/bench
+
+With a ``postgresql://`` URL the same suite runs against PostgreSQL (its tables in the URL's schema
+are dropped and built again unless ``--reuse``); the start-up after an unclean shutdown, which is
+SQLite's WAL and integrity check, is left out.
 """
 from __future__ import annotations
 
@@ -26,13 +31,14 @@ import tempfile
 import threading
 import time
 import uuid as uuidlib
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.store import TaskStore  # noqa: E402
+from dashboard.store import HistoryStore, is_postgres_url, open_store  # noqa: E402
 
 #: Tasks per ``write_batch`` call.
 BATCH_TASKS = 2_000
@@ -122,7 +128,7 @@ def build(path: str, total: int, start: float) -> tuple[dict[str, Any], list[str
     """Write ``total`` tasks in batches; return the write rates and a sample of uuids."""
     rng = random.Random(42)
     per_task = SPAN_SECONDS / total
-    store = TaskStore(path, max_tasks_stored=total * 2, max_age_seconds=SPAN_SECONDS * 10)
+    store = open_store(path, max_tasks_stored=total * 2, max_age_seconds=SPAN_SECONDS * 10)
     written_tasks = written_events = 0
     write_seconds = 0.0
     batch_seconds: list[float] = []
@@ -150,8 +156,37 @@ def build(path: str, total: int, start: float) -> tuple[dict[str, Any], list[str
             round(written_events / write_seconds),
         "batch_ms_p50": round(batch_seconds[len(batch_seconds) // 2] * 1000, 1),
         "batch_ms_max": round(batch_seconds[-1] * 1000, 1),
-        "file_mb": round(os.path.getsize(path) / 1e6),
+        "file_mb": round(size_bytes(path) / 1e6),
     }, sample
+
+
+def size_bytes(db: str) -> int:
+    """The history's size on disk: the SQLite file, or every table and index of the PostgreSQL schema."""
+    if not is_postgres_url(db):
+        return os.path.getsize(db)
+    import psycopg
+    with psycopg.connect(db) as conn:
+        row = conn.execute("SELECT sum(pg_total_relation_size(oid)) FROM pg_class "
+                           "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def clear(db: str) -> None:
+    """Remove the history ``db`` holds: the SQLite file and its -wal and -shm, or the tables of the schema."""
+    if not is_postgres_url(db):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+        return
+    import psycopg
+    from dashboard import pgstore
+    with psycopg.connect(db, autocommit=True) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()]
+        ours = set(tables) & ({"dashboard_schema"} | {word for migration in pgstore.MIGRATIONS for statement in
+                                                     migration for word in statement.split()})
+        if ours:
+            conn.execute("DROP TABLE " + ", ".join(sorted(ours)) + " CASCADE")
 
 
 def timed(runs: int, call: Callable[[int], Any]) -> dict[str, Any]:
@@ -171,7 +206,7 @@ def timed(runs: int, call: Callable[[int], Any]) -> dict[str, Any]:
     return out
 
 
-def query_suite(store: TaskStore, runs: int, sample: list[str], start: float) -> dict[str, dict[str, Any]]:
+def query_suite(store: HistoryStore, runs: int, sample: list[str], start: float) -> dict[str, dict[str, Any]]:
     rng = random.Random(7)
     uuids = rng.sample(sample, runs)
     first = store.query(limit=50)
@@ -230,7 +265,7 @@ COMBO_SORTS = {"-received": ("received", True), "received": ("received", False),
                "runtime": ("runtime", False), "name": ("name", False)}
 
 
-def combinations(store: TaskStore, runs: int, start: float) -> dict[str, Any]:
+def combinations(store: HistoryStore, runs: int, start: float) -> dict[str, Any]:
     """Time every combination of the filters, one text term and each sort; return the slowest ones."""
     import itertools
 
@@ -260,7 +295,7 @@ def startup(path: str, runs: int, unclean: bool = False) -> dict[str, Any]:
     def open_and_warm(i: int) -> None:
         if unclean:
             Path(path + "-wal").touch()
-        store = TaskStore(path)
+        store = open_store(path)
         store.recent(100)
         store.close()
     return timed(runs, open_and_warm)
@@ -306,7 +341,7 @@ def served_after_kill(path: str, runs: int, broker: str) -> dict[str, Any]:
 def live_upserts(path: str, count: int, start: float) -> dict[str, Any]:
     """Write ``count`` new tasks as a live cluster does: each task in two batches (received, then done)."""
     rng = random.Random(99)
-    store = TaskStore(path)
+    store = open_store(path)
     tasks, events, _ = make_batch(rng, 10_000_000, count, start + SPAN_SECONDS, 0.001)
     seconds = 0.0
     half = BATCH_TASKS // 2
@@ -329,7 +364,7 @@ def live_upserts(path: str, count: int, start: float) -> dict[str, Any]:
 
 def prune_under_load(path: str, start: float, total: int) -> dict[str, Any]:
     """Prune about a tenth of the rows by age while one thread reads and one writes; time all three."""
-    store = TaskStore(path, max_age_seconds=SPAN_SECONDS * 0.9, max_tasks_stored=total * 2)
+    store = open_store(path, max_age_seconds=SPAN_SECONDS * 0.9, max_tasks_stored=total * 2)
     stop = threading.Event()
     reader_ms: list[float] = []
     writer_ms: list[float] = []
@@ -392,27 +427,39 @@ def main() -> int:
                               "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     import sqlite3
     report["sqlite"] = sqlite3.sqlite_version
-    sample_path = options.db + ".sample.json"
+    if is_postgres_url(options.db):
+        import psycopg
+        with psycopg.connect(options.db) as conn:
+            report["postgresql"] = conn.info.server_version
+    postgres = is_postgres_url(options.db)
+    sample_path = (os.path.join(tempfile.gettempdir(), f"store-bench-{zlib.crc32(options.db.encode())}.sample.json")
+                   if postgres else options.db + ".sample.json")
     if options.reuse:
         sample = json.loads(Path(sample_path).read_text())
     else:
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(options.db + suffix):
-                os.remove(options.db + suffix)
+        clear(options.db)
         print(f"building {options.tasks:,} tasks in {options.db}", flush=True)
         report["build"], sample = build(options.db, options.tasks, start)
         Path(sample_path).write_text(json.dumps(sample))
         print(f"  {report['build']}", flush=True)
+    if postgres:  # what autovacuum (on by default) has done by the time a history is this large
+        import psycopg
+        with psycopg.connect(options.db, autocommit=True) as conn:
+            t0 = time.perf_counter()
+            conn.execute("VACUUM (ANALYZE) tasks, events")
+            print(f"VACUUM (ANALYZE) in {time.perf_counter() - t0:.1f} s", flush=True)
     print("start-up: open + recent(100)", flush=True)
     report["startup"] = startup(options.db, 5)
     print(f"  {report['startup']}", flush=True)
-    print("start-up after an unclean shutdown: open + recent(100) (a large file is checked in the background)", flush=True)
-    report["startup_unclean"] = startup(options.db, 3, unclean=True)
-    print(f"  {report['startup_unclean']}", flush=True)
+    if not postgres:
+        print("start-up after an unclean shutdown: open + recent(100) (a large file is checked in the background)",
+              flush=True)
+        report["startup_unclean"] = startup(options.db, 3, unclean=True)
+        print(f"  {report['startup_unclean']}", flush=True)
     print("served after kill -9: process start until GET /api/tasks answers", flush=True)
     report["served_after_kill"] = served_after_kill(options.db, 3, options.broker)
     print(f"  {report['served_after_kill']}", flush=True)
-    store = TaskStore(options.db)
+    store = open_store(options.db)
     print("queries", flush=True)
     report["queries"] = query_suite(store, options.runs, sample, start)
     if options.combinations:
@@ -438,7 +485,7 @@ def main() -> int:
     print()
     print(f"{'case':<36} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'total':>10}")
     for label, row in {"open + recent(100)": report["startup"],
-                       "open after a crash": report["startup_unclean"], **report["queries"]}.items():
+                       **({"open after a crash": report["startup_unclean"]} if "startup_unclean" in report else {}), **report["queries"]}.items():
         total = f"{'~' if row.get('estimate') else ''}{row['total']:,}" if "total" in row else ""
         print(f"{label:<36} {row['p50_ms']:>9} {row['p95_ms']:>9} {row['max_ms']:>9} {total:>10}")
     print(f"results: {out}")

@@ -22,9 +22,10 @@ from .auth import AuthFile, Principal
 from .cluster import Cluster
 from .control import TaskControl
 from .inspector import WorkerInspector
+from .leader import Leadership, lock_key
 from .events import EventCollector
 from . import jsonio
-from .history import HistoryWriter
+from .history import HOLD_UNFINISHED_SECONDS, HistoryWriter
 from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
 from .metrics import build_registry
@@ -82,6 +83,13 @@ class Dashboard:
         self.store = open_store(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
                                 settings.keep_failed_seconds)
         self.history = HistoryWriter(self.collector, self.store, run_blocking)
+        self.leadership: Leadership | None = None
+        if settings.leader_lock:  # several processes share the history: one of them writes it
+            self.leadership = Leadership(settings.leader_lock, lock_key(settings.db), settings.leader_ttl_seconds,
+                                         socketio.sleep, self.on_leadership)
+            self.history.shared = True
+            self.history.leads = lambda: self.leads
+            self.history.replay_seconds = settings.leader_ttl_seconds * 4 / 3 + HOLD_UNFINISHED_SECONDS + 3
         self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
                                    self.collector.count_internal_error)
@@ -110,9 +118,22 @@ class Dashboard:
             log.error("audit entry %s on %s by %s not stored: %s: %s", action, target, principal.name,
                       type(exc).__name__, exc)
 
+    @property
+    def leads(self) -> bool:
+        """Whether this process writes the history and notifies (always, without ``--leader-lock``)."""
+        return self.leadership is None or self.leadership.leader
+
+    def on_leadership(self, leading: bool, previous_renewal: float | None) -> None:
+        """This process became the leader (``previous_renewal``: the last one's last renewal) or stopped being it."""
+        if leading:
+            self.history.promote(previous_renewal)
+            self.alerting.resume()
+        else:
+            self.history.demote()
+
     def on_alert(self, alert: Alert) -> None:
-        """Send a worker or queue alert to the webhooks and to the pages."""
-        if self.settings.webhooks:
+        """Send a worker or queue alert to the webhooks (from the leader only) and to the pages."""
+        if self.settings.webhooks and self.leads:
             self.webhooks.notify(alert, self.settings.webhooks)  # the alert file's webhooks get rule alerts only
         self.hub.alert(alert)
 
@@ -122,6 +143,9 @@ class Dashboard:
         body["limits"] = self.cluster.limits()
         body["live"] = {"clients": len(self.hub.clients), "dropped": self.hub.dropped_clients}
         body["sampler"] = self.sampler.health()
+        body["leader"] = self.leads
+        if self.leadership is not None:
+            body["leadership"] = self.leadership.to_json()
         reconciler = self.reconciler
         body["reconciliation"] = {"backend": reconciler.backend_app is not None, "suspects": len(reconciler.suspects),
                                   "reconciled": reconciler.reconciled, "lost": reconciler.lost}
@@ -131,6 +155,8 @@ class Dashboard:
         """Warm the state from the store, then start the background loops."""
         self.started = True
         self.history.warm()
+        if self.leadership is not None:
+            self.socketio.start_background_task(self.leadership.run)
         if self.store.check_pending:  # a large history after an unclean shutdown: checked while serving
             self.socketio.start_background_task(self.run_blocking, self.store.check_integrity)
         self.socketio.start_background_task(self.history.run)
@@ -156,14 +182,18 @@ class Dashboard:
         self.periodic.stop()
         self.reconciler.stop()
         self.alerting.stop()
+        if self.leadership is not None:
+            self.leadership.stop()
 
     def close(self) -> None:
         """After ``stop``: wait for the last event to be applied, write what is pending, close the store."""
         deadline = time.monotonic() + CLOSE_WAIT_SECONDS
         while self.started and not self.collector.finished and time.monotonic() < deadline:
             self.socketio.sleep(0.05)
-        if self.history.close():
+        if self.history.close() and self.leads:
             log.info("task history written to %s", self.store.path)
+        if self.leadership is not None:
+            self.leadership.release()  # after the last write: the next leader starts from it
         self.store.close()
         self.webhooks.stop()
 

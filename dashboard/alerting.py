@@ -46,6 +46,15 @@ class AlertService:
         """Pick up what was open and silenced at the last stop; start checking and delivering."""
         if not self.engine.rules:
             return
+        self._load(write=self.dashboard.leads)
+        dashboard = self.dashboard
+        if self.slack.urls:
+            dashboard.socketio.start_background_task(self.slack.run)
+        dashboard.socketio.start_background_task(self.run)
+
+    def _load(self, write: bool) -> None:
+        """Take the open alerts, the next alert id and the silences from the store (what the leader wrote);
+        ``write``: store alerts whose rule is gone from the file as resolved."""
         dashboard = self.dashboard
         store, run = dashboard.store, dashboard.run_blocking
         engine = self.engine
@@ -53,20 +62,30 @@ class AlertService:
         names = {rule.name for rule in engine.rules}
         now = self.clock()
         ended = []
+        engine.active.clear()
         for row in run(store.open_alerts):
             alert = Alert(**row)
             if alert.rule in names:
                 engine.active[(alert.rule, alert.subject)] = alert
-                engine.history.append(alert)
+                if all(seen.id != alert.id for seen in engine.history):
+                    engine.history.append(alert)
             else:  # its rule is gone from the file
                 alert.resolved = now
                 ended.append(alert.to_json())
-        if ended:
+        if ended and write:
             run(store.save_alerts, ended)
         engine.silences = [Silence(**row) for row in run(store.silences, now) if row["rule"] in names]
-        if self.slack.urls:
-            dashboard.socketio.start_background_task(self.slack.run)
-        dashboard.socketio.start_background_task(self.run)
+
+    def resume(self) -> None:
+        """This process leads now: go on from the alerts the last leader stored, so none is raised twice."""
+        if not self.engine.rules:
+            return
+        try:
+            self._load(write=True)
+        except Exception as exc:  # its own view of the alerts goes on meanwhile
+            self.dashboard.history.report_failure(exc, "reading the open alerts from")
+            return
+        self.push()
 
     def run(self) -> None:
         while not self.stopping:
@@ -94,19 +113,24 @@ class AlertService:
         if dashboard.periodic.configured:
             inputs["periodic"] = dashboard.periodic.report()
         now = self.clock()
+        if dashboard.leadership is not None:  # another process may have set a silence: the store has them all
+            names = {rule.name for rule in self.engine.rules}
+            self.engine.silences = [Silence(**row) for row in dashboard.run_blocking(dashboard.store.silences, now)
+                                    if row["rule"] in names]
         before = [(alert.id, alert.summary) for alert in self.engine.active.values()]
         fired, resolved = self.engine.check(now, inputs)
         self.checks += 1
         if not fired and not resolved and before != [(a.id, a.summary) for a in self.engine.active.values()]:
             self.push()  # a summary moved on ("running for 12 min"): the banners say so
         if fired or resolved:
-            self._save(fired + resolved)
+            if dashboard.leads:  # a follower shows its alerts; the leader stores and delivers them
+                self._save(fired + resolved)
             for alert in fired:
                 log.warning("alert %s: %s", alert.rule, alert.summary)
             for alert in resolved:
                 log.info("alert %s resolved: %s", alert.rule, alert.subject or alert.rule)
             for alert in fired + resolved:
-                if not self.engine.is_silenced(alert, now):
+                if dashboard.leads and not self.engine.is_silenced(alert, now):
                     self._deliver(alert, now)
             self.push()
         return fired, resolved

@@ -213,6 +213,7 @@ class EventCollector:
         self.listening_since = 0.0  # wall time of the last subscription to the event stream
         self._gap: tuple[float, str] | None = None  # an open gap: since when events may be lost, and why
         self.unsaved_gaps: list[dict[str, Any]] = []  # closed gaps for the history writer
+        self.first_subscribed_at: float | None = None  # since when this process has seen the event stream
         self.on_gap: Callable[[dict[str, Any]], None] | None = None  # told of each closed gap (reconciliation)
         #: When a dashboard last ran on this history (set by the history at start): the first
         #: subscription closes the gap of the downtime since.
@@ -324,6 +325,8 @@ class EventCollector:
 
     def on_subscribed(self) -> None:
         """Mark the stream live once the receiver's queue is bound."""
+        if self.first_subscribed_at is None:
+            self.first_subscribed_at = time.time()
         if not self.broker.connected:
             log.info("subscribed to Celery events on %s", self.broker.url)
         if self.down_since is not None:  # the first subscription since the start

@@ -10,6 +10,13 @@ bisected: every other task is stored, and the task(s) the store cannot take
 are logged by id, counted (``quarantined``) and dropped, so one bad row never
 stalls the history. It prunes by the retention settings in the background and
 warms the state from the store at start-up.
+
+With several processes sharing one history (``--leader-lock``), only the leader writes. A
+follower drains the model as the leader does but keeps what it drained for the last
+``replay_seconds`` instead (``Followed``); when it takes over (``promote``) it writes those: the
+leader that died may not have written them. Task rows and events are written idempotently, so
+what both wrote is stored once; the analytics minutes (which add up) are written only for the
+minutes that closed after the old leader's last renewal.
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections import deque
+from typing import Any, Callable, NamedTuple
 
 from .events import GAPS_SHOWN, EventCollector
 from .stats import Row
@@ -44,6 +52,18 @@ Event = tuple[str, dict[str, Any]]  # (task uuid, event dict), as the state hand
 TaskWrite = tuple[str, list[dict[str, Any]], list[Event]]
 
 
+class Followed(NamedTuple):
+    """What a follower drained in one flush, kept for ``replay_seconds`` in case it takes over."""
+    at: float
+    tasks: list[dict[str, Any]]
+    events: list[Event]
+    depths: list[tuple[str, float, int]]
+    active: list[tuple[str, float, int]]
+    stats: list[Row]
+    markers: list[dict[str, Any]]
+    gaps: list[dict[str, Any]]
+
+
 class HistoryWriter:
     """Writes the state's changes to the store and keeps it pruned."""
 
@@ -64,6 +84,14 @@ class HistoryWriter:
         self.pending_stats: list[Row] = []  # closed analytics minutes from failed writes, retried
         self.pending_markers: list[dict[str, Any]] = []
         self._flushing = threading.Lock()  # the loop and API requests both flush; one at a time
+        #: Whether this process writes (see ``--leader-lock``): always, unless a leadership says otherwise.
+        self.leads: Callable[[], bool] = lambda: True
+        #: A follower keeps what it drained this long (the lock's TTL and a renewal, plus the hold).
+        self.replay_seconds = 0.0
+        self.followed: deque[Followed] = deque()
+        self.followed_from: float | None = None  # since when ``followed`` holds everything this process saw
+        self.shared = False  # several processes share the history (``--leader-lock``)
+        self.last_seen: float | None = None  # when a dashboard last ran on the history, as found at start
         self.cluster.keep_history()
 
     def warm(self) -> int:
@@ -73,10 +101,12 @@ class HistoryWriter:
         self.cluster.restore(reversed(recent))  # oldest first, so the newest end most recent
         log.info("loaded %d recent tasks from %s", len(recent), self.store.path)
         collector = self.collector
-        collector.down_since = self.run_blocking(self.store.last_seen_running)
+        self.last_seen = self.run_blocking(self.store.last_seen_running)
         for gap in reversed(self.run_blocking(self.store.gaps, None, None, GAPS_SHOWN)):
             collector.broker.add_gap(gap)
-        self.mark("alive_at")
+        if not self.shared:  # shared: the leader marks these, and a take-over says what may be missing
+            collector.down_since = self.last_seen
+            self.mark("alive_at")
         return len(recent)
 
     def mark(self, key: str) -> None:
@@ -95,10 +125,11 @@ class HistoryWriter:
     def prune_loop(self) -> None:
         """Prune every prune interval until ``stop``; a prune can take a while and runs on its own.
         The query statistics are looked after here too: at start, and after each prune."""
-        self.analyze()
+        if self.leads():
+            self.analyze()
         while not self.stopping:
             self.collector.sleep(PRUNE_INTERVAL_SECONDS)
-            if not self.stopping:
+            if not self.stopping and self.leads():
                 self.mark("alive_at")
                 self.prune()
                 self.analyze()
@@ -123,13 +154,16 @@ class HistoryWriter:
         with self._flushing:
             written = self._flush(final=True)
             self.closed = True
-        if written:
+        if written and self.leads():
             self.mark("stopped_at")
         return written
 
     def _flush(self, hold_seconds: float = 0.0, final: bool = False) -> bool:
         now = time.time()
         tasks, events, depths = self.cluster.drain_unsaved(now, hold_seconds)
+        if not self.leads():
+            self._follow(now, tasks, events, depths, final)
+            return True
         if depths:
             try:
                 self.run_blocking(self.store.write_queue_depths, depths)
@@ -160,6 +194,60 @@ class HistoryWriter:
         self.last_error = None
         self._release([task["uuid"] for task in batch_tasks])
         return True
+
+    def _follow(self, now: float, tasks: list[dict[str, Any]], events: list[Event],
+                depths: list[tuple[str, float, int]], final: bool) -> None:
+        """Keep what was drained for ``replay_seconds`` instead of writing it (this process follows)."""
+        rows, markers, active = self.cluster.drain_stats(math.inf if final else now)
+        if self.followed_from is None:
+            self.followed_from = self.collector.first_subscribed_at
+        self.followed.append(Followed(now, tasks, events, depths, active, rows, markers, self.collector.take_gaps()))
+        while self.followed and self.followed[0].at < now - self.replay_seconds:
+            self.followed_from = self.followed.popleft().at
+        self._release([task["uuid"] for task in tasks])  # the leader writes them; a detail reads them there
+
+    def promote(self, previous_renewal: float | None) -> None:
+        """This process leads now: queue what it followed for writing, as the old leader may not have
+        written it, and mark a gap when what it followed does not reach back to the old leader's last
+        renewal (``previous_renewal``, None when there was none)."""
+        with self._flushing:
+            followed, self.followed = list(self.followed), deque()
+            covered = self.followed_from if self.followed_from is not None else self.collector.first_subscribed_at
+            self.followed_from = None
+            depths = [row for f in followed for row in f.depths]
+            active = [row for f in followed for row in f.active]
+            for f in followed:
+                for task in f.tasks:
+                    self.pending_tasks[task["uuid"]] = task
+                self.pending_events.extend(f.events)
+                self.pending_markers.extend(f.markers)
+                self.collector.unsaved_gaps.extend(f.gaps)
+                # Minutes that closed while the old leader lived were written by it (they add up: never twice).
+                self.pending_stats.extend(row for row in f.stats
+                                          if previous_renewal is None or row[0] + 60 > previous_renewal)
+            since = previous_renewal if previous_renewal is not None else self.last_seen
+            if since is not None and (covered is None or covered > since):
+                gap = {"start": since, "end": covered or time.time(), "cause": "no leader"}
+                self.collector.broker.add_gap(gap)
+                self.collector.unsaved_gaps.append(gap)
+            for call, rows, doing in ((self.store.write_queue_depths, depths, "writing queue depths to"),
+                                      (self.store.write_worker_active, active, "writing worker activity to")):
+                if rows:
+                    try:
+                        self.run_blocking(call, rows)
+                    except Exception as exc:  # a chart's history, never worth stopping for
+                        self.report_failure(exc, doing)
+        log.info("writing %d tasks and %d events this process saw while following (the previous leader may not "
+                 "have written them)", len(self.pending_tasks), len(self.pending_events))
+
+    def demote(self) -> None:
+        """This process no longer leads: what it had not written is kept as followed, for a later take-over."""
+        with self._flushing:
+            if self.pending_tasks or self.pending_events:
+                self.followed.append(Followed(time.time(), list(self.pending_tasks.values()), self.pending_events,
+                                              [], [], self.pending_stats, self.pending_markers, []))
+            self.pending_tasks, self.pending_events, self.pending_stats, self.pending_markers = {}, [], [], []
+            self.followed_from = time.time()
 
     def _write_stats(self, now: float) -> None:
         """Write the analytics' closed minutes and the new markers; keep them for the next flush on failure."""
@@ -247,8 +335,10 @@ class HistoryWriter:
         self.cluster.release_timelines(uuids)  # finished tasks' timelines are in the store now
 
     def unwritten_events(self, uuid: str) -> list[dict[str, Any]]:
-        """Return this task's events taken from the state but not yet committed to the store."""
-        return [dict(entry) for task_id, entry in list(self.pending_events) if task_id == uuid]
+        """Return this task's events taken from the state but not yet committed to the store
+        (on a follower: those it drained lately, which the leader may not have written yet)."""
+        followed = [event for f in list(self.followed) for event in f.events]
+        return [dict(entry) for task_id, entry in list(self.pending_events) + followed if task_id == uuid]
 
     def prune(self) -> None:
         try:
@@ -274,7 +364,7 @@ class HistoryWriter:
     def health(self) -> dict[str, Any]:
         """Return the store's part of ``GET /api/health``."""
         return {"path": self.store.path, "written_events": self.written_events,
-                "pending_events": len(self.pending_events), "dropped_events": self.dropped_events,
+                "pending_events": len(self.pending_events), "writes": self.leads(), "dropped_events": self.dropped_events,
                 "quarantined": self.quarantined, "error": self.last_error,
                 "integrity": "checking" if self.store.check_pending else self.store.integrity}
 

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import threading
+import time
 from typing import Any, Sequence
 
 import psycopg
@@ -45,6 +46,11 @@ CONNECT_TIMEOUT_SECONDS = 10
 #: Longest text (in characters) of a task's searchable fields that goes into its search vector:
 #: PostgreSQL refuses a tsvector beyond 1 MB, and a task's payload is seldom searched past this.
 SEARCH_TEXT_MAX = 262_144
+#: The newest tasks a text query is tried on first, to tell a common word from a rare one.
+TEXT_PROBE_ROWS = 1_000
+#: A word matching at least this share of them is common: its matches are found by walking an index
+#: and checking each row; a rarer one's are read from the GIN index.
+DENSE_TEXT = 0.01
 #: The key of the advisory lock a migrating process holds (with the schema name mixed in).
 MIGRATION_LOCK = "celery-dashboard schema"
 
@@ -83,10 +89,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         # Every sort ends with the row id, so a keyset (sort values, id) is one range of one index.
         "CREATE INDEX tasks_received ON tasks (received_sort, id)",
-        "CREATE INDEX tasks_state ON tasks (state, received_sort, id)",
-        "CREATE INDEX tasks_name ON tasks (name_sort, received_sort, id)",
-        "CREATE INDEX tasks_worker ON tasks (worker, received_sort, id)",
-        "CREATE INDEX tasks_queue ON tasks (queue, received_sort, id)",
+        # Each filter's index carries the other filter columns: any combination of them is answered
+        # (counted, and paged by time) from one index alone, without reading the table.
+        "CREATE INDEX tasks_state ON tasks (state, received_sort, id) INCLUDE (name_sort, worker, queue)",
+        "CREATE INDEX tasks_name ON tasks (name_sort, received_sort, id) INCLUDE (state, worker, queue)",
+        "CREATE INDEX tasks_worker ON tasks (worker, received_sort, id) INCLUDE (state, name_sort, queue)",
+        "CREATE INDEX tasks_queue ON tasks (queue, received_sort, id) INCLUDE (state, name_sort, worker)",
         "CREATE INDEX tasks_runtime ON tasks (runtime_sort, id)",
         "CREATE INDEX tasks_runtime_up ON tasks (runtime_up_sort, id)",
         "CREATE INDEX tasks_updated ON tasks (updated_sort, id) INCLUDE (state)",
@@ -220,10 +228,20 @@ class PgTaskStore:
         return "ok"
 
     def analyze(self, force: bool = False) -> bool:
-        """Planner statistics are autovacuum's; ``force`` takes them now. Return whether it ran."""
-        if force:
-            self._conn().execute("ANALYZE tasks")
-        return force
+        """Take the planner's statistics of ``tasks`` (``ANALYZE``) when it has doubled or halved since they
+        were taken, or they never were past ``ANALYZE_MIN_TASKS``; return whether it ran. Autovacuum does
+        the same when it runs, but it may be off or behind after a burst of writes, and the plans of
+        filtered queries depend on them."""
+        if not force:
+            row = self._one("SELECT c.reltuples, coalesce(s.n_live_tup, 0) FROM pg_class c LEFT JOIN "
+                            "pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'tasks'::regclass")
+            taken, live = (float(row[0]), float(row[1])) if row else (0.0, 0.0)
+            if live < limits.ANALYZE_MIN_TASKS or (taken > 0 and taken / 2 <= live <= taken * 2):
+                return False
+        started = time.monotonic()
+        self._conn().execute("ANALYZE tasks")
+        log.info("task store %s: query statistics refreshed in %.1f s", self.path, time.monotonic() - started)
+        return True
 
     def close(self) -> None:
         """Close every connection; call it once the threads using the store have stopped."""
@@ -560,7 +578,14 @@ class PgTaskStore:
         words = (q or "").split()
         match = _tsquery(words)
         uuid_prefix = words[0].lower() if len(words) == 1 and _UUID_PREFIX.fullmatch(words[0]) else None
-        if match is not None and uuid_prefix is not None:
+        others, others_params = list(where), list(params)  # the filters without the text
+        density = self._density(match) if match is not None and uuid_prefix is None else 0.0
+        if match is not None and density >= DENSE_TEXT:
+            # A common word: checked row by row (the function, not the operator, so the planner walks
+            # the filters' or the sort's index instead of reading its huge posting list from the GIN index).
+            where.append("ts_match_vq(search, to_tsquery('simple', %s))")
+            params.append(match)
+        elif match is not None and uuid_prefix is not None:
             where.append("(search @@ to_tsquery('simple', %s) OR (uuid >= %s AND uuid < %s))")
             params.extend([match, uuid_prefix, uuid_prefix + "\U0010ffff"])
         elif match is not None:
@@ -568,17 +593,34 @@ class PgTaskStore:
             params.append(match)
         keys = (*columns, "id")
         direction = "DESC" if descending else "ASC"
+        order = ", ".join(f"{c} {direction}" for c in keys)
         keyset = [f"({', '.join(keys)}) {'<' if descending else '>'} ({', '.join(['%s'] * len(keys))})"]
-        page = self._fetch(f"SELECT id, {', '.join(columns)} FROM tasks"
-                           f"{_where(where + keyset * (keyset_after is not None))} "
-                           f"ORDER BY {', '.join(f'{c} {direction}' for c in keys)} LIMIT %s",
-                           (*params, *(keyset_after or ()), limit + 1))
-        counted = self._one(f"SELECT count(*) FROM (SELECT 1 FROM tasks{_where(where)} LIMIT %s) AS capped",
-                            (*params, limits.EXACT_TOTAL_CAP + 1))
-        total = counted[0] if counted else 0
-        estimate = total > limits.EXACT_TOTAL_CAP
-        if estimate:
-            total = self._estimate_total(where, params)
+        after_params = (*(keyset_after or ()), limit + 1)
+        cap = limits.EXACT_TOTAL_CAP
+        if match is not None and density >= DENSE_TEXT:
+            # Counted exactly among at most ``cap`` rows passing the other filters; past that, estimated.
+            total = self._capped_count(others, others_params, cap)
+            estimate = total > cap
+            if estimate:
+                total = _round_estimate(self._estimate_total(others, others_params) * density, cap)
+            else:
+                total = self._capped_count(where, params, cap)
+        else:
+            total = self._capped_count(where, params, cap)
+            estimate = total > cap
+            if estimate:
+                total = self._estimate_total(where, params)
+        if match is not None and density < DENSE_TEXT and not estimate:
+            # A rare word: its few matches from the GIN index first (OFFSET 0 keeps the planner from
+            # walking the sort's index and checking every row instead), then sorted.
+            page = self._fetch(f"SELECT id, {', '.join(columns)} FROM (SELECT id, {', '.join(columns)} FROM tasks"
+                               f"{_where(where)} OFFSET 0) AS hits"
+                               f"{_where(keyset * (keyset_after is not None))} ORDER BY {order} LIMIT %s",
+                               (*params, *after_params))
+        else:
+            page = self._fetch(f"SELECT id, {', '.join(columns)} FROM tasks"
+                               f"{_where(where + keyset * (keyset_after is not None))} ORDER BY {order} LIMIT %s",
+                               (*params, *after_params))
         more = len(page) > limit
         page = page[:limit]
         by_id = {row[0]: row for row in self._fetch(f"{_SELECT_TASK} WHERE id = ANY(%s)", ([row[0] for row in page],))}
@@ -589,14 +631,27 @@ class PgTaskStore:
             body["cursor"] = _encode_cursor(sort, descending, keyset_after[:-1], keyset_after[-1])
         return body
 
+    def _capped_count(self, where: list[str], params: list[Any], cap: int) -> int:
+        """Count the rows passing ``where``, stopping at ``cap + 1``."""
+        row = self._one(f"SELECT count(*) FROM (SELECT 1 FROM tasks{_where(where)} LIMIT %s) AS capped",
+                        (*params, cap + 1))
+        return int(row[0]) if row else 0
+
     def _estimate_total(self, where: list[str], params: list[Any]) -> int:
         """The planner's estimate of a count known to exceed ``EXACT_TOTAL_CAP``, rounded as SQLite's is."""
         row = self._one(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks{_where(where)}", params)
         plan = row[0] if row else None
         if isinstance(plan, str):
             plan = json.loads(plan)
-        estimate = float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0
-        return max(int(round(estimate, -2 if estimate >= 1000 else 0)), limits.EXACT_TOTAL_CAP + 1)
+        return _round_estimate(float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0, limits.EXACT_TOTAL_CAP)
+
+    def _density(self, match: str) -> float:
+        """The share of the ``TEXT_PROBE_ROWS`` newest tasks a text query matches (PostgreSQL's planner
+        has no statistics for prefix queries: it takes every one to match 2 % of the rows)."""
+        row = self._one("SELECT count(*) FILTER (WHERE ts_match_vq(search, to_tsquery('simple', %s))), count(*) "
+                        "FROM (SELECT search FROM tasks ORDER BY id DESC LIMIT %s) AS newest",
+                        (match, TEXT_PROBE_ROWS))
+        return row[0] / row[1] if row and row[1] else 0.0
 
     # -- shapes -----------------------------------------------------------------
     def _shapes(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -626,6 +681,10 @@ def is_failure(exc: BaseException) -> bool:
 def _reason(exc: BaseException) -> str:
     """The first line of a psycopg error, its URL's password masked."""
     return mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+
+def _round_estimate(estimate: float, cap: int) -> int:
+    return max(int(round(estimate, -2 if estimate >= 1000 else 0)), cap + 1)
 
 
 def _tsquery(words: list[str]) -> str | None:

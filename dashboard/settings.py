@@ -101,6 +101,8 @@ class Settings:
     url_prefix: str = ""  # serve everything under this path ("/celery"); "" for the root
     certfile: str | None = None  # serve HTTPS with this certificate (PEM, the chain after it) ...
     keyfile: str | None = None  # ... and this private key (PEM)
+    leader_lock: str | None = None  # Redis of the lock that lets one of several processes sharing --db write it
+    leader_ttl_seconds: float = 10.0  # how long the lock outlives its holder's last renewal
 
     @property
     def actions_refused(self) -> str | None:
@@ -206,6 +208,15 @@ def _broker(raw: str) -> str:
         shown = "a value with credentials" if "@" in raw else repr(raw)
         raise SettingsError(f"--broker: expected a URL such as redis://host:6379/0, got {shown}")
     return raw
+
+
+def _redis_url(flag: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(("redis://", "rediss://", "unix://")):
+            shown = "a value with credentials" if "@" in raw else repr(raw)
+            raise SettingsError(f"--{flag}: expected a Redis URL such as redis://host:6379/0, got {shown}")
+        return raw
+    return parse
 
 
 def _url_prefix(raw: str) -> str:
@@ -318,6 +329,8 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("beat-db", "beat_db", str),
     ("redbeat-url", "redbeat_url", str),
     ("redbeat-key-prefix", "redbeat_key_prefix", str),
+    ("leader-lock", "leader_lock", _redis_url("leader-lock")),
+    ("leader-ttl", "leader_ttl_seconds", _positive_float("leader-ttl")),
 )
 #: (flag, Settings field, help) of every option that is on or off.
 _SWITCHES: tuple[tuple[str, str, str], ...] = (
@@ -641,6 +654,12 @@ OPTION_DOCS: tuple[tuple[str, str, str], ...] = (
     ('`--periodic-grace`',
      '10 % of the interval, at least 30',
      "Seconds after a periodic task's expected time within which its run may still come; later, the run is missed"),
+    ('`--leader-lock`',
+     'none',
+     "Redis URL (`redis://host:6379/0`) of the lock that lets several dashboard processes share one `--db` (PostgreSQL): all of them watch the events and serve pages, exactly one of them (the leader) writes the history, stores alerts and sends webhooks, and another takes over when it stops or dies. Without it the process is the only writer"),
+    ('`--leader-ttl`',
+     '`10`',
+     "Seconds the leader lock outlives its holder's last renewal (renewed every third of it): how long writing may pause when the leader dies"),
     ('`--header-timeout`',
      '`10`',
      "Seconds a client may take to send a request's line and headers, and an idle kept-alive connection may wait for its next request, before it is closed (`run.py`)"),

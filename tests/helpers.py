@@ -8,6 +8,7 @@ something happened: ``wait_until`` polls a predicate against a deadline.
 from __future__ import annotations
 
 import base64
+import shutil
 import json
 import os
 import signal
@@ -327,15 +328,16 @@ def send(app: Celery, short_name: str, *args: Any, **options: Any) -> str:
 class LiveClient:
     """A real python-socketio client on ``/live`` that records every message with its receive time."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reconnect: bool = False, socketio_path: str = "socket.io") -> None:
         self.url = url
+        self.socketio_path = socketio_path
         self.lock = threading.Lock()
         self.snapshots: list[tuple[float, dict[str, Any]]] = []
         self.changes: list[tuple[float, dict[str, Any]]] = []
         self.broker: list[tuple[float, dict[str, Any]]] = []
         self.disconnects: list[Any] = []
         self.messages: list[tuple[str, float, dict[str, Any]]] = []  # every message, in arrival order
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = socketio.Client(reconnection=reconnect, reconnection_delay=0.2, reconnection_delay_max=1)
         self.sio.on("snapshot", self._record("snapshot", self.snapshots), namespace="/live")
         self.sio.on("changes", self._record("changes", self.changes), namespace="/live")
         self.sio.on("broker", self._record("broker", self.broker), namespace="/live")
@@ -354,7 +356,8 @@ class LiveClient:
             self.disconnects.append(reason)
 
     def connect(self) -> "LiveClient":
-        self.sio.connect(self.url, namespaces=["/live"], transports=["websocket"], wait_timeout=5)
+        self.sio.connect(self.url, namespaces=["/live"], transports=["websocket"], wait_timeout=5,
+                         socketio_path=self.socketio_path)
         wait_until(lambda: self.snapshots, 5, message="no snapshot after connecting")
         return self
 
@@ -446,3 +449,50 @@ def wait_task_state(dashboard: DashboardProc, task_id: str, state: str, timeout:
     """Wait until the dashboard shows the task in ``state``; return its detail."""
     return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,
                       message=lambda: f"{task_id} never {state}: {dashboard.task(task_id)}")
+
+
+# -- nginx ---------------------------------------------------------------------------
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def start_nginx(folder: Path, port: int, upstream: int, backup: int | None = None) -> Proc:
+    """nginx with deploy/nginx.conf's map and server blocks, on ``port``, in front of ``upstream``
+    (and of ``backup``, which gets the requests ``upstream`` refuses: a dashboard that died)."""
+    site = (REPO_ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    if backup is None:
+        site = site.replace("127.0.0.1:5555", f"127.0.0.1:{upstream}")
+    else:
+        site = (f"upstream dashboards {{ server 127.0.0.1:{upstream}; server 127.0.0.1:{backup} backup; }}\n"
+                + site.replace("http://127.0.0.1:5555", "http://dashboards"))
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    config = folder / "nginx-test.conf"
+    config.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {folder}/nginx-access.log;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    {site}
+}}
+""")
+    proc = Proc("nginx", [NGINX, "-c", str(config), "-p", str(folder)], folder)
+
+    def serving() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"nginx exited:\n{proc.log_tail()}\n{(folder / 'nginx-error.log').read_text()}")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/celery/api/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+    wait_until(serving, 15, message="nginx does not pass /celery/ to the dashboard")
+    return proc

@@ -667,3 +667,30 @@ def test_paging_while_tasks_arrive_never_repeats_or_skips_one(store: TaskStore) 
         store.query(after="nope")
     with pytest.raises(StoreQueryError, match="either a cursor or a task id"):
         store.query(after="old01", cursor=first["next"])
+
+
+@pytest.mark.parametrize("dense", [0.0, 2.0])  # every word taken as common / as rare
+def test_postgresql_plans_for_common_and_rare_words_give_the_same_pages(
+        make_store: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch, dense: float) -> None:
+    store = make_store()
+    if isinstance(store, TaskStore):
+        pytest.skip("PostgreSQL's plans")
+    from dashboard import pgstore
+    shapes = [task(f"{'abc' if n % 7 == 0 else 'fed'}{n:03d}", n, runtime=(n * 37) % 11 / 10 if n % 5 else None,
+                   name=f"app.t{n % 4}", args="('common', 'abc')" if n % 3 else "('rare',)") for n in range(150)]
+    store.write_batch(shapes, [])
+
+    def pages(**query: Any) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            result = store.query(limit=7, cursor=cursor, **query)
+            seen.extend(uuids(result))
+            cursor = result["next"]
+            if cursor is None:
+                return seen
+    queries = [{"q": "common"}, {"q": "rare", "sort": "runtime"}, {"q": "common", "name": "app.t1"},
+               {"q": "abc", "sort": "name", "descending": False}, {"q": "rare", "states": {"SUCCESS"}}]
+    expected = [pages(**query) for query in queries]
+    monkeypatch.setattr(pgstore, "DENSE_TEXT", dense)
+    assert [pages(**query) for query in queries] == expected and all(expected)

@@ -48,9 +48,13 @@ CONNECT_TIMEOUT_SECONDS = 10
 SEARCH_TEXT_MAX = 262_144
 #: The newest tasks a text query is tried on first, to tell a common word from a rare one.
 TEXT_PROBE_ROWS = 1_000
-#: A word matching at least this share of them is common: its matches are found by walking an index
-#: and checking each row; a rarer one's are read from the GIN index.
-DENSE_TEXT = 0.01
+#: A word matching more than this share of them is common: its matches are found by walking an index
+#: and checking each row; a rarer one's are read from the GIN index (whose posting lists cost about
+#: 0.1 us a task: 5 % of a million tasks is 5 ms).
+COMMON_TEXT = 0.05
+#: Rows passing the other filters up to which a common word is checked on each of them (then counted
+#: exactly and sorted in memory); past this, its total is estimated.
+FENCE_ROWS = 10_000
 #: The key of the advisory lock a migrating process holds (with the schema name mixed in).
 MIGRATION_LOCK = "celery-dashboard schema"
 
@@ -88,15 +92,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (task_id, timestamp, life, type, hostname)
         )""",
         # Every sort ends with the row id, so a keyset (sort values, id) is one range of one index.
-        "CREATE INDEX tasks_received ON tasks (received_sort, id)",
+        "CREATE INDEX tasks_received ON tasks (received_sort, id) INCLUDE (state, name_sort, worker, queue)",
         # Each filter's index carries the other filter columns: any combination of them is answered
         # (counted, and paged by time) from one index alone, without reading the table.
         "CREATE INDEX tasks_state ON tasks (state, received_sort, id) INCLUDE (name_sort, worker, queue)",
         "CREATE INDEX tasks_name ON tasks (name_sort, received_sort, id) INCLUDE (state, worker, queue)",
         "CREATE INDEX tasks_worker ON tasks (worker, received_sort, id) INCLUDE (state, name_sort, queue)",
         "CREATE INDEX tasks_queue ON tasks (queue, received_sort, id) INCLUDE (state, name_sort, worker)",
-        "CREATE INDEX tasks_runtime ON tasks (runtime_sort, id)",
-        "CREATE INDEX tasks_runtime_up ON tasks (runtime_up_sort, id)",
+        "CREATE INDEX tasks_runtime ON tasks (runtime_sort, id) INCLUDE (state, name_sort, worker, queue)",
+        "CREATE INDEX tasks_runtime_up ON tasks (runtime_up_sort, id) INCLUDE (state, name_sort, worker, queue)",
         "CREATE INDEX tasks_updated ON tasks (updated_sort, id) INCLUDE (state)",
         "CREATE INDEX tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL",
         "CREATE INDEX tasks_search ON tasks USING GIN (search)",
@@ -580,9 +584,10 @@ class PgTaskStore:
         uuid_prefix = words[0].lower() if len(words) == 1 and _UUID_PREFIX.fullmatch(words[0]) else None
         others, others_params = list(where), list(params)  # the filters without the text
         density = self._density(match) if match is not None and uuid_prefix is None else 0.0
-        if match is not None and density >= DENSE_TEXT:
-            # A common word: checked row by row (the function, not the operator, so the planner walks
-            # the filters' or the sort's index instead of reading its huge posting list from the GIN index).
+        common = density > COMMON_TEXT
+        if common:
+            # A word in most tasks: checked row by row (the function, not the operator, so the planner
+            # walks an index in the page's order instead of reading the word's huge posting list).
             where.append("ts_match_vq(search, to_tsquery('simple', %s))")
             params.append(match)
         elif match is not None and uuid_prefix is not None:
@@ -597,26 +602,33 @@ class PgTaskStore:
         keyset = [f"({', '.join(keys)}) {'<' if descending else '>'} ({', '.join(['%s'] * len(keys))})"]
         after_params = (*(keyset_after or ()), limit + 1)
         cap = limits.EXACT_TOTAL_CAP
-        if match is not None and density >= DENSE_TEXT:
-            # Counted exactly among at most ``cap`` rows passing the other filters; past that, estimated.
-            total = self._capped_count(others, others_params, cap)
-            estimate = total > cap
-            if estimate:
-                total = _round_estimate(self._estimate_total(others, others_params) * density, cap)
-            else:
-                total = self._capped_count(where, params, cap)
+        if common:
+            # The rows passing the other filters, counted from their indexes alone: when few, the word is
+            # checked on each of them, in the page's query, which counts the matches too; when many, the
+            # page walks the sort's index, and the total is their estimate times the word's density.
+            others_total = self._capped_count(others, others_params, FENCE_ROWS)
+            few = others_total <= FENCE_ROWS
+            estimate = not few
+            total = 0 if few else _round_estimate(self._estimate_total(others, others_params, floor=False) * density, 0)
         else:
             total = self._capped_count(where, params, cap)
-            estimate = total > cap
+            few = total <= cap
+            estimate = not few
             if estimate:
                 total = self._estimate_total(where, params)
-        if match is not None and density < DENSE_TEXT and not estimate:
-            # A rare word: its few matches from the GIN index first (OFFSET 0 keeps the planner from
-            # walking the sort's index and checking every row instead), then sorted.
-            page = self._fetch(f"SELECT id, {', '.join(columns)} FROM (SELECT id, {', '.join(columns)} FROM tasks"
-                               f"{_where(where)} OFFSET 0) AS hits"
+        if few and where:
+            # Few matches: read through the filters' own indexes (OFFSET 0 keeps the planner from walking
+            # the sort's index and checking every row instead), then sorted.
+            # The window counts every match: the keyset applies outside it (no filter passes into a subquery
+            # with a window function).
+            cols = ", ".join(columns)
+            rows = self._fetch(f"SELECT id, {cols}, matches FROM (SELECT id, {cols}, count(*) OVER () AS matches "
+                               f"FROM (SELECT id, {cols} FROM tasks{_where(where)} OFFSET 0) AS hits) AS counted"
                                f"{_where(keyset * (keyset_after is not None))} ORDER BY {order} LIMIT %s",
                                (*params, *after_params))
+            page = [row[:-1] for row in rows]
+            if common:  # counted in the same pass
+                total = rows[0][-1] if rows else self._capped_count(where, params, cap)
         else:
             page = self._fetch(f"SELECT id, {', '.join(columns)} FROM tasks"
                                f"{_where(where + keyset * (keyset_after is not None))} ORDER BY {order} LIMIT %s",
@@ -637,13 +649,15 @@ class PgTaskStore:
                         (*params, cap + 1))
         return int(row[0]) if row else 0
 
-    def _estimate_total(self, where: list[str], params: list[Any]) -> int:
-        """The planner's estimate of a count known to exceed ``EXACT_TOTAL_CAP``, rounded as SQLite's is."""
+    def _estimate_total(self, where: list[str], params: list[Any], floor: bool = True) -> int:
+        """The planner's estimate of a count known to exceed ``EXACT_TOTAL_CAP`` (at least that, with
+        ``floor``), rounded as SQLite's is."""
         row = self._one(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM tasks{_where(where)}", params)
         plan = row[0] if row else None
         if isinstance(plan, str):
             plan = json.loads(plan)
-        return _round_estimate(float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0, limits.EXACT_TOTAL_CAP)
+        return _round_estimate(float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0,
+                               limits.EXACT_TOTAL_CAP if floor else 0)
 
     def _density(self, match: str) -> float:
         """The share of the ``TEXT_PROBE_ROWS`` newest tasks a text query matches (PostgreSQL's planner

@@ -669,9 +669,10 @@ def test_paging_while_tasks_arrive_never_repeats_or_skips_one(store: TaskStore) 
         store.query(after="old01", cursor=first["next"])
 
 
-@pytest.mark.parametrize("dense", [0.0, 2.0])  # every word taken as common / as rare
+@pytest.mark.parametrize(("common", "fence"), [(-1.0, 10_000), (-1.0, 3), (2.0, 10_000)],
+                         ids=["every word common", "common, counted from a sample", "every word rare"])
 def test_postgresql_plans_for_common_and_rare_words_give_the_same_pages(
-        make_store: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch, dense: float) -> None:
+        make_store: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch, common: float, fence: int) -> None:
     store = make_store()
     if isinstance(store, TaskStore):
         pytest.skip("PostgreSQL's plans")
@@ -692,5 +693,8 @@ def test_postgresql_plans_for_common_and_rare_words_give_the_same_pages(
     queries = [{"q": "common"}, {"q": "rare", "sort": "runtime"}, {"q": "common", "name": "app.t1"},
                {"q": "abc", "sort": "name", "descending": False}, {"q": "rare", "states": {"SUCCESS"}}]
     expected = [pages(**query) for query in queries]
-    monkeypatch.setattr(pgstore, "DENSE_TEXT", dense)
+    monkeypatch.setattr(pgstore, "COMMON_TEXT", common)
+    monkeypatch.setattr(pgstore, "FENCE_ROWS", fence)
     assert [pages(**query) for query in queries] == expected and all(expected)
+    if fence == 10_000:  # every match counted
+        assert store.query(q="common", name="app.t1")["total"] == len(expected[2])

@@ -115,8 +115,11 @@ class AlertService:
         now = self.clock()
         if dashboard.leadership is not None:  # another process may have set a silence: the store has them all
             names = {rule.name for rule in self.engine.rules}
-            self.engine.silences = [Silence(**row) for row in dashboard.run_blocking(dashboard.store.silences, now)
-                                    if row["rule"] in names]
+            try:
+                self.engine.silences = [Silence(**row) for row in dashboard.run_blocking(dashboard.store.silences, now)
+                                        if row["rule"] in names]
+            except Exception as exc:  # the silences known so far hold meanwhile
+                dashboard.history.report_failure(exc, "reading the silences from")
         before = [(alert.id, alert.summary) for alert in self.engine.active.values()]
         fired, resolved = self.engine.check(now, inputs)
         self.checks += 1

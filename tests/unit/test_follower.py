@@ -96,3 +96,33 @@ def test_a_leader_that_loses_the_lock_keeps_what_it_had_not_written(
 def test_a_clean_stop_of_a_follower_marks_nothing(follower: HistoryWriter, store: TaskStore) -> None:
     assert follower.close() is True
     assert store.last_seen_running() is None  # neither alive_at nor stopped_at: the leader writes those
+
+
+def test_a_follower_shows_its_alerts_and_the_leader_alone_stores_and_delivers_them(tmp_path: Path) -> None:
+    from dashboard import create_app
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[notify]\nwebhooks = ["http://127.0.0.1:9/hook"]\n\n[[rule]]\nkind = "event-stream"\nseconds = 30\n')
+    app = create_app(Settings(db=str(tmp_path / "shared.db"), async_mode="threading", alerts_file=str(rules),
+                              leader_lock="redis://127.0.0.1:1/0"))  # never reached: leadership is set by hand
+    dashboard = app.extensions["dashboard"]
+    leadership, alerting, store = dashboard.leadership, dashboard.alerting, dashboard.store
+    assert leadership is not None and dashboard.leads is False
+    alerting._load(write=False)
+    fired, _ = alerting.check()  # the stream is not connected: the rule fires
+    assert [a.rule for a in fired] == ["event-stream"] and alerting.active()
+    assert store.open_alerts() == [] and not dashboard.webhooks.pending  # a follower stores and sends nothing
+    leadership.leader = True
+    dashboard.on_leadership(True, None)  # takes over: goes on from what the (absent) leader stored
+    fired, _ = alerting.check()
+    assert [a.rule for a in fired] == ["event-stream"]
+    assert [a["rule"] for a in store.open_alerts()] == ["event-stream"] and dashboard.webhooks.pending
+    stored = store.open_alerts()[0]["id"]
+    leadership.leader = False  # another process takes over and resumes from the store: nothing fires twice
+    other = create_app(Settings(db=str(tmp_path / "shared.db"), async_mode="threading", alerts_file=str(rules),
+                                leader_lock="redis://127.0.0.1:1/0")).extensions["dashboard"]
+    other.leadership.leader = True
+    other.on_leadership(True, None)
+    assert [a["id"] for a in other.alerting.active()] == [stored]
+    assert other.alerting.check() == ([], []) and len(store.open_alerts()) == 1
+    store.close()
+    other.store.close()

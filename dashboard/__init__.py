@@ -119,6 +119,12 @@ class Dashboard:
                       type(exc).__name__, exc)
 
     @property
+    def broadcasts(self) -> bool:
+        """Whether this process sends alerts to the pages: its own, or with ``--message-queue`` the leader's
+        to every process's pages (a follower then sends none, and its snapshots carry the stored ones)."""
+        return not self.settings.message_queue or self.leads
+
+    @property
     def leads(self) -> bool:
         """Whether this process writes the history and notifies (always, without ``--leader-lock``)."""
         return self.leadership is None or self.leadership.leader
@@ -135,7 +141,8 @@ class Dashboard:
         """Send a worker or queue alert to the webhooks (from the leader only) and to the pages."""
         if self.settings.webhooks and self.leads:
             self.webhooks.notify(alert, self.settings.webhooks)  # the alert file's webhooks get rule alerts only
-        self.hub.alert(alert)
+        if self.broadcasts:
+            self.hub.alert(alert)
 
     def health(self) -> dict[str, Any]:
         """Return ``GET /api/health`` without the store's part: broker, events, errors, limits, live clients."""
@@ -209,8 +216,12 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     app.json = jsonio.StrictJSONProvider(app)  # jsonify and the pages' bootstrap: no NaN, valid UTF-8
     hosts = HostPolicy.for_this_machine(settings.address, settings.allowed_hosts)
     # Only pages of the dashboard's own origin, under one of its own host names, may open the socket.
+    # With --message-queue, what one process emits to every page goes through Redis (JSON) to every
+    # process; everything else each process sends its own pages itself (``ignore_queue``, see live.py).
+    queue = {"message_queue": settings.message_queue, "channel": "celery-dashboard-live:" + lock_key(settings.db)[-8:]} \
+        if settings.message_queue else {}
     socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False,
-                        json=jsonio, ping_interval=settings.ping_interval_seconds,
+                        json=jsonio, ping_interval=settings.ping_interval_seconds, **queue,
                         ping_timeout=settings.ping_timeout_seconds,
                         cors_allowed_origins=lambda origin, environ: hosts.allows_origin(
                             origin, environ.get("HTTP_HOST")) or (origin or "").lower() in settings.allowed_origins)

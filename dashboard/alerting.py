@@ -120,11 +120,14 @@ class AlertService:
                                         if row["rule"] in names]
             except Exception as exc:  # the silences known so far hold meanwhile
                 dashboard.history.report_failure(exc, "reading the silences from")
-        before = [(alert.id, alert.summary) for alert in self.engine.active.values()]
+        before = [(alert.id, alert.summary, alert.silenced_until) for alert in self.engine.active.values()]
         fired, resolved = self.engine.check(now, inputs)
         self.checks += 1
-        if not fired and not resolved and before != [(a.id, a.summary) for a in self.engine.active.values()]:
-            self.push()  # a summary moved on ("running for 12 min"): the banners say so
+        if not dashboard.broadcasts:
+            self.push()  # a follower's snapshots: the alerts the leader stored by now
+        elif not fired and not resolved and before != [(a.id, a.summary, a.silenced_until)
+                                                       for a in self.engine.active.values()]:
+            self.push()  # a summary moved on ("running for 12 min"), or another process set a silence
         if fired or resolved:
             if dashboard.leads:  # a follower shows its alerts; the leader stores and delivers them
                 self._save(fired + resolved)
@@ -135,7 +138,8 @@ class AlertService:
             for alert in fired + resolved:
                 if dashboard.leads and not self.engine.is_silenced(alert, now):
                     self._deliver(alert, now)
-            self.push()
+            if dashboard.broadcasts:
+                self.push()
         return fired, resolved
 
     def silence(self, rule: str, subject: str | None, minutes: float, who: str) -> Silence:
@@ -147,7 +151,20 @@ class AlertService:
         return silence
 
     def push(self) -> None:
-        self.dashboard.hub.emit_alerts(self.active())
+        dashboard = self.dashboard
+        if dashboard.broadcasts:
+            dashboard.hub.emit_alerts(self.active())
+            return
+        # A follower with a message queue: the leader's alerts reach its pages; its snapshots carry the stored ones.
+        try:
+            stored = [Alert(**row) for row in dashboard.run_blocking(dashboard.store.open_alerts)]
+        except Exception as exc:
+            dashboard.history.report_failure(exc, "reading the open alerts from")
+            return
+        now = self.clock()
+        for alert in stored:
+            alert.silenced_until = self.engine.silenced_until(alert, now)
+        dashboard.hub.active_alerts = [alert.to_json() for alert in stored]
 
     def active(self) -> list[dict[str, Any]]:
         return [alert.to_json() for alert in self.engine.active.values()]

@@ -4,6 +4,9 @@ Protocol (see the README): on connect a ``snapshot``; then numbered ``changes``
 batches, ``seq`` + 1 each per connection; ``broker`` on status changes; a
 client that sees a gap emits ``resync`` and gets a fresh snapshot. It never
 emits per event: it flushes what changed every ``flush_interval_seconds``.
+
+Each process sends its own pages what its own model says, never through a message queue
+(``ignore_queue``): only ``alert`` and ``alerts`` go through one (``--message-queue``), from the leader.
 """
 from __future__ import annotations
 
@@ -127,7 +130,8 @@ class LiveHub:
                 "broker": self.collector.broker.to_json(), "alerts": self.active_alerts}
 
     def emit_alerts(self, active: list[dict[str, Any]]) -> None:
-        """Send every page the alert rules' active alerts (after one fired, resolved or was silenced)."""
+        """Send every page the alert rules' active alerts (after one fired, resolved or was silenced);
+        with a message queue, the pages of every process."""
         self.active_alerts = active
         self.socketio.emit("alerts", {"active": active}, namespace=NAMESPACE)
 
@@ -160,7 +164,7 @@ class LiveHub:
         refresh = counters != self._last_counters and now - self._last_counters_at >= COUNTER_REFRESH_SECONDS
         if collector.broker.version != self._broker_version:
             self._broker_version = collector.broker.version
-            self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE)
+            self.socketio.emit("broker", collector.broker.to_json(), namespace=NAMESPACE, ignore_queue=True)
         self._send_stats(int(time.time()) - 1)
         # Encoded once for every client (the changes by the cluster, as it measured them): only seq and
         # room extras differ (see _send_changes).
@@ -182,7 +186,7 @@ class LiveHub:
             return
         seconds = min(until - self._stats_until, STATS_CATCH_UP_SECONDS)
         self._stats_until = until
-        self.socketio.emit("stats", self.cluster.live_stats(until, seconds), namespace=NAMESPACE)
+        self.socketio.emit("stats", self.cluster.live_stats(until, seconds), namespace=NAMESPACE, ignore_queue=True)
 
     def _send_changes(self, sid: str, client: Client, changes_json: str, counters_json: str, now: float) -> None:
         """Send one client its batch, or hold back when it does not keep up (see MAX_QUEUED_MESSAGES).
@@ -204,7 +208,7 @@ class LiveHub:
             return
         if client.stale:
             self.connect(sid, lambda snapshot: self.socketio.emit("snapshot", snapshot, namespace=NAMESPACE,
-                                                                  to=sid))
+                                                                  to=sid, ignore_queue=True))
             return
         client.lagging_since = None
         with client.send_lock:
@@ -270,7 +274,7 @@ class EncodedPacket:
 
 
 def _send_snapshot(snapshot: dict[str, Any]) -> None:
-    emit("snapshot", snapshot)
+    emit("snapshot", snapshot, ignore_queue=True)
 
 
 class LiveNamespace(Namespace):

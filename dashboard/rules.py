@@ -264,6 +264,10 @@ class AlertEngine:
     def is_silenced(self, alert: Alert, now: float) -> bool:
         return alert.silenced_until is not None and alert.silenced_until > now
 
+    def silenced_until(self, alert: Alert, now: float) -> float | None:
+        """Until when a silence covers ``alert`` (None: it is not silenced)."""
+        return self._silenced_until(alert, now)
+
     def _silenced_until(self, alert: Alert, now: float) -> float | None:
         until = [s.until for s in self.silences if s.covers(alert, now)]
         return max(until) if until else None

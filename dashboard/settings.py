@@ -103,6 +103,7 @@ class Settings:
     keyfile: str | None = None  # ... and this private key (PEM)
     leader_lock: str | None = None  # Redis of the lock that lets one of several processes sharing --db write it
     leader_ttl_seconds: float = 10.0  # how long the lock outlives its holder's last renewal
+    message_queue: str | None = None  # Redis through which the leader's alerts reach every process's pages
 
     @property
     def actions_refused(self) -> str | None:
@@ -331,6 +332,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("redbeat-key-prefix", "redbeat_key_prefix", str),
     ("leader-lock", "leader_lock", _redis_url("leader-lock")),
     ("leader-ttl", "leader_ttl_seconds", _positive_float("leader-ttl")),
+    ("message-queue", "message_queue", _redis_url("message-queue")),
 )
 #: (flag, Settings field, help) of every option that is on or off.
 _SWITCHES: tuple[tuple[str, str, str], ...] = (
@@ -660,6 +662,9 @@ OPTION_DOCS: tuple[tuple[str, str, str], ...] = (
     ('`--leader-ttl`',
      '`10`',
      "Seconds the leader lock outlives its holder's last renewal (renewed every third of it): how long writing may pause when the leader dies"),
+    ('`--message-queue`',
+     'none',
+     "With `--leader-lock`: a Redis URL (Flask-SocketIO's message queue; its messages are JSON) through which the leader's alerts (worker lost and back, queue backlogs, the alert rules') reach the pages of every process, once each, so that every page shows the same alerts, numbered as they are stored. Without it each process shows the alerts it raises itself"),
     ('`--header-timeout`',
      '`10`',
      "Seconds a client may take to send a request's line and headers, and an idle kept-alive connection may wait for its next request, before it is closed (`run.py`)"),

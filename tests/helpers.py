@@ -335,12 +335,14 @@ class LiveClient:
         self.snapshots: list[tuple[float, dict[str, Any]]] = []
         self.changes: list[tuple[float, dict[str, Any]]] = []
         self.broker: list[tuple[float, dict[str, Any]]] = []
+        self.alerts: list[tuple[float, dict[str, Any]]] = []  # "alert" messages (worker lost or back, queues)
         self.disconnects: list[Any] = []
         self.messages: list[tuple[str, float, dict[str, Any]]] = []  # every message, in arrival order
         self.sio = socketio.Client(reconnection=reconnect, reconnection_delay=0.2, reconnection_delay_max=1)
         self.sio.on("snapshot", self._record("snapshot", self.snapshots), namespace="/live")
         self.sio.on("changes", self._record("changes", self.changes), namespace="/live")
         self.sio.on("broker", self._record("broker", self.broker), namespace="/live")
+        self.sio.on("alert", self._record("alert", self.alerts), namespace="/live")
         self.sio.on("disconnect", self._on_disconnect, namespace="/live")
 
     def _record(self, name: str, into: list[tuple[float, dict[str, Any]]]) -> Callable[[Any], None]:

@@ -1,6 +1,7 @@
-"""Two dashboard processes sharing one PostgreSQL history and one Redis (broker and leader lock), behind
-nginx: each page sees every task once, both answer the same history, and a kill -9 of the leader hands
-the writing over within the lock's TTL while the pages go on without a reload."""
+"""Two dashboard processes sharing one PostgreSQL history and one Redis (broker, leader lock and message
+queue), behind nginx: each page sees every task once and the leader's alerts once, both answer the same
+history, and a kill -9 of the leader hands the writing over within the lock's TTL while the pages go on
+without a reload."""
 from __future__ import annotations
 
 import time
@@ -9,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from helpers import (NGINX, DashboardProc, LiveClient, free_port, producer_app, send, start_dashboard, start_nginx,
-                     start_worker, wait_broker_connected, wait_until, wait_worker_online)
+from helpers import (NGINX, DashboardProc, LiveClient, WebhookReceiver, free_port, producer_app, send,
+                     start_dashboard, start_nginx, start_worker, wait_broker_connected, wait_until,
+                     wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +21,10 @@ TTL = 3.0
 PREFIX = "/celery"
 
 
-def start(broker: str, db: str, log_dir: Path) -> DashboardProc:
+def start(broker: str, db: str, log_dir: Path, webhook: str) -> DashboardProc:
     dashboard = start_dashboard(broker, log_dir, extra_args=(
-        "--db", db, "--leader-lock", broker, "--leader-ttl", str(TTL), "--url-prefix", PREFIX))
+        "--db", db, "--leader-lock", broker, "--leader-ttl", str(TTL), "--message-queue", broker,
+        "--url-prefix", PREFIX, "--webhook", webhook))
     wait_broker_connected(dashboard)
     return dashboard
 
@@ -43,17 +46,21 @@ def stored(dashboard: DashboardProc, limit: int = 100) -> list[str]:
     return sorted(task["uuid"] for task in body["items"])
 
 
+def lost_alerts(client: LiveClient, hostname: str) -> list[dict[str, Any]]:
+    return [a for _, a in client.alerts if a.get("event") == "worker-lost" and a.get("hostname") == hostname]
+
+
 def test_two_processes_share_the_history_and_fail_over(
-        redis_port: int, postgres_url: str, log_dir: Path, tmp_path: Path) -> None:
+        redis_port: int, postgres_url: str, log_dir: Path, tmp_path: Path, webhook: WebhookReceiver) -> None:
     if not Path(NGINX).exists():
         pytest.fail(f"{NGINX} is missing: ./dashboard.sh test installs Debian's nginx when run as root")
     broker = f"redis://127.0.0.1:{redis_port}/{BROKER_DB}"
-    first = start(broker, postgres_url, log_dir / "first")
-    second = nginx = worker = None
+    first = start(broker, postgres_url, log_dir / "first", webhook.url)
+    second = nginx = worker = doomed = None
     clients: list[LiveClient] = []
     try:
         wait_until(lambda: first.health()["leader"], 10, message="the first process never led")
-        second = start(broker, postgres_url, log_dir / "second")
+        second = start(broker, postgres_url, log_dir / "second", webhook.url)
         health = second.health()
         assert health["leader"] is False and health["store"]["writes"] is False
         assert health["leadership"]["holder"] == first.health()["leadership"]["me"]
@@ -75,6 +82,23 @@ def test_two_processes_share_the_history_and_fail_over(
         assert stored(first) == stored(second)
         assert first.health()["store"]["writes"] is True
 
+        # A worker dies: both processes see it lost; the leader alone tells every page (through the message
+        # queue) and the webhook, once.
+        doomed = start_worker(broker, "doomed", log_dir, queues="doomed-q")
+        for dashboard in (first, second):
+            wait_worker_online(dashboard, "doomed@test", worker=doomed)
+        doomed.kill()
+        for client in clients:
+            wait_until(lambda: lost_alerts(client, "doomed@test"), 20,
+                       message=lambda: f"no worker-lost alert on a page: {client.alerts}")
+        wait_until(lambda: any(d["event"] == "worker-lost" for d in webhook.documents), 10,
+                   message=lambda: f"no webhook document: {webhook.documents}")
+        marker = send(app, "add", 7, 7)  # pushed after the alerts: a second copy would have arrived by then
+        for client in clients:
+            client.wait_task_state(marker, "SUCCESS", 20)
+            assert len(lost_alerts(client, "doomed@test")) == 1, client.alerts
+        assert [d["hostname"] for d in webhook.documents if d["event"] == "worker-lost"] == ["doomed@test"]
+
         last = send(app, "add", 100, 1)  # finished just before the kill: maybe not written by the leader yet
         for client in clients:
             client.wait_task_state(last, "SUCCESS", 20)
@@ -90,7 +114,7 @@ def test_two_processes_share_the_history_and_fail_over(
                    message=lambda: f"the proxied page never reconnected: {via_proxy.describe()}")
         for client in clients:
             assert_each_state_once(client, after)
-        everything = sorted([*before, last, *after])
+        everything = sorted([*before, marker, last, *after])
         wait_until(lambda: stored(second) == everything, 10,
                    message=lambda: f"the new leader did not write what it saw: {stored(second)}")
         proxied = f"http://127.0.0.1:{port}{PREFIX}/api/tasks"
@@ -102,8 +126,9 @@ def test_two_processes_share_the_history_and_fail_over(
     finally:
         for client in clients:
             client.close()
-        if worker is not None:
-            worker.stop()
+        for each in (worker, doomed):
+            if each is not None:
+                each.stop()
         if nginx is not None:
             nginx.stop()
         for dashboard in (second, first):

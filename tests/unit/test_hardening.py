@@ -182,7 +182,8 @@ class FakeSocketIO:
         self.server = FakeServer()
         self.sent: list[tuple[str, str | None, dict[str, Any]]] = []
 
-    def emit(self, event: str, data: dict[str, Any], namespace: str, to: str | None = None) -> None:
+    def emit(self, event: str, data: dict[str, Any], namespace: str, to: str | None = None,
+             ignore_queue: bool = False) -> None:
         self.sent.append((event, to, data))
         if to in self.server.sockets:
             self.server.sockets[to].queue.put(event)

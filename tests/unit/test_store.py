@@ -672,11 +672,9 @@ def test_paging_while_tasks_arrive_never_repeats_or_skips_one(store: TaskStore) 
 @pytest.mark.parametrize(("common", "fence"), [(-1.0, 10_000), (-1.0, 3), (2.0, 10_000)],
                          ids=["every word common", "common, counted from a sample", "every word rare"])
 def test_postgresql_plans_for_common_and_rare_words_give_the_same_pages(
-        make_store: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch, common: float, fence: int) -> None:
-    store = make_store()
-    if isinstance(store, TaskStore):
-        pytest.skip("PostgreSQL's plans")
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch, common: float, fence: int) -> None:
     from dashboard import pgstore
+    store = pgstore.PgTaskStore(postgres_url)
     shapes = [task(f"{'abc' if n % 7 == 0 else 'fed'}{n:03d}", n, runtime=(n * 37) % 11 / 10 if n % 5 else None,
                    name=f"app.t{n % 4}", args="('common', 'abc')" if n % 3 else "('rare',)") for n in range(150)]
     store.write_batch(shapes, [])
@@ -698,3 +696,4 @@ def test_postgresql_plans_for_common_and_rare_words_give_the_same_pages(
     assert [pages(**query) for query in queries] == expected and all(expected)
     if fence == 10_000:  # every match counted
         assert store.query(q="common", name="app.t1")["total"] == len(expected[2])
+    store.close()

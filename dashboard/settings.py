@@ -473,6 +473,9 @@ def load_settings(argv: Sequence[str] | None = None,
         raise SettingsError("--certfile and --keyfile go together: give both to serve HTTPS, or neither")
     if values.get("certfile"):
         _check_tls(values["certfile"], values["keyfile"])
+    if values.get("message_queue") and not values.get("leader_lock"):
+        raise SettingsError("--message-queue carries the leader's alerts to every process: it needs --leader-lock "
+                            "(without it, every process would send its own to every page)")
     if values.get("alerts_file"):
         try:
             load_alert_file(values["alerts_file"])  # a bad rule stops start-up with its message
@@ -664,7 +667,7 @@ OPTION_DOCS: tuple[tuple[str, str, str], ...] = (
      "Seconds the leader lock outlives its holder's last renewal (renewed every third of it): how long writing may pause when the leader dies"),
     ('`--message-queue`',
      'none',
-     "With `--leader-lock`: a Redis URL (Flask-SocketIO's message queue; its messages are JSON) through which the leader's alerts (worker lost and back, queue backlogs, the alert rules') reach the pages of every process, once each, so that every page shows the same alerts, numbered as they are stored. Without it each process shows the alerts it raises itself"),
+     "With `--leader-lock` (required): a Redis URL (Flask-SocketIO's message queue; its messages are JSON) through which the leader's alerts (worker lost and back, queue backlogs, the alert rules') reach the pages of every process, once each, so that every page shows the same alerts, numbered as they are stored. Without it each process shows the alerts it raises itself"),
     ('`--header-timeout`',
      '`10`',
      "Seconds a client may take to send a request's line and headers, and an idle kept-alive connection may wait for its next request, before it is closed (`run.py`)"),

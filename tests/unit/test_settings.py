@@ -38,6 +38,10 @@ def test_queues_are_comma_separated_and_repeatable() -> None:
     (["--broker", "localhost"], "--broker: expected a URL"),
     (["--broker-transport-options", "[1]"], "expected a JSON object"),
     (["--async-mode", "gevent"], "--async-mode: expected one of eventlet, threading"),
+    (["--leader-lock", "postgresql://db/x"], "--leader-lock: expected a Redis URL"),
+    (["--leader-lock", "redis://:pw@h/0", "--leader-ttl", "0"], "--leader-ttl: must be a positive number"),
+    (["--message-queue", "redis://h/0"], "--message-queue carries the leader's alerts to every process: it needs "
+                                         "--leader-lock"),
 ])
 def test_bad_values_name_the_option_and_the_value(argv: list[str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace("[", r"\[")):

@@ -121,3 +121,23 @@ def test_events_of_a_normal_task_are_unchanged(store: HistoryStore) -> None:
     store.write_batch([shape], events_of(shape))
     stored = store.get("plain")
     assert stored["args"] == "('déjà vu',)" and [e["hostname"] for e in stored["events"]][0] == "gen@web"
+
+
+def test_a_postgresql_connection_cut_is_a_storage_failure_and_the_next_call_reconnects(postgres_url: str) -> None:
+    import psycopg
+
+    from dashboard.pgstore import PgTaskStore
+    from dashboard.store import is_storage_failure
+    store = PgTaskStore(postgres_url)
+    try:
+        store.write_batch([task("before", 1)], [])
+        pid = store._conn().info.backend_pid
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))  # as a server restart or a proxy would
+        with pytest.raises(psycopg.Error) as cut:
+            store.write_batch([task("during", 2)], [])
+        assert is_storage_failure(cut.value)  # kept and retried by the history writer, never dropped
+        store.write_batch([task("during", 2)], [])  # a fresh connection
+        assert store.get("before") is not None and store.get("during") is not None
+    finally:
+        store.close()

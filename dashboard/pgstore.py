@@ -635,6 +635,8 @@ class PgTaskStore:
                                (*params, *after_params))
         more = len(page) > limit
         page = page[:limit]
+        if estimate:  # never fewer than the page shows
+            total = max(total, len(page))
         by_id = {row[0]: row for row in self._fetch(f"{_SELECT_TASK} WHERE id = ANY(%s)", ([row[0] for row in page],))}
         items = self._shapes([by_id[row[0]] for row in page if row[0] in by_id])
         following = _encode_cursor(sort, descending, list(page[-1][1:]), page[-1][0]) if more else None

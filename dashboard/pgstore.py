@@ -36,8 +36,8 @@ from .stats import Bucket, Row
 from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read when used (tests change them)
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
-                    _TOKENS, _UUID_PREFIX, StoreError, StoreQueryError, _encode_cursor, _event_row, _task_row, _text,
-                    dumps, query_filters, task_shapes)
+                    _TOKENS, _UUID_PREFIX, StoreError, StoreQueryError, _encode_cursor, _event_row, _number, _task_row,
+                    _text, _where, dumps, query_filters, round_estimate, task_shapes, task_write_sql)
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +155,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
-_UPSERT_SQL = (
-    f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join(['%s'] * len(TASK_FIELDS))}) "
-    "ON CONFLICT (uuid) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_FIELDS if c != "uuid")
-)
-_STUB_SQL = "INSERT INTO tasks (uuid, timestamp) VALUES (%s, %s) ON CONFLICT (uuid) DO NOTHING"
+_UPSERT_SQL, _STUB_SQL = task_write_sql("%s")
 _EVENT_SQL = ("INSERT INTO events (task_id, timestamp, life, type, hostname, body) "
               "SELECT id, %s, %s, %s, %s, %s FROM tasks WHERE uuid = %s ON CONFLICT DO NOTHING")
 _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
@@ -609,7 +604,7 @@ class PgTaskStore:
             others_total = self._capped_count(others, others_params, FENCE_ROWS)
             few = others_total <= FENCE_ROWS
             estimate = not few
-            total = 0 if few else _round_estimate(self._estimate_total(others, others_params, floor=False) * density, 0)
+            total = 0 if few else round_estimate(self._estimate_total(others, others_params, floor=False) * density, 1)
         else:
             total = self._capped_count(where, params, cap)
             few = total <= cap
@@ -658,8 +653,8 @@ class PgTaskStore:
         plan = row[0] if row else None
         if isinstance(plan, str):
             plan = json.loads(plan)
-        return _round_estimate(float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0,
-                               limits.EXACT_TOTAL_CAP if floor else 0)
+        return round_estimate(float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0,
+                              limits.EXACT_TOTAL_CAP + 1 if floor else 1)
 
     def _density(self, match: str) -> float:
         """The share of the ``TEXT_PROBE_ROWS`` newest tasks a text query matches (PostgreSQL's planner
@@ -699,10 +694,6 @@ def _reason(exc: BaseException) -> str:
     return mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
 
-def _round_estimate(estimate: float, cap: int) -> int:
-    return max(int(round(estimate, -2 if estimate >= 1000 else 0)), cap + 1)
-
-
 def _tsquery(words: list[str]) -> str | None:
     """Turn free text into a tsquery: each word its letter-and-digit runs as a phrase (``cus_000123``:
     ``'cus' <-> '000123':*``), the last run a prefix, the words ANDed. The runs are quoted and hold no
@@ -713,16 +704,6 @@ def _tsquery(words: list[str]) -> str | None:
         if tokens:
             phrases.append(" <-> ".join(f"'{token}'" for token in tokens) + ":*")
     return " & ".join(f"({phrase})" for phrase in phrases) or None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
 
 
 def _safe(value: Any) -> Any:
@@ -740,6 +721,3 @@ def _safe(value: Any) -> Any:
 def _safe_row(row: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(_safe(value) for value in row)
 
-
-def _where(clauses: list[str]) -> str:
-    return " WHERE " + " AND ".join(clauses) if clauses else ""

@@ -290,12 +290,17 @@ AUDIT_PAGE_MAX = 500
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
-_UPSERT_SQL = (
-    f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join('?' * len(TASK_FIELDS))}) "
-    "ON CONFLICT (uuid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid")
-)
-_STUB_SQL = "INSERT INTO tasks (uuid, timestamp) VALUES (?, ?) ON CONFLICT (uuid) DO NOTHING"
+
+
+def task_write_sql(mark: str) -> tuple[str, str]:
+    """The task upsert (every ``TASK_FIELDS`` column) and the placeholder insert of a task known only by an
+    event (uuid, timestamp), with the driver's parameter ``mark`` (``?`` for sqlite3, ``%s`` for psycopg)."""
+    upsert = (f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join([mark] * len(TASK_FIELDS))}) "
+              "ON CONFLICT (uuid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid"))
+    return upsert, f"INSERT INTO tasks (uuid, timestamp) VALUES ({mark}, {mark}) ON CONFLICT (uuid) DO NOTHING"
+
+
+_UPSERT_SQL, _STUB_SQL = task_write_sql("?")
 _EVENT_COLUMNS_SQL = "task_id, timestamp, life, type, hostname, body"
 _EVENT_SQL = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) "
               "SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE uuid = ?")
@@ -1029,7 +1034,7 @@ class TaskStore:
             if others > EXACT_TOTAL_CAP:
                 others = self._estimate_total(conn, where, params)
         estimate = others * len(page) / walked if walked else 0.0
-        return page, max(int(round(estimate, -2 if estimate >= 1000 else 0)), len(page)), True
+        return page, round_estimate(estimate, len(page)), True
 
     def _estimate_total(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> int:
         """Estimate a count known to exceed ``EXACT_TOTAL_CAP``.
@@ -1053,7 +1058,7 @@ class TaskStore:
         hits = conn.execute("SELECT count(*) FROM json_each(?) AS probe CROSS JOIN tasks INDEXED BY tasks_filters "
                             f"ON tasks.id = probe.value{_where(where)}", (probes, *params)).fetchone()[0]
         estimate = hits * step
-        return max(int(round(estimate, -2 if estimate >= 1000 else 0)), EXACT_TOTAL_CAP + 1)
+        return round_estimate(estimate, EXACT_TOTAL_CAP + 1)
 
     # -- shapes -----------------------------------------------------------------
     def _shapes(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -1406,6 +1411,11 @@ def _match_expression(words: list[str]) -> str | None:
             prefix = "*" if len(tokens[-1]) >= MIN_PREFIX_CHARS else ""
             phrases.append('"' + word.replace('"', '""') + '"' + prefix)
     return " AND ".join(phrases) or None
+
+
+def round_estimate(estimate: float, at_least: int) -> int:
+    """An estimated count as the API gives it: to the hundred from 1,000 on, and never below ``at_least``."""
+    return max(int(round(estimate, -2 if estimate >= 1000 else 0)), at_least)
 
 
 def _where(clauses: Iterable[str]) -> str:

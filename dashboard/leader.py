@@ -93,7 +93,10 @@ class Leadership:
     def run(self) -> None:
         """Take or renew the lock until ``stop``; then give it up."""
         while not self.stopping:
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug (Redis' failures are handled in step): the election must go on
+                log.exception("leader lock %s: the step failed", self.key)
             self.sleep(self.ttl_seconds / 3 if self.leader else ATTEMPT_SECONDS)
 
     def step(self) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -14,13 +13,12 @@ from dashboard.history import HistoryWriter
 from dashboard.settings import Settings
 from dashboard.store import TaskStore
 from test_history_quarantine import apply_task, stored_uuids
+from test_store import path, sqlite_store  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TaskStore]:
-    opened = TaskStore(str(tmp_path / "history.db"))
-    yield opened
-    opened.close()
+def store(sqlite_store: TaskStore) -> TaskStore:
+    return sqlite_store
 
 
 class Lead:

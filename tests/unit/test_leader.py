@@ -80,3 +80,21 @@ def test_the_key_follows_the_history_and_never_holds_its_password() -> None:
 def free_redis_url() -> str:
     from helpers import free_port
     return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_a_failing_take_over_handler_does_not_end_the_election(redis_port: int, key: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    steps: list[bool] = []
+
+    def broken(leading: bool, previous: float | None) -> None:
+        raise RuntimeError("a bug in the take-over")
+    leadership = Leadership(f"redis://127.0.0.1:{redis_port}/0", key, TTL, lambda _: steps.append(True), broken)
+
+    def sleep(_: float) -> None:  # two rounds, then stop
+        steps.append(leadership.leader)
+        if len(steps) == 2:
+            leadership.stopping = True
+    leadership.sleep = sleep
+    leadership.run()
+    assert steps == [True, True] and "the step failed" in caplog.text  # it holds the lock and keeps renewing
+    leadership.release()

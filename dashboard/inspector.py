@@ -69,17 +69,21 @@ class WorkerInspector:
         return due
 
     def inspect(self, hostnames: list[str]) -> dict[str, dict[str, Any]]:
-        """Ask ``hostnames`` for every inspect method now; store and return the replies per worker."""
+        """Ask ``hostnames`` for every inspect method now; store and return the replies per worker.
+
+        Those that do not answer ``stats`` in time are not asked the other methods: each would only
+        wait out its timeout too (a worker with remote control off, or too busy to reply).
+        """
         now = time.monotonic()
         for hostname in hostnames:
             self._asked[hostname] = now
-        inspector = self.collector.app.control.inspect(
-            destination=list(hostnames), timeout=self.settings.inspect_timeout_seconds, limit=len(hostnames))
+        control, timeout = self.collector.app.control, self.settings.inspect_timeout_seconds
+        asking = list(hostnames)
         replies: dict[str, dict[str, Any]] = {h: {} for h in hostnames}
         errors: dict[str, str] = {}
         for method in METHODS:
             try:
-                answer = getattr(inspector, method)() or {}
+                answer = getattr(control.inspect(destination=asking, timeout=timeout, limit=len(asking)), method)() or {}
             except Exception as exc:  # every worker gets the reason; one that is not the broker's is a bug
                 if not isinstance(exc, self.collector.connection_errors()):
                     self.collector.count_internal_error()
@@ -90,6 +94,10 @@ class WorkerInspector:
             for hostname, value in answer.items():
                 if hostname in replies:
                     replies[hostname][method] = mask_secrets(value)
+            if method == METHODS[0]:  # a worker that does not answer the first is not asked the rest this round
+                asking = [h for h in asking if replies[h]]
+                if not asking:
+                    break
         outcome = {h: errors.get(h) or (None if replies[h] else NOT_ANSWERING) for h in hostnames}
         for hostname, error in outcome.items():
             if error == NOT_ANSWERING:

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 import requests
 
+from dashboard.events import EventCollector
+from dashboard.inspector import METHODS, NOT_ANSWERING, WorkerInspector
+from dashboard.settings import Settings
 from helpers import (DashboardProc, Proc, WebhookReceiver, dashboard_with_worker, producer_app, send,
                      start_dashboard, start_worker, wait_broker_connected, wait_until, wait_worker_online)
 
@@ -124,3 +127,29 @@ def test_a_worker_already_running_is_lost_within_its_own_window_not_the_requeste
         early.stop()
         other.stop()
         dashboard.stop()
+
+
+def test_a_worker_that_does_not_answer_stats_is_not_asked_the_rest_of_the_round(
+        redis_port: int, log_dir: Path) -> None:
+    """A silent worker (remote control off, or gone) would make each of the eight inspect methods wait out
+    its timeout: it is asked ``stats`` only, while a worker that answers gets every method."""
+    broker = f"redis://127.0.0.1:{redis_port}/7"
+    worker = start_worker(broker, "talks", log_dir)
+    try:
+        app = producer_app(broker)
+        wait_until(lambda: app.control.ping(destination=["talks@test"], timeout=0.5), timeout=60,
+                   message="the worker never answered a ping")
+        collector = EventCollector(Settings(broker_url=broker, inspect_timeout_seconds=1.0))
+        collector.broker.set("connected")
+        now = time.time()
+        collector.apply_events([{"type": "worker-online", "hostname": h, "timestamp": now, "local_received": now}
+                                for h in ("talks@test", "silent@test")])
+        began = time.monotonic()
+        replies = WorkerInspector(collector).inspect(["talks@test", "silent@test"])
+        elapsed = time.monotonic() - began
+        assert set(replies["talks@test"]) == set(METHODS)
+        assert replies["silent@test"] == {}
+        assert collector.cluster.worker_detail("silent@test")["inspect_error"] == NOT_ANSWERING
+        assert elapsed < 3 * 1.0  # stats waited for the silent one; the other seven were answered at once
+    finally:
+        worker.stop()

@@ -42,8 +42,16 @@ RECONNECT_START_SECONDS = 0.5
 GAPS_SHOWN = 20
 #: Fraction of random jitter added to each reconnect delay.
 RECONNECT_JITTER = 0.2
-#: How often the watcher checks heartbeats and silence, in seconds.
+#: How often the watcher checks heartbeats and silence while something is overdue or the stream is down,
+#: in seconds.
 WATCH_INTERVAL_SECONDS = 0.25
+#: Longest the watcher sleeps; otherwise it wakes when the next worker's heartbeat window ends, or the
+#: stream's silence reaches the watchdog's limit.
+WATCH_MAX_SECONDS = 1.0
+#: Below this many events a second the Redis reader reads once per live push, just before it (see ``pace``).
+PACED_BELOW_EVENTS_PER_SECOND = 500
+#: How long before a live push the paced reader wakes, in seconds: time to apply what it reads.
+PACE_LEAD_SECONDS = 0.02
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -223,6 +231,9 @@ class EventCollector:
         self.fast_path = settings.event_reader == "auto" and redis_stream.serves(
             settings.broker_url, settings.broker_transport_options)
         self._localize = redis_stream.Localizer(self.app.clock)
+        self._paced_since = time.monotonic()  # the window over which the stream's rate is counted
+        self._paced_events = 0  # events handled in that window
+        self._paced = True  # the last window's rate was below PACED_BELOW_EVENTS_PER_SECOND
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -350,15 +361,41 @@ class EventCollector:
             connection, self.app.conf.event_exchange, self.on_batch, subscribed,
             should_stop=lambda: self.stopping or self.restart_requested,
             on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"),
-            max_event_bytes=self.settings.max_event_bytes, on_unexpected=self.count_unexpected)
+            max_event_bytes=self.settings.max_event_bytes, on_unexpected=self.count_unexpected,
+            pace=self.pace)
         stream.run()
 
     def on_batch(self, bodies: list[Any]) -> None:
         """Localise and apply a batch of decoded message bodies from the Redis fast path."""
         now, here = time.time(), redis_stream.local_offset()
         localize = self._localize
-        self.apply_events(self.take(bodies, lambda body: localize(body, now, here)))
-        self.sleep(0)  # under eventlet, let requests and the pusher run between batches of a burst
+        self._paced_events += len(bodies)
+        localize.begin()
+        try:
+            events = self.take(bodies, lambda body: localize(body, now, here))
+        finally:
+            localize.end()
+        self.apply_events(events)
+
+    def pace(self, more: bool) -> None:
+        """Between two reads of the Redis fast path: let requests and the pusher run, and on a slow stream
+        wait until just before the next live push.
+
+        Each wake-up of the reader costs far more than an event: an idle cluster's heartbeats, read
+        as they come, cost more CPU than everything else the dashboard does. Below
+        PACED_BELOW_EVENTS_PER_SECOND the reader takes what arrived once per flush interval,
+        PACE_LEAD_SECONDS before the push, so pages see events as soon as before. Above it, and
+        while a burst is still being worked through (``more``), it reads again at once.
+        """
+        now = time.monotonic()
+        elapsed = now - self._paced_since
+        if elapsed >= 1.0:
+            self._paced = self._paced_events < PACED_BELOW_EVENTS_PER_SECOND * elapsed
+            self._paced_since, self._paced_events = now, 0
+        if more or not self._paced or self._paced_events >= PACED_BELOW_EVENTS_PER_SECOND:
+            self.sleep(0)
+        else:
+            self.sleep(until_tick(self.settings.flush_interval_seconds, now, PACE_LEAD_SECONDS))
 
     def take(self, bodies: list[Any], localize: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
              ) -> list[dict[str, Any]]:
@@ -421,21 +458,29 @@ class EventCollector:
     # -- watchers --------------------------------------------------------------
     def watch(self) -> None:
         """Expire silent workers and catch a broker that hangs without failing."""
+        wait = WATCH_INTERVAL_SECONDS
         while not self.stopping:
-            self.sleep(WATCH_INTERVAL_SECONDS)
+            self.sleep(wait)
+            wait = WATCH_INTERVAL_SECONDS
             try:
-                self.watch_step(time.time(), time.monotonic())
+                wait = self.watch_step(time.time(), time.monotonic())
             except Exception:  # the watcher must outlive any surprise
                 self.count_internal_error()
                 log.exception("watcher step failed")
 
-    def watch_step(self, now: float, monotonic: float) -> None:
-        """Run one round of the watcher at wall time ``now`` and monotonic time ``monotonic``."""
+    def watch_step(self, now: float, monotonic: float) -> float:
+        """Run one round of the watcher at wall time ``now`` and monotonic time ``monotonic``; return how long
+        it can sleep before the next: until a worker's window ends, the watchdog's limit is reached, or
+        WATCH_MAX_SECONDS, and WATCH_INTERVAL_SECONDS while something is overdue or the stream is down."""
         silence = monotonic - self.last_event_at
         slack = self.settings.heartbeat_slack_seconds
         beats = self.cluster.heartbeats()
         since = self.listening_since
-        due = [beat for _, beat, freq in beats if now > heartbeat_expires(max(beat, since), freq, slack)]
+        expiries = [(heartbeat_expires(max(beat, since), freq, slack), beat) for _, beat, freq in beats]
+        due = [beat for expiry, beat in expiries if now > expiry]
+        wait = min([WATCH_MAX_SECONDS] + [expiry - now for expiry, _ in expiries if expiry >= now])
+        if due:
+            wait = min(wait, WATCH_INTERVAL_SECONDS)
         limit = max([self.settings.watchdog_min_seconds] + [3 * freq for _, _, freq in beats])
         online = bool(beats)
         if online and silence < limit:
@@ -443,7 +488,7 @@ class EventCollector:
         elif not online and silence < self.settings.watchdog_min_seconds:
             self._watch_limit = None
         if not self.broker.connected and self.broker.status != "unresponsive":
-            return  # the stream is down: silence says nothing about the workers
+            return WATCH_INTERVAL_SECONDS  # the stream is down: silence says nothing about the workers
         if due:
             # Nothing at all arrived since these workers' last heartbeats: the broker may be the one
             # that is silent. Ask it once per silence before calling the workers lost.
@@ -475,6 +520,11 @@ class EventCollector:
                 self.restart_requested = True
             else:
                 self.last_event_at = monotonic  # the broker answers: the workers went quiet
+        if self._watch_limit is not None:
+            wait = min(wait, max(self._watch_limit - silence, WATCH_INTERVAL_SECONDS))
+        if self.broker.status == "unresponsive" or self.restart_requested:
+            wait = WATCH_INTERVAL_SECONDS
+        return max(wait, 0.01)
 
     def _mark_unresponsive(self, silence: float) -> None:
         if self.broker.status != "unresponsive":
@@ -528,6 +578,15 @@ def make_celery_app(settings: Settings) -> Celery:
         accept_content=["json"],
     )
     return app
+
+
+def until_tick(interval: float, now: float, lead: float = 0.0) -> float:
+    """Return the seconds from ``now`` (monotonic) to ``lead`` seconds before the next multiple of ``interval``.
+
+    The pusher flushes on these multiples, so a reader that wakes there has its events in the next push.
+    """
+    wait = -(now + lead) % interval
+    return wait if wait > 0.001 else wait + interval
 
 
 def _clock(at: float) -> str:

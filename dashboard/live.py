@@ -21,7 +21,7 @@ from flask_socketio import Namespace, SocketIO, emit
 
 from . import jsonio
 from .access import Access
-from .events import EventCollector
+from .events import EventCollector, until_tick
 from .settings import Settings
 from .shapes import Alert, Counters
 
@@ -137,9 +137,9 @@ class LiveHub:
 
     # -- flushing ------------------------------------------------------------
     def run(self) -> None:
-        """Flush changes every flush interval until ``stop``."""
+        """Flush changes at every multiple of the flush interval (see ``events.until_tick``) until ``stop``."""
         while not self.stopping:
-            self.socketio.sleep(self.settings.flush_interval_seconds)
+            self.socketio.sleep(until_tick(self.settings.flush_interval_seconds, time.monotonic()))
             try:
                 self.flush()
             except Exception:  # one failed flush must not end live updates

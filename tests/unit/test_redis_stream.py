@@ -13,7 +13,7 @@ from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from kombu import Connection
 
-from dashboard.events import EventCollector
+from dashboard.events import PACED_BELOW_EVENTS_PER_SECOND, EventCollector, until_tick
 from dashboard.redis_stream import (MAX_BATCH_EVENTS, Backlog, Localizer, RedisEventStream, UndecodableMessage,
                                     decode_envelope, fanout_pattern, serves)
 from dashboard.settings import Settings
@@ -70,6 +70,11 @@ def test_fast_path_yields_exactly_the_receivers_events(variant: str) -> None:
     got = [localize(event, NOW, here) for event in events_of([decode_envelope(m) for m in messages])]
     assert len(got) == len(expected) > 400
     assert got == expected
+    batched = Localizer(Celery(set_as_current=False).clock)  # as the collector calls it: once per batch
+    batched.begin()
+    assert [batched(event, NOW, here) for event in events_of([decode_envelope(m) for m in messages])] == expected
+    batched.end()
+    assert batched.clock.value == localize.clock.value == receiver.app.clock.value
 
 
 def test_kombu_json_types_go_through_kombus_decoder() -> None:
@@ -168,3 +173,31 @@ def test_backlog_feeds_every_message_across_slice_boundaries(chunk: int) -> None
         bodies.extend(batch)
     assert backlog.size == 0 and not undecodable
     assert bodies == [decode_envelope(m) for m in messages]
+
+
+def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> None:
+    assert until_tick(0.25, 100.0) == pytest.approx(0.25)  # on a tick: the next one
+    assert until_tick(0.25, 100.1) == pytest.approx(0.15)
+    assert until_tick(0.25, 100.1, lead=0.02) == pytest.approx(0.13)
+    assert until_tick(0.25, 100.23, lead=0.02) == pytest.approx(0.25)  # 20 ms before this tick is now
+    assert all(0.001 < until_tick(0.25, 100 + n / 997, 0.02) <= 0.251 for n in range(1000))
+
+
+def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_at_once() -> None:
+    waits: list[float] = []
+    collector = EventCollector(Settings(), sleep=waits.append)
+    heartbeat = {"type": "worker-heartbeat", "hostname": "a@h", "timestamp": 1.0, "clock": 1, "freq": 2.0}
+    collector.on_batch([dict(heartbeat)])
+    collector.pace(more=False)
+    assert 0 < waits[-1] <= Settings().flush_interval_seconds  # an idle cluster: wait for the next push
+    collector.pace(more=True)
+    assert waits[-1] == 0  # a burst read ahead: go on at once
+    collector.on_batch([dict(heartbeat) for _ in range(2 * PACED_BELOW_EVENTS_PER_SECOND)])
+    collector.pace(more=False)
+    assert waits[-1] == 0  # the rate rose within this second: read as events come
+    collector._paced_since -= 1.0  # a second later, a busy second behind it
+    collector.pace(more=False)
+    assert waits[-1] == 0
+    collector._paced_since -= 1.0  # and after a quiet one
+    collector.pace(more=False)
+    assert waits[-1] > 0

@@ -588,7 +588,7 @@ def stats() -> Response:
     since = range_.since(now)
     stored = dashboard.run_blocking(dashboard.store.stats_series, range_.source_step, ALL, "", since)
     rows = analytics.merge_rows(stored, dashboard.cluster.open_stats(ALL, ""), range_.source_step)
-    body = analytics.series(rows, range_, now)  # depths and activity as the writer left them (every 0.5 s)
+    body = analytics.series(rows, range_, now)  # depths and activity as the writer left them (every 5 s)
     for key, table in (("queues", "queue_depths"), ("workers", "worker_active")):
         body[key] = analytics.gauge_series(dashboard.run_blocking(dashboard.store.gauge_minutes, table, since),
                                            range_, now)

@@ -32,6 +32,9 @@ from .stats import LIVE_SECONDS, Row, TaskStats, host_label
 LIVE_BATCH_BYTES = 56 * 1024
 #: Share of the budget the newest changed tasks take before workers and queues.
 TASK_SHARE = 0.4
+#: A worker whose status did not change (a heartbeat, its counts) and that no page looks at is pushed at
+#: most this often, in seconds: an idle cluster's heartbeats then cost one batch a second, not four.
+ROUTINE_WORKER_SECONDS = 1.0
 
 
 class LiveBatch(NamedTuple):
@@ -78,6 +81,8 @@ class Cluster:
         self._live_workers: dict[str, None] = {}
         self._live_queues: dict[str, None] = {}
         self._live_status: dict[str, str | None] = {}
+        self._routine_at = 0.0  # when routine worker changes were last pushed (see ROUTINE_WORKER_SECONDS)
+        self._urgent_waiting = False  # a worker whose status changed did not fit in the last batch
 
     @classmethod
     def build(cls, settings: Settings, book: QueueBook | None = None) -> "Cluster":
@@ -174,9 +179,10 @@ class Cluster:
             for task, events in recent:
                 self._state.restore(task, events)
 
-    def drain_unsaved(self, now: float | None = None, hold_seconds: float = 0.0
+    def drain_unsaved(self, now: float | None = None, hold_seconds: float = 0.0, depths: bool = True
                       ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]], list[tuple[str, float, int]]]:
-        """Return the tasks, events and queue-depth minutes to write since the last call.
+        """Return the tasks, events and (unless ``depths`` is false) queue-depth minutes to write since the
+        last call.
 
         An unfinished task that first changed less than ``hold_seconds`` before ``now`` is held
         back, with its events, until it finishes or that time has passed (see ``UnsavedTasks``).
@@ -187,17 +193,22 @@ class Cluster:
             tasks_, events = self._unsaved.take(
                 state.journal.read(UnsavedTasks.READER), state.task_json,
                 lambda uuid: uuid in tasks and tasks[uuid].state in READY_STATES, now, hold_seconds)
-            return tasks_, events, self._book.drain_minutes()
+            return tasks_, events, self._book.drain_minutes() if depths else []
 
-    def drain_stats(self, now: float) -> tuple[list[Row], list[dict[str, Any]], list[tuple[str, float, int]]]:
-        """Return the analytics' closed minutes, the deploy markers raised since the last call, and each
-        worker's most active tasks per minute (hostname, minute, active)."""
+    def drain_stats(self, now: float, active: bool = True
+                    ) -> tuple[list[Row], list[dict[str, Any]], list[tuple[str, float, int]]]:
+        """Return the analytics' closed minutes, the deploy markers raised since the last call, and (unless
+        ``active`` is false) each worker's most active tasks per minute (hostname, minute, active)."""
         with self._lock:
             state = self._state
             rows = state.stats.roll(now) if state.stats is not None else []
             markers, state.markers = state.markers, []
-            active, state.active_minutes = state.active_minutes, {}
-        return rows, markers, [(hostname, minute, count) for (hostname, minute), count in active.items()]
+            minutes = state.active_minutes
+            if active:
+                state.active_minutes = {}
+            else:
+                minutes = {}
+        return rows, markers, [(hostname, minute, count) for (hostname, minute), count in minutes.items()]
 
     def release_timelines(self, uuids: Iterable[str]) -> None:
         """Let go of the in-memory timelines of finished tasks now in the store."""
@@ -320,15 +331,21 @@ class Cluster:
         The changes every page gets stay within about ``budget`` bytes of JSON, so that a large
         cluster's batch stays small enough for a browser to take four times a second: the newest
         tasks first take up to ``TASK_SHARE`` of it; then workers whose status changed (or that a
-        page looks at), queues, and the other changed workers, longest waiting first; then more
-        tasks. Workers and queues that do not fit wait for the next batch (removals never wait);
+        page looks at), queues, and the other changed workers (at most once in ROUTINE_WORKER_SECONDS),
+        longest waiting first; then more tasks. Workers and queues that do not fit wait for the next batch (removals never wait);
         tasks that do not fit are left to the task's and its worker's rooms. Each change is encoded
         once, here, where its size is needed: the pusher sends ``common_json`` as it is.
         """
         with self._lock:
             state = self._state
-            task_ids, hostnames = LiveChanges.coalesce(state.journal.read(LiveChanges.READER))
+            records = state.journal.read(LiveChanges.READER)
+            queue_names = self._book.drain_changes()
             waiting_workers, waiting_queues, pushed_status = self._live_workers, self._live_queues, self._live_status
+            routine_due = now - self._routine_at >= ROUTINE_WORKER_SECONDS
+            if not (records or queue_names or waiting_queues or self._urgent_waiting
+                    or (waiting_workers and routine_due)):
+                return LiveBatch([], "[]", {}, {})  # nothing new, and what waits is not due: the usual case between heartbeats
+            task_ids, hostnames = LiveChanges.coalesce(records)
             taken: list[tuple[Change, str]] = []
             for hostname, removed in hostnames.items():
                 if removed:
@@ -337,7 +354,7 @@ class Cluster:
                     pushed_status.pop(hostname, None)
                 else:
                     waiting_workers.setdefault(hostname, None)  # a worker already waiting keeps its place
-            for name in self._book.drain_changes():
+            for name in queue_names:
                 waiting_queues.setdefault(name, None)
             candidates = [u for u in reversed(task_ids[-window:]) if u in state.tasks]  # newest first
             tasks: list[tuple[Change, str]] = []
@@ -353,7 +370,10 @@ class Cluster:
             used = self._take_keyed(list(waiting_queues), waiting_queues, taken, used, budget,
                                     lambda name: _upsert("queue", name, self._queue_json(name, now))
                                     if name in self._book.queues else None)
-            used = self._take_keyed(routine, waiting_workers, taken, used, budget, self._worker_change)
+            if routine and routine_due:
+                self._routine_at = now
+                used = self._take_keyed(routine, waiting_workers, taken, used, budget, self._worker_change)
+            self._urgent_waiting = any(h in waiting_workers for h in urgent)  # over the budget: next batch
             for change, _ in taken:
                 if change["kind"] == "worker" and change["data"] is not None:
                     pushed_status[change["key"]] = change["data"]["status"]

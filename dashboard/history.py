@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: How often pending changes are written, in seconds.
 WRITE_INTERVAL_SECONDS = 0.5
+#: How often the queue depths and worker activity of the open minutes are written, in seconds: each write
+#: is a transaction, and they keep their highest value in memory meanwhile.
+GAUGE_WRITE_SECONDS = 5.0
 #: An unfinished task is written when it finishes or this long after it first changed, whichever
 #: is first: most tasks are written once instead of once per state (close writes everything).
 HOLD_UNFINISHED_SECONDS = 2.0
@@ -76,6 +79,7 @@ class HistoryWriter:
         self.stopping = False
         self.closed = False
         self.written_events = 0
+        self._gauges_at = 0.0  # when queue depths and worker activity were last drained (GAUGE_WRITE_SECONDS)
         self.dropped_events = 0
         self.quarantined = 0  # tasks the store could not take, dropped
         self.last_error: str | None = None
@@ -160,16 +164,19 @@ class HistoryWriter:
 
     def _flush(self, hold_seconds: float = 0.0, final: bool = False) -> bool:
         now = time.time()
-        tasks, events, depths = self.cluster.drain_unsaved(now, hold_seconds)
+        gauges = final or now - self._gauges_at >= GAUGE_WRITE_SECONDS
+        if gauges:
+            self._gauges_at = now
+        tasks, events, depths = self.cluster.drain_unsaved(now, hold_seconds, depths=gauges)
         if not self.leads():
-            self._follow(now, tasks, events, depths, final)
+            self._follow(now, tasks, events, depths, final, gauges)
             return True
         if depths:
             try:
                 self.run_blocking(self.store.write_queue_depths, depths)
             except Exception as exc:  # depth history is a nicety: never stop the task history for it
                 self.report_failure(exc, "writing queue depths to")
-        self._write_stats(math.inf if final else now)
+        self._write_stats(math.inf if final else now, gauges)
         gaps = self.collector.take_gaps()
         if gaps:
             try:
@@ -196,9 +203,9 @@ class HistoryWriter:
         return True
 
     def _follow(self, now: float, tasks: list[dict[str, Any]], events: list[Event],
-                depths: list[tuple[str, float, int]], final: bool) -> None:
+                depths: list[tuple[str, float, int]], final: bool, gauges: bool = True) -> None:
         """Keep what was drained for ``replay_seconds`` instead of writing it (this process follows)."""
-        rows, markers, active = self.cluster.drain_stats(math.inf if final else now)
+        rows, markers, active = self.cluster.drain_stats(math.inf if final else now, gauges)
         if self.followed_from is None:
             self.followed_from = self.collector.first_subscribed_at
         self.followed.append(Followed(now, tasks, events, depths, active, rows, markers, self.collector.take_gaps()))
@@ -249,9 +256,10 @@ class HistoryWriter:
             self.pending_tasks, self.pending_events, self.pending_stats, self.pending_markers = {}, [], [], []
             self.followed_from = time.time()
 
-    def _write_stats(self, now: float) -> None:
-        """Write the analytics' closed minutes and the new markers; keep them for the next flush on failure."""
-        rows, markers, active = self.cluster.drain_stats(now)
+    def _write_stats(self, now: float, gauges: bool = True) -> None:
+        """Write the analytics' closed minutes and the new markers (and with ``gauges``, the workers'
+        activity); keep them for the next flush on failure."""
+        rows, markers, active = self.cluster.drain_stats(now, gauges)
         if active:
             try:
                 self.run_blocking(self.store.write_worker_active, active)

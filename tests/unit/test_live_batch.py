@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dashboard.cluster import LIVE_BATCH_BYTES, Cluster
+from dashboard.cluster import LIVE_BATCH_BYTES, ROUTINE_WORKER_SECONDS, Cluster
 from dashboard.queues import QueueBook
 from dashboard.shapes import Change
 from dashboard.state import ClusterState
@@ -69,9 +69,24 @@ def test_heartbeats_of_every_worker_wait_their_turn_longest_waiting_first() -> N
     assert second[0]["key"] == hosts()[len(first)]  # those that waited go first, and keep their place
     assert second[0]["data"]["processed"] == 2  # with the worker's state now, not when it first waited
     seen = {c["key"] for c in first + second}
-    while common := cluster.changes(set(), set(), 100, T0 + 4)[0]:
+    now = T0 + 4
+    while common := cluster.changes(set(), set(), 100, now := now + ROUTINE_WORKER_SECONDS)[0]:
         seen.update(c["key"] for c in common)
     assert seen == set(hosts())
+
+
+def test_routine_worker_changes_go_at_most_once_a_second_and_a_status_change_at_once() -> None:
+    cluster = online_cluster()
+    cluster.apply_events([beat(h, T0 + 2) for h in hosts(3)])
+    assert [c["key"] for c in cluster.changes(set(), set(), 100, T0 + 2)[0]] == hosts(3)
+    cluster.apply_events([beat(h, T0 + 2.25) for h in hosts(3)])
+    assert cluster.changes(set(), set(), 100, T0 + 2.25)[0] == []  # heartbeats only: they wait
+    cluster.apply_events([beat("celery@w-0002", T0 + 2.5, "worker-offline")])
+    assert [c["key"] for c in cluster.changes(set(), set(), 100, T0 + 2.5)[0]] == ["celery@w-0002"]
+    assert cluster.changes(set(), {"celery@w-0001"}, 100, T0 + 2.75)[0] == []  # nothing new for it either
+    cluster.apply_events([beat("celery@w-0001", T0 + 2.8)])
+    assert [c["key"] for c in cluster.changes(set(), {"celery@w-0001"}, 100, T0 + 2.8)[0]] == ["celery@w-0001"]
+    assert [c["key"] for c in cluster.changes(set(), set(), 100, T0 + 3)[0]] == ["celery@w-0000"]  # its turn
 
 
 def test_a_status_change_and_a_watched_worker_go_before_routine_heartbeats() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.events import EventCollector
+from dashboard.events import WATCH_INTERVAL_SECONDS, WATCH_MAX_SECONDS, EventCollector
 from dashboard.settings import Settings
 
 T0 = 1_000_000_000.0
@@ -79,3 +79,14 @@ def test_events_after_a_short_hang_clear_the_unresponsive_state() -> None:
     assert collector.broker.status == "unresponsive"
     collector.beat("a", T0 + 4)
     assert collector.broker.status == "connected" and collector.status("a") == "online"
+
+
+def test_the_watcher_sleeps_until_the_next_window_ends_and_no_longer_than_a_second() -> None:
+    collector = Collector(answers=True)
+    collector.beat("a", T0)  # freq 1 s and 1 s of slack: lost after T0 + 3
+    assert collector.watch_step(T0 + 0.5, T0 + 0.5) == pytest.approx(WATCH_MAX_SECONDS)
+    assert collector.watch_step(T0 + 2.6, T0 + 2.6) == pytest.approx(0.4)  # wakes as the window ends
+    assert collector.watch_step(T0 + 3.01, T0 + 3.01) <= WATCH_INTERVAL_SECONDS
+    assert collector.status("a") == "lost"
+    collector.broker.set("reconnecting", "ConnectionError")
+    assert collector.watch_step(T0 + 4, T0 + 4) == WATCH_INTERVAL_SECONDS  # the stream is down: keep looking

@@ -107,7 +107,9 @@ def main() -> int:
     parser.add_argument("--systems", default="dashboard,flower", help="which systems, in the order they run")
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring time per system, after a warm-up")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where idle-<time>.json goes")
     args = parser.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     results = []
     for name in args.systems.split(","):
         with tempfile.TemporaryDirectory(prefix=f"idle-{name}-") as workdir:
@@ -118,6 +120,11 @@ def main() -> int:
               + (f"; {result['live_messages_per_second']} live messages/s, {result['live_bytes_per_second']} B/s"
                  if name == "dashboard" else "") + ")", flush=True)
     print(json.dumps(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"idle-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"started": started, "settings": vars(args) | {"out": None},
+                               "heartbeat_seconds": HEARTBEAT_SECONDS, "results": results}, indent=2) + "\n")
+    print(f"results: {out}")
     return 0
 
 

@@ -32,6 +32,9 @@ from .stats import LIVE_SECONDS, Row, TaskStats, host_label
 LIVE_BATCH_BYTES = 56 * 1024
 #: Share of the budget the newest changed tasks take before workers and queues.
 TASK_SHARE = 0.4
+#: Queues whose sparkline a snapshot carries at most: as many as the Queues page's table shows. The others'
+#: sparklines start from the live samples (``GET /api/queues`` has every one).
+SNAPSHOT_QUEUE_HISTORIES = 500
 #: A worker whose status did not change (a heartbeat, its counts) and that no page looks at is pushed at
 #: most this often, in seconds: an idle cluster's heartbeats then cost one batch a second, not four.
 ROUTINE_WORKER_SECONDS = 1.0
@@ -299,11 +302,21 @@ class Cluster:
         with self._lock:
             return name in self._book.queues
 
-    def queues(self, now: float) -> list[dict[str, Any]]:
-        """Return every watched queue's JSON shape with its sparkline."""
+    def queues(self, now: float, histories: int | None = None) -> list[dict[str, Any]]:
+        """Return every watched queue's JSON shape with its sparkline; with ``histories``, only that many
+        queues carry one: those that matter most, as the pages' tables rank them (over their threshold or
+        without a consumer first, then growing, then the deepest over the sparkline's window)."""
         with self._lock:
-            return [{**self._queue_json(name, now), "history": self._book.history_json(name)}
-                    for name in self._book.names()]
+            book = self._book
+            shapes = [self._queue_json(name, now) for name in book.names()]
+            if histories is None or len(shapes) <= histories:
+                chosen = None
+            else:
+                ranked = sorted(shapes, key=lambda q: ((0 if q["alerting"] or q["no_consumer"] else 2)
+                                                       + (0 if q["growing"] else 1), -book.highest(q["name"])))
+                chosen = {q["name"] for q in ranked[:histories]}
+            return [{**shape, "history": book.history_json(shape["name"])} if chosen is None or shape["name"] in chosen
+                    else shape for shape in shapes]
 
     def queue_detail(self, name: str, now: float) -> dict[str, Any] | None:
         """Return one queue with its hour of history and the task names waiting in it, or None."""

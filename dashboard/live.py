@@ -21,6 +21,7 @@ from flask_socketio import Namespace, SocketIO, emit
 
 from . import jsonio
 from .access import Access
+from .cluster import SNAPSHOT_QUEUE_HISTORIES
 from .events import EventCollector, until_tick
 from .settings import Settings
 from .shapes import Alert, Counters
@@ -126,7 +127,7 @@ class LiveHub:
         workers, tasks = self.cluster.snapshot(self.settings.snapshot_tasks)
         now = time.time()
         return {"seq": client.seq, "server_time": now, "workers": workers, "tasks": tasks,
-                "queues": self.cluster.queues(now), "counters": self.counters(),
+                "queues": self.cluster.queues(now, SNAPSHOT_QUEUE_HISTORIES), "counters": self.counters(),
                 "broker": self.collector.broker.to_json(), "alerts": self.active_alerts}
 
     def emit_alerts(self, active: list[dict[str, Any]]) -> None:

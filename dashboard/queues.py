@@ -13,9 +13,10 @@ from typing import Any, Iterable
 
 from .shapes import QueueAlert
 
-#: Sparkline history at full resolution, in seconds.
+#: Sparkline history, in seconds.
 SPARKLINE_SECONDS = 15 * 60
-#: Resolution of the sparkline sent with a snapshot, in seconds (live samples fill in after it).
+#: Resolution of the sparkline sent with a snapshot, in seconds (live samples fill in after it); each
+#: queue keeps the highest depth of each step as samples come, never the samples themselves.
 SPARKLINE_STEP_SECONDS = 10
 #: Longest time between two pushes of a queue whose sample did not change, in seconds.
 REFRESH_SECONDS = 10.0
@@ -56,7 +57,7 @@ class Queue:
     """One watched queue: its latest sample and its history."""
 
     __slots__ = ("name", "depth", "broker_consumers", "unacked", "error", "stale", "sampled_at",
-                 "recent", "history", "over_since", "alerting", "pushed", "minutes")
+                 "sparkline", "last_depths", "history", "over_since", "alerting", "pushed", "minutes")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -66,7 +67,8 @@ class Queue:
         self.error: str | None = None
         self.stale = False
         self.sampled_at: float | None = None
-        self.recent: deque[tuple[float, int]] = deque()  # (time, depth), full resolution
+        self.sparkline: deque[list[int]] = deque()  # [step start, highest depth] over SPARKLINE_SECONDS
+        self.last_depths: deque[int] = deque(maxlen=GROWTH_SAMPLES)  # the latest samples, for ``growing``
         self.history: deque[list[float]] = deque()  # [bucket start, max depth], for the hour chart
         self.over_since: float | None = None  # when depth first exceeded its alert threshold
         self.alerting = False
@@ -80,24 +82,29 @@ class Queue:
     def record(self, now: float, depth: int) -> None:
         minute = now - now % 60
         self.minutes[minute] = max(depth, self.minutes.get(minute, 0))
-        self.recent.append((now, depth))
-        while self.recent and now - self.recent[0][0] > SPARKLINE_SECONDS:
-            self.recent.popleft()
-        bucket = now - now % HISTORY_BUCKET_SECONDS
-        if self.history and self.history[-1][0] == bucket:
-            self.history[-1][1] = max(self.history[-1][1], depth)
-        else:
-            self.history.append([bucket, depth])
+        self.last_depths.append(depth)
+        _keep_highest(self.sparkline, int(now - now % SPARKLINE_STEP_SECONDS), depth)
+        while self.sparkline and now - self.sparkline[0][0] > SPARKLINE_SECONDS + SPARKLINE_STEP_SECONDS:
+            self.sparkline.popleft()  # a step goes once all of it is older than the window
+        _keep_highest(self.history, now - now % HISTORY_BUCKET_SECONDS, depth)
         while self.history and now - self.history[0][0] > HISTORY_SECONDS:
             self.history.popleft()
 
     @property
     def growing(self) -> bool:
         """Whether depth rose at every one of the last samples, by GROWTH_MIN_MESSAGES or more."""
-        if len(self.recent) < GROWTH_SAMPLES:
+        if len(self.last_depths) < GROWTH_SAMPLES:
             return False
-        last = [d for _, d in list(self.recent)[-GROWTH_SAMPLES:]]
+        last = list(self.last_depths)
         return all(b >= a for a, b in zip(last, last[1:])) and last[-1] - last[0] >= GROWTH_MIN_MESSAGES
+
+
+def _keep_highest(buckets: deque[list[Any]], start: Any, depth: int) -> None:
+    """Add ``depth`` to the bucket starting at ``start`` (the newest, or a new one), keeping its highest."""
+    if buckets and buckets[-1][0] == start:
+        buckets[-1][1] = max(buckets[-1][1], depth)
+    else:
+        buckets.append([start, depth])
 
 
 class QueueBook:
@@ -212,12 +219,12 @@ class QueueBook:
         }
 
     def history_json(self, name: str, full: bool = False) -> dict[str, list[Any]]:
-        """Return the sparkline (15 min, every sample) or, with ``full``, the hour in 15 s buckets."""
+        """Return the sparkline (15 min, the highest depth of each 10 s) or, with ``full``, the hour in 15 s
+        buckets."""
         queue = self.queues[name]
-        if full:
-            return {"t": [b[0] for b in queue.history], "depth": [b[1] for b in queue.history]}
-        buckets: dict[float, int] = {}  # the highest depth of each SPARKLINE_STEP_SECONDS
-        for t, depth in queue.recent:
-            start = t - t % SPARKLINE_STEP_SECONDS
-            buckets[start] = max(depth, buckets.get(start, 0))
-        return {"t": list(buckets), "depth": list(buckets.values())}
+        buckets = queue.history if full else queue.sparkline
+        return {"t": [b[0] for b in buckets], "depth": [b[1] for b in buckets]}
+
+    def highest(self, name: str) -> int:
+        """Return the highest depth of a queue's sparkline (0 when it has none)."""
+        return max((b[1] for b in self.queues[name].sparkline), default=0)

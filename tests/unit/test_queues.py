@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from dashboard.broker import QueueSample
-from dashboard.queues import QueueAlertRule, QueueBook
+from dashboard.cluster import Cluster
+from dashboard.queues import SPARKLINE_SECONDS, SPARKLINE_STEP_SECONDS, QueueAlertRule, QueueBook
+from dashboard.state import ClusterState
 
 T0 = 1_000_000_000.0
 
@@ -100,3 +102,31 @@ def test_an_apps_configured_queues_are_watched() -> None:
     assert book.names() == ["extra", "celery", "high_priority", "low_priority", "alerts"]
     with pytest.raises(ValueError, match="no Celery app"):
         configured_queues("dashboard.demo:nothing_here")
+
+
+def test_a_sparkline_keeps_one_highest_depth_per_step_over_the_window_however_long_it_runs() -> None:
+    book = QueueBook(configured=["q"])
+    for second in range(2 * 3600):  # two hours of samples, one a second
+        book.apply(T0 + second, {"q": sample(second % 7)})
+    spark = book.history_json("q")
+    assert len(spark["t"]) <= SPARKLINE_SECONDS // SPARKLINE_STEP_SECONDS + 2
+    assert all(isinstance(t, int) and t % SPARKLINE_STEP_SECONDS == 0 for t in spark["t"])
+    assert spark["t"][-1] == int(T0 + 2 * 3600 - 1) // SPARKLINE_STEP_SECONDS * SPARKLINE_STEP_SECONDS
+    assert T0 + 2 * 3600 - spark["t"][0] <= SPARKLINE_SECONDS + 2 * SPARKLINE_STEP_SECONDS
+    assert set(spark["depth"]) == {6}  # each 10 s holds the 6 of a 7-second cycle
+    assert book.highest("q") == 6
+
+
+def test_a_snapshot_carries_the_sparklines_of_the_queues_that_matter_most() -> None:
+    book = QueueBook(max_queues=5000)
+    cluster = Cluster(ClusterState(), book)
+    names = [f"q-{n:04d}" for n in range(1000)]
+    book.watch(names)
+    cluster.apply_samples(T0, {name: sample(n, consumers=1) for n, name in enumerate(names)})
+    cluster.apply_samples(T0 + 1, {**{name: sample(0, consumers=1) for name in names},
+                                   "q-0001": sample(5, consumers=0)})  # a backlog without a consumer
+    full = cluster.queues(T0 + 1)
+    assert len(full) == 1000 and all("history" in q for q in full)
+    shown = {q["name"] for q in cluster.queues(T0 + 1, histories=10) if "history" in q}
+    # the flagged one, then the deepest over the window (each queue once held its number), not the deepest now
+    assert shown == {"q-0001"} | {f"q-{n:04d}" for n in range(991, 1000)}

@@ -59,6 +59,10 @@ PAINTED = """
   return counted === workers && rows > 0 ? performance.now() : false;
 }
 """
+#: How long a Socket.IO client waits for ``/live`` to accept it (python-socketio's default, 1 s, is less than
+#: a dashboard busy with this load may take to build the snapshot it sends on connect).
+CONNECT_SECONDS = 30
+
 #: What the overview shows, for a run whose page never got there.
 SHOWN = """
 () => ({workers: document.querySelector('[data-field="worker-count"]')?.textContent,
@@ -76,7 +80,7 @@ class PushSizes:
         self.lock = threading.Lock()
         self.client = socketio.Client(reconnection=False)
         self.client.on("*", self._any, namespace="/live")
-        self.client.connect(url, namespaces=["/live"], transports=["websocket"])
+        self.client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=CONNECT_SECONDS)
 
     def _any(self, event: str, data: Any = None) -> None:
         size = len(json.dumps(data, separators=(",", ":")))
@@ -93,24 +97,27 @@ class PushSizes:
         self.client.disconnect()
 
 
-def snapshot_size(url: str) -> int:
-    """Connect to ``/live`` and return the size of the snapshot it sends (its JSON), then disconnect."""
+def snapshot_size(url: str) -> tuple[int, float]:
+    """Connect to ``/live`` and return the size of the snapshot it sends (its JSON) and the milliseconds from
+    the start of the connection to its arrival, then disconnect."""
     got = threading.Event()
     size = [0]
     client = socketio.Client(reconnection=False)
+    began = time.monotonic()
 
     def on_snapshot(data: Any) -> None:
         size[0] = len(json.dumps(data, separators=(",", ":")))
         got.set()
 
     client.on("snapshot", on_snapshot, namespace="/live")
-    client.connect(url, namespaces=["/live"], transports=["websocket"])
+    client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=CONNECT_SECONDS)
     try:
         if not got.wait(30):
             raise RuntimeError("no snapshot within 30 s")
+        elapsed = (time.monotonic() - began) * 1000
     finally:
         client.disconnect()
-    return size[0]
+    return size[0], round(elapsed, 1)
 
 
 def seed_backlog(system_broker: str, redis_server: RedisServer, queues: list[str]) -> dict[str, int]:
@@ -193,7 +200,7 @@ def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             extra: dict[str, Any] = {}
             if name == "dashboard":
                 extra["overview"] = first_paints(system.base, args.workers, args.loads)
-                extra["snapshot_bytes"] = snapshot_size(system.base)
+                extra["snapshot_bytes"], extra["snapshot_ms"] = snapshot_size(system.base)
             return extra
 
         phase = Phase(system, redis_server, settings, live=False)
@@ -219,6 +226,8 @@ def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             result["queues_known"] = len(_get_json(system.base + "/api/queues"))
         if pushes is not None:
             result["pushes"] = pushes.figures()
+    except Exception as error:  # say what the system logged, which often names the cause
+        raise RuntimeError(f"{type(error).__name__}: {error}; its log ends: {system.log_tail(5)}") from error
     finally:
         if pushes is not None:
             pushes.close()
@@ -244,7 +253,8 @@ def summary_line(result: dict[str, Any]) -> str:
     if result.get("pushes"):
         pushes = result["pushes"]
         live = max((v["largest_bytes"] for k, v in pushes.items() if k != "snapshot"), default=0)
-        line += f"; largest live push {live / 1024:.1f} KiB, snapshot under load {result['snapshot_bytes'] / 1024:.0f} KiB"
+        line += (f"; largest live push {live / 1024:.1f} KiB, snapshot under load {result['snapshot_bytes'] / 1024:.0f} KiB "
+                 f"in {result['snapshot_ms']:.0f} ms")
     if result.get("sampler"):
         sampler = result["sampler"]
         line += (f"; queue sampler, {sampler['queues']} queues, round trip p50 / p95 / max of the last "

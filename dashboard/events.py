@@ -51,7 +51,10 @@ WATCH_MAX_SECONDS = 1.0
 #: Below this many events a second the Redis reader reads once per live push, just before it (see ``pace``).
 PACED_BELOW_EVENTS_PER_SECOND = 500
 #: How long before a live push the paced reader wakes, in seconds: time to apply what it reads.
-PACE_LEAD_SECONDS = 0.02
+PACE_LEAD_SECONDS = 0.005
+#: Above that rate the reader waits this long after a read that emptied the socket, in seconds, so that each
+#: read takes tens of events rather than a few (it still wakes PACE_LEAD_SECONDS before each push).
+GATHER_SECONDS = 0.02
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -384,18 +387,22 @@ class EventCollector:
         Each wake-up of the reader costs far more than an event: an idle cluster's heartbeats, read
         as they come, cost more CPU than everything else the dashboard does. Below
         PACED_BELOW_EVENTS_PER_SECOND the reader takes what arrived once per flush interval,
-        PACE_LEAD_SECONDS before the push, so pages see events as soon as before. Above it, and
-        while a burst is still being worked through (``more``), it reads again at once.
+        PACE_LEAD_SECONDS before the push, so pages see events as soon as before. Above it, it reads
+        again after GATHER_SECONDS (and before the push); while a burst is still being worked through
+        (``more``), at once.
         """
         now = time.monotonic()
         elapsed = now - self._paced_since
         if elapsed >= 1.0:
             self._paced = self._paced_events < PACED_BELOW_EVENTS_PER_SECOND * elapsed
             self._paced_since, self._paced_events = now, 0
-        if more or not self._paced or self._paced_events >= PACED_BELOW_EVENTS_PER_SECOND:
+        if more:
             self.sleep(0)
-        else:
-            self.sleep(until_tick(self.settings.flush_interval_seconds, now, PACE_LEAD_SECONDS))
+            return
+        wait = until_tick(self.settings.flush_interval_seconds, now, PACE_LEAD_SECONDS)
+        if not self._paced or self._paced_events >= PACED_BELOW_EVENTS_PER_SECOND:
+            wait = min(wait, GATHER_SECONDS)
+        self.sleep(wait)
 
     def take(self, bodies: list[Any], localize: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
              ) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from kombu import Connection
 
-from dashboard.events import PACED_BELOW_EVENTS_PER_SECOND, EventCollector, until_tick
+from dashboard.events import GATHER_SECONDS, PACED_BELOW_EVENTS_PER_SECOND, EventCollector, until_tick
 from dashboard.redis_stream import (MAX_BATCH_EVENTS, Backlog, Localizer, RedisEventStream, UndecodableMessage,
                                     decode_envelope, fanout_pattern, serves)
 from dashboard.settings import Settings
@@ -183,7 +183,7 @@ def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> Non
     assert all(0.001 < until_tick(0.25, 100 + n / 997, 0.02) <= 0.251 for n in range(1000))
 
 
-def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_at_once() -> None:
+def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_every_few_tens_of_ms() -> None:
     waits: list[float] = []
     collector = EventCollector(Settings(), sleep=waits.append)
     heartbeat = {"type": "worker-heartbeat", "hostname": "a@h", "timestamp": 1.0, "clock": 1, "freq": 2.0}
@@ -194,10 +194,10 @@ def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_at_once() -> None:
     assert waits[-1] == 0  # a burst read ahead: go on at once
     collector.on_batch([dict(heartbeat) for _ in range(2 * PACED_BELOW_EVENTS_PER_SECOND)])
     collector.pace(more=False)
-    assert waits[-1] == 0  # the rate rose within this second: read as events come
+    assert 0 < waits[-1] <= GATHER_SECONDS  # the rate rose within this second: gather a few tens of ms
     collector._paced_since -= 1.0  # a second later, a busy second behind it
     collector.pace(more=False)
-    assert waits[-1] == 0
+    assert 0 < waits[-1] <= GATHER_SECONDS
     collector._paced_since -= 1.0  # and after a quiet one
     collector.pace(more=False)
     assert waits[-1] > 0

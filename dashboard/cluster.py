@@ -315,8 +315,8 @@ class Cluster:
                 ranked = sorted(shapes, key=lambda q: ((0 if q["alerting"] or q["no_consumer"] else 2)
                                                        + (0 if q["growing"] else 1), -book.highest(q["name"])))
                 chosen = {q["name"] for q in ranked[:histories]}
-            return [{**shape, "history": book.history_json(shape["name"])} if chosen is None or shape["name"] in chosen
-                    else shape for shape in shapes]
+            return [{**shape, "history": book.history_json(shape["name"])}
+                    if chosen is None or shape["name"] in chosen else shape for shape in shapes]
 
     def queue_detail(self, name: str, now: float) -> dict[str, Any] | None:
         """Return one queue with its hour of history and the task names waiting in it, or None."""
@@ -345,9 +345,10 @@ class Cluster:
         cluster's batch stays small enough for a browser to take four times a second: the newest
         tasks first take up to ``TASK_SHARE`` of it; then workers whose status changed (or that a
         page looks at), queues, and the other changed workers (at most once in ROUTINE_WORKER_SECONDS),
-        longest waiting first; then more tasks. Workers and queues that do not fit wait for the next batch (removals never wait);
-        tasks that do not fit are left to the task's and its worker's rooms. Each change is encoded
-        once, here, where its size is needed: the pusher sends ``common_json`` as it is.
+        longest waiting first; then more tasks. Workers and queues that do not fit wait for the next
+        batch (removals never wait); tasks that do not fit are left to the task's and its worker's rooms.
+        Each change is encoded once, here, where its size is needed: the pusher sends ``common_json`` as
+        it is.
         """
         with self._lock:
             state = self._state
@@ -357,7 +358,7 @@ class Cluster:
             routine_due = now - self._routine_at >= ROUTINE_WORKER_SECONDS
             if not (records or queue_names or waiting_queues or self._urgent_waiting
                     or (waiting_workers and routine_due)):
-                return LiveBatch([], "[]", {}, {})  # nothing new, and what waits is not due: the usual case between heartbeats
+                return LiveBatch([], "[]", {}, {})  # nothing new, and what waits is not due yet
             task_ids, hostnames = LiveChanges.coalesce(records)
             taken: list[tuple[Change, str]] = []
             for hostname, removed in hostnames.items():

@@ -83,7 +83,8 @@ class WorkerInspector:
         errors: dict[str, str] = {}
         for method in METHODS:
             try:
-                answer = getattr(control.inspect(destination=asking, timeout=timeout, limit=len(asking)), method)() or {}
+                inspector = control.inspect(destination=asking, timeout=timeout, limit=len(asking))
+                answer = getattr(inspector, method)() or {}
             except Exception as exc:  # every worker gets the reason; one that is not the broker's is a bug
                 if not isinstance(exc, self.collector.connection_errors()):
                     self.collector.count_internal_error()

@@ -42,7 +42,7 @@ import socketio
 
 from generator import HEARTBEAT_SECONDS, Plan, Publisher, SENDERS
 from scenarios import Phase, Settings
-from systems import SYSTEMS, RedisServer, System, wait_until
+from systems import SYSTEMS, RedisServer, System, stop_on_sigterm, wait_until
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -263,6 +263,7 @@ def summary_line(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    stop_on_sigterm()  # a SIGTERM stops the systems, their redis-server and the generator too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", default="dashboard,flower", help="which systems, in the order they run")
     parser.add_argument("--workers", type=int, default=1000)

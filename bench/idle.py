@@ -23,7 +23,7 @@ from typing import Any
 import socketio
 from celery import Celery
 
-from systems import SYSTEMS, RedisServer, cpu_seconds
+from systems import SYSTEMS, RedisServer, cpu_seconds, stop_on_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds between two heartbeats of a worker (Celery's default).
@@ -103,6 +103,7 @@ def measure(name: str, workers: int, seconds: float, workdir: Path) -> dict[str,
 
 
 def main() -> int:
+    stop_on_sigterm()  # a SIGTERM stops the systems, their redis-server and the generator too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", default="dashboard,flower", help="which systems, in the order they run")
     parser.add_argument("--workers", type=int, default=50)

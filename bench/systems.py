@@ -37,6 +37,14 @@ CUT_MESSAGE = "for overcoming of output buffer limits"
 WORKER_TYPES = ("worker-online", "worker-heartbeat", "worker-offline")
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop this process as Ctrl-C does, so that the ``finally`` blocks stop what it started."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 class ProcessExited(RuntimeError):
     """A process that was waited for has exited: waiting longer cannot help."""
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import DashboardProc, dashboard_with_worker, producer_app, send, wait_task_state
+from helpers import DashboardProc, dashboard_with_worker, producer_app, send, wait_task_state, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -87,7 +87,10 @@ def test_throughput_chart_grows_live(page: Page, cluster: tuple[DashboardProc, s
         """() => document.querySelector('[data-plot="outcomes"]').dataset.last
                  === document.querySelector('[data-panel="throughput"]').dataset.seriesLast""", timeout=LIVE_MS)
 
-    # A longer range is fetched at its own step and kept in the URL, so it can be bookmarked.
+    # A longer range is fetched at its own step and kept in the URL, so it can be bookmarked. Its workers'
+    # activity comes from the store, where the history writer puts the open minute's every 5 s.
+    wait_until(lambda: "analytics@test" in dashboard.get("/api/stats", params={"range": "1h"}).json()["workers"],
+               10, message="the worker's activity never reached the store")
     page.select_option('[data-panel="throughput"] [data-range]', "1h")
     expect(page.locator(outcomes)).to_have_attribute("data-points", "61")
     assert page.url.endswith("/?range=1h")

@@ -15,7 +15,7 @@ from . import analytics
 from .access import LOCAL
 from .cluster import Cluster
 from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
-from .model import READY_STATES, TASK_STATES
+from .model import PAYLOAD_FIELDS, READY_STATES, TASK_STATES
 from .state import event_key
 from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
@@ -553,8 +553,8 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
     """Return a task with its timeline: from memory while it is held there, else from the store.
 
     A finished task held in memory has handed its timeline to the store: its fields come from
-    memory, its timeline from the store plus the events not written yet. Nothing here waits
-    for a write.
+    memory, its timeline from the store plus the events not written yet, and the payloads it let
+    go of (left out of its shape) from the store too. Nothing here waits for a write.
     """
     dashboard = current_app.extensions["dashboard"]
     detail, unsaved = dashboard.cluster.task_detail(uuid)
@@ -563,6 +563,9 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
     stored = dashboard.run_blocking(dashboard.store.get, uuid)
     if detail is None:
         return stored
+    for name in PAYLOAD_FIELDS:
+        if name not in detail:
+            detail[name] = stored.get(name) if stored else None
     events = stored["events"] if stored else []
     for entry in dashboard.history.unwritten_events(uuid) + unsaved:
         if entry not in events:

@@ -213,10 +213,12 @@ class Cluster:
                 minutes = {}
         return rows, markers, [(hostname, minute, count) for (hostname, minute), count in minutes.items()]
 
-    def release_timelines(self, uuids: Iterable[str]) -> None:
-        """Let go of the in-memory timelines of finished tasks now in the store."""
+    def release_stored(self, written: list[dict[str, Any]]) -> None:
+        """Let go of what the store now holds of these task shapes, as written: finished tasks' timelines
+        at once, their payloads once ``PAYLOADS_KEPT`` later tasks are stored (``ClusterState``)."""
         with self._lock:
-            self._state.release_timelines(uuids)
+            self._state.release_timelines(shape["uuid"] for shape in written)
+            self._state.release_payloads(written)
 
     # -- reads ------------------------------------------------------------------------------------------
     def heartbeats(self) -> list[tuple[str, float, float]]:

@@ -185,7 +185,7 @@ class HistoryWriter:
                 self.collector.unsaved_gaps[:0] = gaps
                 self.report_failure(exc, "writing gaps to")
         for task in tasks:
-            self.pending_tasks[task["uuid"]] = task
+            self._pend(task)
         self.pending_events.extend(events)
         if not self.pending_tasks and not self.pending_events:
             return True
@@ -199,7 +199,7 @@ class HistoryWriter:
         self.written_events += len(batch_events)
         self.pending_tasks, self.pending_events = {}, []
         self.last_error = None
-        self._release([task["uuid"] for task in batch_tasks])
+        self._release(batch_tasks)
         return True
 
     def _follow(self, now: float, tasks: list[dict[str, Any]], events: list[Event],
@@ -211,7 +211,7 @@ class HistoryWriter:
         self.followed.append(Followed(now, tasks, events, depths, active, rows, markers, self.collector.take_gaps()))
         while self.followed and self.followed[0].at < now - self.replay_seconds:
             self.followed_from = self.followed.popleft().at
-        self._release([task["uuid"] for task in tasks])  # the leader writes them; a detail reads them there
+        self._release(tasks)  # the leader writes them; a detail reads them there
 
     def promote(self, previous_renewal: float | None) -> None:
         """This process leads now: queue what it followed for writing, as the old leader may not have
@@ -225,7 +225,7 @@ class HistoryWriter:
             active = [row for f in followed for row in f.active]
             for f in followed:
                 for task in f.tasks:
-                    self.pending_tasks[task["uuid"]] = task
+                    self._pend(task)
                 self.pending_events.extend(f.events)
                 self.pending_markers.extend(f.markers)
                 self.collector.unsaved_gaps.extend(f.gaps)
@@ -312,7 +312,7 @@ class HistoryWriter:
         for uuid in settled:
             self.pending_tasks.pop(uuid, None)
         self.pending_events = [event for event in self.pending_events if event[0] not in settled]
-        self._release([uuid for uuid, _, _ in stored])
+        self._release([task for _, tasks, _ in stored for task in tasks])
         if interrupted is not None:
             return self._retry_later(interrupted, len(self.pending_tasks))
         self.last_error = None
@@ -339,8 +339,15 @@ class HistoryWriter:
             else:
                 stored.extend(half)
 
-    def _release(self, uuids: list[str]) -> None:
-        self.cluster.release_timelines(uuids)  # finished tasks' timelines are in the store now
+    def _pend(self, task: dict[str, Any]) -> None:
+        """Queue a task's shape for writing; a shape that leaves payloads out (``Task.released``) keeps
+        those of a shape still queued, which the store has not taken yet."""
+        uuid = task["uuid"]
+        queued = self.pending_tasks.get(uuid)
+        self.pending_tasks[uuid] = task if queued is None or len(task) == len(queued) else {**queued, **task}
+
+    def _release(self, written: list[dict[str, Any]]) -> None:
+        self.cluster.release_stored(written)  # finished tasks' timelines and payloads are in the store now
 
     def unwritten_events(self, uuid: str) -> list[dict[str, Any]]:
         """Return this task's events taken from the state but not yet committed to the store

@@ -38,6 +38,10 @@ HISTORY_SECONDS = 3600.0
 HISTORY_STEP_SECONDS = 5.0
 #: Longest ``retry_errors`` kept, in characters (the oldest attempts' lines go first).
 RETRY_ERRORS_MAX_CHARS = 8192
+#: Payload fields a finished task lets go of in memory once the history holds them (``Task.released``):
+#: the store answers for them then, and its JSON shape leaves them out. ``retry_errors`` stays, since a
+#: late retry adds to it.
+PAYLOAD_FIELDS = ("args", "kwargs", "result", "exception", "traceback")
 #: Default heartbeat interval, in seconds, when a worker does not say (Celery's default).
 DEFAULT_FREQ_SECONDS = 2.0
 
@@ -87,7 +91,8 @@ class Task:
     """One task: its current fields and, while held, the timeline of its events.
 
     ``events`` is None once the timeline has been handed to the store and the task has
-    finished (see ``ClusterState.release_timelines``): the store answers for it then.
+    finished (see ``ClusterState.release_timelines``): the store answers for it then. Later its
+    payloads go the same way (``released``, see ``ClusterState.release_payloads``).
     """
 
     uuid: str = _stored(TEXT)
@@ -124,10 +129,21 @@ class Task:
     lost: str | None = _stored(TEXT)  # why it is no longer taken as in flight (reconciliation), or None
     progress: dict[str, Any] | None = _stored(JSON)  # the latest task-progress: current and total
     events: list[dict[str, Any]] | None = field(default_factory=list)  # the timeline, oldest first
+    # PAYLOAD_FIELDS let go of in memory, the store holding them; unknown here while still None.
+    released: tuple[str, ...] = ()
 
     def to_json(self, children: list[str] | None = None) -> dict[str, Any]:
-        """Return the task's JSON shape, shared by the API, the pages and the live push."""
-        return _task_shape(self, children)
+        """Return the task's JSON shape, shared by the API, the pages and the live push.
+
+        A payload field let go of (``released``) and not set again since is left out: the
+        shape says nothing about it, and the store keeps what it holds (``write_batch``).
+        """
+        shape = _task_shape(self, children)
+        if self.released:
+            for name in self.released:
+                if shape[name] is None:
+                    del shape[name]
+        return shape
 
     def merge(self, entry: dict[str, Any]) -> str | None:
         """Merge one timeline entry by Celery's rules; return the state it moves the task to.
@@ -171,6 +187,8 @@ class Task:
             self.parent_id = None  # a retry is sent with itself as parent: not a family link
         if moves and state == "SUCCESS":
             self.exception = self.traceback = None  # an earlier attempt's error; the timeline keeps it
+            if self.released:  # known to be None now, not merely let go of
+                self.released = tuple(name for name in self.released if name not in ("exception", "traceback"))
         if state == "FAILURE" and self.runtime is None and self.started is not None and timestamp is not None:
             self.runtime = round(max(timestamp - self.started, 0.0), 6)  # task-failed carries no runtime
         if state == "RETRY":

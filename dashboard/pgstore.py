@@ -37,7 +37,8 @@ from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read whe
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
                     _TOKENS, _UUID_PREFIX, StoreError, StoreQueryError, _encode_cursor, _event_row, _number, _task_row,
-                    _text, _where, dumps, query_filters, round_estimate, task_shapes, task_write_sql)
+                    _text, _where, dumps, query_filters, round_estimate, task_shapes, task_upserts,
+                    task_write_sql)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
-_UPSERT_SQL, _STUB_SQL = task_write_sql("%s")
+_STUB_SQL = task_write_sql("%s")[1]
 _EVENT_SQL = ("INSERT INTO events (task_id, timestamp, life, type, hostname, body) "
               "SELECT id, %s, %s, %s, %s, %s FROM tasks WHERE uuid = %s ON CONFLICT DO NOTHING")
 _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
@@ -272,12 +273,13 @@ class PgTaskStore:
     # -- writing ----------------------------------------------------------------
     def write_batch(self, tasks: list[dict[str, Any]], events: list[tuple[str, dict[str, Any]]]) -> None:
         """Upsert ``tasks`` (their JSON shapes) and add ``events`` (uuid, event dict) in one transaction."""
-        rows = [_safe_row(_task_row(task)) for task in tasks]
+        upserts = task_upserts(tasks, "%s", lambda task: _safe_row(_task_row(task)))
         known = {task["uuid"] for task in tasks}
         stubs = [_safe_row((_text(uuid), _number(event.get("timestamp"))))
                  for uuid, event in events if uuid not in known]
         event_rows = [_safe_row(_event_row(uuid, event)) for uuid, event in events]
-        self._write((_UPSERT_SQL, rows, True), (_STUB_SQL, stubs, True), (_EVENT_SQL, event_rows, True))
+        self._write(*((sql, rows, True) for sql, rows in upserts), (_STUB_SQL, stubs, True),
+                    (_EVENT_SQL, event_rows, True))
 
     def write_queue_depths(self, rows: list[tuple[str, float, int]]) -> None:
         """Store (queue, minute start, highest depth) rows; a minute written again keeps its highest depth."""

@@ -9,12 +9,12 @@ no Flask, kombu, socketio or eventlet. It appends what changed to its
 from __future__ import annotations
 
 from bisect import insort
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Iterable, Iterator
 
 from .journal import TASK, TASK_EVICTED, WORKER, WORKER_REMOVED, Journal, Record
-from .model import (IN_FLIGHT_STATES, READY_STATES, TASK_FIELDS, TASK_STATES, Task, Worker, heartbeat_expires,
-                    pool_name)
+from .model import (IN_FLIGHT_STATES, PAYLOAD_FIELDS, READY_STATES, TASK_FIELDS, TASK_STATES, Task, Worker,
+                    heartbeat_expires, pool_name)
 from .shapes import Counters, WorkerAlert
 from .stats import TaskStats
 
@@ -31,6 +31,11 @@ MAX_DEPARTED_WORKERS = 10_000
 MAX_ACTIVE_MINUTES = 100_000
 #: Names beyond a limit (workers, queues) remembered for counting; more are not counted.
 MAX_IGNORED_NAMES = 100_000
+#: Finished tasks, the latest stored, that keep their payloads in memory (``release_payloads``): a late
+#: event of a task just finished, or a page opened on it, gets its whole shape without the store.
+PAYLOADS_KEPT = 1_000
+#: The distinct ``Task.released`` tuples (subsets of PAYLOAD_FIELDS), each kept once.
+_RELEASED: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class ClusterState:
@@ -64,6 +69,8 @@ class ClusterState:
         self._early_outcomes: dict[str, Worker] = {}  # hostname -> outcomes counted before its worker event
         self._children: dict[str, list[str]] = {}
         self._in_flight: dict[str, set[str]] = {}  # hostname -> uuids received or started there
+        # Finished tasks as stored, oldest first: (uuid, its PAYLOAD_FIELDS values as written).
+        self._stored_payloads: deque[tuple[str, tuple[Any, ...]]] = deque()
 
     # -- events ---------------------------------------------------------------
     def apply(self, event: dict[str, Any]) -> None:
@@ -119,6 +126,8 @@ class ClusterState:
                 self._evict_oldest()
         else:
             self.tasks.move_to_end(uuid)
+        if event.get("root_id") == uuid:
+            event["root_id"] = task.uuid  # one copy of the id (a root task is its own root) instead of two
         entry = {k: v for k, v in event.items() if k not in _TIMELINE_SKIP}
         events = task.events
         if events is not None and entry in events:
@@ -305,6 +314,40 @@ class ClusterState:
                 released += 1
         return released
 
+    def release_payloads(self, written: Iterable[dict[str, Any]]) -> int:
+        """Let go of the payloads of finished tasks the store holds, but for the ``PAYLOADS_KEPT`` latest;
+        return how many tasks let go of some.
+
+        ``written`` are task shapes as the store took them. A field is let go of only while it
+        still holds the very value written (a late event may have set another since, which the
+        next write carries); the task then lists it in ``released`` and its shape leaves it out.
+        """
+        queue = self._stored_payloads
+        for shape in written:
+            if shape.get("state") in READY_STATES:
+                queue.append((shape["uuid"], tuple(shape.get(name) for name in PAYLOAD_FIELDS)))
+        return self._let_go_payloads()
+
+    def _let_go_payloads(self) -> int:
+        """Let go of the payloads of the stored finished tasks beyond the ``PAYLOADS_KEPT`` latest."""
+        queue = self._stored_payloads
+        tasks = self.tasks
+        released = 0
+        while len(queue) > PAYLOADS_KEPT:
+            uuid, values = queue.popleft()
+            task = tasks.get(uuid)
+            if task is None or task.events is not None or task.state not in READY_STATES:
+                continue
+            let_go = [name for name, value in zip(PAYLOAD_FIELDS, values)
+                      if value is not None and getattr(task, name) is value]
+            if let_go:
+                for name in let_go:
+                    setattr(task, name, None)
+                released_now = tuple(name for name in PAYLOAD_FIELDS if name in let_go or name in task.released)
+                task.released = _RELEASED.setdefault(released_now, released_now)  # one tuple per combination
+                released += 1
+        return released
+
     def restore(self, task: dict[str, Any], events: list[dict[str, Any]] | None) -> None:
         """Put back a task read from the store, oldest first, without marking anything changed.
 
@@ -329,6 +372,9 @@ class ClusterState:
             self._in_flight.setdefault(restored.worker, set()).add(uuid)
         if restored.state == "PENDING" and restored.queue and restored.sent is not None:
             self.pending_by_queue.setdefault(restored.queue, {})[uuid] = restored.sent
+        if events is None and restored.state in READY_STATES:  # as if just written
+            self._stored_payloads.append((uuid, tuple(getattr(restored, name) for name in PAYLOAD_FIELDS)))
+            self._let_go_payloads()
         while len(self.tasks) > self.max_tasks:
             self._evict_oldest()
 

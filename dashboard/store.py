@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import math
@@ -40,11 +41,11 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence, Union
 
 import orjson
 
-from .model import FLAG, INTEGER, JSON, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
+from .model import FLAG, INTEGER, JSON, PAYLOAD_FIELDS, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
 from .state import LIFE_ORDER
 from .stats import Bucket, Row
 
@@ -292,15 +293,37 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
 
 
-def task_write_sql(mark: str) -> tuple[str, str]:
-    """The task upsert (every ``TASK_FIELDS`` column) and the placeholder insert of a task known only by an
-    event (uuid, timestamp), with the driver's parameter ``mark`` (``?`` for sqlite3, ``%s`` for psycopg)."""
+def task_write_sql(mark: str, kept: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The task upsert (every ``TASK_FIELDS`` column but ``kept``, whose stored values an update keeps) and
+    the placeholder insert of a task known only by an event (uuid, timestamp), with the driver's parameter
+    ``mark`` (``?`` for sqlite3, ``%s`` for psycopg)."""
     upsert = (f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join([mark] * len(TASK_FIELDS))}) "
-              "ON CONFLICT (uuid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid"))
+              "ON CONFLICT (uuid) DO UPDATE SET "
+              + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid" and c not in kept))
     return upsert, f"INSERT INTO tasks (uuid, timestamp) VALUES ({mark}, {mark}) ON CONFLICT (uuid) DO NOTHING"
 
 
-_UPSERT_SQL, _STUB_SQL = task_write_sql("?")
+#: Keys of a task's whole JSON shape (its fields and ``children``).
+_SHAPE_KEYS = len(TASK_FIELDS) + 1
+
+
+def task_upserts(tasks: list[dict[str, Any]], mark: str, row: Callable[[dict[str, Any]], Any]
+                 ) -> list[tuple[str, list[Any]]]:
+    """Return (upsert SQL, rows) for ``tasks``' shapes: a shape that leaves payload fields out
+    (``Task.released``: the store holds them) has them kept by its update, every other column written."""
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for task in tasks:
+        kept = () if len(task) >= _SHAPE_KEYS else tuple(name for name in PAYLOAD_FIELDS if name not in task)
+        groups.setdefault(kept, []).append(row(task))
+    return [(_upsert_sql(mark, kept), rows) for kept, rows in groups.items()]
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(mark: str, kept: tuple[str, ...]) -> str:
+    return task_write_sql(mark, kept)[0]
+
+
+_STUB_SQL = task_write_sql("?")[1]
 _EVENT_COLUMNS_SQL = "task_id, timestamp, life, type, hostname, body"
 _EVENT_SQL = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) "
               "SELECT id, ?, ?, ?, ?, ? FROM tasks WHERE uuid = ?")
@@ -529,13 +552,14 @@ class TaskStore:
     # -- writing ----------------------------------------------------------------
     def write_batch(self, tasks: list[dict[str, Any]], events: list[tuple[str, dict[str, Any]]]) -> None:
         """Upsert ``tasks`` (their JSON shapes) and add ``events`` (uuid, event dict) in one transaction."""
-        rows = [_task_row(task) for task in tasks]
+        upserts = task_upserts(tasks, "?", _task_row)
         known = {task["uuid"] for task in tasks}
         stubs = [(_text(uuid), _number(event.get("timestamp"))) for uuid, event in events if uuid not in known]
         event_rows = [_event_row(uuid, event) for uuid, event in events]
         conn = self._conn()
         with self._transaction(conn):
-            conn.executemany(_UPSERT_SQL, rows)
+            for sql, rows in upserts:
+                conn.executemany(sql, rows)
             if stubs:  # an event of a task the batch does not carry: keep it under a placeholder task
                 conn.executemany(_STUB_SQL, stubs)
             conn.executemany(_EVENT_SQL, event_rows)

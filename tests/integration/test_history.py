@@ -1,12 +1,17 @@
 """Task history survives a restart of the dashboard, with search, filters and paging from the store."""
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
+from redis import Redis
 
-from helpers import (DashboardProc, producer_app, send, start_dashboard, start_worker, wait_broker_connected,
-                     wait_until, wait_worker_online)
+from dashboard.state import PAYLOADS_KEPT
+from helpers import (DashboardProc, LiveClient, event_envelope, producer_app, send, start_dashboard, start_worker,
+                     wait_broker_connected, wait_until, wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -81,5 +86,68 @@ def test_a_corrupt_database_is_moved_aside(redis_port: int, log_dir: Path, tmp_p
         assert dashboard.get("/api/tasks").json()["items"] == []
         assert [p.name for p in tmp_path.glob("broken.db.corrupt-*")], list(tmp_path.iterdir())
         assert "moved it to" in dashboard.proc.log_path.read_text()
+    finally:
+        dashboard.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_finished_tasks_leave_their_payloads_to_the_history(redis_port: int, log_dir: Path, tmp_path: Path,
+                                                             backend: str, request: pytest.FixtureRequest,
+                                                             live_client: Callable[[str], LiveClient]) -> None:
+    """Past the latest PAYLOADS_KEPT stored, a finished task's args, kwargs and result live in the history
+    alone: its live shape leaves them out, its API detail and the task list still carry them, and a late
+    event that changes other fields leaves them as they were in the store."""
+    broker = f"redis://127.0.0.1:{redis_port}/9"
+    db = tmp_path / "history.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    dashboard = start_dashboard(broker, log_dir, extra_args=("--db", str(db)))
+    try:
+        wait_broker_connected(dashboard)
+        client = live_client(dashboard.url)
+        redis = Redis(port=redis_port)
+        now = time.time() - 60
+        tasks = [str(uuid.uuid4()) for _ in range(PAYLOADS_KEPT + 100)]
+
+        def publish(task_id: str, at: float, key: str, fields: dict[str, Any]) -> None:
+            body = {"uuid": task_id, "hostname": "keeper@test", "timestamp": at, "utcoffset": 0, "pid": 1,
+                    "clock": 1, "type": key.replace(".", "-"), **fields}
+            pipe.publish(f"/9.celeryev/{key}", event_envelope(body, key))
+
+        pipe = redis.pipeline(transaction=False)
+        for n, task_id in enumerate(tasks):
+            at = now + n * 0.01
+            publish(task_id, at, "task.received", {"name": "billing.charge", "args": f"({n}, 'card-{n}')",
+                                                   "kwargs": f"{{'order': 'ORD-{n}'}}"})
+            publish(task_id, at + 0.001, "task.started", {})
+            publish(task_id, at + 0.002, "task.succeeded", {"result": f"'charged {n}'", "runtime": 0.001})
+        pipe.execute()
+        wait_until(lambda: dashboard.health()["store"]["written_events"] >= 3 * len(tasks), 30,
+                   message=lambda: f"not all stored: {dashboard.health()['store']}")
+        client.emit("resync")  # a snapshot now: the latest tasks keep their payloads in memory
+        snapshot = wait_until(lambda: len(client.snapshots) > 1 and client.snapshots[-1][1], 5,
+                              message="no snapshot after resync")
+        newest = next(t for t in snapshot["tasks"] if t["uuid"] == tasks[-1])
+        assert newest["args"] == f"({len(tasks) - 1}, 'card-{len(tasks) - 1}')"
+
+        oldest = tasks[0]
+        pipe = redis.pipeline(transaction=False)
+        publish(oldest, now - 1, "task.sent", {"queue": "slow", "eta": "2026-11-29T12:00:00"})  # a late task-sent
+        pipe.execute()
+        live = client.wait_task_state(oldest, "SUCCESS", 10)
+        assert live["queue"] == "slow" and live["eta"] == "2026-11-29T12:00:00"
+        assert "args" not in live and "kwargs" not in live and "result" not in live
+
+        def listed() -> dict[str, Any] | None:
+            items = dashboard.get("/api/tasks", params={"queue": "slow"}).json()["items"]
+            return items[0] if items else None
+        stored = wait_until(listed, 10, message="the late task-sent never reached the history")
+        assert stored["uuid"] == oldest and stored["eta"] == "2026-11-29T12:00:00"
+        assert (stored["args"], stored["kwargs"], stored["result"]) == \
+            ("(0, 'card-0')", "{'order': 'ORD-0'}", "'charged 0'")
+        detail = dashboard.task(oldest)
+        assert detail is not None and detail["queue"] == "slow" and detail["state"] == "SUCCESS"
+        assert (detail["args"], detail["kwargs"], detail["result"]) == \
+            ("(0, 'card-0')", "{'order': 'ORD-0'}", "'charged 0'")
+        assert [e["type"] for e in detail["events"]] == ["task-sent", "task-received", "task-started",
+                                                         "task-succeeded"]
     finally:
         dashboard.stop()

@@ -184,3 +184,13 @@ def test_a_full_disk_while_splitting_keeps_the_untried_tasks(writer: HistoryWrit
     assert writer.flush() is True  # the disk is back: the rest is stored, the bad task dropped
     assert stored_uuids(store) == {shape["uuid"] for shape in shapes}
     assert writer.health()["quarantined"] == 1 and writer.health()["error"] is None
+
+
+def test_a_shape_without_payloads_keeps_those_of_one_still_pending(writer: HistoryWriter, store: FlakyDisk) -> None:
+    full = task("t", 1, args="('kept',)")
+    writer._pend(full)  # as promote queues what this process followed: the full shape, then a later one
+    writer._pend({k: v for k, v in task("t", 1, queue="slow").items() if k not in ("args", "result")})
+    assert writer.pending_tasks["t"]["args"] == "('kept',)" and writer.pending_tasks["t"]["queue"] == "slow"
+    writer._pend(task("t", 1, args="('new',)"))  # a whole shape stands as it is
+    assert writer.pending_tasks["t"]["args"] == "('new',)"
+    assert writer.flush() is True and store.get("t")["args"] == "('new',)"

@@ -13,6 +13,7 @@ from dashboard.cluster import Cluster
 from dashboard.journal import LiveChanges
 from dashboard.queues import QueueBook
 from dashboard.model import heartbeat_expires
+from dashboard import state as state_module
 from dashboard.state import ClusterState
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -394,3 +395,73 @@ def test_a_terminated_task_is_revoked_even_after_the_success_an_eventlet_pool_re
     plain.apply({"type": "task-succeeded", "uuid": "u", "hostname": "w", "timestamp": 1e9, "result": "1"})
     plain.apply({"type": "task-revoked", "uuid": "u", "hostname": "w", "timestamp": 1e9 + 1, "terminated": False})
     assert plain.task_json("u")["state"] == "SUCCESS"
+
+
+def finished(state: ClusterState, uuid: str, at: float, outcome: str = "task-succeeded",
+             **fields: Any) -> None:
+    """Apply a task's received, started and final events (its args and kwargs, its result or error)."""
+    state.apply({"type": "task-received", "uuid": uuid, "hostname": "w", "timestamp": at, "name": "n",
+                 "args": f"('{uuid}',)", "kwargs": "{}"})
+    state.apply({"type": "task-started", "uuid": uuid, "hostname": "w", "timestamp": at + 1})
+    state.apply({"type": outcome, "uuid": uuid, "hostname": "w", "timestamp": at + 2, **fields})
+
+
+def test_stored_finished_tasks_let_go_of_their_payloads_past_the_latest_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 2)
+    state = ClusterState()
+    for n in range(4):
+        finished(state, f"t{n}", 1e9 + n, result=f"'r{n}'")
+    state.apply({"type": "task-started", "uuid": "busy", "hostname": "w", "timestamp": 1e9})
+    written = [state.task_json(u) for u in ("t0", "t1", "t2", "t3", "busy")]
+    state.release_timelines(u for u in ("t0", "t1", "t2", "t3", "busy"))
+    assert state.release_payloads(written) == 2  # the two oldest; an unfinished task is never queued
+    for uuid in ("t0", "t1"):
+        shape = state.task_json(uuid)
+        assert "args" not in shape and "kwargs" not in shape and "result" not in shape
+        assert shape["exception"] is None and shape["state"] == "SUCCESS"  # never set: stays in the shape
+        assert state.tasks[uuid].released == ("args", "kwargs", "result")
+    assert state.task_json("t2")["args"] == "('t2',)" and state.tasks["t2"].released == ()
+    assert state.task_json("busy")["args"] is None  # never let go of: a plain None
+
+
+def test_a_payload_set_again_after_it_was_written_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 0)
+    state = ClusterState()
+    finished(state, "t", 1e9, result="'r'")
+    written = state.task_json("t")
+    state.release_timelines(["t"])
+    # a late task-received sets args again, after the write and before the release: the next write carries it
+    state.apply({"type": "task-received", "uuid": "t", "hostname": "w", "timestamp": 1e9 - 1, "args": "('new',)"})
+    state.release_payloads([written])
+    shape = state.task_json("t")
+    assert shape["args"] == "('new',)" and "result" not in shape and "kwargs" not in shape
+    # a late event that only fills in other fields leaves the let-go payloads out of the shape
+    state.apply({"type": "task-sent", "uuid": "t", "hostname": "p", "timestamp": 1e9 - 2, "queue": "q"})
+    shape = state.task_json("t")
+    assert shape["queue"] == "q" and "result" not in shape
+
+
+def test_a_success_after_a_failure_clears_the_let_go_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 0)
+    state = ClusterState()
+    finished(state, "t", 1e9, "task-failed", exception="ValueError('x')", traceback="Traceback ...")
+    written = state.task_json("t")
+    state.release_timelines(["t"])
+    state.release_payloads([written])
+    assert "exception" not in state.task_json("t") and "traceback" not in state.task_json("t")
+    state.apply({"type": "task-succeeded", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 3, "result": "'ok'"})
+    shape = state.task_json("t")
+    assert shape["state"] == "SUCCESS" and shape["result"] == "'ok'"
+    assert shape["exception"] is None and shape["traceback"] is None  # known to be None: written as None
+    assert "args" not in shape
+
+
+def test_restored_finished_tasks_keep_the_latest_payloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 1)
+    state = ClusterState()
+    for n in range(3):  # oldest first, as the history restores them
+        state.restore({"uuid": f"t{n}", "state": "SUCCESS", "args": f"({n},)", "result": "'r'"}, None)
+    state.restore({"uuid": "run", "state": "STARTED", "args": "(9,)"}, [])
+    assert ["args" in state.task_json(f"t{n}") for n in range(3)] == [False, False, True]
+    assert state.task_json("run")["args"] == "(9,)"

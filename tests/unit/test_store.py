@@ -697,3 +697,22 @@ def test_postgresql_plans_for_common_and_rare_words_give_the_same_pages(
     if fence == 10_000:  # every match counted
         assert store.query(q="common", name="app.t1")["total"] == len(expected[2])
     store.close()
+
+
+def test_a_shape_without_its_payloads_keeps_the_stored_ones(store: HistoryStore) -> None:
+    full = task("t1", 1, exception="ValueError('x')", traceback="Traceback ...", state="FAILURE")
+    store.write_batch([full, task("t2", 2)], [])
+    late = {k: v for k, v in full.items() if k not in ("args", "kwargs", "result", "exception", "traceback")}
+    late.update(queue="slow", eta="2026-11-29T12:00:00")
+    cleared = {k: v for k, v in task("t2", 2).items() if k not in ("args", "kwargs")}
+    cleared.update(result=None, exception=None)  # present: written as they are, None included
+    store.write_batch([late, cleared, {k: v for k, v in task("new").items() if k != "args"}], [])
+    got = store.get("t1")
+    assert got is not None and got["queue"] == "slow" and got["eta"] == "2026-11-29T12:00:00"
+    assert (got["args"], got["kwargs"], got["result"]) == (full["args"], "{}", "'ok'")
+    assert (got["exception"], got["traceback"]) == ("ValueError('x')", "Traceback ...")
+    got = store.get("t2")
+    assert got is not None and got["args"] == task("t2", 2)["args"] and got["result"] is None
+    assert uuids(store.query(q="cus_000001")) == ["t1"]
+    got = store.get("new")
+    assert got is not None and got["args"] is None and got["kwargs"] == "{}"  # nothing stored to keep

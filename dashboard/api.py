@@ -15,7 +15,7 @@ from . import analytics
 from .access import LOCAL
 from .cluster import Cluster
 from .control import SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
-from .model import PAYLOAD_FIELDS, READY_STATES, TASK_STATES
+from .model import READY_STATES, TASK_FIELDS, TASK_STATES
 from .state import event_key
 from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
@@ -553,21 +553,25 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
     """Return a task with its timeline: from memory while it is held there, else from the store.
 
     A finished task held in memory has handed its timeline to the store: its fields come from
-    memory, its timeline from the store plus the events not written yet, and the payloads it let
-    go of (left out of its shape) from the store too. Nothing here waits for a write.
+    memory, its timeline from the store plus the events not written yet. Fields its shape leaves
+    out (payloads let go of; what a task first seen after its start does not know) come from the
+    store, and so do the earlier events of the latter. Nothing here waits for a write.
     """
     dashboard = current_app.extensions["dashboard"]
     detail, unsaved = dashboard.cluster.task_detail(uuid)
-    if detail is not None and detail["events"] is not None:
+    complete = detail is not None and all(name in detail for name in TASK_FIELDS)
+    if complete and detail is not None and detail["events"] is not None:
         return detail
     stored = dashboard.run_blocking(dashboard.store.get, uuid)
     if detail is None:
         return stored
-    for name in PAYLOAD_FIELDS:
-        if name not in detail:
-            detail[name] = stored.get(name) if stored else None
+    if not complete:
+        for name in TASK_FIELDS:
+            if name not in detail:
+                detail[name] = stored.get(name) if stored else None
     events = stored["events"] if stored else []
-    for entry in dashboard.history.unwritten_events(uuid) + unsaved:
+    held = detail["events"] if detail["events"] is not None else dashboard.history.unwritten_events(uuid) + unsaved
+    for entry in held:
         if entry not in events:
             events.append(entry)
     detail["events"] = sorted(events, key=event_key)

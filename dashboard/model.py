@@ -129,14 +129,15 @@ class Task:
     lost: str | None = _stored(TEXT)  # why it is no longer taken as in flight (reconciliation), or None
     progress: dict[str, Any] | None = _stored(JSON)  # the latest task-progress: current and total
     events: list[dict[str, Any]] | None = field(default_factory=list)  # the timeline, oldest first
-    # PAYLOAD_FIELDS let go of in memory, the store holding them; unknown here while still None.
+    # Fields unknown here while None, which the store may hold: PAYLOAD_FIELDS let go of once stored,
+    # or PARTIAL_FIELDS for a task first seen after its start.
     released: tuple[str, ...] = ()
 
     def to_json(self, children: list[str] | None = None) -> dict[str, Any]:
         """Return the task's JSON shape, shared by the API, the pages and the live push.
 
-        A payload field let go of (``released``) and not set again since is left out: the
-        shape says nothing about it, and the store keeps what it holds (``write_batch``).
+        A field unknown here (``released``) and not set since is left out: the shape says
+        nothing about it, and the store keeps what it holds (``write_batch``).
         """
         shape = _task_shape(self, children)
         if self.released:
@@ -229,6 +230,9 @@ TASK_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (f.name, f.metadata["column"]) for f in fields(Task) if "column" in f.metadata)
 #: Their names.
 TASK_FIELDS: tuple[str, ...] = tuple(name for name, _ in TASK_COLUMNS)
+#: Fields a task first seen after its start (its first event neither task-sent nor task-received: evicted from
+#: memory since, started before the dashboard listened) does not know while None: the store may hold them.
+PARTIAL_FIELDS: tuple[str, ...] = tuple(name for name in TASK_FIELDS if name not in ("uuid", "state", "orphaned"))
 #: Task fields an event sets directly.
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Task) if f.metadata.get("from_event"))
 #: Fields a replay of the timeline recomputes: all but the id, the state (reset to PENDING) and the orphan flag.

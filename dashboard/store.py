@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 import orjson
 
-from .model import FLAG, INTEGER, JSON, PAYLOAD_FIELDS, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
+from .model import FLAG, INTEGER, JSON, READY_STATES, REAL, TASK_COLUMNS, TASK_FIELDS
 from .state import LIFE_ORDER
 from .stats import Bucket, Row
 
@@ -309,16 +309,16 @@ _SHAPE_KEYS = len(TASK_FIELDS) + 1
 
 def task_upserts(tasks: list[dict[str, Any]], mark: str, row: Callable[[dict[str, Any]], Any]
                  ) -> list[tuple[str, list[Any]]]:
-    """Return (upsert SQL, rows) for ``tasks``' shapes: a shape that leaves payload fields out
-    (``Task.released``: the store holds them) has them kept by its update, every other column written."""
+    """Return (upsert SQL, rows) for ``tasks``' shapes: a shape that leaves fields out (``Task.released``:
+    unknown in memory, the store may hold them) has them kept by its update, every other column written."""
     groups: dict[tuple[str, ...], list[Any]] = {}
     for task in tasks:
-        kept = () if len(task) >= _SHAPE_KEYS else tuple(name for name in PAYLOAD_FIELDS if name not in task)
+        kept = () if len(task) >= _SHAPE_KEYS else tuple(name for name in TASK_FIELDS if name not in task)
         groups.setdefault(kept, []).append(row(task))
     return [(_upsert_sql(mark, kept), rows) for kept, rows in groups.items()]
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _upsert_sql(mark: str, kept: tuple[str, ...]) -> str:
     return task_write_sql(mark, kept)[0]
 

@@ -11,7 +11,7 @@ from redis import Redis
 
 from dashboard.state import PAYLOADS_KEPT
 from helpers import (DashboardProc, LiveClient, event_envelope, producer_app, send, start_dashboard, start_worker,
-                     wait_broker_connected, wait_until, wait_worker_online)
+                     wait_broker_connected, wait_stored, wait_until, wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -149,5 +149,50 @@ def test_finished_tasks_leave_their_payloads_to_the_history(redis_port: int, log
             ("(0, 'card-0')", "{'order': 'ORD-0'}", "'charged 0'")
         assert [e["type"] for e in detail["events"]] == ["task-sent", "task-received", "task-started",
                                                          "task-succeeded"]
+    finally:
+        dashboard.stop()
+
+
+def test_a_long_task_evicted_from_memory_keeps_its_beginning_in_the_history(redis_port: int, log_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    """A task still running when newer tasks push it out of memory (``--max-tasks``) finishes later: the
+    dashboard sees it anew from its task-succeeded, and the history keeps its name, arguments, times and
+    earlier events instead of overwriting them with what that one event says."""
+    broker = f"redis://127.0.0.1:{redis_port}/9"
+    dashboard = start_dashboard(broker, log_dir, extra_args=("--db", str(tmp_path / "history.db"),
+                                                             "--max-tasks", "10"))
+    try:
+        wait_broker_connected(dashboard)
+        redis = Redis(port=redis_port)
+        now = time.time() - 60
+        long_task, others = str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(20)]
+
+        def publish(task_id: str, at: float, key: str, fields: dict[str, Any]) -> None:
+            body = {"uuid": task_id, "hostname": "keeper@test", "timestamp": at, "utcoffset": 0, "pid": 1,
+                    "clock": 1, "type": key.replace(".", "-"), **fields}
+            redis.publish(f"/9.celeryev/{key}", event_envelope(body, key))
+
+        publish(long_task, now, "task.received", {"name": "reports.build_ledger", "args": "('2026-11',)",
+                                                  "kwargs": "{}", "root_id": long_task})
+        publish(long_task, now + 0.1, "task.started", {})
+        wait_stored(dashboard, [long_task])
+        for n, task_id in enumerate(others):
+            publish(task_id, now + 1 + n * 0.01, "task.received", {"name": "emails.send", "args": f"({n},)"})
+        wait_stored(dashboard, others)
+        publish(long_task, now + 30, "task.succeeded", {"result": "'ledger.pdf'", "runtime": 29.9})
+        detail = wait_until(lambda: (t := dashboard.task(long_task)) and t["state"] == "SUCCESS" and t, 10,
+                            message=lambda: f"never SUCCESS: {dashboard.task(long_task)}")
+        assert (detail["name"], detail["args"], detail["result"]) == ("reports.build_ledger", "('2026-11',)",
+                                                                      "'ledger.pdf'")
+        assert detail["received"] == pytest.approx(now) and detail["started"] == pytest.approx(now + 0.1)
+        assert [e["type"] for e in detail["events"]] == ["task-received", "task-started", "task-succeeded"]
+
+        def stored_row() -> dict[str, Any] | None:
+            items = dashboard.get("/api/tasks", params={"state": "SUCCESS"}).json()["items"]
+            return next((item for item in items if item["uuid"] == long_task), None)
+        row = wait_until(stored_row, 10, message="the task's success never reached the history")
+        assert (row["name"], row["args"], row["root_id"], row["runtime"]) == \
+            ("reports.build_ledger", "('2026-11',)", long_task, 29.9)
+        assert row["received"] == pytest.approx(now)
     finally:
         dashboard.stop()

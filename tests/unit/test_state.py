@@ -12,7 +12,7 @@ from dashboard.checks import clean_event
 from dashboard.cluster import Cluster
 from dashboard.journal import LiveChanges
 from dashboard.queues import QueueBook
-from dashboard.model import heartbeat_expires
+from dashboard.model import TASK_FIELDS, heartbeat_expires
 from dashboard import state as state_module
 from dashboard.state import ClusterState
 
@@ -52,7 +52,9 @@ def unsaved(cluster: Cluster, now: float | None = None, hold_seconds: float = 0.
 
 
 def final_view(state: ClusterState) -> dict[str, Any]:
-    tasks = {u: state.task_detail(u) for u in state.tasks}
+    """Every task's detail and every worker's shape; a key a task's shape leaves out (unknown to a task
+    first seen after its start, for the store to fill in) counts as None."""
+    tasks = {u: dict.fromkeys(TASK_FIELDS) | (state.task_detail(u) or {}) for u in state.tasks}
     workers = {h: w.to_json() for h, w in state.workers.items()}
     return {"tasks": tasks, "workers": workers, "counters": state.counters()}
 
@@ -412,7 +414,7 @@ def test_stored_finished_tasks_let_go_of_their_payloads_past_the_latest_kept(
     state = ClusterState()
     for n in range(4):
         finished(state, f"t{n}", 1e9 + n, result=f"'r{n}'")
-    state.apply({"type": "task-started", "uuid": "busy", "hostname": "w", "timestamp": 1e9})
+    state.apply({"type": "task-received", "uuid": "busy", "hostname": "w", "timestamp": 1e9})
     written = [state.task_json(u) for u in ("t0", "t1", "t2", "t3", "busy")]
     state.release_timelines(u for u in ("t0", "t1", "t2", "t3", "busy"))
     assert state.release_payloads(written) == 2  # the two oldest; an unfinished task is never queued
@@ -465,3 +467,22 @@ def test_restored_finished_tasks_keep_the_latest_payloads(monkeypatch: pytest.Mo
     state.restore({"uuid": "run", "state": "STARTED", "args": "(9,)"}, [])
     assert ["args" in state.task_json(f"t{n}") for n in range(3)] == [False, False, True]
     assert state.task_json("run")["args"] == "(9,)"
+
+
+def test_a_task_first_seen_after_its_start_leaves_what_it_does_not_know_out_of_its_shape() -> None:
+    state = ClusterState(max_tasks=2)
+    state.apply({"type": "task-received", "uuid": "long", "hostname": "w", "timestamp": 1e9, "name": "n",
+                 "args": "(1,)"})
+    for n in range(2):  # newer tasks push it out of memory
+        state.apply({"type": "task-received", "uuid": f"t{n}", "hostname": "w", "timestamp": 1e9 + 1 + n})
+    assert "long" not in state.tasks
+    state.apply({"type": "task-succeeded", "uuid": "long", "hostname": "w", "timestamp": 1e9 + 9, "result": "'r'"})
+    shape = state.task_json("long")
+    assert shape["state"] == "SUCCESS" and shape["result"] == "'r'" and shape["worker"] == "w"
+    assert "name" not in shape and "args" not in shape and "received" not in shape and "sent" not in shape
+    assert shape["exception"] is None  # cleared by the success: known
+    state.apply({"type": "task-received", "uuid": "long", "hostname": "w", "timestamp": 1e9, "name": "n"})
+    assert state.task_json("long")["name"] == "n"  # set since: in the shape again
+    for first in ("task-sent", "task-received"):  # a life seen from its start knows its Nones
+        state.apply({"type": first, "uuid": first, "hostname": "w", "timestamp": 1e9})
+        assert "args" in state.task_json(first) and state.tasks[first].released == ()

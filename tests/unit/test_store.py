@@ -716,3 +716,8 @@ def test_a_shape_without_its_payloads_keeps_the_stored_ones(store: HistoryStore)
     assert uuids(store.query(q="cus_000001")) == ["t1"]
     got = store.get("new")
     assert got is not None and got["args"] is None and got["kwargs"] == "{}"  # nothing stored to keep
+    # a task first seen at its end knows little: what it leaves out stays as stored
+    store.write_batch([{"uuid": "t1", "state": "SUCCESS", "succeeded": T0 + 9, "result": "'late'", "children": []}], [])
+    got = store.get("t1")
+    assert got is not None and (got["state"], got["result"], got["succeeded"]) == ("SUCCESS", "'late'", T0 + 9)
+    assert (got["name"], got["received"], got["queue"]) == (full["name"], full["received"], "slow")

@@ -126,11 +126,10 @@ class UnsavedTasks:
                     pending[record.key] = record.received
                 if record.event is not None:
                     events.append((record.key, record.event))
-                if evicted:
-                    evicted.pop(record.key, None)  # back in memory after its eviction: its new shape wins
             elif kind == TASK_EVICTED and record.key in pending and record.evicted is not None:
                 task, children = record.evicted
-                evicted[record.key] = task.to_json(children)  # the store still needs it
+                shape_now = task.to_json(children)  # the store still needs it (with an earlier eviction's fields)
+                evicted[record.key] = {**evicted[record.key], **shape_now} if record.key in evicted else shape_now
         keep: dict[str, float] = {}
         if now is not None and hold_seconds > 0:
             cutoff = now - hold_seconds
@@ -140,7 +139,9 @@ class UnsavedTasks:
         for uuid in pending:
             if uuid in keep:
                 continue
-            found = evicted.pop(uuid, None) or shape(uuid)
+            found = evicted.pop(uuid, None) if evicted else None
+            current = shape(uuid)  # back in memory after its eviction: its new shape wins where it says something
+            found = current if found is None else found if current is None else {**found, **current}
             if found is not None:
                 shapes.append(found)
         if keep:

@@ -129,21 +129,29 @@ class Task:
     lost: str | None = _stored(TEXT)  # why it is no longer taken as in flight (reconciliation), or None
     progress: dict[str, Any] | None = _stored(JSON)  # the latest task-progress: current and total
     events: list[dict[str, Any]] | None = field(default_factory=list)  # the timeline, oldest first
-    # Fields unknown here while None, which the store may hold: PAYLOAD_FIELDS let go of once stored,
-    # or PARTIAL_FIELDS for a task first seen after its start.
+    # PAYLOAD_FIELDS let go of once stored: None here means "in the store", and no late event fills them.
     released: tuple[str, ...] = ()
+    # Fields a task first seen after the start of its life has not been told (SENT_FIELDS or
+    # PARTIAL_FIELDS): None here means unknown, the store may hold them, and events fill them as usual.
+    unknown: tuple[str, ...] = ()
 
     def to_json(self, children: list[str] | None = None) -> dict[str, Any]:
         """Return the task's JSON shape, shared by the API, the pages and the live push.
 
-        A field unknown here (``released``) and not set since is left out: the shape says
-        nothing about it, and the store keeps what it holds (``write_batch``).
+        A field not known here (``released``, ``unknown``) and not set since is left out, and so,
+        for a task known only partly, are a state no event has moved yet and an unset orphan
+        flag: the shape says nothing about them, and the store keeps what it holds (``write_batch``).
         """
         shape = _task_shape(self, children)
-        if self.released:
-            for name in self.released:
-                if shape[name] is None:
+        if self.released or self.unknown:
+            for name in self.released + self.unknown:
+                if shape.get(name, 0) is None:
                     del shape[name]
+            if "lost" in self.unknown:  # known only partly (PARTIAL_FIELDS)
+                if shape["state"] == "PENDING":
+                    del shape["state"]
+                if not shape["orphaned"]:
+                    del shape["orphaned"]
         return shape
 
     def merge(self, entry: dict[str, Any]) -> str | None:
@@ -178,8 +186,8 @@ class Task:
             names: Iterable[str] = EVENT_FIELDS
         elif state == "RECEIVED":
             names = _RECEIVED_MERGE_FIELDS
-        else:
-            names = [name for name in EVENT_FIELDS if getattr(self, name) is None]
+        else:  # fills in what is unset, not what was let go of to the store (a late retry's error, say)
+            names = [name for name in EVENT_FIELDS if getattr(self, name) is None and name not in self.released]
         for name in names:
             value = entry.get(name)
             if value is not None:
@@ -188,8 +196,9 @@ class Task:
             self.parent_id = None  # a retry is sent with itself as parent: not a family link
         if moves and state == "SUCCESS":
             self.exception = self.traceback = None  # an earlier attempt's error; the timeline keeps it
-            if self.released:  # known to be None now, not merely let go of
-                self.released = tuple(name for name in self.released if name not in ("exception", "traceback"))
+            if "exception" in self.released or "exception" in self.unknown:  # known to be None now
+                self.released = _without_error(self.released)
+                self.unknown = _without_error(self.unknown)
         if state == "FAILURE" and self.runtime is None and self.started is not None and timestamp is not None:
             self.runtime = round(max(timestamp - self.started, 0.0), 6)  # task-failed carries no runtime
         if state == "RETRY":
@@ -230,9 +239,20 @@ TASK_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (f.name, f.metadata["column"]) for f in fields(Task) if "column" in f.metadata)
 #: Their names.
 TASK_FIELDS: tuple[str, ...] = tuple(name for name, _ in TASK_COLUMNS)
-#: Fields a task first seen after its start (its first event neither task-sent nor task-received: evicted from
-#: memory since, started before the dashboard listened) does not know while None: the store may hold them.
+#: Fields a task first seen after its start (its first event is neither task-sent nor a first attempt's
+#: task-received: pushed out of memory since, or started before the dashboard listened) does not know
+#: while None; the store may hold them.
 PARTIAL_FIELDS: tuple[str, ...] = tuple(name for name in TASK_FIELDS if name not in ("uuid", "state", "orphaned"))
+#: What a task first seen at a first attempt's task-received does not know: what task-sent says.
+SENT_FIELDS = ("sent", "queue", "exchange", "routing_key")
+_WITHOUT_ERROR: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _without_error(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` without exception and traceback, one shared tuple per combination."""
+    if names not in _WITHOUT_ERROR:
+        _WITHOUT_ERROR[names] = tuple(name for name in names if name not in ("exception", "traceback"))
+    return _WITHOUT_ERROR[names]
 #: Task fields an event sets directly.
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Task) if f.metadata.get("from_event"))
 #: Fields a replay of the timeline recomputes: all but the id, the state (reset to PENDING) and the orphan flag.

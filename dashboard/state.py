@@ -13,8 +13,8 @@ from collections import OrderedDict, deque
 from typing import Any, Iterable, Iterator
 
 from .journal import TASK, TASK_EVICTED, WORKER, WORKER_REMOVED, Journal, Record
-from .model import (IN_FLIGHT_STATES, PARTIAL_FIELDS, PAYLOAD_FIELDS, READY_STATES, TASK_FIELDS, TASK_STATES, Task, Worker,
-                    heartbeat_expires, pool_name)
+from .model import (IN_FLIGHT_STATES, PARTIAL_FIELDS, PAYLOAD_FIELDS, READY_STATES, SENT_FIELDS, TASK_FIELDS,
+                    TASK_STATES, Task, Worker, heartbeat_expires, pool_name)
 from .shapes import Counters, WorkerAlert
 from .stats import TaskStats
 
@@ -23,8 +23,6 @@ _TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received
 #: Where each event type falls in a task's life, to order events with equal timestamps.
 LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
                "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
-#: The events a task's life starts with; a task first seen by another was evicted, or began unseen.
-_LIFE_STARTS = frozenset(("task-sent", "task-received"))
 #: Task events counted on the worker that sent them.
 _OUTCOMES = frozenset(("task-succeeded", "task-failed", "task-retried"))
 #: Departed (purged) workers remembered for searches.
@@ -123,8 +121,9 @@ class ClusterState:
         task = self.tasks.get(uuid)
         if task is None:
             task = self.tasks[uuid] = Task(uuid)
-            if event_type not in _LIFE_STARTS:  # first seen after its start: the store may know its beginning
-                task.released = PARTIAL_FIELDS
+            if event_type != "task-sent" or event.get("retries"):  # the store may know its beginning
+                task.unknown = SENT_FIELDS if event_type == "task-received" and not event.get("retries") \
+                    else PARTIAL_FIELDS
             self.state_counts["PENDING"] += 1
             if len(self.tasks) > self.max_tasks:
                 self._evict_oldest()
@@ -347,7 +346,7 @@ class ClusterState:
             if let_go:
                 for name in let_go:
                     setattr(task, name, None)
-                released_now = tuple(name for name in TASK_FIELDS if name in let_go or name in task.released)
+                released_now = tuple(name for name in PAYLOAD_FIELDS if name in let_go or name in task.released)
                 task.released = _RELEASED.setdefault(released_now, released_now)  # one tuple per combination
                 released += 1
         return released

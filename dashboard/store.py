@@ -297,9 +297,9 @@ def task_write_sql(mark: str, kept: tuple[str, ...] = ()) -> tuple[str, str]:
     """The task upsert (every ``TASK_FIELDS`` column but ``kept``, whose stored values an update keeps) and
     the placeholder insert of a task known only by an event (uuid, timestamp), with the driver's parameter
     ``mark`` (``?`` for sqlite3, ``%s`` for psycopg)."""
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid" and c not in kept)
     upsert = (f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join([mark] * len(TASK_FIELDS))}) "
-              "ON CONFLICT (uuid) DO UPDATE SET "
-              + ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid" and c not in kept))
+              f"ON CONFLICT (uuid) {f'DO UPDATE SET {assignments}' if assignments else 'DO NOTHING'}")
     return upsert, f"INSERT INTO tasks (uuid, timestamp) VALUES ({mark}, {mark}) ON CONFLICT (uuid) DO NOTHING"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dashboard.cluster import Cluster
-from dashboard.journal import TASK, WORKER, WORKER_REMOVED, Journal, LiveChanges, Record
+from dashboard.journal import TASK, WORKER, WORKER_REMOVED, Journal, LiveChanges, Record, UnsavedTasks
 from dashboard.queues import QueueBook
 from dashboard.state import ClusterState
 
@@ -66,3 +66,16 @@ def test_a_task_evicted_and_seen_again_is_saved_with_its_new_shape() -> None:
     tasks, events, _ = cluster.drain_unsaved()
     shapes = {t["uuid"]: t for t in tasks}
     assert set(shapes) == {"a", "b"} and shapes["a"]["state"] == "STARTED" and len(events) == 3
+
+
+def test_a_task_evicted_and_back_before_the_write_keeps_its_evicted_fields() -> None:
+    state = ClusterState(max_tasks=1)
+    state.journal.open(UnsavedTasks.READER)
+    unsaved = UnsavedTasks()
+    state.apply({"type": "task-received", "uuid": "long", "hostname": "w", "timestamp": 1e9, "name": "n",
+                 "args": "(1,)"})
+    state.apply({"type": "task-received", "uuid": "other", "hostname": "w", "timestamp": 1e9 + 1})  # evicts it
+    state.apply({"type": "task-succeeded", "uuid": "long", "hostname": "w", "timestamp": 1e9 + 9})  # back
+    shapes, _ = unsaved.take(state.journal.read(UnsavedTasks.READER), state.task_json, lambda uuid: True)
+    long = next(shape for shape in shapes if shape["uuid"] == "long")
+    assert (long["name"], long["args"], long["state"], long["received"]) == ("n", "(1,)", "SUCCESS", 1e9)

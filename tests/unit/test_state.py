@@ -53,8 +53,9 @@ def unsaved(cluster: Cluster, now: float | None = None, hold_seconds: float = 0.
 
 def final_view(state: ClusterState) -> dict[str, Any]:
     """Every task's detail and every worker's shape; a key a task's shape leaves out (unknown to a task
-    first seen after its start, for the store to fill in) counts as None."""
-    tasks = {u: dict.fromkeys(TASK_FIELDS) | (state.task_detail(u) or {}) for u in state.tasks}
+    first seen after its start, for the store to fill in) counts as its default."""
+    unset = dict.fromkeys(TASK_FIELDS) | {"state": "PENDING", "orphaned": False}
+    tasks = {u: unset | (state.task_detail(u) or {}) for u in state.tasks}
     workers = {h: w.to_json() for h, w in state.workers.items()}
     return {"tasks": tasks, "workers": workers, "counters": state.counters()}
 
@@ -486,3 +487,32 @@ def test_a_task_first_seen_after_its_start_leaves_what_it_does_not_know_out_of_i
     for first in ("task-sent", "task-received"):  # a life seen from its start knows its Nones
         state.apply({"type": first, "uuid": first, "hostname": "w", "timestamp": 1e9})
         assert "args" in state.task_json(first) and state.tasks[first].released == ()
+
+
+def test_a_late_event_does_not_fill_in_a_payload_let_go_of(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 0)
+    state = ClusterState()
+    finished(state, "t", 1e9, "task-failed", exception="KeyError('final')", traceback="Traceback final")
+    written = state.task_json("t")
+    state.release_timelines(["t"])
+    state.release_payloads([written])
+    # an earlier attempt's retry, arriving last: the store's final error stands
+    state.apply({"type": "task-retried", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 1.5,
+                 "exception": "Retry in 1s: TimeoutError()", "traceback": "Traceback earlier"})
+    shape = state.task_json("t")
+    assert shape["state"] == "FAILURE" and "exception" not in shape and "traceback" not in shape
+
+
+def test_what_a_task_first_seen_mid_life_says_of_its_state_and_start() -> None:
+    state = ClusterState()
+    state.apply({"type": "task-progress", "uuid": "p", "hostname": "w", "timestamp": 1e9, "current": 1, "total": 4})
+    shape = state.task_json("p")  # the store's STARTED (and orphan flag) stand: nothing here moved the state
+    assert "state" not in shape and "orphaned" not in shape and shape["progress"] == {"current": 1, "total": 4}
+    state.apply({"type": "task-received", "uuid": "r", "hostname": "w", "timestamp": 1e9, "name": "n"})
+    shape = state.task_json("r")  # a first attempt's task-received: only what task-sent says is unknown
+    assert "queue" not in shape and "sent" not in shape and shape["args"] is None and shape["state"] == "RECEIVED"
+    state.apply({"type": "task-sent", "uuid": "r", "hostname": "p", "timestamp": 1e9 - 1, "queue": "q"})
+    assert state.task_json("r")["queue"] == "q"  # a late task-sent still fills it in
+    state.apply({"type": "task-received", "uuid": "again", "hostname": "w", "timestamp": 1e9, "retries": 1})
+    shape = state.task_json("again")  # a later attempt: its first attempt's fields are in the store
+    assert "args" not in shape and "retry_errors" not in shape and shape["state"] == "RECEIVED"

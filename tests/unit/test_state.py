@@ -445,13 +445,19 @@ def test_a_payload_set_again_after_it_was_written_is_kept(monkeypatch: pytest.Mo
     assert shape["queue"] == "q" and "result" not in shape
 
 
-def test_a_success_after_a_failure_clears_the_let_go_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def failed_and_let_go(monkeypatch: pytest.MonkeyPatch, exception: str) -> ClusterState:
+    """A state holding task ``t``, failed with ``exception``, stored, its payloads let go of at once."""
     monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 0)
     state = ClusterState()
-    finished(state, "t", 1e9, "task-failed", exception="ValueError('x')", traceback="Traceback ...")
+    finished(state, "t", 1e9, "task-failed", exception=exception, traceback="Traceback ...")
     written = state.task_json("t")
     state.release_timelines(["t"])
     state.release_payloads([written])
+    return state
+
+
+def test_a_success_after_a_failure_clears_the_let_go_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = failed_and_let_go(monkeypatch, "ValueError('x')")
     assert "exception" not in state.task_json("t") and "traceback" not in state.task_json("t")
     state.apply({"type": "task-succeeded", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 3, "result": "'ok'"})
     shape = state.task_json("t")
@@ -490,12 +496,7 @@ def test_a_task_first_seen_after_its_start_leaves_what_it_does_not_know_out_of_i
 
 
 def test_a_late_event_does_not_fill_in_a_payload_let_go_of(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(state_module, "PAYLOADS_KEPT", 0)
-    state = ClusterState()
-    finished(state, "t", 1e9, "task-failed", exception="KeyError('final')", traceback="Traceback final")
-    written = state.task_json("t")
-    state.release_timelines(["t"])
-    state.release_payloads([written])
+    state = failed_and_let_go(monkeypatch, "KeyError('final')")
     # an earlier attempt's retry, arriving last: the store's final error stands
     state.apply({"type": "task-retried", "uuid": "t", "hostname": "w", "timestamp": 1e9 + 1.5,
                  "exception": "Retry in 1s: TimeoutError()", "traceback": "Traceback earlier"})

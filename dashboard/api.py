@@ -549,6 +549,10 @@ def retry_task(uuid: str) -> Response | tuple[Response, int]:
     return jsonify({**sent, "replies": []})
 
 
+#: What a field a task's shape leaves out holds in memory, when the store has no row for it yet.
+_UNSET: dict[str, Any] = {"state": "PENDING", "orphaned": False}
+
+
 def task_detail(uuid: str) -> dict[str, Any] | None:
     """Return a task with its timeline: from memory while it is held there, else from the store.
 
@@ -567,8 +571,8 @@ def task_detail(uuid: str) -> dict[str, Any] | None:
         return stored
     if not complete:
         for name in TASK_FIELDS:
-            if name not in detail:
-                detail[name] = stored.get(name) if stored else None
+            if name not in detail:  # left out where memory holds PENDING, no orphan flag, or None
+                detail[name] = stored.get(name) if stored else _UNSET.get(name)
     events = stored["events"] if stored else []
     held = detail["events"] if detail["events"] is not None else dashboard.history.unwritten_events(uuid) + unsaved
     for entry in held:

@@ -144,9 +144,10 @@ class Task:
         """
         shape = _task_shape(self, children)
         if self.released or self.unknown:
-            for name in self.released + self.unknown:
-                if shape.get(name, 0) is None:
-                    del shape[name]
+            for names in (self.released, self.unknown):  # no tuple built on the push and write path
+                for name in names:
+                    if shape.get(name, 0) is None:
+                        del shape[name]
             if "lost" in self.unknown:  # known only partly (PARTIAL_FIELDS)
                 if shape["state"] == "PENDING":
                     del shape["state"]
@@ -253,6 +254,8 @@ def _without_error(names: tuple[str, ...]) -> tuple[str, ...]:
     if names not in _WITHOUT_ERROR:
         _WITHOUT_ERROR[names] = tuple(name for name in names if name not in ("exception", "traceback"))
     return _WITHOUT_ERROR[names]
+
+
 #: Task fields an event sets directly.
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Task) if f.metadata.get("from_event"))
 #: Fields a replay of the timeline recomputes: all but the id, the state (reset to PENDING) and the orphan flag.

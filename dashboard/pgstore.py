@@ -26,9 +26,11 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from .model import READY_STATES, TASK_FIELDS
 from .redact import mask_url
@@ -163,6 +165,17 @@ _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
 _ALERT_KEYS = ("id", "rule", "kind", "severity", "subject", "summary", "started", "resolved", "value", "link")
 
 
+#: A connection left in one of these states between two calls was cut while a command was on its way.
+_STALE = (TransactionStatus.ACTIVE, TransactionStatus.UNKNOWN)
+
+
+def _close_quietly(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.close()
+    except psycopg.Error:  # closing a connection the server already cut
+        pass
+
+
 class PgTaskStore:
     """Task history in a PostgreSQL database; see the module docstring."""
 
@@ -182,7 +195,8 @@ class PgTaskStore:
         self._connections: list[psycopg.Connection[Any]] = []
         self._closed = False
         try:
-            self._migrate(self._conn())
+            with self._session() as conn:
+                self._migrate(conn)
         except StoreError:
             self.close()
             raise
@@ -196,12 +210,25 @@ class PgTaskStore:
         if self._closed:
             raise StoreError(f"task store {self.path} is closed")
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and conn.info.transaction_status in _STALE:
+            _close_quietly(conn)  # cut while a command was on its way: libpq may not have noticed
         if conn is None or conn.closed:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                    application_name="celery-dashboard")
             self._connections.append(conn)
             self._local.conn = conn
         return conn
+
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        """This thread's connection for one call; a connection-level failure (the server restarted, a proxy
+        cut it, ...) closes it, so that the next call opens a fresh one instead of failing on the dead one."""
+        conn = self._conn()
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            _close_quietly(conn)
+            raise
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
@@ -239,7 +266,8 @@ class PgTaskStore:
             if live < limits.ANALYZE_MIN_TASKS or (taken > 0 and taken / 2 <= live <= taken * 2):
                 return False
         started = time.monotonic()
-        self._conn().execute("ANALYZE tasks")
+        with self._session() as conn:
+            conn.execute("ANALYZE tasks")
         log.info("task store %s: query statistics refreshed in %.1f s", self.path, time.monotonic() - started)
         return True
 
@@ -251,16 +279,17 @@ class PgTaskStore:
             conn.close()
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn().execute(sql, params).fetchall()
+        with self._session() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        return self._conn().execute(sql, params).fetchone()
+        with self._session() as conn:
+            return conn.execute(sql, params).fetchone()
 
     def _write(self, *statements: tuple[str, Sequence[Any] | list[Sequence[Any]], bool]) -> int:
         """Run (sql, params, many) statements in one transaction; return the last one's row count."""
-        conn = self._conn()
         count = 0
-        with conn.transaction(), conn.cursor() as cursor:
+        with self._session() as conn, conn.transaction(), conn.cursor() as cursor:
             for sql, params, many in statements:
                 if many:
                     if params:
@@ -312,8 +341,7 @@ class PgTaskStore:
     def write_stats(self, rows: list[Row], markers: list[dict[str, Any]]) -> None:
         """Add closed minutes of the analytics to their minute and hour buckets, and store ``markers``,
         in one transaction (see ``TaskStore.write_stats``)."""
-        conn = self._conn()
-        with conn.transaction(), conn.cursor() as cursor:
+        with self._session() as conn, conn.transaction(), conn.cursor() as cursor:
             for step in STATS_STEPS:
                 merged: dict[tuple[str, str, int], Bucket] = {}
                 for minute, scope, key, bucket in rows:
@@ -466,8 +494,7 @@ class PgTaskStore:
         limit = limit or limits.PRUNE_CHUNK_TASKS
         total = 0
         while True:
-            conn = self._conn()
-            with conn.transaction():
+            with self._session() as conn, conn.transaction():
                 ids = [row[0] for row in conn.execute(
                     f"DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE {select} LIMIT %s) "
                     "RETURNING id", (*params, limit))]

@@ -141,3 +141,20 @@ def test_a_postgresql_connection_cut_is_a_storage_failure_and_the_next_call_reco
         assert store.get("before") is not None and store.get("during") is not None
     finally:
         store.close()
+
+
+def test_a_postgresql_connection_cut_while_a_command_was_on_its_way_is_replaced(postgres_url: str) -> None:
+    """A cut that lands while a command is being sent can leave libpq believing that command still runs
+    ("another command is already in progress") instead of marking the connection closed: the next call
+    opens a fresh connection instead of failing on that one for ever."""
+    from dashboard.pgstore import PgTaskStore
+    store = PgTaskStore(postgres_url)
+    try:
+        store.write_batch([task("before", 1)], [])
+        stale = store._conn()
+        stale.pgconn.send_query(b"SELECT 1")  # sent, never read: the state such a cut leaves behind
+        store.write_batch([task("after", 2)], [])
+        assert store._conn() is not stale and stale.closed
+        assert store.get("before") is not None and store.get("after") is not None
+    finally:
+        store.close()

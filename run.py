@@ -4,6 +4,7 @@ eventlet.monkey_patch()  # must run before anything else is imported: sockets, t
 # run.py: start the Celery dashboard under eventlet, the default async mode.
 # This is the only module that imports eventlet; `python -m dashboard` runs the
 # same server with the threading async mode.
+import socket  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -30,6 +31,16 @@ class HeaderDeadlineProtocol(eventlet.wsgi.HttpProtocol):
 
     header_timeout = 10.0
     _deadline: Any = None
+
+    def setup(self) -> None:
+        """Send each write at once (TCP_NODELAY). eventlet writes a response's head and a body larger than
+        its buffer in two writes; with Nagle's algorithm the body then waits for the client to acknowledge
+        the head, which a client on a kept-alive connection delays by 40 ms (Linux) to 200 ms (Windows)."""
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket
+            pass
 
     def _read_request_line(self) -> Any:
         self._deadline = eventlet.Timeout(self.header_timeout)

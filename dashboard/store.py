@@ -81,6 +81,11 @@ PRUNE_PAUSE_SECONDS = 0.12
 EXACT_TOTAL_CAP = 10_000
 #: Rows probed, evenly spread over the id range, to estimate a large total.
 ESTIMATE_SAMPLES = 2_000
+#: An estimate above this many times EXACT_TOTAL_CAP, from at least ESTIMATE_MIN_HITS matching probes, is
+#: taken without counting up to the cap: a count at the cap gives one about never (with a million tasks,
+#: 20 probes match on average, and 40 would be needed: a chance of about 1 in 100,000).
+ESTIMATE_CERTAIN = 2
+ESTIMATE_MIN_HITS = 40
 #: Full-text matches up to which a search is driven by the FTS index rather than the sort index.
 FTS_DRIVEN_MAX = 5_000
 #: Shortest final token matched as a prefix. The FTS index keeps 2- and 3-character prefixes; a
@@ -954,10 +959,7 @@ class TaskStore:
                 page, total, estimate = [row[:-1] for row in counted], counted[0][-1] if counted else 0, False
             else:
                 page = conn.execute(sql, arguments).fetchall()
-                total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
-                estimate = total > EXACT_TOTAL_CAP
-                if estimate:
-                    total = self._estimate_total(conn, where, params)
+                total, estimate = self._count(conn, where, params)
         else:
             matches_sql, matches_params = text.ids()
             if _capped_count(conn, matches_sql, matches_params, FTS_DRIVEN_MAX) <= FTS_DRIVEN_MAX:
@@ -1054,11 +1056,27 @@ class TaskStore:
                 break
             size = min(size * 4, WALK_CHUNK_MAX)
         if others is None:
-            others = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
-            if others > EXACT_TOTAL_CAP:
-                others = self._estimate_total(conn, where, params)
+            others = self._count(conn, where, params)[0]
         estimate = others * len(page) / walked if walked else 0.0
         return page, round_estimate(estimate, len(page)), True
+
+    def _count(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, bool]:
+        """Count the tasks passing ``where``: exactly up to ``EXACT_TOTAL_CAP``, else estimated (see
+        ``_estimate_total``); return the count and whether it is an estimate.
+
+        With filters, counting up to the cap can read tens of thousands of rows (tens of ms over a million
+        tasks) only to learn that there are more: the estimate comes first, and when it is far above the
+        cap (``ESTIMATE_CERTAIN``, ``ESTIMATE_MIN_HITS``: many standard deviations of its error) it is the
+        answer, as the capped count would have made it.
+        """
+        if where:
+            hits, step = self._estimate_hits(conn, where, params)
+            if hits >= ESTIMATE_MIN_HITS and hits * step > ESTIMATE_CERTAIN * EXACT_TOTAL_CAP:
+                return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
+        total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
+        if total > EXACT_TOTAL_CAP:
+            return self._estimate_total(conn, where, params), True
+        return total, False
 
     def _estimate_total(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> int:
         """Estimate a count known to exceed ``EXACT_TOTAL_CAP``.
@@ -1070,10 +1088,15 @@ class TaskStore:
         non-matches, so the estimate follows deletions. The seed is fixed, so totals do not
         jitter between pages.
         """
+        hits, step = self._estimate_hits(conn, where, params)
+        return round_estimate(hits * step, EXACT_TOTAL_CAP + 1)
+
+    def _estimate_hits(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, float]:
+        """Probe the id range for ``_estimate_total``: return the probes that matched and the ids each stands for."""
         # Two subqueries: SQLite answers a lone min() or max() from the end of the tree, both together by a scan.
         low, high = conn.execute("SELECT (SELECT min(id) FROM tasks), (SELECT max(id) FROM tasks)").fetchone()
         if low is None:
-            return EXACT_TOTAL_CAP + 1
+            return 0, 0.0
         span = high - low + 1
         samples = min(ESTIMATE_SAMPLES, span)
         step = span / samples
@@ -1081,8 +1104,7 @@ class TaskStore:
         probes = json.dumps([low + int((k + jitter.random()) * step) for k in range(samples)])
         hits = conn.execute("SELECT count(*) FROM json_each(?) AS probe CROSS JOIN tasks INDEXED BY tasks_filters "
                             f"ON tasks.id = probe.value{_where(where)}", (probes, *params)).fetchone()[0]
-        estimate = hits * step
-        return round_estimate(estimate, EXACT_TOTAL_CAP + 1)
+        return hits, step
 
     # -- shapes -----------------------------------------------------------------
     def _shapes(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:

@@ -415,6 +415,29 @@ def test_large_totals_are_estimated_from_a_sample(sqlite_store: TaskStore, monke
     assert small == {**small, "total": 31, "total_is_estimate": False}
 
 
+def test_a_filtered_total_far_past_the_cap_is_estimated_without_counting_to_the_cap(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting up to the cap reads that many rows (tens of ms over a million tasks with two filters) only to
+    learn there are more: a sure estimate skips it, and gives the total the count would have led to."""
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
+    monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 400)
+    store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 2 == 0 else "SUCCESS")
+                       for n in range(2000)], [])
+    counted: list[str] = []
+    store._conn().set_trace_callback(lambda sql: counted.append(sql) if "LIMIT" in sql and "count(*)" in sql else None)
+    failed = store.query(states={"FAILURE"}, limit=5)  # 1,000: 200 probes of 400 match, 20 times the cap
+    assert failed["total_is_estimate"] is True and 800 <= failed["total"] <= 1200
+    assert counted == []
+    monkeypatch.setattr(store_module, "ESTIMATE_MIN_HITS", 10 ** 6)  # never sure: counted to the cap first
+    assert store.query(states={"FAILURE"}, limit=5)["total"] == failed["total"] and len(counted) == 1
+    monkeypatch.setattr(store_module, "ESTIMATE_MIN_HITS", 40)
+    few = store.query(states={"FAILURE"}, until=T0 + 150, limit=5)  # 76 of them: near the cap, so counted
+    assert few["total_is_estimate"] is True and len(counted) == 2
+    exact = store.query(states={"FAILURE"}, until=T0 + 60, limit=5)
+    assert exact == {**exact, "total": 31, "total_is_estimate": False}
+
+
 def test_totals_past_the_cap_are_flagged_as_estimates(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
     store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 10 == 0 else "SUCCESS")

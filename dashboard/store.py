@@ -943,12 +943,16 @@ class TaskStore:
         keys = (*columns, "tasks.id")
         direction = "DESC" if descending else "ASC"
         order = ", ".join(f"{c} {direction}" for c in keys)
+        select = f"SELECT tasks.id, {', '.join(columns)} FROM "
         # With other filters, a sort other than by time must not drive the plan through its keyset
         # bound (a range over the runtime or name index, filtered row by row: seconds over a million
-        # tasks); the unary + leaves the filters' indexes to SQLite's choice.
-        hinted = [f"+{c}" for c in columns] if where and sort not in ("received", "timestamp") else list(columns)
+        # tasks) when SQLite reads the filters' indexes otherwise; the unary + leaves those to its choice.
+        # When it walks the sort index anyway (filters it takes as common), the bound is kept: without
+        # it each page, and each chunk of a text walk, would walk that index again from its start.
+        hint = bool(where) and sort not in ("received", "timestamp") and _plan_sorts(
+            conn, f"{select}tasks{_where(where)} ORDER BY {order} LIMIT ?", (*params, limit + 1))
+        hinted = [f"+{c}" for c in columns] if hint else list(columns)
         keyset = f"({', '.join((*hinted, 'tasks.id'))}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})"
-        select = f"SELECT tasks.id, {', '.join(columns)} FROM "
 
         if text.match is None and text.uuid_prefix is None:  # no text filter (no word with a letter or digit)
             sql = f"{select}tasks{_where(where + [keyset] * (keyset_after is not None))} ORDER BY {order} LIMIT ?"
@@ -975,7 +979,7 @@ class TaskStore:
             else:
                 page, total, estimate = self._walk_common(
                     conn, text, where, params, select, order, keyset, keyset_after, limit,
-                    WALK_CHUNK_MAX if where and sort not in ("received", "timestamp") else 0)
+                    WALK_CHUNK_MAX if hint else 0)
         more = len(page) > limit
         page = page[:limit]
         by_id = {row[0]: row for row in conn.execute(
@@ -1008,9 +1012,6 @@ class TaskStore:
         exhausted = False  # the rows read reach the end of the sort
         others: int | None = None  # the rows passing the other filters, when a read counted them
         size = 4 * (limit + 1)  # grows 4x a step: a dense match fills the page from a narrow id range
-        sql = f"{select}tasks{_where(where + [keyset] * (after is not None))} ORDER BY {order} LIMIT ?"
-        if prefetch and not _plan_sorts(conn, sql, (*params, *(after or ()), 1)):
-            prefetch = 0  # the plan walks the sort index: a larger LIMIT reads more rows
         while len(page) <= limit:
             if len(buffered) < size and not exhausted:
                 # A plan that reads every row passing the filters and sorts them costs the same whatever
@@ -1054,7 +1055,10 @@ class TaskStore:
                 if after is None:  # walked everything from the start: the count is exact
                     return page, len(page), False
                 break
-            size = min(size * 4, WALK_CHUNK_MAX)
+            # The next chunk: what the density seen so far says the page still needs, with a margin,
+            # growing 4x a step at most (a chunk of a plan that walks the sort index costs its rows
+            # divided by the filters' share).
+            size = min(size * 4, WALK_CHUNK_MAX, max(limit + 1, math.ceil((limit + 1 - len(page)) / density * 1.5)))
         if others is None:
             others = self._count(conn, where, params)[0]
         estimate = others * len(page) / walked if walked else 0.0

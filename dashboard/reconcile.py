@@ -27,7 +27,7 @@ from celery.utils.saferepr import saferepr
 from kombu.exceptions import KombuError
 
 from .redact import mask_known
-from .userapp import load_user_app
+from .userapp import APP_ERRORS, load_user_app
 
 if TYPE_CHECKING:
     from . import Dashboard
@@ -45,6 +45,9 @@ FROM_BACKEND = "result backend"
 _EVENT_OF = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 #: What a result backend that is down or refuses raises; anything else is a bug, logged with its traceback.
 BACKEND_ERRORS = (OSError, redis.RedisError, KombuError, CeleryError)
+#: What a backend's ``exception_to_python`` raises on a stored exception it cannot rebuild (not a dict,
+#: no type, a type that is no exception: Celery's ``SecurityError``).
+REBUILD_ERRORS = (TypeError, ValueError, CeleryError)
 #: States a worker holds a task in; a PENDING task may also wait in its queue, so it is never marked lost.
 _HELD_STATES = frozenset(("RECEIVED", "STARTED", "RETRY"))
 
@@ -79,7 +82,11 @@ def event_from_meta(uuid: str, meta: dict[str, Any], hostname: str, now: float, 
     elif status == "FAILURE":
         try:
             exception = exception_to_python(meta.get("result"))
-        except Exception:  # an exception the backend cannot rebuild: its stored form says enough
+        except REBUILD_ERRORS as exc:  # an exception the backend cannot rebuild: its stored form says enough
+            log.debug("task %s: its stored exception is shown as stored (%s: %s)", uuid, type(exc).__name__, exc)
+            exception = meta.get("result")
+        except Exception:  # a bug: logged with its traceback; the stored form still says enough
+            log.exception("task %s: rebuilding its stored exception failed", uuid)
             exception = meta.get("result")
         event["exception"] = saferepr(exception, maxlen=max_chars)
         traceback = meta.get("traceback")
@@ -117,8 +124,11 @@ class Reconciler:
                 backend = str(app.conf.result_backend or "")
                 if backend and backend != "disabled":
                     self.backend_app = app
-            except Exception as exc:  # the queues read it at start already; here it only means no backend
+            except APP_ERRORS as exc:  # the queues read it at start already; here it only means no backend
                 log.warning("--app %s: no result backend to reconcile with (%s)", settings.app, exc)
+            except Exception:  # a bug: no backend either, but said as what it is
+                dashboard.collector.count_internal_error()
+                log.exception("--app %s: reading its result backend failed", settings.app)
 
     def after_gap(self, gap: dict[str, Any]) -> None:
         """A gap closed: every task still shown unfinished may have moved on."""

@@ -1,14 +1,17 @@
 """Reconciliation after a gap: workers' inspect replies, result-backend records, and lost tasks."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from dashboard import Dashboard
-from dashboard.reconcile import FROM_BACKEND, LOST_REASON, event_from_meta, held_task_ids
+from celery.exceptions import SecurityError
+
+from dashboard import Dashboard, reconcile
+from dashboard.reconcile import FROM_BACKEND, LOST_REASON, Reconciler, event_from_meta, held_task_ids
 
 NOW = 1_800_000_000.0
 
@@ -49,6 +52,50 @@ def test_a_finished_backend_record_becomes_the_missed_event(meta: dict[str, Any]
 @pytest.mark.parametrize("status", ["PENDING", "STARTED", "RETRY", None, 3])
 def test_an_unfinished_or_odd_backend_record_is_no_event(status: Any) -> None:
     assert event_from_meta("u1", {"status": status}, "w", NOW, 100, lambda raw: raw) is None
+
+
+@pytest.mark.parametrize("error", [TypeError("not a dict"), ValueError("no exc_type"), SecurityError("os.system")])
+def test_an_exception_the_backend_cannot_rebuild_shows_as_stored(error: Exception,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    def rebuild(raw: Any) -> Any:
+        raise error
+    with caplog.at_level(logging.DEBUG, logger="dashboard.reconcile"):
+        event = event_from_meta("u1", {"status": "FAILURE", "result": "stored form"}, "w", NOW, 100, rebuild)
+    assert event is not None and event["exception"] == "'stored form'"
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] and caplog.records[0].exc_info is None
+
+
+def test_a_bug_rebuilding_an_exception_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    def rebuild(raw: Any) -> Any:
+        raise RuntimeError("a bug")
+    with caplog.at_level(logging.DEBUG, logger="dashboard.reconcile"):
+        event = event_from_meta("u1", {"status": "FAILURE", "result": "stored form"}, "w", NOW, 100, rebuild)
+    assert event is not None and event["exception"] == "'stored form'"  # the record still becomes its event
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+def test_an_app_that_cannot_be_read_means_no_backend(dashboard: Dashboard, caplog: pytest.LogCaptureFixture) -> None:
+    owner = SimpleNamespace(settings=SimpleNamespace(app="no_such_module_here:app"), collector=dashboard.collector)
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        reconciler = Reconciler(owner)  # type: ignore[arg-type]
+    assert reconciler.backend_app is None and dashboard.collector.internal_errors == 0
+    [record] = caplog.records
+    assert "no result backend to reconcile with" in record.getMessage() and record.exc_info is None
+
+
+def test_a_bug_reading_the_app_is_counted_and_logged_with_its_traceback(
+        dashboard: Dashboard, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(app_path: str) -> Any:
+        raise AttributeError("a bug")
+    monkeypatch.setattr(reconcile, "load_user_app", broken)
+    owner = SimpleNamespace(settings=SimpleNamespace(app="proj:app"), collector=dashboard.collector)
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        reconciler = Reconciler(owner)  # type: ignore[arg-type]
+    assert reconciler.backend_app is None and dashboard.collector.internal_errors == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is AttributeError
+    assert "no result backend" not in record.getMessage()
 
 
 class FakeBackend:

@@ -1,13 +1,20 @@
 """The beat schedule: reading entries, expected times (across DST), matching runs, and statuses on an injected clock."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from celery import Celery
 from celery.schedules import crontab, solar
 
+from dashboard import periodic_service
+from dashboard.events import EventCollector
 from dashboard.periodic import PeriodicWatch, describe, next_after, read_app_schedule
+from dashboard.periodic_service import PeriodicService
+from dashboard.settings import Settings
 from dashboard.rules import AlertEngine, PERIODIC_DEFAULTS
 
 T0 = datetime(2026, 3, 28, 2, 0, tzinfo=timezone.utc).timestamp()  # 03:00 in Berlin, the day before DST starts
@@ -142,3 +149,33 @@ def test_describe_falls_back_to_the_schedule_repr() -> None:
         def __repr__(self) -> str:
             return "<custom schedule>"
     assert describe(Custom()) == "<custom schedule>"
+
+
+def service_of(app: Any, monkeypatch: pytest.MonkeyPatch) -> PeriodicService:
+    """A PeriodicService whose ``--app`` is ``app``."""
+    monkeypatch.setattr(periodic_service, "load_user_app", lambda path: app)
+    settings = SimpleNamespace(app="proj:app", beat_db=None, redbeat_url=None, periodic_grace_seconds=None)
+    owner = SimpleNamespace(settings=settings, collector=EventCollector(Settings()))
+    return PeriodicService(owner, clock=lambda: T0)  # type: ignore[arg-type]
+
+
+def test_a_beat_schedule_that_is_no_dict_is_said_on_the_page(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="dashboard"):
+        service = service_of(app_with(5), monkeypatch)  # type: ignore[arg-type]
+    assert service.watch.errors == ["--app proj:app: the beat schedule cannot be read "
+                                    "(TypeError: 'int' object is not iterable)"]
+    assert service.dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_reading_the_beat_schedule_is_counted_and_logged_with_its_traceback(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(app: Any) -> Any:
+        raise KeyError("a bug")
+    monkeypatch.setattr(periodic_service, "read_app_schedule", broken)
+    with caplog.at_level(logging.WARNING, logger="dashboard"):
+        service = service_of(app_with({}), monkeypatch)
+    assert service.watch.errors == ["--app proj:app: the beat schedule cannot be read (KeyError: 'a bug')"]
+    assert service.dashboard.collector.internal_errors == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is KeyError

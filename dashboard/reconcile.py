@@ -186,12 +186,9 @@ class Reconciler:
                     and now - since > dashboard.settings.stale_after_seconds):
                 stale.append(uuid)
         if events:
-            failed = cluster.apply_events(events)
-            for event, exc in failed:
-                dashboard.collector.count_internal_error()
-                log.error("applying the reconciled %s of %s failed: %s", event["type"], event["uuid"], exc)
-            self.reconciled += len(events) - len(failed)
-            log.info("reconciled %d tasks from the result backend", len(events) - len(failed))
+            applied = self._apply(events)
+            self.reconciled += applied
+            log.info("reconciled %d tasks from the result backend", applied)
         if stale:
             marked = cluster.mark_lost(stale, LOST_REASON)
             self.suspects.difference_update(marked)
@@ -210,6 +207,15 @@ class Reconciler:
             return None
         return event_from_meta(uuid, meta, hostname, now, self.dashboard.settings.max_field_chars,
                                backend.exception_to_python)
+
+    def _apply(self, events: list[dict[str, Any]]) -> int:
+        """Apply events made from backend records; return how many the model took. One it could not
+        take is a bug in the model (the records were checked): logged with its traceback, counted."""
+        failed = self.dashboard.cluster.apply_events(events)
+        for event, exc in failed:
+            self.dashboard.collector.count_internal_error()
+            log.error("applying the reconciled %s of %s failed", event["type"], event["uuid"], exc_info=exc)
+        return len(events) - len(failed)
 
     def backend_failure(self, exc: Exception, doing: str) -> str:
         """Log a failed backend call, its password masked, and return it as text: a backend that is down as a
@@ -235,7 +241,7 @@ class Reconciler:
             event = event_from_meta(uuid, meta, held[0].get("worker") or "", self.clock(),
                                     self.dashboard.settings.max_field_chars, backend.exception_to_python)
             if event is not None:
-                applied = not self.dashboard.cluster.apply_events([event])
+                applied = self._apply([event]) == 1
                 self.reconciled += applied
         return {"available": True, "state": meta.get("status"), "applied": applied,
                 "result": saferepr(meta.get("result"), maxlen=self.dashboard.settings.max_field_chars),

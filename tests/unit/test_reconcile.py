@@ -172,6 +172,43 @@ def test_looking_up_a_result_applies_a_finished_record(client: Any) -> None:
     assert again["applied"] is False  # finished already: nothing to apply
 
 
+def break_the_model(dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the model raises on every event, as a bug in it would."""
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("a bug in the model")
+    monkeypatch.setattr(dashboard.cluster._state, "apply", broken)
+
+
+def test_a_record_the_model_cannot_apply_on_look_up_is_a_bug_logged_with_its_traceback(
+        client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=FakeBackend({"t1": {"status": "SUCCESS", "result": "ok"}}))
+    dashboard.cluster.apply_events(received("t1", NOW - 10))
+    break_the_model(dashboard, monkeypatch)
+    with caplog.at_level(logging.ERROR, logger="dashboard.reconcile"):
+        body = client.post("/api/tasks/t1/result", json={}).get_json()
+    assert body["available"] is True and body["state"] == "SUCCESS" and body["applied"] is False
+    assert dashboard.collector.internal_errors == 1 and dashboard.reconciler.reconciled == 0
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "t1" in record.getMessage()
+
+
+def test_a_record_the_model_cannot_apply_in_a_pass_is_a_bug_logged_with_its_traceback(
+        dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    reconciler = dashboard.reconciler
+    reconciler.clock = lambda: NOW
+    reconciler.backend_app = SimpleNamespace(backend=FakeBackend({"done": {"status": "SUCCESS", "result": 7}}))
+    dashboard.cluster.apply_events(received("done", NOW - 60))
+    dashboard.inspector.inspect = lambda hostnames: {}  # type: ignore[method-assign]
+    reconciler.after_gap({"start": NOW - 100, "end": NOW - 1, "cause": "dashboard stopped"})
+    break_the_model(dashboard, monkeypatch)
+    with caplog.at_level(logging.ERROR, logger="dashboard.reconcile"):
+        reconciler.check()
+    assert dashboard.collector.internal_errors == 1 and reconciler.reconciled == 0
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "done" in record.getMessage()
+
+
 def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any) -> None:
     dashboard = client.application.extensions["dashboard"]
 

@@ -11,6 +11,7 @@ import pytest
 from celery.exceptions import SecurityError
 
 from dashboard import Dashboard, reconcile
+from dashboard.control import INTERNAL_FAILURE
 from dashboard.reconcile import FROM_BACKEND, LOST_REASON, Reconciler, event_from_meta, held_task_ids
 
 NOW = 1_800_000_000.0
@@ -209,16 +210,37 @@ def test_a_record_the_model_cannot_apply_in_a_pass_is_a_bug_logged_with_its_trac
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "done" in record.getMessage()
 
 
-def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any) -> None:
-    dashboard = client.application.extensions["dashboard"]
+class FailingBackend:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
-    class Down:
-        def get_task_meta(self, uuid: str) -> dict[str, Any]:
-            raise ConnectionError("Error connecting to redis://:hunter2@cache:6379/1")
-    dashboard.reconciler.backend_app = SimpleNamespace(backend=Down(), conf=SimpleNamespace(
-        result_backend="redis://:hunter2@cache:6379/1"))
-    response = client.post("/api/tasks/t1/result", json={})
+    def get_task_meta(self, uuid: str) -> dict[str, Any]:
+        raise self.error
+
+
+def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(
+        backend=FailingBackend(ConnectionError("Error connecting to redis://:hunter2@cache:6379/1")),
+        conf=SimpleNamespace(result_backend="redis://:hunter2@cache:6379/1"))
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        response = client.post("/api/tasks/t1/result", json={})
     assert response.status_code == 503 and "hunter2" not in response.get_data(as_text=True)
+    assert response.get_json()["error"].startswith("the result backend did not answer: ConnectionError: ")
+    assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_looking_up_a_result_is_a_503_that_says_so(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=FailingBackend(TypeError("a bug")),
+                                                       conf=SimpleNamespace(result_backend="redis://cache:6379/1"))
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        response = client.post("/api/tasks/t1/result", json={})
+    assert response.status_code == 503  # never a 500
+    assert response.get_json()["error"] == f"{INTERNAL_FAILURE}: TypeError: a bug"
+    assert dashboard.collector.internal_errors == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is TypeError
 
 
 def test_a_workers_processed_count_keeps_its_value_at_first_sight(dashboard: Dashboard) -> None:

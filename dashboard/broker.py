@@ -43,6 +43,8 @@ DEFAULT_SEP = "\x06\x16"
 DEFAULT_PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)
 #: Default ports when the URL names none.
 REDIS_PORT, SENTINEL_PORT = 6379, 26379
+#: What a RabbitMQ connection raises when the broker or the network fails (the rest are bugs).
+AMQP_FAILURES = (amqp.exceptions.AMQPError, kombu.exceptions.OperationalError, OSError)
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,7 @@ class RabbitMQQueueReader:
         for index, name in enumerate(names):
             try:
                 channel = self._open_channel()
-            except (amqp.exceptions.AMQPError, kombu.exceptions.OperationalError, OSError) as exc:
+            except AMQP_FAILURES as exc:
                 self._drop_connection()  # e.g. refused, bad login, unknown vhost: the next call tries again
                 samples.update(_all_failed(names[index:], _describe(exc, self._url, where=True)))
                 break
@@ -291,7 +293,7 @@ class RabbitMQQueueReader:
                 self._channel = None
                 samples[name] = QueueSample(None, None, error=_describe(exc, self._url))
                 continue
-            except (amqp.exceptions.AMQPError, kombu.exceptions.OperationalError, OSError) as exc:
+            except AMQP_FAILURES as exc:
                 self._drop_connection()  # the next call reconnects
                 samples.update(_all_failed(names[index:], _describe(exc, self._url, where=True)))
                 break
@@ -327,8 +329,10 @@ class RabbitMQQueueReader:
         if connection is not None:
             try:
                 connection.release()
-            except Exception:  # a broken connection may fail to close; it is gone either way
-                pass
+            except AMQP_FAILURES as exc:  # a broken connection may fail to close; it is gone either way
+                log.debug("closing the RabbitMQ connection failed: %s", _describe(exc, self._url))
+            except Exception:  # a bug: logged, and the connection is dropped all the same
+                log.exception("closing the RabbitMQ connection failed")
 
 
 class _Unreachable(Exception):

@@ -21,6 +21,8 @@ from .redact import mask_known, mask_secrets
 
 log = logging.getLogger(__name__)
 
+#: What an answer says of a request that failed on a bug of the dashboard's (its traceback is in the log).
+INTERNAL_FAILURE = "the dashboard failed on an internal error (logged)"
 #: Signals a running task may be terminated with, as the page offers them.
 SIGNALS = ("TERM", "KILL", "INT", "USR1")
 #: Seconds an action waits for the workers' replies.
@@ -198,12 +200,15 @@ class TaskControl:
         self.count_internal_error = count_internal_error
 
     def _failed(self, what: str, exc: Exception, who: str, expected: bool = False) -> ActionResult:
-        if not expected and not isinstance(exc, self.connection_errors()):
-            self.count_internal_error()
-            log.exception("%s failed", what)
+        """Log a failed action and return its answer: the broker's failures (and ``expected`` ones) as the
+        broker not taking the request, anything else as the bug it is (with its traceback, counted)."""
         message = mask_known(f"{type(exc).__name__}: {exc}", self.broker_url)[:300]
         log.warning("action by %s: %s: failed (%s)", who, what, message)
-        return {"ok": False, "replies": [], "error": f"the broker did not take the request: {message}"}
+        if expected or isinstance(exc, self.connection_errors()):
+            return {"ok": False, "replies": [], "error": f"the broker did not take the request: {message}"}
+        self.count_internal_error()
+        log.exception("%s failed", what)
+        return {"ok": False, "replies": [], "error": f"{INTERNAL_FAILURE}: {message}"}
 
     def worker(self, hostname: str, action: str, body: dict[str, Any], who: str = "?") -> ActionResult:
         """Send one of WORKER_ACTIONS to one worker (``body`` holds its arguments) and gather its reply."""

@@ -300,7 +300,9 @@ class HistoryWriter:
         interrupted: Exception | None = None
         try:
             self._bisect(writes, failure, stored, bad)
-        except Exception as exc:  # only failures of the disk or the file get out of _bisect
+        except Exception as exc:  # the disk or the file failed on the way (what was not tried stays pending)
+            if not is_storage_failure(exc):  # nothing else is raised out of _bisect but a bug in it
+                self.report_failure(exc, "writing around a bad row in")
             interrupted = exc
         for (uuid, _, _), reason in bad:  # a bug: the checks let through a value the store cannot take
             self.collector.count_internal_error()

@@ -15,10 +15,15 @@ Pure: the caller feeds runs (``observe``) and passes ``now``; tests inject both.
 from __future__ import annotations
 
 import ast
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
+
+from celery.schedules import ParseException
+
+log = logging.getLogger(__name__)
 
 #: Runs kept per entry (the sparkline and the last run).
 RUNS_KEPT = 30
@@ -32,6 +37,11 @@ SEEN_WITHIN_SECONDS = 5.0
 MISSED_COUNT_CAP = 10_000
 #: Argument texts longer than this are not parsed (they are truncated reprs anyway).
 MAX_ARGUMENT_TEXT = 8_192
+#: What a schedule entry that is wrong raises while read: Celery's schedule classes on a bad field
+#: (``ParseException``, ValueError), a value of the wrong type or out of range, solar without ephem
+#: (ImportError), a stored definition missing a field (KeyError) or holding null for an object
+#: (AttributeError). Anything else is a bug of the dashboard's.
+ENTRY_ERRORS = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, ImportError, ParseException)
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
 STATUSES = ("ok", "late", "missed", "failed", "unknown")
 
@@ -72,11 +82,19 @@ def read_app_schedule(app: Any) -> list[Entry]:
                                  f"got {raw.get('schedule')!r}")
             next_after(entry.schedule, datetime.now(timezone.utc).timestamp())  # it must be computable
         except Exception as exc:  # an entry Celery itself cannot use (solar without ephem, a bad crontab)
-            entry.schedule, entry.error = None, f"{type(exc).__name__}: {exc}"
+            unreadable(entry, exc)
         if not entry.task and entry.error is None:
             entry.error = "no task named"
         entries.append(entry)
     return entries
+
+
+def unreadable(entry: Entry, exc: Exception) -> None:
+    """Leave ``entry`` without a schedule, ``exc`` as its error on the page (the other entries go on);
+    an error that no wrong entry raises is a bug, also logged with its traceback."""
+    if not isinstance(exc, ENTRY_ERRORS):
+        log.error("periodic task %s: reading its schedule failed", entry.name, exc_info=exc)
+    entry.schedule, entry.error = None, f"{type(exc).__name__}: {exc}"
 
 
 def next_after(schedule: Any, after: float) -> float:

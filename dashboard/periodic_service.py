@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .periodic import Entry, PeriodicWatch, read_app_schedule
 from .periodic_sources import SourceError, read_beat_db, read_redbeat
-from .userapp import load_user_app
+from .userapp import APP_ERRORS, load_user_app
 
 if TYPE_CHECKING:
     from . import Dashboard
@@ -28,6 +28,8 @@ SOURCES_SECONDS = 30.0
 OVERLAP_SECONDS = 120.0
 #: Runs of one task name read at a time, newest first.
 READ_LIMIT = 500
+#: What an ``--app`` whose beat schedule is wrong raises (TypeError: a ``beat_schedule`` that is no dict).
+SCHEDULE_ERRORS = (*APP_ERRORS, TypeError)
 
 
 class PeriodicService:
@@ -45,6 +47,9 @@ class PeriodicService:
                 self.app = load_user_app(settings.app)
                 self.app_entries = read_app_schedule(self.app)
             except Exception as exc:  # the queues already read it at start; a schedule that breaks stays on the page
+                if not isinstance(exc, SCHEDULE_ERRORS):  # a bug, not the app's schedule: said as one too
+                    dashboard.collector.count_internal_error()
+                    log.exception("--app %s: reading the beat schedule failed", settings.app)
                 errors.append(f"--app {settings.app}: the beat schedule cannot be read ({type(exc).__name__}: {exc})")
         self._logged: set[tuple[str, str]] = set()  # (entry, error) already logged
         self._log_errors(self.app_entries)

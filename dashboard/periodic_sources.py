@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab, schedule, solar
 
-from .periodic import Entry, next_after
+from .periodic import Entry, next_after, unreadable
 from .redact import mask_known, mask_url
 
 #: Seconds a schedule database or Redis may take to answer.
@@ -148,7 +148,7 @@ def _django_entry(row: tuple[Any, ...], app: Any) -> Entry:
         if entry.schedule is not None:
             next_after(entry.schedule, datetime.now(timezone.utc).timestamp())
     except Exception as exc:  # one unreadable row: its error on the page, the others go on
-        entry.schedule, entry.error = None, f"{type(exc).__name__}: {exc}"
+        unreadable(entry, exc)
     return entry
 
 
@@ -211,8 +211,8 @@ def _redbeat_entry(name: str, raw: Any, app: Any) -> Entry:
         entry.enabled = bool(definition.get("enabled", True))
         entry.schedule = _redbeat_schedule(definition.get("schedule"), raw, app)
         next_after(entry.schedule, datetime.now(timezone.utc).timestamp())
-    except Exception as exc:
-        entry.schedule, entry.error = None, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # one unreadable definition: its error on the page, the others go on
+        unreadable(entry, exc)
     return entry
 
 

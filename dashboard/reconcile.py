@@ -27,7 +27,7 @@ from celery.utils.saferepr import saferepr
 from kombu.exceptions import KombuError
 
 from .redact import mask_known
-from .userapp import load_user_app
+from .userapp import APP_ERRORS, load_user_app
 
 if TYPE_CHECKING:
     from . import Dashboard
@@ -45,6 +45,9 @@ FROM_BACKEND = "result backend"
 _EVENT_OF = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 #: What a result backend that is down or refuses raises; anything else is a bug, logged with its traceback.
 BACKEND_ERRORS = (OSError, redis.RedisError, KombuError, CeleryError)
+#: What a backend's ``exception_to_python`` raises on a stored exception it cannot rebuild (not a dict,
+#: no type, a type that is no exception: Celery's ``SecurityError``).
+REBUILD_ERRORS = (TypeError, ValueError, CeleryError)
 #: States a worker holds a task in; a PENDING task may also wait in its queue, so it is never marked lost.
 _HELD_STATES = frozenset(("RECEIVED", "STARTED", "RETRY"))
 
@@ -79,7 +82,11 @@ def event_from_meta(uuid: str, meta: dict[str, Any], hostname: str, now: float, 
     elif status == "FAILURE":
         try:
             exception = exception_to_python(meta.get("result"))
-        except Exception:  # an exception the backend cannot rebuild: its stored form says enough
+        except REBUILD_ERRORS as exc:  # an exception the backend cannot rebuild: its stored form says enough
+            log.debug("task %s: its stored exception is shown as stored (%s: %s)", uuid, type(exc).__name__, exc)
+            exception = meta.get("result")
+        except Exception:  # a bug: logged with its traceback; the stored form still says enough
+            log.exception("task %s: rebuilding its stored exception failed", uuid)
             exception = meta.get("result")
         event["exception"] = saferepr(exception, maxlen=max_chars)
         traceback = meta.get("traceback")
@@ -117,8 +124,11 @@ class Reconciler:
                 backend = str(app.conf.result_backend or "")
                 if backend and backend != "disabled":
                     self.backend_app = app
-            except Exception as exc:  # the queues read it at start already; here it only means no backend
+            except APP_ERRORS as exc:  # the queues read it at start already; here it only means no backend
                 log.warning("--app %s: no result backend to reconcile with (%s)", settings.app, exc)
+            except Exception:  # a bug: no backend either, but said as what it is
+                dashboard.collector.count_internal_error()
+                log.exception("--app %s: reading its result backend failed", settings.app)
 
     def after_gap(self, gap: dict[str, Any]) -> None:
         """A gap closed: every task still shown unfinished may have moved on."""
@@ -176,12 +186,9 @@ class Reconciler:
                     and now - since > dashboard.settings.stale_after_seconds):
                 stale.append(uuid)
         if events:
-            failed = cluster.apply_events(events)
-            for event, exc in failed:
-                dashboard.collector.count_internal_error()
-                log.error("applying the reconciled %s of %s failed: %s", event["type"], event["uuid"], exc)
-            self.reconciled += len(events) - len(failed)
-            log.info("reconciled %d tasks from the result backend", len(events) - len(failed))
+            applied = self._apply(events)
+            self.reconciled += applied
+            log.info("reconciled %d tasks from the result backend", applied)
         if stale:
             marked = cluster.mark_lost(stale, LOST_REASON)
             self.suspects.difference_update(marked)
@@ -200,6 +207,15 @@ class Reconciler:
             return None
         return event_from_meta(uuid, meta, hostname, now, self.dashboard.settings.max_field_chars,
                                backend.exception_to_python)
+
+    def _apply(self, events: list[dict[str, Any]]) -> int:
+        """Apply events made from backend records; return how many the model took. One it could not
+        take is a bug in the model (the records were checked): logged with its traceback, counted."""
+        failed = self.dashboard.cluster.apply_events(events)
+        for event, exc in failed:
+            self.dashboard.collector.count_internal_error()
+            log.error("applying the reconciled %s of %s failed", event["type"], event["uuid"], exc_info=exc)
+        return len(events) - len(failed)
 
     def backend_failure(self, exc: Exception, doing: str) -> str:
         """Log a failed backend call, its password masked, and return it as text: a backend that is down as a
@@ -225,7 +241,7 @@ class Reconciler:
             event = event_from_meta(uuid, meta, held[0].get("worker") or "", self.clock(),
                                     self.dashboard.settings.max_field_chars, backend.exception_to_python)
             if event is not None:
-                applied = not self.dashboard.cluster.apply_events([event])
+                applied = self._apply([event]) == 1
                 self.reconciled += applied
         return {"available": True, "state": meta.get("status"), "applied": applied,
                 "result": saferepr(meta.get("result"), maxlen=self.dashboard.settings.max_field_chars),

@@ -4,6 +4,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from celery.exceptions import CeleryError
+
+#: What importing ``--app`` and reading its configuration raise when the app itself is wrong (Celery's
+#: ``ImproperlyConfigured`` among them); anything else is a bug of the dashboard's.
+APP_ERRORS = (ImportError, ValueError, CeleryError)
+
 
 def load_user_app(app_path: str) -> Any:
     """Import ``--app`` and return its Celery app; raise ImportError or ValueError naming what is wrong."""

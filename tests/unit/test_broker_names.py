@@ -1,6 +1,7 @@
 """Where each transport keeps a queue's messages, which reader a URL gets, and what its errors show."""
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -103,6 +104,36 @@ def test_connection_error_hides_the_password(url: str) -> None:
         assert sample.depth is None and sample.consumers is None and sample.error
         assert "hunter2" not in sample.error and "hun%40ter2" not in sample.error and "hun@ter2" not in sample.error
         assert ":****@127.0.0.1" in sample.error
+
+
+class _ClosingFails:
+    """A kombu connection stand-in whose release raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def release(self) -> None:
+        raise self.error
+
+
+def test_a_connection_that_fails_to_close_is_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    reader = RabbitMQQueueReader("amqp://guest:hunter2@127.0.0.1:5672//", {}, None)
+    reader._connection = _ClosingFails(ConnectionResetError("reset by peer"))  # type: ignore[assignment]
+    with caplog.at_level(logging.DEBUG, logger="dashboard.broker"):
+        reader.close()
+    assert reader._connection is None
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] and caplog.records[0].exc_info is None
+    assert "reset by peer" in caplog.text and "hunter2" not in caplog.text
+
+
+def test_a_bug_while_closing_a_connection_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    reader = RabbitMQQueueReader("amqp://guest:guest@127.0.0.1:5672//", {}, None)
+    reader._connection = _ClosingFails(TypeError("a bug"))  # type: ignore[assignment]
+    with caplog.at_level(logging.DEBUG, logger="dashboard.broker"):
+        reader.close()  # never raises: the connection is gone either way
+    assert reader._connection is None
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert caplog.records[0].exc_info is not None and caplog.records[0].exc_info[0] is TypeError
 
 
 def test_no_queues_means_no_samples() -> None:

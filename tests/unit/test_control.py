@@ -1,9 +1,13 @@
-"""Which task arguments are known exactly enough to retry a task with (pure)."""
+"""Which task arguments are known exactly enough to retry a task with (pure), and what a failed action answers."""
 from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from dashboard.control import NotExact, exact_call
+from dashboard.control import INTERNAL_FAILURE, NotExact, TaskControl, exact_call
 
 
 @pytest.mark.parametrize("args, kwargs, expected", [
@@ -33,3 +37,39 @@ def test_plain_literals_are_exact(args: str, kwargs: str, expected: tuple) -> No
 def test_anything_else_says_why(args: str | None, kwargs: str, reason: str) -> None:
     with pytest.raises(NotExact, match=reason.replace("(", r"\(")):
         exact_call(args, kwargs)
+
+
+class Failing:
+    """``app.control`` whose every call raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def revoke(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.error
+
+
+def control_raising(error: Exception, internal: list[int]) -> TaskControl:
+    app = SimpleNamespace(conf=SimpleNamespace(), control=Failing(error))
+    return TaskControl(app, "redis://:hunter2@broker:6379/0", lambda: (OSError,), lambda: internal.append(1))
+
+
+def test_a_broker_that_fails_did_not_take_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    internal: list[int] = []
+    control = control_raising(ConnectionRefusedError("redis://:hunter2@broker:6379/0 refused"), internal)
+    with caplog.at_level(logging.WARNING, logger="dashboard.control"):
+        answer = control.revoke("t1", who="alice")
+    assert answer == {"ok": False, "replies": [], "error": "the broker did not take the request: "
+                                                           "ConnectionRefusedError: redis://:****@broker:6379/0 refused"}
+    assert internal == [] and not any(r.exc_info for r in caplog.records) and "hunter2" not in caplog.text
+
+
+def test_a_bug_sending_an_action_is_said_logged_with_its_traceback_and_counted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    internal: list[int] = []
+    control = control_raising(TypeError("a bug"), internal)
+    with caplog.at_level(logging.WARNING, logger="dashboard.control"):
+        answer = control.revoke_many(["t1", "t2"], who="alice")
+    assert answer == {"ok": False, "replies": [], "error": f"{INTERNAL_FAILURE}: TypeError: a bug"}
+    assert internal == [1]
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [TypeError]

@@ -162,7 +162,8 @@ def test_a_full_disk_is_retried_not_quarantined(writer: HistoryWriter, store: Fl
     assert writer.health()["error"] is None and writer.health()["written_events"] == 40
 
 
-def test_a_full_disk_while_splitting_keeps_the_untried_tasks(writer: HistoryWriter, store: FlakyDisk) -> None:
+def test_a_full_disk_while_splitting_keeps_the_untried_tasks(writer: HistoryWriter, store: FlakyDisk,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     shapes = [task(f"t{n}", n) for n in range(8)]
     pend(writer, shapes[:4] + [cyclic_task("bad")] + shapes[4:])
     original = store.write_batch
@@ -175,7 +176,9 @@ def test_a_full_disk_while_splitting_keeps_the_untried_tasks(writer: HistoryWrit
         original(tasks, events)
 
     store.write_batch = fail_on_second_half  # type: ignore[method-assign]
-    assert writer.flush() is False
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        assert writer.flush() is False
+    assert writer.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)  # no bug
     assert stored_uuids(store) == {"t0", "t1", "t2", "t3"}
     assert writer.health()["error"] == "OperationalError: database or disk is full"
     assert set(writer.pending_tasks) == {"bad", "t4", "t5", "t6", "t7"}
@@ -184,6 +187,24 @@ def test_a_full_disk_while_splitting_keeps_the_untried_tasks(writer: HistoryWrit
     assert writer.flush() is True  # the disk is back: the rest is stored, the bad task dropped
     assert stored_uuids(store) == {shape["uuid"] for shape in shapes}
     assert writer.health()["quarantined"] == 1 and writer.health()["error"] is None
+
+
+def test_a_bug_while_splitting_is_logged_as_one_and_the_tasks_kept(writer: HistoryWriter, store: FlakyDisk,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    shapes = [task(f"t{n}", n) for n in range(4)]
+    pend(writer, shapes[:2] + [cyclic_task("bad")] + shapes[2:])
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the splitting")
+
+    writer._bisect = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        assert writer.flush() is False  # never raised: what is pending is kept for the next flush
+    assert writer.collector.internal_errors == 1 and writer.health()["quarantined"] == 0
+    assert set(writer.pending_tasks) == {"bad", "t0", "t1", "t2", "t3"}
+    [bug] = [r for r in caplog.records if r.exc_info]
+    assert bug.exc_info is not None and bug.exc_info[0] is RuntimeError
+    assert "writing around a bad row" in bug.getMessage()
 
 
 def test_a_shape_without_payloads_keeps_those_of_one_still_pending(writer: HistoryWriter, store: FlakyDisk) -> None:

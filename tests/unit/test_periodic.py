@@ -1,13 +1,20 @@
 """The beat schedule: reading entries, expected times (across DST), matching runs, and statuses on an injected clock."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from celery import Celery
 from celery.schedules import crontab, solar
 
+from dashboard import periodic_service, periodic_sources
+from dashboard.events import EventCollector
 from dashboard.periodic import PeriodicWatch, describe, next_after, read_app_schedule
+from dashboard.periodic_service import PeriodicService
+from dashboard.settings import Settings
 from dashboard.rules import AlertEngine, PERIODIC_DEFAULTS
 
 T0 = datetime(2026, 3, 28, 2, 0, tzinfo=timezone.utc).timestamp()  # 03:00 in Berlin, the day before DST starts
@@ -142,3 +149,104 @@ def test_describe_falls_back_to_the_schedule_repr() -> None:
         def __repr__(self) -> str:
             return "<custom schedule>"
     assert describe(Custom()) == "<custom schedule>"
+
+
+def service_of(app: Any, monkeypatch: pytest.MonkeyPatch) -> PeriodicService:
+    """A PeriodicService whose ``--app`` is ``app``."""
+    monkeypatch.setattr(periodic_service, "load_user_app", lambda path: app)
+    settings = SimpleNamespace(app="proj:app", beat_db=None, redbeat_url=None, periodic_grace_seconds=None)
+    owner = SimpleNamespace(settings=settings, collector=EventCollector(Settings()))
+    return PeriodicService(owner, clock=lambda: T0)  # type: ignore[arg-type]
+
+
+def test_a_beat_schedule_that_is_no_dict_is_said_on_the_page(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="dashboard"):
+        service = service_of(app_with(5), monkeypatch)  # type: ignore[arg-type]
+    assert service.watch.errors == ["--app proj:app: the beat schedule cannot be read "
+                                    "(TypeError: 'int' object is not iterable)"]
+    assert service.dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_reading_the_beat_schedule_is_counted_and_logged_with_its_traceback(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(app: Any) -> Any:
+        raise KeyError("a bug")
+    monkeypatch.setattr(periodic_service, "read_app_schedule", broken)
+    with caplog.at_level(logging.WARNING, logger="dashboard"):
+        service = service_of(app_with({}), monkeypatch)
+    assert service.watch.errors == ["--app proj:app: the beat schedule cannot be read (KeyError: 'a bug')"]
+    assert service.dashboard.collector.internal_errors == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+class BrokenSchedule:
+    """A schedule object whose ``remaining_estimate`` has a bug."""
+
+    nowfun = None
+
+    def remaining_estimate(self, last_run_at: Any) -> Any:
+        raise RuntimeError("a bug")
+
+
+def test_an_entry_celery_cannot_use_is_said_on_the_page_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        [entry] = read_app_schedule(app_with({"broken": {"task": "app.x", "schedule": "every tuesday"}}))
+    assert entry.schedule is None and entry.error == "AttributeError: 'str' object has no attribute 'app'"  # Celery's
+    assert not caplog.records
+
+
+def test_a_bug_reading_an_entry_is_logged_with_its_traceback_and_the_others_go_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        entries = read_app_schedule(app_with({"odd": {"task": "app.x", "schedule": BrokenSchedule()},
+                                              "ping": {"task": "app.ping", "schedule": 5.0}}))
+    by_name = {e.name: e for e in entries}
+    assert by_name["odd"].error == "RuntimeError: a bug" and by_name["odd"].schedule is None
+    assert by_name["ping"].error is None
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "odd" in record.getMessage()
+
+
+def django_row(name: str, every: Any = 5, period: Any = "minutes") -> tuple[Any, ...]:
+    """A row of BEAT_DB_QUERY holding an interval schedule."""
+    return (name, "app.t", "[]", "{}", True, every, period) + (None,) * 10
+
+
+@pytest.mark.parametrize(("row", "error"), [
+    (django_row("bad-period", period="fortnights"), "ValueError: unknown interval period 'fortnights'"),
+    (django_row("no-number", every="x"), "ValueError: invalid literal for int() with base 10: 'x'"),
+    (django_row("null-number", every=[]), "TypeError: int() argument must be a string, a bytes-like object or a "
+                                          "real number, not 'list'"),
+])
+def test_a_wrong_beat_db_row_is_said_on_the_page_without_a_traceback(row: tuple[Any, ...], error: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        entry = periodic_sources._django_entry(row, app_with({}))
+    assert entry.schedule is None and entry.error == error
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("raw", [None, b"{not json", b"[1]", b'{"schedule": {"__type__": "interval"}}'])
+def test_a_wrong_redbeat_definition_is_said_on_the_page_without_a_traceback(raw: Any,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        entry = periodic_sources._redbeat_entry("e", raw, app_with({}))
+    assert entry.schedule is None and entry.error
+    assert not caplog.records
+
+
+def test_a_bug_reading_a_stored_schedule_is_logged_with_its_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    def broken(schedule: Any, after: float) -> float:
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(periodic_sources, "next_after", broken)
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        row_entry = periodic_sources._django_entry(django_row("db-entry"), app_with({}))
+        key_entry = periodic_sources._redbeat_entry(
+            "key-entry", b'{"task": "app.t", "schedule": {"__type__": "interval", "every": 5}}', app_with({}))
+    for entry in (row_entry, key_entry):
+        assert entry.schedule is None and entry.error == "RuntimeError: a bug"
+    assert [(r.exc_info is not None and r.exc_info[0] is RuntimeError) for r in caplog.records] == [True, True]
+    assert "db-entry" in caplog.records[0].getMessage() and "key-entry" in caplog.records[1].getMessage()

@@ -1,14 +1,18 @@
 """Reconciliation after a gap: workers' inspect replies, result-backend records, and lost tasks."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from dashboard import Dashboard
-from dashboard.reconcile import FROM_BACKEND, LOST_REASON, event_from_meta, held_task_ids
+from celery.exceptions import SecurityError
+
+from dashboard import Dashboard, reconcile
+from dashboard.control import INTERNAL_FAILURE
+from dashboard.reconcile import FROM_BACKEND, LOST_REASON, Reconciler, event_from_meta, held_task_ids
 
 NOW = 1_800_000_000.0
 
@@ -49,6 +53,50 @@ def test_a_finished_backend_record_becomes_the_missed_event(meta: dict[str, Any]
 @pytest.mark.parametrize("status", ["PENDING", "STARTED", "RETRY", None, 3])
 def test_an_unfinished_or_odd_backend_record_is_no_event(status: Any) -> None:
     assert event_from_meta("u1", {"status": status}, "w", NOW, 100, lambda raw: raw) is None
+
+
+@pytest.mark.parametrize("error", [TypeError("not a dict"), ValueError("no exc_type"), SecurityError("os.system")])
+def test_an_exception_the_backend_cannot_rebuild_shows_as_stored(error: Exception,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    def rebuild(raw: Any) -> Any:
+        raise error
+    with caplog.at_level(logging.DEBUG, logger="dashboard.reconcile"):
+        event = event_from_meta("u1", {"status": "FAILURE", "result": "stored form"}, "w", NOW, 100, rebuild)
+    assert event is not None and event["exception"] == "'stored form'"
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] and caplog.records[0].exc_info is None
+
+
+def test_a_bug_rebuilding_an_exception_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    def rebuild(raw: Any) -> Any:
+        raise RuntimeError("a bug")
+    with caplog.at_level(logging.DEBUG, logger="dashboard.reconcile"):
+        event = event_from_meta("u1", {"status": "FAILURE", "result": "stored form"}, "w", NOW, 100, rebuild)
+    assert event is not None and event["exception"] == "'stored form'"  # the record still becomes its event
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+def test_an_app_that_cannot_be_read_means_no_backend(dashboard: Dashboard, caplog: pytest.LogCaptureFixture) -> None:
+    owner = SimpleNamespace(settings=SimpleNamespace(app="no_such_module_here:app"), collector=dashboard.collector)
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        reconciler = Reconciler(owner)  # type: ignore[arg-type]
+    assert reconciler.backend_app is None and dashboard.collector.internal_errors == 0
+    [record] = caplog.records
+    assert "no result backend to reconcile with" in record.getMessage() and record.exc_info is None
+
+
+def test_a_bug_reading_the_app_is_counted_and_logged_with_its_traceback(
+        dashboard: Dashboard, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(app_path: str) -> Any:
+        raise AttributeError("a bug")
+    monkeypatch.setattr(reconcile, "load_user_app", broken)
+    owner = SimpleNamespace(settings=SimpleNamespace(app="proj:app"), collector=dashboard.collector)
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        reconciler = Reconciler(owner)  # type: ignore[arg-type]
+    assert reconciler.backend_app is None and dashboard.collector.internal_errors == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is AttributeError
+    assert "no result backend" not in record.getMessage()
 
 
 class FakeBackend:
@@ -125,16 +173,74 @@ def test_looking_up_a_result_applies_a_finished_record(client: Any) -> None:
     assert again["applied"] is False  # finished already: nothing to apply
 
 
-def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any) -> None:
-    dashboard = client.application.extensions["dashboard"]
+def break_the_model(dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the model raises on every event, as a bug in it would."""
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("a bug in the model")
+    monkeypatch.setattr(dashboard.cluster._state, "apply", broken)
 
-    class Down:
-        def get_task_meta(self, uuid: str) -> dict[str, Any]:
-            raise ConnectionError("Error connecting to redis://:hunter2@cache:6379/1")
-    dashboard.reconciler.backend_app = SimpleNamespace(backend=Down(), conf=SimpleNamespace(
-        result_backend="redis://:hunter2@cache:6379/1"))
-    response = client.post("/api/tasks/t1/result", json={})
+
+def test_a_record_the_model_cannot_apply_on_look_up_is_a_bug_logged_with_its_traceback(
+        client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=FakeBackend({"t1": {"status": "SUCCESS", "result": "ok"}}))
+    dashboard.cluster.apply_events(received("t1", NOW - 10))
+    break_the_model(dashboard, monkeypatch)
+    with caplog.at_level(logging.ERROR, logger="dashboard.reconcile"):
+        body = client.post("/api/tasks/t1/result", json={}).get_json()
+    assert body["available"] is True and body["state"] == "SUCCESS" and body["applied"] is False
+    assert dashboard.collector.internal_errors == 1 and dashboard.reconciler.reconciled == 0
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "t1" in record.getMessage()
+
+
+def test_a_record_the_model_cannot_apply_in_a_pass_is_a_bug_logged_with_its_traceback(
+        dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    reconciler = dashboard.reconciler
+    reconciler.clock = lambda: NOW
+    reconciler.backend_app = SimpleNamespace(backend=FakeBackend({"done": {"status": "SUCCESS", "result": 7}}))
+    dashboard.cluster.apply_events(received("done", NOW - 60))
+    dashboard.inspector.inspect = lambda hostnames: {}  # type: ignore[method-assign]
+    reconciler.after_gap({"start": NOW - 100, "end": NOW - 1, "cause": "dashboard stopped"})
+    break_the_model(dashboard, monkeypatch)
+    with caplog.at_level(logging.ERROR, logger="dashboard.reconcile"):
+        reconciler.check()
+    assert dashboard.collector.internal_errors == 1 and reconciler.reconciled == 0
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "done" in record.getMessage()
+
+
+class FailingBackend:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get_task_meta(self, uuid: str) -> dict[str, Any]:
+        raise self.error
+
+
+def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(
+        backend=FailingBackend(ConnectionError("Error connecting to redis://:hunter2@cache:6379/1")),
+        conf=SimpleNamespace(result_backend="redis://:hunter2@cache:6379/1"))
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        response = client.post("/api/tasks/t1/result", json={})
     assert response.status_code == 503 and "hunter2" not in response.get_data(as_text=True)
+    assert response.get_json()["error"].startswith("the result backend did not answer: ConnectionError: ")
+    assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_looking_up_a_result_is_a_503_that_says_so(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=FailingBackend(TypeError("a bug")),
+                                                       conf=SimpleNamespace(result_backend="redis://cache:6379/1"))
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        response = client.post("/api/tasks/t1/result", json={})
+    assert response.status_code == 503  # never a 500
+    assert response.get_json()["error"] == f"{INTERNAL_FAILURE}: TypeError: a bug"
+    assert dashboard.collector.internal_errors == 1
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is TypeError
 
 
 def test_a_workers_processed_count_keeps_its_value_at_first_sight(dashboard: Dashboard) -> None:

@@ -14,7 +14,7 @@ from helpers import event_envelope, start_dashboard, wait_broker_connected, wait
 
 pytestmark = pytest.mark.integration
 
-#: A body between eventlet's write buffer and a loopback segment (about 16 to 64 KB) was held back: the
+#: A body of about 10 to 64 KB (a loopback segment) was held back: the
 #: server wrote the head and the body apart, and Nagle's algorithm kept the body until the client had
 #: acknowledged the head, which it delays.
 BODY_RANGE = (20_000, 60_000)

@@ -86,6 +86,8 @@ ESTIMATE_SAMPLES = 2_000
 #: 20 probes match on average, and 40 would be needed: a chance of about 1 in 100,000).
 ESTIMATE_CERTAIN = 2
 ESTIMATE_MIN_HITS = 40
+#: A filtered total is first counted up to this many (cheap): only past it is the estimate taken.
+COUNT_FIRST = 1_000
 #: Full-text matches up to which a search is driven by the FTS index rather than the sort index.
 FTS_DRIVEN_MAX = 5_000
 #: Shortest final token matched as a prefix. The FTS index keeps 2- and 3-character prefixes; a
@@ -1048,17 +1050,21 @@ class TaskStore:
                     hits = everything.intersection(ids)
             else:
                 hits = {row[0] for row in conn.execute(*text.ids(min(ids), max(ids)))}
+            found = len(page)
             page.extend(row for row in chunk if row[0] in hits)
+            found = len(page) - found
             walked += len(chunk)
             density = max(len(page), 1) / walked
             if exhausted and not buffered:
                 if after is None:  # walked everything from the start: the count is exact
                     return page, len(page), False
                 break
-            # The next chunk: what the density seen so far says the page still needs, with a margin,
-            # growing 4x a step at most (a chunk of a plan that walks the sort index costs its rows
-            # divided by the filters' share).
-            size = min(size * 4, WALK_CHUNK_MAX, max(limit + 1, math.ceil((limit + 1 - len(page)) / density * 1.5)))
+            # The next chunk: what the last chunk's share of matches says the page still needs, with a
+            # margin (a chunk of a plan that walks the sort index costs its rows divided by the filters'
+            # share), growing 4x a step at most, and 4x when the last chunk found none (a match that thins
+            # out further on still ends in a few steps).
+            need = math.ceil((limit + 1 - len(page)) * len(chunk) / found * 1.5) if found else WALK_CHUNK_MAX
+            size = min(size * 4, WALK_CHUNK_MAX, max(limit + 1, need))
         if others is None:
             others = self._count(conn, where, params)[0]
         estimate = others * len(page) / walked if walked else 0.0
@@ -1069,15 +1075,24 @@ class TaskStore:
         ``_estimate_total``); return the count and whether it is an estimate.
 
         With filters, counting up to the cap can read tens of thousands of rows (tens of ms over a million
-        tasks) only to learn that there are more: the estimate comes first, and when it is far above the
-        cap (``ESTIMATE_CERTAIN``, ``ESTIMATE_MIN_HITS``: many standard deviations of its error) it is the
-        answer, as the capped count would have made it.
+        tasks) only to learn that there are more. A count up to ``COUNT_FIRST`` comes first (a selective
+        filter's total, exact and cheap); past it, the estimate, and when that is far above the cap
+        (``ESTIMATE_CERTAIN``, ``ESTIMATE_MIN_HITS``: many standard deviations of its error) it is the
+        answer, as the count up to the cap would have made it.
         """
-        if where:
+        select = f"SELECT 1 FROM tasks{_where(where)}"
+        if where and EXACT_TOTAL_CAP > COUNT_FIRST:
+            total = _capped_count(conn, select, params, COUNT_FIRST)
+            if total <= COUNT_FIRST:
+                return total, False
             hits, step = self._estimate_hits(conn, where, params)
             if hits >= ESTIMATE_MIN_HITS and hits * step > ESTIMATE_CERTAIN * EXACT_TOTAL_CAP:
                 return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
-        total = _capped_count(conn, f"SELECT 1 FROM tasks{_where(where)}", params, EXACT_TOTAL_CAP)
+            total = _capped_count(conn, select, params, EXACT_TOTAL_CAP)
+            if total > EXACT_TOTAL_CAP:
+                return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
+            return total, False
+        total = _capped_count(conn, select, params, EXACT_TOTAL_CAP)
         if total > EXACT_TOTAL_CAP:
             return self._estimate_total(conn, where, params), True
         return total, False

@@ -376,6 +376,20 @@ def test_common_words_walk_the_sort_index_and_estimate_the_total(
     assert everything["total"] == 80 and everything["total_is_estimate"] is False
 
 
+def test_a_walk_whose_matches_thin_out_ends_in_a_few_steps(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word in the newest tasks only (an incident's error): the page is one match short after the first
+    chunk, and the rest of the walk, which finds none, grows its chunks rather than walking a page at a time."""
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
+    store.write_batch([task(f"t{n:04d}", n, args="('timeout',)" if n >= 2950 else "('ok',)") for n in range(3000)], [])
+    reads: list[str] = []
+    store._conn().set_trace_callback(lambda sql: reads.append(sql) if sql.startswith("SELECT tasks.id") else None)
+    result = store.query(q="timeout", limit=50)
+    assert len(uuids(result)) == 50 and result["next"] is None and result["total"] == 50
+    assert len(reads) <= 8, len(reads)
+
+
 @pytest.mark.parametrize("probe_factor", [0, 10 ** 9])  # every chunk probed id by id / over its id range
 @pytest.mark.parametrize(("sort", "descending"), [("runtime", True), ("runtime", False), ("name", False)])
 @pytest.mark.parametrize("q", ["common", "abc"])  # "abc": a word and a uuid prefix at once
@@ -418,24 +432,35 @@ def test_large_totals_are_estimated_from_a_sample(sqlite_store: TaskStore, monke
 def test_a_filtered_total_far_past_the_cap_is_estimated_without_counting_to_the_cap(
         sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Counting up to the cap reads that many rows (tens of ms over a million tasks with two filters) only to
-    learn there are more: a sure estimate skips it, and gives the total the count would have led to."""
+    learn there are more: past a short count, a sure estimate skips it and gives the total the count would
+    have led to; a selective filter's total is still counted exactly, and cheaply."""
     store = sqlite_store
     monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
+    monkeypatch.setattr(store_module, "COUNT_FIRST", 10)
     monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 400)
     store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 2 == 0 else "SUCCESS")
                        for n in range(2000)], [])
-    counted: list[str] = []
-    store._conn().set_trace_callback(lambda sql: counted.append(sql) if "LIMIT" in sql and "count(*)" in sql else None)
+    counted: list[int] = []  # the cap of each count run
+
+    def trace(sql: str) -> None:
+        if "count(*) FROM (SELECT 1 FROM tasks" in sql:
+            counted.append(int(sql.rsplit("LIMIT", 1)[1].strip(" )")))
+    store._conn().set_trace_callback(trace)
     failed = store.query(states={"FAILURE"}, limit=5)  # 1,000: 200 probes of 400 match, 20 times the cap
     assert failed["total_is_estimate"] is True and 800 <= failed["total"] <= 1200
-    assert counted == []
-    monkeypatch.setattr(store_module, "ESTIMATE_MIN_HITS", 10 ** 6)  # never sure: counted to the cap first
-    assert store.query(states={"FAILURE"}, limit=5)["total"] == failed["total"] and len(counted) == 1
+    assert counted == [11]  # never up to the cap
+    monkeypatch.setattr(store_module, "ESTIMATE_MIN_HITS", 10 ** 6)  # never sure: counted to the cap
+    assert store.query(states={"FAILURE"}, limit=5)["total"] == failed["total"] and counted[1:] == [11, 51]
     monkeypatch.setattr(store_module, "ESTIMATE_MIN_HITS", 40)
+    counted.clear()
     few = store.query(states={"FAILURE"}, until=T0 + 150, limit=5)  # 76 of them: near the cap, so counted
-    assert few["total_is_estimate"] is True and len(counted) == 2
-    exact = store.query(states={"FAILURE"}, until=T0 + 60, limit=5)
-    assert exact == {**exact, "total": 31, "total_is_estimate": False}
+    assert few["total_is_estimate"] is True and counted == [11, 51]
+    counted.clear()
+    exact = store.query(states={"FAILURE"}, until=T0 + 60, limit=5)  # 31: exact
+    assert exact == {**exact, "total": 31, "total_is_estimate": False} and counted == [11, 51]
+    counted.clear()
+    selective = store.query(states={"FAILURE"}, until=T0 + 10, limit=5)  # 6: the short count says it all
+    assert selective == {**selective, "total": 6, "total_is_estimate": False} and counted == [11]
 
 
 def test_totals_past_the_cap_are_flagged_as_estimates(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:

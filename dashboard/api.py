@@ -16,7 +16,7 @@ from .access import LOCAL
 from .cluster import Cluster
 from .control import INTERNAL_FAILURE, SIGNALS, WORKER_ACTIONS, ActionError, NotExact, check_plain, exact_call
 from .model import READY_STATES, TASK_FIELDS, TASK_STATES
-from .reconcile import BACKEND_ERRORS
+from .reconcile import is_backend_failure
 from .state import event_key
 from .rules import RuleError
 from .stats import ALL, QUEUE, TASK, WORKER
@@ -448,7 +448,7 @@ def look_up_result(uuid: str) -> Response | tuple[Response, int]:
         body = dashboard.reconciler.look_up(uuid)
     except Exception as exc:  # the backend is down or refuses (a bug is logged as one): say so, never a 500
         text = dashboard.reconciler.backend_failure(exc, "result look-up")
-        said = "the result backend did not answer" if isinstance(exc, BACKEND_ERRORS) else INTERNAL_FAILURE
+        said = "the result backend did not answer" if is_backend_failure(exc) else INTERNAL_FAILURE
         return error(f"{said}: {text}", 503)
     return jsonify(body)
 

@@ -45,6 +45,16 @@ FROM_BACKEND = "result backend"
 _EVENT_OF = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 #: What a result backend that is down or refuses raises; anything else is a bug, logged with its traceback.
 BACKEND_ERRORS = (OSError, redis.RedisError, KombuError, CeleryError)
+class BackendUnavailable(Exception):
+    """The result backend failed to answer (the error it raised is the ``__cause__``): whatever a backend's
+    own client raises (redis, SQLAlchemy, pymongo, ...) is the backend's failure, never a bug of ours."""
+
+
+def is_backend_failure(exc: BaseException) -> bool:
+    """Tell a backend that is down or refuses from a bug of the dashboard's."""
+    return isinstance(exc, (BackendUnavailable, *BACKEND_ERRORS))
+
+
 #: What a backend's ``exception_to_python`` raises on a stored exception it cannot rebuild (not a dict,
 #: no type, a type that is no exception: Celery's ``SecurityError``).
 REBUILD_ERRORS = (TypeError, ValueError, CeleryError)
@@ -197,16 +207,23 @@ class Reconciler:
                 log.warning("%d tasks marked lost: %s (older than --stale-after)", len(marked), LOST_REASON)
 
     def _from_backend(self, uuid: str, hostname: str, now: float) -> dict[str, Any] | None:
-        app = self.backend_app
-        assert app is not None
         try:
-            backend = app.backend
-            meta = backend.get_task_meta(uuid)
-        except Exception as exc:  # the next pass asks again
+            backend, meta = self._meta(uuid)
+        except BackendUnavailable as exc:  # the next pass asks again
             self.backend_failure(exc, f"result backend lookup of {uuid}")
             return None
         return event_from_meta(uuid, meta, hostname, now, self.dashboard.settings.max_field_chars,
                                backend.exception_to_python)
+
+    def _meta(self, uuid: str) -> tuple[Any, dict[str, Any]]:
+        """Return the backend and its record of one task; raise BackendUnavailable when it fails to answer."""
+        app = self.backend_app
+        assert app is not None
+        try:
+            backend = app.backend
+            return backend, backend.get_task_meta(uuid)
+        except Exception as exc:  # the backend's client, whatever its kind: its failure, said as one
+            raise BackendUnavailable(str(exc)) from exc
 
     def _apply(self, events: list[dict[str, Any]]) -> int:
         """Apply events made from backend records; return how many the model took. One it could not
@@ -221,8 +238,9 @@ class Reconciler:
         """Log a failed backend call, its password masked, and return it as text: a backend that is down as a
         warning, anything else as the bug it is (with its traceback, counted)."""
         url = str(self.backend_app.conf.result_backend or "") if self.backend_app is not None else ""
-        text = mask_known(f"{type(exc).__name__}: {exc}", url)[:500]
-        if isinstance(exc, BACKEND_ERRORS):
+        cause = exc.__cause__ if isinstance(exc, BackendUnavailable) and exc.__cause__ is not None else exc
+        text = mask_known(f"{type(cause).__name__}: {cause}", url)[:500]
+        if is_backend_failure(exc):
             log.warning("%s failed: %s", doing, text)
         else:
             self.dashboard.collector.count_internal_error()
@@ -233,8 +251,7 @@ class Reconciler:
         """``POST /api/tasks/<uuid>/result``: the backend's record of one task, applied when it says finished."""
         if self.backend_app is None:
             return {"available": False, "state": None, "applied": False}
-        backend = self.backend_app.backend
-        meta = backend.get_task_meta(uuid)
+        backend, meta = self._meta(uuid)
         held = self.dashboard.cluster.unfinished([uuid])
         applied = False
         if held:

@@ -230,10 +230,33 @@ def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any, cap
     assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
 
 
-def test_a_bug_looking_up_a_result_is_a_503_that_says_so(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+class OperationalError(Exception):
+    """What SQLAlchemy raises when a ``db+postgresql://`` backend is down: a type no list of ours names."""
+
+
+def test_any_error_of_the_backends_own_client_is_the_backend_failing(client: Any,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     dashboard = client.application.extensions["dashboard"]
-    dashboard.reconciler.backend_app = SimpleNamespace(backend=FailingBackend(TypeError("a bug")),
+    dashboard.reconciler.backend_app = SimpleNamespace(
+        backend=FailingBackend(OperationalError("could not connect to server at db:5432")),
+        conf=SimpleNamespace(result_backend="db+postgresql://app:hunter2@db/results"))
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        response = client.post("/api/tasks/t1/result", json={})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == ("the result backend did not answer: OperationalError: could not connect "
+                                            "to server at db:5432")
+    assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_looking_up_a_result_is_a_503_that_says_so(client: Any, caplog: pytest.LogCaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    dashboard = client.application.extensions["dashboard"]
+    dashboard.reconciler.backend_app = SimpleNamespace(backend=FakeBackend({}),
                                                        conf=SimpleNamespace(result_backend="redis://cache:6379/1"))
+
+    def broken(uuids: Any) -> Any:
+        raise TypeError("a bug")
+    monkeypatch.setattr(dashboard.cluster, "unfinished", broken)  # the backend answered; the model failed
     with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
         response = client.post("/api/tasks/t1/result", json={})
     assert response.status_code == 503  # never a 500

@@ -218,15 +218,20 @@ class FailingBackend:
         raise self.error
 
 
-def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any, caplog: pytest.LogCaptureFixture) -> None:
-    dashboard = client.application.extensions["dashboard"]
-    dashboard.reconciler.backend_app = SimpleNamespace(
-        backend=FailingBackend(ConnectionError("Error connecting to redis://:hunter2@cache:6379/1")),
-        conf=SimpleNamespace(result_backend="redis://:hunter2@cache:6379/1"))
+def look_up_failing(client: Any, caplog: pytest.LogCaptureFixture, error: Exception, url: str) -> Any:
+    """POST a result look-up to a backend whose client raises ``error``; return the answer."""
+    client.application.extensions["dashboard"].reconciler.backend_app = SimpleNamespace(
+        backend=FailingBackend(error), conf=SimpleNamespace(result_backend=url))
     with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
-        response = client.post("/api/tasks/t1/result", json={})
+        return client.post("/api/tasks/t1/result", json={})
+
+
+def test_a_backend_that_fails_is_a_503_with_its_password_masked(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    response = look_up_failing(client, caplog, ConnectionError("Error connecting to redis://:hunter2@cache:6379/1"),
+                               "redis://:hunter2@cache:6379/1")
     assert response.status_code == 503 and "hunter2" not in response.get_data(as_text=True)
     assert response.get_json()["error"].startswith("the result backend did not answer: ConnectionError: ")
+    dashboard = client.application.extensions["dashboard"]
     assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
 
 
@@ -236,15 +241,12 @@ class OperationalError(Exception):
 
 def test_any_error_of_the_backends_own_client_is_the_backend_failing(client: Any,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    dashboard = client.application.extensions["dashboard"]
-    dashboard.reconciler.backend_app = SimpleNamespace(
-        backend=FailingBackend(OperationalError("could not connect to server at db:5432")),
-        conf=SimpleNamespace(result_backend="db+postgresql://app:hunter2@db/results"))
-    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
-        response = client.post("/api/tasks/t1/result", json={})
+    response = look_up_failing(client, caplog, OperationalError("could not connect to server at db:5432"),
+                               "db+postgresql://app:hunter2@db/results")
     assert response.status_code == 503
     assert response.get_json()["error"] == ("the result backend did not answer: OperationalError: could not connect "
                                             "to server at db:5432")
+    dashboard = client.application.extensions["dashboard"]
     assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
 
 

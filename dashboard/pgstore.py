@@ -169,13 +169,6 @@ _ALERT_KEYS = ("id", "rule", "kind", "severity", "subject", "summary", "started"
 _STALE = (TransactionStatus.ACTIVE, TransactionStatus.UNKNOWN)
 
 
-def _close_quietly(conn: psycopg.Connection[Any]) -> None:
-    try:
-        conn.close()
-    except psycopg.Error:  # closing a connection the server already cut
-        pass
-
-
 class PgTaskStore:
     """Task history in a PostgreSQL database; see the module docstring."""
 
@@ -210,9 +203,10 @@ class PgTaskStore:
         if self._closed:
             raise StoreError(f"task store {self.path} is closed")
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed and conn.info.transaction_status in _STALE:
-            _close_quietly(conn)  # cut while a command was on its way: libpq may not have noticed
-        if conn is None or conn.closed:
+        if conn is not None and (conn.closed or conn.info.transaction_status in _STALE):
+            self._drop(conn)  # cut while a command was on its way: libpq may not have noticed
+            conn = None
+        if conn is None:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                    application_name="celery-dashboard")
             self._connections.append(conn)
@@ -221,14 +215,26 @@ class PgTaskStore:
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
-        """This thread's connection for one call; a connection-level failure (the server restarted, a proxy
-        cut it, ...) closes it, so that the next call opens a fresh one instead of failing on the dead one."""
+        """This thread's connection for one call; a failure that leaves it unusable (the server restarted, a
+        proxy cut it, ...) closes it, so that the next call opens a fresh one instead of failing on the dead one."""
         conn = self._conn()
         try:
             yield conn
         except psycopg.OperationalError:
-            _close_quietly(conn)
+            if conn.closed or conn.broken or conn.info.transaction_status in _STALE:
+                self._drop(conn)  # not a statement's failure (a timeout, a deadlock): the connection's
             raise
+
+    def _drop(self, conn: psycopg.Connection[Any]) -> None:
+        """Close a connection that failed and forget it."""
+        try:
+            conn.close()
+        except psycopg.Error:  # closing a connection the server already cut
+            pass
+        try:
+            self._connections.remove(conn)
+        except ValueError:  # close() emptied the list meanwhile
+            pass
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():

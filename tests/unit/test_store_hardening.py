@@ -154,7 +154,24 @@ def test_a_postgresql_connection_cut_while_a_command_was_on_its_way_is_replaced(
         stale = store._conn()
         stale.pgconn.send_query(b"SELECT 1")  # sent, never read: the state such a cut leaves behind
         store.write_batch([task("after", 2)], [])
-        assert store._conn() is not stale and stale.closed
+        assert store._conn() is not stale and stale.closed and stale not in store._connections
         assert store.get("before") is not None and store.get("after") is not None
+    finally:
+        store.close()
+
+
+def test_a_statement_that_fails_on_its_own_keeps_its_postgresql_connection(postgres_url: str) -> None:
+    """A statement timeout (an OperationalError too) says nothing about the connection: it is kept."""
+    import psycopg
+
+    from dashboard.pgstore import PgTaskStore
+    store = PgTaskStore(postgres_url)
+    try:
+        conn = store._conn()
+        conn.execute("SET statement_timeout = 50")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            store._fetch("SELECT pg_sleep(5)")
+        assert store._conn() is conn and not conn.closed and store._connections == [conn]
+        assert store._one("SELECT 1") == (1,)
     finally:
         store.close()

@@ -10,7 +10,7 @@ the grace), ``missed`` (past its time and the grace, no run), ``failed`` (its la
 Beat stamps nothing on the messages it sends, so a run is matched to an entry by task name and
 arguments: exact args and kwargs first, then by name alone when only one entry uses that task.
 
-Pure: the caller feeds runs (``observe``) and passes ``now``; tests inject both.
+No I/O but a log line for a bug: the caller feeds runs (``observe``) and passes ``now``; tests inject both.
 """
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ MAX_ARGUMENT_TEXT = 8_192
 #: (ImportError), a stored definition missing a field (KeyError) or holding null for an object
 #: (AttributeError). Anything else is a bug of the dashboard's.
 ENTRY_ERRORS = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, ImportError, ParseException)
+#: (entry, error) pairs of bugs already logged, and how many are remembered.
+_bugs_logged: set[tuple[str, str]] = set()
+MAX_BUGS_LOGGED = 1_000
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
 STATUSES = ("ok", "late", "missed", "failed", "unknown")
 
@@ -91,10 +94,14 @@ def read_app_schedule(app: Any) -> list[Entry]:
 
 def unreadable(entry: Entry, exc: Exception) -> None:
     """Leave ``entry`` without a schedule, ``exc`` as its error on the page (the other entries go on);
-    an error that no wrong entry raises is a bug, also logged with its traceback."""
-    if not isinstance(exc, ENTRY_ERRORS):
-        log.error("periodic task %s: reading its schedule failed", entry.name, exc_info=exc)
+    an error that no wrong entry raises is a bug, also logged with its traceback (once per entry and
+    error: the schedules are read again every few seconds)."""
     entry.schedule, entry.error = None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, ENTRY_ERRORS) and (entry.name, entry.error) not in _bugs_logged:
+        if len(_bugs_logged) >= MAX_BUGS_LOGGED:
+            _bugs_logged.clear()
+        _bugs_logged.add((entry.name, entry.error))
+        log.error("periodic task %s: reading its schedule failed", entry.name, exc_info=exc)
 
 
 def next_after(schedule: Any, after: float) -> float:

@@ -21,7 +21,7 @@ BODY_RANGE = (20_000, 60_000)
 #: The client's delayed acknowledgement lasts at least this long (Linux's minimum), in seconds.
 DELAYED_ACK_SECONDS = 0.04
 #: Requests on one connection after the first (a new connection's receiver acknowledges at once).
-REQUESTS = 6
+REQUESTS = 10
 
 
 def test_kept_alive_api_responses_are_not_held_back(redis_port: int, log_dir: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 from celery.schedules import crontab, solar
 
-from dashboard import periodic_service, periodic_sources
+from dashboard import periodic, periodic_service, periodic_sources
 from dashboard.events import EventCollector
 from dashboard.periodic import PeriodicWatch, describe, next_after, read_app_schedule
 from dashboard.periodic_service import PeriodicService
@@ -198,7 +198,8 @@ def test_an_entry_celery_cannot_use_is_said_on_the_page_without_a_traceback(capl
 
 
 def test_a_bug_reading_an_entry_is_logged_with_its_traceback_and_the_others_go_on(
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(periodic, "_bugs_logged", set())  # whatever other tests logged
     with caplog.at_level(logging.DEBUG, logger="dashboard"):
         entries = read_app_schedule(app_with({"odd": {"task": "app.x", "schedule": BrokenSchedule()},
                                               "ping": {"task": "app.ping", "schedule": 5.0}}))
@@ -207,6 +208,9 @@ def test_a_bug_reading_an_entry_is_logged_with_its_traceback_and_the_others_go_o
     assert by_name["ping"].error is None
     [record] = caplog.records
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError and "odd" in record.getMessage()
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):  # read again, as every few seconds: logged once
+        again = read_app_schedule(app_with({"odd": {"task": "app.x", "schedule": BrokenSchedule()}}))
+    assert again[0].error == "RuntimeError: a bug" and len(caplog.records) == 1
 
 
 def django_row(name: str, every: Any = 5, period: Any = "minutes") -> tuple[Any, ...]:

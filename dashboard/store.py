@@ -951,15 +951,20 @@ class TaskStore:
         # tasks) when SQLite reads the filters' indexes otherwise; the unary + leaves those to its choice.
         # When it walks the sort index anyway (filters it takes as common), the bound is kept: without
         # it each page, and each chunk of a text walk, would walk that index again from its start.
-        hint = bool(where) and sort not in ("received", "timestamp") and _plan_sorts(
+        time_sort = sort in ("received", "timestamp")
+        plain = text.match is None and text.uuid_prefix is None  # no text filter (no word with a letter or digit)
+        # Whether the plan of the first page sorts every row passing the filters: asked once, for the hint and
+        # for the first page without text (which then counts in the same pass).
+        plan_sorts = bool(where) and (not time_sort or (plain and keyset_after is None)) and _plan_sorts(
             conn, f"{select}tasks{_where(where)} ORDER BY {order} LIMIT ?", (*params, limit + 1))
+        hint = plan_sorts and not time_sort
         hinted = [f"+{c}" for c in columns] if hint else list(columns)
         keyset = f"({', '.join((*hinted, 'tasks.id'))}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})"
 
-        if text.match is None and text.uuid_prefix is None:  # no text filter (no word with a letter or digit)
+        if plain:
             sql = f"{select}tasks{_where(where + [keyset] * (keyset_after is not None))} ORDER BY {order} LIMIT ?"
             arguments = (*params, *(keyset_after or ()), limit + 1)
-            if where and keyset_after is None and _plan_sorts(conn, sql, arguments):
+            if keyset_after is None and plan_sorts:
                 # The plan reads every row passing the filters to sort them: the same pass counts them all.
                 counted = conn.execute(sql.replace(" FROM ", ", count(*) OVER () FROM ", 1), arguments).fetchall()
                 page, total, estimate = [row[:-1] for row in counted], counted[0][-1] if counted else 0, False

@@ -14,10 +14,10 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any
 
 from flask import request
-from flask_socketio import Namespace, SocketIO, emit
+from flask_socketio import Namespace, SocketIO
 
 from . import jsonio
 from .access import Access
@@ -92,13 +92,18 @@ class LiveHub:
         self.active_alerts: list[dict[str, Any]] = []  # the alert rules' active alerts, for snapshots
 
     # -- connections ---------------------------------------------------------
-    def connect(self, sid: str, send: Callable[[dict[str, Any]], None]) -> None:
-        """Register a connection (or re-register one that saw a gap) and send it a snapshot."""
+    def connect(self, sid: str) -> None:
+        """Register a connection (or re-register one that saw a gap) and send it a snapshot.
+
+        The snapshot (about 1 MB with a thousand workers and two thousand queues) is encoded once, here,
+        and handed to the transport as a finished packet: ``emit`` would first walk all of it looking
+        for binary values, which took three quarters of the time of a snapshot.
+        """
         with self.lock:
             client = self.clients.setdefault(sid, Client())
         with client.send_lock:  # no changes batch may overtake the snapshot
             client.stale, client.lagging_since = False, None
-            send(self._snapshot(client))
+            self._send_event(sid, "snapshot", jsonio.dumps(self._snapshot(client)))
 
     def disconnect(self, sid: str) -> None:
         with self.lock:
@@ -208,16 +213,22 @@ class LiveHub:
                 self._drop(sid, client)
             return
         if client.stale:
-            self.connect(sid, lambda snapshot: self.socketio.emit("snapshot", snapshot, namespace=NAMESPACE,
-                                                                  to=sid, ignore_queue=True))
+            self.connect(sid)
             return
         client.lagging_since = None
         with client.send_lock:
             client.seq += 1
-            # python-socketio's own send path, which only asks a packet for its encoding (Flask-SocketIO's
-            # test client listens there too).
-            server._send_packet(eio_sid, EncodedPacket(f'{_EVENT_PREFIX}"changes",{{"seq":{client.seq},'
-                                                       f'"changes":{changes_json},"counters":{counters_json}}}]'))
+            self._send_event(sid, "changes", f'{{"seq":{client.seq},"changes":{changes_json},'
+                                             f'"counters":{counters_json}}}')
+
+    def _send_event(self, sid: str, event: str, body_json: str) -> None:
+        """Send one client the event ``event`` whose one argument is ``body_json`` (JSON text), through
+        python-socketio's own send path, which only asks a packet for its encoding (Flask-SocketIO's test
+        client listens there too). Nothing is sent to a connection already gone."""
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            server._send_packet(eio_sid, EncodedPacket(f'{_EVENT_PREFIX}"{event}",{body_json}]'))
 
     def _queued(self, eio_sid: str) -> int | None:
         """Return how many messages wait unsent on this engine.io socket, or None when it is closed."""
@@ -274,10 +285,6 @@ class EncodedPacket:
         return self.text
 
 
-def _send_snapshot(snapshot: dict[str, Any]) -> None:
-    emit("snapshot", snapshot, ignore_queue=True)
-
-
 class LiveNamespace(Namespace):
     """The ``/live`` Socket.IO namespace: snapshot on connect, resync and room subscriptions."""
 
@@ -293,14 +300,14 @@ class LiveNamespace(Namespace):
             headers = {"Authorization": f"Bearer {token}"} if token else dict(request.headers)
             if access.identify(headers, request.cookies, request.remote_addr or "?") is None:
                 return False
-        self.hub.connect(request.sid, _send_snapshot)  # type: ignore[attr-defined]
+        self.hub.connect(request.sid)  # type: ignore[attr-defined]
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:
         self.hub.disconnect(request.sid)  # type: ignore[attr-defined]
 
     def on_resync(self, data: Any = None) -> None:
-        self.hub.connect(request.sid, _send_snapshot)  # type: ignore[attr-defined]
+        self.hub.connect(request.sid)  # type: ignore[attr-defined]
 
     def on_subscribe(self, data: Any = None) -> dict[str, Any]:
         room = data.get("room") if isinstance(data, dict) else None

@@ -163,6 +163,7 @@ class FakeServer:
         self.manager = self
         self.eio = self
         self.disconnected: list[str] = []
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []  # (event, engine.io sid, its argument)
 
     def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:
         return sid if sid in self.sockets else None
@@ -172,8 +173,9 @@ class FakeServer:
 
     def _send_packet(self, eio_sid: str, packet: Any) -> None:
         data = packet.encode()
-        assert data.startswith('2/live,["changes",{"seq":')
-        json.loads(data[len("2/live,"):])  # a whole Socket.IO event packet
+        assert data.startswith(('2/live,["changes",{"seq":', '2/live,["snapshot",{"seq":'))
+        event, body = json.loads(data[len("2/live,"):])  # a whole Socket.IO event packet
+        self.sent.append((event, eio_sid, body))
         self.sockets[eio_sid].queue.put(data)
 
 
@@ -197,7 +199,8 @@ def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monke
     hub = LiveHub(socketio, dashboard.collector, dashboard.settings)  # type: ignore[arg-type]
     for sid in ("reader", "sleeper"):
         socketio.server.sockets[sid] = FakeEngineSocket(sid, socketio.server)
-        hub.connect(sid, lambda snapshot, sid=sid: socketio.emit("snapshot", snapshot, "/live", to=sid))
+        hub.connect(sid)
+    assert [sent[:2] for sent in socketio.server.sent] == [("snapshot", "reader"), ("snapshot", "sleeper")]
     clock = [1000.0]
     monkeypatch.setattr("dashboard.live.time.monotonic", lambda: clock[0])
 
@@ -216,7 +219,7 @@ def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monke
 
     socketio.server.sockets["sleeper"].queue = queue.Queue()  # it woke up and read its queue
     flush_with_change(100)
-    assert socketio.sent[-1][:2] == ("snapshot", "sleeper") and not sleeper.stale  # a fresh start, not a gap
+    assert socketio.server.sent[-1][:2] == ("snapshot", "sleeper") and not sleeper.stale  # a fresh start, not a gap
 
     for n in range(MAX_QUEUED_MESSAGES + 1):  # asleep again, now for good
         flush_with_change(200 + n)

@@ -5,22 +5,17 @@ import { SPARKLINE_SEED_STEP_SECONDS, SPARKLINE_WINDOW_SECONDS } from "../helper
 import { sparklineLabel } from "../helpers/queue_info.js";
 import { svgNode } from "../helpers/svg.js";
 
-/** Size used before the SVG has been laid out, in CSS pixels (app.css sets the real one). */
-const FALLBACK_WIDTH_PX = 96;
-const FALLBACK_HEIGHT_PX = 22;
+/** The size app.css gives `.sparkline`, in CSS pixels. Drawn to it rather than read from the page:
+ * reading a laid-out size makes the browser lay out the whole page at once, which with hundreds of
+ * worker cards and queue rows took a quarter of a second on a page's first render. */
+export const SPARKLINE_SIZE = Object.freeze({ width: 96, height: 22 });
 /** Room kept free above and below the line so the stroke is not clipped, in CSS pixels. */
 const PADDING_PX = 2;
 /** A line breaks where two samples are further apart than this, in seconds (sampling stopped). */
 const SPARKLINE_GAP_SECONDS = 3 * SPARKLINE_SEED_STEP_SECONDS;
 
-/** The laid-out size of `svg` (a fallback before layout). Reading it makes the browser lay the page
- * out: a table of sparklines reads one size once, before it draws any (see `drawSparkline`). */
-export function sparklineSize(svg) {
-  return { width: svg?.clientWidth || FALLBACK_WIDTH_PX, height: svg?.clientHeight || FALLBACK_HEIGHT_PX };
-}
-
-/** Draw `samples` (`[{t, depth}]`) ending at `nowSeconds` into `svg`, of `size` (read from `svg` when not given). */
-export function drawSparkline(svg, samples, nowSeconds, size = sparklineSize(svg)) {
+/** Draw `samples` (`[{t, depth}]`) ending at `nowSeconds` into `svg`, of `size`. */
+export function drawSparkline(svg, samples, nowSeconds, size = SPARKLINE_SIZE) {
   const { width, height } = size;
   const start = nowSeconds - SPARKLINE_WINDOW_SECONDS;
   // About one point per pixel: the peaks are kept, the path stays short.

@@ -10,7 +10,7 @@ import {
   consumersTitle, depthInfo, depthTitle, MAX_QUEUE_ROWS, oldestText, queueCountText, shownQueues, thresholdText,
 } from "../helpers/queue_info.js";
 import { renderQueueFlags } from "./queue_flags.js";
-import { drawSparkline, sparklineSize } from "./queue_sparkline.js";
+import { drawSparkline } from "./queue_sparkline.js";
 
 export function mountQueues(root, store) {
   const list = root.querySelector("[data-list]");
@@ -72,12 +72,10 @@ export function mountQueues(root, store) {
 
   function tick() {
     const nowSeconds = store.serverNowMs() / 1000;
-    // Every sparkline has the same size: read once, before any write, so the page is laid out once a tick.
-    const size = sparklineSize(list.querySelector("[data-sparkline]"));
     for (const [name, row] of rows) {
       setField(row, "oldest", oldestText(queues.get(name), nowSeconds));
       const svg = row.querySelector("[data-sparkline]");
-      if (svg) drawSparkline(svg, history.samples(name, nowSeconds), nowSeconds, size);
+      if (svg) drawSparkline(svg, history.samples(name, nowSeconds), nowSeconds);
     }
   }
 

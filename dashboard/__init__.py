@@ -15,7 +15,7 @@ from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import LOCAL, Access
-from .assets import module_closure, static_version
+from .assets import page_modules, static_version
 from .alerting import AlertService
 from .alerts import WebhookNotifier
 from .auth import AuthFile, Principal
@@ -239,11 +239,12 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     # Every page's links and its scripts' requests start with ``base``: the --url-prefix (or a proxy's prefix).
     # ``static``: where the pages load static files from, under a version that changes with any of them
     # (``/static/v/<version>/...``, kept by browsers for a year); ``/static/...`` serves them too, revalidated.
-    # ``modules``: every JavaScript module main.js imports, for the page head's modulepreload links.
+    # ``modules_for(page)``: the JavaScript modules a page runs (main.js's, and its own page module's),
+    # for the page head's modulepreload links.
     static_dir = Path(app.static_folder or "static")
-    version, modules = static_version(static_dir), module_closure(static_dir)[1:]
+    version, modules = static_version(static_dir), page_modules(static_dir)
     app.context_processor(lambda: {"base": request.script_root, "static": f"{request.script_root}/static/v/{version}",
-                                   "modules": modules})
+                                   "modules_for": lambda page: modules.get(page, modules[None])})
 
     @app.get("/static/v/<asked>/<path:filename>")
     def _versioned_static(asked: str, filename: str) -> Response:

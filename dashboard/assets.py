@@ -1,10 +1,11 @@
-"""The page's JavaScript modules, listed for ``<link rel="modulepreload">``.
+"""The pages' JavaScript modules, listed for ``<link rel="modulepreload">``.
 
 A browser learns an ES module's imports only once it has fetched and parsed it, so a page
 whose modules import each other five levels deep waits five round trips before it runs; on a
 dashboard busy ingesting events each round trip is slow. The page head lists every module
 ``main.js`` reaches, found here once by reading the static import statements, so the browser
-fetches them all at once. Pure code apart from reading the files; no Flask.
+fetches them all at once; a page with panels of its own (``js/pages/<page>.js``, which main.js
+imports only on that page) also lists that module's. Pure code apart from reading the files; no Flask.
 """
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def module_closure(static_dir: Path, entry: str = "js/main.js") -> list[str]:
             if target is not None and target not in seen:
                 pending.append(PurePosixPath(target))
     return list(seen)
+
+
+def page_modules(static_dir: Path, entry: str = "js/main.js") -> dict[str | None, list[str]]:
+    """Return, for each page with a module of its own (``js/pages/<page>.js``, by its page name) and for
+    every other page (None), the modules its head preloads: those ``entry`` reaches, then its page
+    module's that ``entry`` does not (``entry`` itself is the page's script, not listed)."""
+    common = module_closure(static_dir, entry)
+    pages: dict[str | None, list[str]] = {None: common[1:]}
+    shared = set(common)
+    for file in sorted((static_dir.resolve() / "js" / "pages").glob("*.js")):
+        own = module_closure(static_dir, f"js/pages/{file.name}")
+        pages[file.stem] = common[1:] + [m for m in own if m not in shared]
+    return pages
 
 
 def _normalise(path: PurePosixPath) -> str | None:

@@ -384,7 +384,7 @@ def test_a_walk_whose_matches_thin_out_ends_in_a_few_steps(
     monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
     store.write_batch([task(f"t{n:04d}", n, args="('timeout',)" if n >= 2950 else "('ok',)") for n in range(3000)], [])
     reads: list[str] = []
-    store._conn().set_trace_callback(lambda sql: reads.append(sql) if sql.startswith("SELECT tasks.id") else None)
+    store._reader().set_trace_callback(lambda sql: reads.append(sql) if sql.startswith("SELECT tasks.id") else None)
     result = store.query(q="timeout", limit=50)
     assert len(uuids(result)) == 50 and result["next"] is None and result["total"] == 50
     assert len(reads) <= 8, len(reads)
@@ -445,7 +445,7 @@ def test_a_filtered_total_far_past_the_cap_is_estimated_without_counting_to_the_
     def trace(sql: str) -> None:
         if "count(*) FROM (SELECT 1 FROM tasks" in sql:
             counted.append(int(sql.rsplit("LIMIT", 1)[1].strip(" )")))
-    store._conn().set_trace_callback(trace)
+    store._reader().set_trace_callback(trace)
     failed = store.query(states={"FAILURE"}, limit=5)  # 1,000: 200 probes of 400 match, 20 times the cap
     assert failed["total_is_estimate"] is True and 800 <= failed["total"] <= 1200
     assert counted == [11]  # never up to the cap
@@ -769,3 +769,29 @@ def test_a_shape_without_its_payloads_keeps_the_stored_ones(store: HistoryStore)
     got = store.get("t1")
     assert got is not None and (got["state"], got["result"], got["succeeded"]) == ("SUCCESS", "'late'", T0 + 9)
     assert (got["name"], got["received"], got["queue"]) == (full["name"], full["received"], "slow")
+
+
+def _resident_through_maps_kib(path: str) -> int:
+    """KiB of the file ``path`` resident in this process through memory maps (Linux's /proc/self/smaps)."""
+    target, mapped, total = os.path.realpath(path), None, 0
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            mapped = fields[5] if len(fields) > 5 else ""
+        elif fields and fields[0] == "Rss:" and mapped == target:
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_writing_maps_none_of_the_file_and_queries_map_what_they_read(sqlite_store: TaskStore, path: str) -> None:
+    shapes = [task(f"t{n:05d}", n, args="x" * 400) for n in range(3000)]
+    for start in range(0, len(shapes), 500):
+        batch = shapes[start:start + 500]
+        sqlite_store.write_batch(batch, [event for shape in batch for event in events_of(shape)])
+    sqlite_store.write_batch([{**shape, "state": "FAILURE"} for shape in shapes[::7]], [])  # updates read old rows
+    assert sqlite_store._conn().execute("PRAGMA mmap_size").fetchone()[0] == 0
+    assert _resident_through_maps_kib(path) == 0  # what writes read stays in the OS's cache, not in this process
+    assert len(sqlite_store.query(limit=20)["items"]) == 20 and sqlite_store.get("t00042") is not None
+    assert sqlite_store._reader().execute("PRAGMA mmap_size").fetchone()[0] == store_module.MMAP_BYTES
+    assert _resident_through_maps_kib(path) > 0  # the pages' queries read through the map

@@ -103,7 +103,9 @@ class LiveHub:
             client = self.clients.setdefault(sid, Client())
         with client.send_lock:  # no changes batch may overtake the snapshot
             client.stale, client.lagging_since = False, None
-            self._send_event(sid, "snapshot", jsonio.dumps(self._snapshot(client)))
+            eio_sid = self.socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+            if eio_sid is not None:  # not already gone
+                self._send_event(eio_sid, "snapshot", jsonio.dumps(self._snapshot(client)))
 
     def disconnect(self, sid: str) -> None:
         with self.lock:
@@ -218,17 +220,14 @@ class LiveHub:
         client.lagging_since = None
         with client.send_lock:
             client.seq += 1
-            self._send_event(sid, "changes", f'{{"seq":{client.seq},"changes":{changes_json},'
-                                             f'"counters":{counters_json}}}')
+            self._send_event(eio_sid, "changes", f'{{"seq":{client.seq},"changes":{changes_json},'
+                                                 f'"counters":{counters_json}}}')
 
-    def _send_event(self, sid: str, event: str, body_json: str) -> None:
-        """Send one client the event ``event`` whose one argument is ``body_json`` (JSON text), through
-        python-socketio's own send path, which only asks a packet for its encoding (Flask-SocketIO's test
-        client listens there too). Nothing is sent to a connection already gone."""
-        server = self.socketio.server
-        eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
-        if eio_sid is not None:
-            server._send_packet(eio_sid, EncodedPacket(f'{_EVENT_PREFIX}"{event}",{body_json}]'))
+    def _send_event(self, eio_sid: str, event: str, body_json: str) -> None:
+        """Send the engine.io connection ``eio_sid`` the event ``event`` whose one argument is ``body_json``
+        (JSON text), through python-socketio's own send path, which only asks a packet for its encoding
+        (Flask-SocketIO's test client listens there too)."""
+        self.socketio.server._send_packet(eio_sid, EncodedPacket(f'{_EVENT_PREFIX}"{event}",{body_json}]'))
 
     def _queued(self, eio_sid: str) -> int | None:
         """Return how many messages wait unsent on this engine.io socket, or None when it is closed."""

@@ -64,3 +64,34 @@ def test_the_dashboard_tunes_the_garbage_collector_for_a_large_model() -> None:
         assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] >= 10_000
     finally:
         gc.set_threshold(*before)
+
+
+NATIVE_LOCK_PROBE = """
+import eventlet
+eventlet.monkey_patch()
+import time
+from eventlet import tpool
+from dashboard.store import NativeLock
+lock, order = NativeLock(), []
+def hold():
+    with lock:
+        order.append("held")
+        eventlet.patcher.original("time").sleep(0.3)
+        order.append("released")
+def take():
+    with lock:
+        order.append("took")
+first = eventlet.spawn(tpool.execute, hold)
+while not order:
+    eventlet.sleep(0.01)
+second = eventlet.spawn(tpool.execute, take)
+first.wait(); second.wait()
+print("ORDER", order)
+"""
+
+
+def test_the_stores_write_lock_holds_between_native_threads_under_eventlet() -> None:
+    # A threading lock is green once patched: contended between two tpool threads, its waiter never wakes.
+    result = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", NATIVE_LOCK_PROBE],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "ORDER ['held', 'released', 'took']" in result.stdout, result.stderr

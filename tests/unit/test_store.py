@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -790,8 +791,33 @@ def test_writing_maps_none_of_the_file_and_queries_map_what_they_read(sqlite_sto
         batch = shapes[start:start + 500]
         sqlite_store.write_batch(batch, [event for shape in batch for event in events_of(shape)])
     sqlite_store.write_batch([{**shape, "state": "FAILURE"} for shape in shapes[::7]], [])  # updates read old rows
+    assert sqlite_store._writer is not None and sqlite_store._writer.execute("PRAGMA mmap_size").fetchone()[0] == 0
     assert sqlite_store._conn().execute("PRAGMA mmap_size").fetchone()[0] == 0
     assert _resident_through_maps_kib(path) == 0  # what writes read stays in the OS's cache, not in this process
     assert len(sqlite_store.query(limit=20)["items"]) == 20 and sqlite_store.get("t00042") is not None
     assert sqlite_store._reader().execute("PRAGMA mmap_size").fetchone()[0] == store_module.MMAP_BYTES
     assert _resident_through_maps_kib(path) > 0  # the pages' queries read through the map
+
+
+def test_writes_from_many_threads_go_through_one_connection_and_keep_every_row(sqlite_store: TaskStore) -> None:
+    # One writing connection keeps its page cache; one per thread emptied and refilled it at every batch.
+    opened = len(sqlite_store._connections)
+    failures: list[BaseException] = []
+
+    def write(thread: int) -> None:
+        try:
+            for batch in range(10):
+                shapes = [task(f"w{thread}-{batch}-{n}", thread * 1000 + batch * 10 + n) for n in range(20)]
+                sqlite_store.write_batch(shapes, [event for shape in shapes for event in events_of(shape)])
+                sqlite_store.mark("alive_at", float(batch))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == [] and not any(thread.is_alive() for thread in threads)
+    assert sqlite_store.stats()["tasks"] == 4 * 10 * 20
+    assert len(sqlite_store._connections) - opened <= 2  # the writer, and this thread's for stats()

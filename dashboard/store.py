@@ -1059,7 +1059,7 @@ class TaskStore:
         sorts the range is narrow). Walking stops once the page is full. The total is
         exact when the walk reached the end; otherwise it is the share of matches among
         the rows walked times the number of rows passing the other filters (itself
-        exact up to ``EXACT_TOTAL_CAP``, then estimated by ``_estimate_total``).
+        exact up to ``COUNT_FIRST``, then estimated by sampling: see ``_count``).
         """
         page: list[tuple[Any, ...]] = []
         walked = 0
@@ -1122,11 +1122,12 @@ class TaskStore:
             need = math.ceil((limit + 1 - len(page)) * len(chunk) / found * 1.5) if found else WALK_CHUNK_MAX
             size = min(size * 4, WALK_CHUNK_MAX, max(limit + 1, need))
         if others is None:
-            others = self._count(conn, where, params)[0]
+            others = self._count(conn, where, params, exact=False)[0]  # it only scales the share walked
         estimate = others * len(page) / walked if walked else 0.0
         return page, round_estimate(estimate, len(page)), True
 
-    def _count(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, bool]:
+    def _count(self, conn: sqlite3.Connection, where: list[str], params: list[Any],
+               exact: bool = True) -> tuple[int, bool]:
         """Count the tasks passing ``where``: exactly up to ``EXACT_TOTAL_CAP``, else estimated (see
         ``_estimate_total``); return the count and whether it is an estimate.
 
@@ -1134,7 +1135,9 @@ class TaskStore:
         tasks) only to learn that there are more. A count up to ``COUNT_FIRST`` comes first (a selective
         filter's total, exact and cheap); past it, the estimate, and when that is far above the cap
         (``ESTIMATE_CERTAIN``, ``ESTIMATE_MIN_HITS``: many standard deviations of its error) it is the
-        answer, as the count up to the cap would have made it.
+        answer, as the count up to the cap would have made it. Without ``exact`` (a count that only scales
+        another estimate) the estimate is the answer past ``COUNT_FIRST``: the count up to the cap read
+        100,000 rows for the failures of the smallest of three queues over a million tasks (~70 ms).
         """
         select = f"SELECT 1 FROM tasks{_where(where)}"
         if where and EXACT_TOTAL_CAP > COUNT_FIRST:
@@ -1142,6 +1145,8 @@ class TaskStore:
             if total <= COUNT_FIRST:
                 return total, False
             hits, step = self._estimate_hits(conn, where, params)
+            if not exact:
+                return round_estimate(hits * step, COUNT_FIRST + 1), True
             if hits >= ESTIMATE_MIN_HITS and hits * step > ESTIMATE_CERTAIN * EXACT_TOTAL_CAP:
                 return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
             total = _capped_count(conn, select, params, EXACT_TOTAL_CAP)

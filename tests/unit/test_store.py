@@ -464,6 +464,30 @@ def test_a_filtered_total_far_past_the_cap_is_estimated_without_counting_to_the_
     assert selective == {**selective, "total": 6, "total_is_estimate": False} and counted == [11]
 
 
+def test_a_walked_words_total_scales_a_sampled_count_of_the_other_filters(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A common word with other filters: its total is the share of matches among the rows walked times the
+    rows passing the other filters, an estimate either way. That count only scales it, so past the short
+    count it is sampled, never counted up to the cap (the failures of the smallest of three queues over a
+    million tasks: 100,000 rows read)."""
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 2000)
+    monkeypatch.setattr(store_module, "COUNT_FIRST", 10)
+    monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 400)
+    store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 2 == 0 else "SUCCESS",
+                            args="('declined',)" if n % 4 == 0 else "('ok',)") for n in range(2000)], [])
+    counted: list[int] = []  # the cap of each count run
+
+    def trace(sql: str) -> None:
+        if "count(*) FROM (SELECT 1 FROM tasks" in sql:
+            counted.append(int(sql.rsplit("LIMIT", 1)[1].strip(" )")))
+    store._reader().set_trace_callback(trace)
+    declined = store.query(states={"FAILURE"}, q="declined", limit=5)  # 500 of the 1,000 failures
+    assert declined["total_is_estimate"] is True and 350 <= declined["total"] <= 650
+    assert counted == [11] and len(uuids(declined)) == 5
+
+
 def test_totals_past_the_cap_are_flagged_as_estimates(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
     store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 10 == 0 else "SUCCESS")

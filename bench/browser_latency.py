@@ -93,13 +93,15 @@ class MemoryLog(threading.Thread):
                 return
 
     def figures(self) -> dict[str, Any]:
-        """RSS and anonymous RSS (MiB) at the middle of the run, and their largest change after it (%)."""
+        """RSS and anonymous RSS (MiB) at the middle of the run, and their largest change after it (%); every
+        sample as [seconds, RSS MiB, anonymous MiB]."""
         if len(self.samples) < 3:
             return {}
         middle = self.samples[-1][0] / 2
         at = min(self.samples, key=lambda s: abs(s[0] - middle))
         later = [s for s in self.samples if s[0] >= at[0]]
-        result: dict[str, Any] = {"memory_reference_seconds": round(at[0])}
+        result: dict[str, Any] = {"memory_reference_seconds": round(at[0]), "memory_samples": [
+            [round(t), round(rss / 1024, 1), round(anon / 1024, 1)] for t, rss, anon in self.samples]}
         for index, name in ((1, "rss"), (2, "rss_anon")):
             reference = at[index]
             result[f"{name}_mib_at_reference"] = round(reference / 1024, 1)

@@ -28,6 +28,7 @@ from . import jsonio
 from .history import HOLD_UNFINISHED_SECONDS, HistoryWriter
 from .hosts import HostGuard, HostPolicy
 from .live import LiveHub, LiveNamespace
+from .memory import MemoryReleaser
 from .metrics import build_registry
 from .prefix import PrefixMiddleware
 from .periodic_service import PeriodicService
@@ -98,6 +99,7 @@ class Dashboard:
         self.reconciler = Reconciler(self)
         self.collector.on_gap = self.reconciler.after_gap
         self.alerting = AlertService(self)
+        self.memory = MemoryReleaser(socketio.sleep, run_blocking)
 
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
                who: Principal | None = None) -> None:
@@ -178,6 +180,7 @@ class Dashboard:
         self.periodic.start()
         self.socketio.start_background_task(self.reconciler.run)
         self.alerting.start()
+        self.socketio.start_background_task(self.memory.run)
 
     def stop(self) -> None:
         """Ask every background loop to end."""
@@ -189,6 +192,7 @@ class Dashboard:
         self.periodic.stop()
         self.reconciler.stop()
         self.alerting.stop()
+        self.memory.stop()
         if self.leadership is not None:
             self.leadership.stop()
 

@@ -1,0 +1,74 @@
+"""Giving the C heap's free memory back to the operating system, once a minute.
+
+glibc's malloc keeps what the process frees in its arenas for later use. The dashboard
+frees and allocates steadily at a high event rate (tasks' dicts as the model lets old
+tasks go, SQLite's pages, the pushes' buffers), and the free space ends up in holes
+between chunks in use, which the arenas never give back on their own: at 5,000 events/s
+the resident memory rose by 8 % between minute 5 and minute 10 while the memory in use
+stayed flat. ``malloc_trim(0)`` hands every whole free page in every arena back to the
+kernel (``MADV_DONTNEED``); it takes 1-3 ms. Elsewhere than glibc it is not there, and
+nothing is done.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two releases (every 10 s kept the memory no lower in the ten-minute soak at 5,000 events/s).
+RELEASE_INTERVAL_SECONDS = 60.0
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols: glibc's, when Python runs on it
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Give the C heap's whole free pages back to the kernel; return whether this C library can."""
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
+class MemoryReleaser:
+    """Calls ``release_free_memory`` every ``RELEASE_INTERVAL_SECONDS`` (through ``run_blocking``: it
+    holds the arenas' locks while it walks them) until ``stop``."""
+
+    def __init__(self, sleep: Callable[[float], Any], run_blocking: Callable[..., Any],
+                 interval: float = RELEASE_INTERVAL_SECONDS) -> None:
+        self.sleep = sleep
+        self.run_blocking = run_blocking
+        self.interval = interval
+        self.stopping = False
+        self.releases = 0
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.sleep(self.interval)
+            if self.stopping:
+                return
+            try:
+                if not self.run_blocking(release_free_memory):
+                    return  # not glibc: nothing to do, ever
+            except Exception:  # never worth stopping anything for
+                log.exception("releasing free memory failed")
+                return
+            self.releases += 1
+
+    def stop(self) -> None:
+        self.stopping = True

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: How often pending changes are written, in seconds.
 WRITE_INTERVAL_SECONDS = 0.5
+#: Task shapes let go of at a time once written; other work (requests, events) runs between chunks.
+#: Letting go of a write's 600 finished timelines at 5,000 events/s took 8-10 ms in one go.
+RELEASE_CHUNK = 200
 #: How often the queue depths and worker activity of the open minutes are written, in seconds: each write
 #: is a transaction, and they keep their highest value in memory meanwhile.
 GAUGE_WRITE_SECONDS = 5.0
@@ -349,7 +352,11 @@ class HistoryWriter:
         self.pending_tasks[uuid] = task if queued is None or len(task) == len(queued) else {**queued, **task}
 
     def _release(self, written: list[dict[str, Any]]) -> None:
-        self.cluster.release_stored(written)  # finished tasks' timelines and payloads are in the store now
+        """Let go of finished tasks' timelines and payloads, which the store holds now, a chunk at a time."""
+        for start in range(0, len(written), RELEASE_CHUNK):
+            if start:
+                self.collector.sleep(0)
+            self.cluster.release_stored(written[start:start + RELEASE_CHUNK])
 
     def unwritten_events(self, uuid: str) -> list[dict[str, Any]]:
         """Return this task's events taken from the state but not yet committed to the store

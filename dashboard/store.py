@@ -93,6 +93,11 @@ ESTIMATE_SAMPLES = 2_000
 #: 20 probes match on average, and 40 would be needed: a chance of about 1 in 100,000).
 ESTIMATE_CERTAIN = 2
 ESTIMATE_MIN_HITS = 40
+#: Seconds a filter's sampled share of the id range is reused, scaled to the range of the moment: the
+#: 2,000 probes cost 2-3 ms, most of a list page's work, and the share moves slowly.
+ESTIMATE_REUSE_SECONDS = 5.0
+#: Most filter combinations whose share is kept at once.
+ESTIMATE_REUSE_MAX = 256
 #: A filtered total is first counted up to this many (cheap): only past it is the estimate taken.
 COUNT_FIRST = 1_000
 #: Full-text matches up to which a search is driven by the FTS index rather than the sort index.
@@ -398,6 +403,8 @@ class TaskStore:
         #: "ok" or the failed verdict of the last check this process ran; None when none ran.
         self.integrity: str | None = None
         self._checking: sqlite3.Connection | None = None  # the background check's connection, for close()
+        #: Each filter's sampled estimate: (filters, their values) -> (when taken, hits, probes).
+        self._estimates: dict[tuple[Any, ...], tuple[float, int, int]] = {}
         self._open()
 
     # -- opening ----------------------------------------------------------------
@@ -1147,12 +1154,15 @@ class TaskStore:
             hits, step = self._estimate_hits(conn, where, params)
             if not exact:
                 return round_estimate(hits * step, COUNT_FIRST + 1), True
-            if hits >= ESTIMATE_MIN_HITS and hits * step > ESTIMATE_CERTAIN * EXACT_TOTAL_CAP:
+            if _certain(hits, step):
                 return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
             total = _capped_count(conn, select, params, EXACT_TOTAL_CAP)
             if total > EXACT_TOTAL_CAP:
                 return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
             return total, False
+        reused = self._reused_hits(conn, where, params)
+        if reused is not None and _certain(*reused):  # far past the cap a moment ago: the count would say so
+            return round_estimate(reused[0] * reused[1], EXACT_TOTAL_CAP + 1), True
         total = _capped_count(conn, select, params, EXACT_TOTAL_CAP)
         if total > EXACT_TOTAL_CAP:
             return self._estimate_total(conn, where, params), True
@@ -1172,17 +1182,32 @@ class TaskStore:
         return round_estimate(hits * step, EXACT_TOTAL_CAP + 1)
 
     def _estimate_hits(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, float]:
-        """Probe the id range for ``_estimate_total``: return the probes that matched and the ids each stands for."""
-        # Two subqueries: SQLite answers a lone min() or max() from the end of the tree, both together by a scan.
-        low, high = conn.execute("SELECT (SELECT min(id) FROM tasks), (SELECT max(id) FROM tasks)").fetchone()
-        if low is None:
+        """Probe the id range for ``_estimate_total``: return the probes that matched and the ids each stands
+        for. The probes' result is reused for ``ESTIMATE_REUSE_SECONDS``, scaled to the id range of the moment."""
+        reused = self._reused_hits(conn, where, params)
+        if reused is not None:
+            return reused
+        ids = _id_range(conn)
+        if ids is None:
             return 0, 0.0
-        span = high - low + 1
+        span = ids[1] - ids[0] + 1
         samples = min(ESTIMATE_SAMPLES, span)
         hits = conn.execute("SELECT count(*) FROM json_each(?) AS probe CROSS JOIN tasks INDEXED BY tasks_filters "
                             f"ON tasks.id = ? + CAST(probe.value * ? AS INTEGER){_where(where)}",
-                            (_probe_places(samples), low, span, *params)).fetchone()[0]
+                            (_probe_places(samples), ids[0], span, *params)).fetchone()[0]
+        if len(self._estimates) >= ESTIMATE_REUSE_MAX:
+            self._estimates.clear()
+        self._estimates[(*where, *params)] = (time.monotonic(), hits, samples)
         return hits, span / samples
+
+    def _reused_hits(self, conn: sqlite3.Connection, where: list[str], params: list[Any]
+                     ) -> tuple[int, float] | None:
+        """Return a recent estimate's probes that matched and the ids each stands for now, or None."""
+        kept = self._estimates.get((*where, *params))
+        if kept is None or time.monotonic() - kept[0] > ESTIMATE_REUSE_SECONDS:
+            return None
+        ids = _id_range(conn)
+        return (kept[1], (ids[1] - ids[0] + 1) / kept[2]) if ids is not None else None
 
     # -- shapes -----------------------------------------------------------------
     def _shapes(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -1559,6 +1584,19 @@ def _where(clauses: Iterable[str]) -> str:
 def _plan_sorts(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> bool:
     """Whether SQLite's plan for ``sql`` sorts its rows (reads all that pass, whatever the LIMIT)."""
     return any("TEMP B-TREE FOR ORDER BY" in str(step[-1]) for step in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+def _id_range(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """Return the lowest and highest task id (None without tasks)."""
+    # Two subqueries: SQLite answers a lone min() or max() from the end of the tree, both together by a scan.
+    low, high = conn.execute("SELECT (SELECT min(id) FROM tasks), (SELECT max(id) FROM tasks)").fetchone()
+    return None if low is None else (low, high)
+
+
+def _certain(hits: int, step: float) -> bool:
+    """Whether an estimate is far enough past ``EXACT_TOTAL_CAP`` that a count up to the cap would only
+    confirm it (``ESTIMATE_CERTAIN``, ``ESTIMATE_MIN_HITS``)."""
+    return hits >= ESTIMATE_MIN_HITS and hits * step > ESTIMATE_CERTAIN * EXACT_TOTAL_CAP
 
 
 def _capped_count(conn: sqlite3.Connection, select: str, params: Sequence[Any], cap: int) -> int:

@@ -430,6 +430,37 @@ def test_large_totals_are_estimated_from_a_sample(sqlite_store: TaskStore, monke
     assert small == {**small, "total": 31, "total_is_estimate": False}
 
 
+def test_an_estimate_reuses_its_recent_probes_scaled_to_the_ids_of_the_moment(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 2,000 probes were most of an unfiltered list page's work (2-3 ms over 100,000 tasks): a filter's
+    share of the id range is reused for a few seconds, times the id range of the moment, and neither the
+    probes nor the count up to the cap run again."""
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 50)
+    monkeypatch.setattr(store_module, "ESTIMATE_SAMPLES", 200)
+    store.write_batch([task(f"t{n:04d}", n, state="FAILURE" if n % 10 == 0 else "SUCCESS")
+                       for n in range(1000)], [])
+    ran: list[str] = []  # "probes" and "count" (up to the cap), in order
+
+    def trace(sql: str) -> None:
+        ran.extend(kind for kind, part in (("probes", "json_each"), ("count", "count(*) FROM (SELECT 1"))
+                   if part in sql)
+    store._reader().set_trace_callback(trace)
+    assert store.query(limit=5)["total"] == 1000 and ran == ["count", "probes"]
+    failed = store.query(states={"FAILURE"}, limit=5)["total"]  # one filter's probes are not another's
+    assert 60 <= failed <= 150 and ran == ["count", "probes"] * 2
+    ran.clear()
+    store.write_batch([task(f"u{n:04d}", 1000 + n) for n in range(1000)], [])
+    everything = store.query(limit=5)  # 200 of 200 probes matched a moment ago: 2,000 ids now
+    assert everything["total"] == 2000 and everything["total_is_estimate"] is True and ran == []
+    # About 20 probes matched: too few to skip the count up to the cap, but the probes are not run again.
+    assert store.query(states={"FAILURE"}, limit=5)["total"] == store_module.round_estimate(failed * 2, 51)
+    assert ran == ["count"]
+    monkeypatch.setattr(store_module, "ESTIMATE_REUSE_SECONDS", -1.0)  # every estimate is out of date
+    ran.clear()
+    assert store.query(limit=5)["total"] == 2000 and ran == ["count", "probes"]
+
+
 def test_a_filtered_total_far_past_the_cap_is_estimated_without_counting_to_the_cap(
         sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Counting up to the cap reads that many rows (tens of ms over a million tasks with two filters) only to

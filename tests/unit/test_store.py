@@ -854,6 +854,35 @@ def test_writing_maps_none_of_the_file_and_queries_map_what_they_read(sqlite_sto
     assert _resident_through_maps_kib(path) > 0  # the pages' queries read through the map
 
 
+def test_a_batch_is_written_from_staged_rows_a_chunk_per_statement(sqlite_store: TaskStore,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """FTS5 writes what it holds pending to disk as a new segment at the end of each statement that wrote to
+    it: a statement per task (executemany) wrote and later merged a segment per task, over half a write's
+    CPU. The batch is staged in temporary tables and written by one statement per chunk, with the same result."""
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "STAGED_ROWS", 8)  # 41 tasks: 6 chunks; their 160 events: 5
+    store.write_batch([task("first", 0)], [])
+    assert store._writer is not None
+    statements: list[str] = []
+    store._writer.set_trace_callback(statements.append)
+    shapes = [task(f"t{n:02d}", n, args=f"('order-{n}',)") for n in range(40)]
+    late = {**task("first", 0, state="FAILURE", args="('retyped',)"), "exception": "KeyError('x')"}
+    store.write_batch([*shapes, late], [event for shape in shapes for event in events_of(shape)])
+    # Every write into tasks and events reads the staged rows (SQLite traces it again at each row's trigger).
+    written = [sql for sql in statements if sql.startswith(("INSERT INTO tasks", "INSERT OR IGNORE INTO events"))]
+    assert written and all("FROM temp.staged_" in sql for sql in written)
+    assert sum(sql == "DELETE FROM temp.staged_tasks" for sql in statements) == 6
+    assert sum(sql == "DELETE FROM temp.staged_events" for sql in statements) == 5
+    assert sum(sql.startswith("INSERT INTO temp.staged_tasks") for sql in statements) == 41
+    assert uuids(store.query(q="order-17", limit=5)) == ["t17"]  # the text index follows every row
+    assert uuids(store.query(q="retyped", limit=5)) == ["first"] == uuids(store.query(q="KeyError", limit=5))
+    assert store.query(q="order", limit=100)["total"] == 40
+    assert [len(store.get(shape["uuid"])["events"]) for shape in shapes] == [len(events_of(shape)) for shape in shapes]
+    statements.clear()  # the temporary tables are empty again: a second write stages only its own rows
+    store.write_batch([task("t00", 0, state="RETRY")], [])
+    assert store.get("t00")["state"] == "RETRY" and store.query(limit=100)["total"] == 41
+
+
 def test_writes_from_many_threads_go_through_one_connection_and_keep_every_row(sqlite_store: TaskStore) -> None:
     # One writing connection keeps its page cache; one per thread emptied and refilled it at every batch.
     opened = len(sqlite_store._connections)

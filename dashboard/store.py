@@ -11,8 +11,11 @@ eventlet, ``eventlet.tpool.execute``), never on the hub. Each thread gets its
 own connections for reading; every write goes through the store's one writing
 connection, which passes from thread to thread under a ``NativeLock`` (not a
 ``threading`` lock, which eventlet turns green and which then deadlocks across
-native threads). WAL lets readers read while a write is in progress. This
-module imports no Flask, socketio, kombu or eventlet.
+native threads). WAL lets readers read while a write is in progress. A
+batch's rows are staged in that connection's temporary tables and written a
+chunk per statement (``STAGED_ROWS``): the full-text index (FTS5, kept by
+triggers) writes a segment at the end of every statement. This module imports
+no Flask, socketio, kombu or eventlet.
 
 A file found damaged on open is moved aside whole, after every task (with its
 events) that can still be read from it is copied into the fresh file, newest

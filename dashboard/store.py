@@ -87,7 +87,7 @@ PRUNE_CHUNK_TASKS = 1_000
 #: Pause between prune transactions, longer than SQLite's longest busy-retry sleep (0.1 s),
 #: so a writer waiting for the lock gets it between chunks.
 PRUNE_PAUSE_SECONDS = 0.12
-#: Above this many matches ``query`` reports an estimated total (see ``_estimate_total``).
+#: Above this many matches ``query`` reports an estimated total (see ``_estimate_hits``).
 EXACT_TOTAL_CAP = 10_000
 #: Rows probed, evenly spread over the id range, to estimate a large total.
 ESTIMATE_SAMPLES = 2_000
@@ -319,12 +319,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
 
 
-def task_write_sql(mark: str, kept: tuple[str, ...] = ()) -> tuple[str, str]:
+def task_write_sql(mark: str, kept: tuple[str, ...] = (), source: str | None = None) -> tuple[str, str]:
     """The task upsert (every ``TASK_FIELDS`` column but ``kept``, whose stored values an update keeps) and
     the placeholder insert of a task known only by an event (uuid, timestamp), with the driver's parameter
-    ``mark`` (``?`` for sqlite3, ``%s`` for psycopg)."""
+    ``mark`` (``?`` for sqlite3, ``%s`` for psycopg). ``source`` is where the upsert's rows come from: one
+    row of parameters by default, or a SELECT of the ``TASK_FIELDS`` columns."""
     assignments = ", ".join(f"{c} = excluded.{c}" for c in TASK_FIELDS if c != "uuid" and c not in kept)
-    upsert = (f"INSERT INTO tasks ({_COLUMNS_SQL}) VALUES ({', '.join([mark] * len(TASK_FIELDS))}) "
+    rows = source or f"VALUES ({', '.join([mark] * len(TASK_FIELDS))})"
+    upsert = (f"INSERT INTO tasks ({_COLUMNS_SQL}) {rows} "
               f"ON CONFLICT (uuid) {f'DO UPDATE SET {assignments}' if assignments else 'DO NOTHING'}")
     return upsert, f"INSERT INTO tasks (uuid, timestamp) VALUES ({mark}, {mark}) ON CONFLICT (uuid) DO NOTHING"
 
@@ -333,32 +335,24 @@ def task_write_sql(mark: str, kept: tuple[str, ...] = ()) -> tuple[str, str]:
 _SHAPE_KEYS = len(TASK_FIELDS) + 1
 
 
-def task_upserts(tasks: list[dict[str, Any]], mark: str, row: Callable[[dict[str, Any]], Any]
-                 ) -> list[tuple[str, list[Any]]]:
+def task_upserts(tasks: list[dict[str, Any]], mark: str, row: Callable[[dict[str, Any]], Any],
+                 source: str | None = None) -> list[tuple[str, list[Any]]]:
     """Return (upsert SQL, rows) for ``tasks``' shapes: a shape that leaves fields out (``Task.released``:
-    unknown in memory, the store may hold them) has them kept by its update, every other column written."""
+    unknown in memory, the store may hold them) has them kept by its update, every other column written.
+    ``source``: see ``task_write_sql``."""
     groups: dict[tuple[str, ...], list[Any]] = {}
     for task in tasks:
         kept = () if len(task) >= _SHAPE_KEYS else tuple(name for name in TASK_FIELDS if name not in task)
         groups.setdefault(kept, []).append(row(task))
-    return [(_upsert_sql(mark, kept), rows) for kept, rows in groups.items()]
+    return [(_upsert_sql(mark, kept, source), rows) for kept, rows in groups.items()]
 
 
 @functools.lru_cache(maxsize=256)
-def _upsert_sql(mark: str, kept: tuple[str, ...]) -> str:
-    return task_write_sql(mark, kept)[0]
+def _upsert_sql(mark: str, kept: tuple[str, ...], source: str | None) -> str:
+    return task_write_sql(mark, kept, source)[0]
 
 
 _STUB_SQL = task_write_sql("?")[1]
-
-
-@functools.lru_cache(maxsize=256)
-def _staged_upsert_sql(upsert: str) -> str:
-    """The upsert ``upsert`` reading every staged row, in the order staged (WHERE true: SQLite's parser
-    needs a WHERE before ON CONFLICT in an INSERT ... SELECT)."""
-    values = upsert.index(" VALUES (")
-    return (f"{upsert[:values]} SELECT {_COLUMNS_SQL} FROM temp.staged_tasks WHERE true ORDER BY rowid"
-            f"{upsert[upsert.index(') ON CONFLICT') + 1:]}")
 
 
 _EVENT_COLUMNS_SQL = "task_id, timestamp, life, type, hostname, body"
@@ -366,6 +360,9 @@ _EVENT_COLUMNS_SQL = "task_id, timestamp, life, type, hostname, body"
 #: connection's temporary tables; untyped columns keep the values as bound.
 _STAGE_TABLES_SQL = (f"CREATE TEMP TABLE IF NOT EXISTS staged_tasks ({_COLUMNS_SQL})",
                      "CREATE TEMP TABLE IF NOT EXISTS staged_events (timestamp, life, type, hostname, body, uuid)")
+#: The staged task rows, in the order staged, as the upsert's source (SQLite's parser needs a WHERE before
+#: ON CONFLICT in an INSERT ... SELECT).
+_STAGED_TASKS = f"SELECT {_COLUMNS_SQL} FROM temp.staged_tasks WHERE true ORDER BY rowid"
 _STAGE_SQL = f"INSERT INTO temp.staged_tasks ({_COLUMNS_SQL}) VALUES ({', '.join('?' * len(TASK_FIELDS))})"
 _STAGE_EVENT_SQL = "INSERT INTO temp.staged_events VALUES (?, ?, ?, ?, ?, ?)"
 _STAGED_EVENTS_SQL = (f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS_SQL}) "
@@ -657,7 +654,7 @@ class TaskStore:
     # -- writing ----------------------------------------------------------------
     def write_batch(self, tasks: list[dict[str, Any]], events: list[tuple[str, dict[str, Any]]]) -> None:
         """Upsert ``tasks`` (their JSON shapes) and add ``events`` (uuid, event dict) in one transaction."""
-        upserts = task_upserts(tasks, "?", _task_row)
+        upserts = task_upserts(tasks, "?", _task_row, _STAGED_TASKS)
         known = {task["uuid"] for task in tasks}
         stubs = [(_text(uuid), _number(event.get("timestamp"))) for uuid, event in events if uuid not in known]
         event_rows = [_event_row(uuid, event) for uuid, event in events]
@@ -668,7 +665,7 @@ class TaskStore:
                 # statement per task wrote (and later merged) a segment per task: over half a write's CPU.
                 for start in range(0, len(rows), STAGED_ROWS):
                     conn.executemany(_STAGE_SQL, rows[start:start + STAGED_ROWS])
-                    conn.execute(_staged_upsert_sql(sql))
+                    conn.execute(sql)
                     conn.execute("DELETE FROM temp.staged_tasks")
             if stubs:  # an event of a task the batch does not carry: keep it under a placeholder task
                 conn.executemany(_STUB_SQL, stubs)
@@ -1173,7 +1170,7 @@ class TaskStore:
     def _count(self, conn: sqlite3.Connection, where: list[str], params: list[Any],
                exact: bool = True) -> tuple[int, bool]:
         """Count the tasks passing ``where``: exactly up to ``EXACT_TOTAL_CAP``, else estimated (see
-        ``_estimate_total``); return the count and whether it is an estimate.
+        ``_estimate_hits``); return the count and whether it is an estimate.
 
         With filters, counting up to the cap can read tens of thousands of rows (tens of ms over a million
         tasks) only to learn that there are more. A count up to ``COUNT_FIRST`` comes first (a selective
@@ -1202,25 +1199,22 @@ class TaskStore:
             return round_estimate(reused[0] * reused[1], EXACT_TOTAL_CAP + 1), True
         total = _capped_count(conn, select, params, EXACT_TOTAL_CAP)
         if total > EXACT_TOTAL_CAP:
-            return self._estimate_total(conn, where, params), True
+            hits, step = reused if reused is not None else self._estimate_hits(conn, where, params)
+            return round_estimate(hits * step, EXACT_TOTAL_CAP + 1), True
         return total, False
 
-    def _estimate_total(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> int:
-        """Estimate a count known to exceed ``EXACT_TOTAL_CAP``.
+    def _estimate_hits(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, float]:
+        """Estimate a count (one known or likely to exceed ``EXACT_TOTAL_CAP``): return the probes that
+        matched and the ids each stands for.
 
         The estimate probes ``ESTIMATE_SAMPLES`` row ids spread over the id range (one at a
         seeded random offset inside each equal slice, so periodic patterns in the ids cannot
         alias with the probes), counts the probed rows that exist and match, and scales by
         the ids each probe stands for. Ids grow with first sight and pruned ids count as
         non-matches, so the estimate follows deletions. The seed is fixed, so totals do not
-        jitter between pages.
+        jitter between pages. The probes' result is reused for ``ESTIMATE_REUSE_SECONDS``, scaled to the id
+        range of the moment.
         """
-        hits, step = self._estimate_hits(conn, where, params)
-        return round_estimate(hits * step, EXACT_TOTAL_CAP + 1)
-
-    def _estimate_hits(self, conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, float]:
-        """Probe the id range for ``_estimate_total``: return the probes that matched and the ids each stands
-        for. The probes' result is reused for ``ESTIMATE_REUSE_SECONDS``, scaled to the id range of the moment."""
         reused = self._reused_hits(conn, where, params)
         if reused is not None:
             return reused

@@ -72,6 +72,12 @@ BOOKKEEPING_CACHE_KIB = 1_024
 #: Bytes of the file each query connection (``TaskStore._reader``) may memory-map for reads; the connection
 #: that writes maps none.
 MMAP_BYTES = 1 << 30
+#: WAL pages past which a commit of the writing connection copies the log back into the file (SQLite's
+#: ``wal_autocheckpoint``, 1,000 by default). Each copy writes every page the log holds, and a live cluster's
+#: writes touch the same pages again and again (the ends of the indexes, the events' tree): copying every
+#: 10,000 pages (a log of up to about 40 MB) instead of every 1,000 took 10-15 % less of a write's CPU
+#: (600 finished tasks a batch: 90-98 µs a task before, 80-92 after).
+WAL_CHECKPOINT_PAGES = 10_000
 #: Files up to this size get ``PRAGMA quick_check`` (it reads every page: ~1.4 s/GB here) on
 #: every open. A larger one is checked only after an unclean shutdown, and then in the background
 #: (``check_integrity``) while it serves: SQLite's WAL recovery on open already brings back every
@@ -590,6 +596,7 @@ class TaskStore:
                 raise StoreError(f"task store {self.path} is closed")
             if self._writer is None:
                 self._writer = self._connect(0, CACHE_KIB)
+                self._writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}").fetchone()
                 for sql in _STAGE_TABLES_SQL:
                     self._writer.execute(sql)
             conn = self._writer
@@ -814,10 +821,12 @@ class TaskStore:
         started = time.monotonic()
         # On a connection of its own without the memory map: it reads every index once, and through the
         # map those pages would stay in the process's resident memory; read() leaves them to the OS cache.
+        # A single pass gains nothing from a cache: at CACHE_KIB its pages, freed at close, left 8-10 MiB
+        # of holes in the C heap (600,000 tasks at 5,000 events/s: the heap's free space rose from 22 to 32 MiB).
         once = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         try:
             once.execute("PRAGMA mmap_size = 0")
-            once.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            once.execute(f"PRAGMA cache_size = -{BOOKKEEPING_CACHE_KIB}")
             once.execute("ANALYZE tasks")
         finally:
             once.close()

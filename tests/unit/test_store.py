@@ -566,7 +566,17 @@ def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
     assert store.analyze() is True and store.analyze() is False
     store.write_batch([task(f"c{n}", n) for n in range(25)], [])  # 45 > 2 x 20
     assert store.analyze() is True
+    statements: list[str] = []  # ANALYZE reads each index once, on a connection of its own with a small cache
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+    monkeypatch.setattr(store_module.sqlite3, "connect", traced)
     assert store.analyze(force=True) is True
+    assert statements[:3] == ["PRAGMA mmap_size = 0", f"PRAGMA cache_size = -{store_module.BOOKKEEPING_CACHE_KIB}",
+                              "ANALYZE tasks"]
 
 
 def b64(raw: bytes) -> str:
@@ -849,6 +859,7 @@ def test_writing_maps_none_of_the_file_and_queries_map_what_they_read(sqlite_sto
     assert sqlite_store._writer is not None and sqlite_store._writer.execute("PRAGMA mmap_size").fetchone()[0] == 0
     assert sqlite_store._conn().execute("PRAGMA mmap_size").fetchone()[0] == 0
     assert _resident_through_maps_kib(path) == 0  # what writes read stays in the OS's cache, not in this process
+    sqlite_store._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # as every WAL_CHECKPOINT_PAGES
     assert len(sqlite_store.query(limit=20)["items"]) == 20 and sqlite_store.get("t00042") is not None
     assert sqlite_store._reader().execute("PRAGMA mmap_size").fetchone()[0] == store_module.MMAP_BYTES
     assert _resident_through_maps_kib(path) > 0  # the pages' queries read through the map
@@ -881,6 +892,33 @@ def test_a_batch_is_written_from_staged_rows_a_chunk_per_statement(sqlite_store:
     statements.clear()  # the temporary tables are empty again: a second write stages only its own rows
     store.write_batch([task("t00", 0, state="RETRY")], [])
     assert store.get("t00")["state"] == "RETRY" and store.query(limit=100)["total"] == 41
+
+
+def test_the_writer_copies_its_log_back_every_wal_checkpoint_pages(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live cluster's writes touch the same pages again and again: the log is copied back into the file
+    every WAL_CHECKPOINT_PAGES pages rather than SQLite's 1,000, so each page is copied less often."""
+    wal = Path(path + "-wal")
+    sizes, default = {}, store_module.WAL_CHECKPOINT_PAGES
+    for pages in (default, 40):
+        monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", pages)
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+        opened = TaskStore(path)
+        try:
+            opened.write_batch([task("first", 0)], [])
+            assert opened._writer is not None
+            assert opened._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == pages
+            largest = 0
+            for batch in range(30):
+                shapes = [task(f"b{batch}-{n}", batch * 50 + n, args=f"('order-{batch}-{n}', {'x' * 200!r})")
+                          for n in range(50)]
+                opened.write_batch(shapes, [event for shape in shapes for event in events_of(shape)])
+                largest = max(largest, wal.stat().st_size)
+            sizes[pages] = largest
+            assert opened.query(limit=1)["total"] == 1 + 30 * 50
+        finally:
+            opened.close()
+    assert sizes[40] < 200 * 4096 < 1_000 * 4096 < sizes[default]  # copied back early, or left to grow past SQLite's 1,000
 
 
 def test_writes_from_many_threads_go_through_one_connection_and_keep_every_row(sqlite_store: TaskStore) -> None:

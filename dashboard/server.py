@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import create_app, logs, run_inline
+from .memory import fix_mmap_threshold
 from .settings import DEFAULT_DB, Settings, SettingsError, load_settings
 from .store import StoreError
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None, async_mode: str = "eventlet",
         return 2
     settings = dataclasses.replace(settings, async_mode=async_mode)
     tune_gc()
+    fix_mmap_threshold()
     logs.configure(settings.log_level)  # one line per record: outside text cannot forge lines
     cluster = None
     kill_timeout = 10.0  # seconds the demo's processes get after SIGTERM at the very end

@@ -1,7 +1,9 @@
-"""The C heap's free pages go back to the kernel once a minute."""
+"""The C heap's free pages go back to the kernel: large blocks when freed, the rest once a minute."""
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,40 @@ def test_the_releaser_stops_for_good_where_the_c_library_cannot_release(monkeypa
     releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function: function(), interval=1.0)
     releaser.run()
     assert sleeps == [1.0] and releaser.releases == 0
+
+
+MMAP_PROBE = """
+import ctypes, sys
+from dashboard.memory import fix_mmap_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold() is True
+libc.free(libc.malloc(8 << 20))  # a large block freed: glibc's moving threshold rises to its size
+mapped = libc.mallinfo2().hblkhd
+blocks = [libc.malloc(1 << 20) for _ in range(16)]
+print((libc.mallinfo2().hblkhd - mapped) >> 20)
+for block in blocks:
+    libc.free(block)
+"""
+
+
+@pytest.mark.skipif(memory._MALLOPT is None, reason="glibc's mallopt")
+def test_large_blocks_stay_mapped_on_their_own_once_the_threshold_is_fixed() -> None:
+    """glibc raises its mmap threshold to the size of each mapped block freed: later blocks of a MiB came
+    from the arenas, whose holes made them grow for good. Fixed, every block from 128 KiB is mapped."""
+    def mapped_mib(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", MMAP_PROBE, mode], capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    assert mapped_mib("moving") == 0  # glibc's own behaviour: from the arenas
+    assert mapped_mib("fixed") >= 16  # each MiB block on pages of its own, unmapped when freed

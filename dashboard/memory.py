@@ -29,40 +29,27 @@ log = logging.getLogger(__name__)
 RELEASE_INTERVAL_SECONDS = 60.0
 
 
-def _find_malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
+    """Return the C library's function ``name`` (returning an int) with ``argtypes``, or None without it."""
     try:
         libc = ctypes.CDLL(None)  # the process's own symbols: glibc's, when Python runs on it
     except OSError:
         return None
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is None:
+    function = getattr(libc, name, None)
+    if function is None:
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    function.argtypes = list(argtypes)
+    function.restype = ctypes.c_int
+    return function
 
 
-_MALLOC_TRIM = _find_malloc_trim()
+_MALLOC_TRIM = _libc_function("malloc_trim", ctypes.c_size_t)
 
 #: Blocks from this size up are mapped on their own and unmapped when freed (glibc's initial threshold, kept).
 MMAP_THRESHOLD_BYTES = 128 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
-
-
-def _find_mallopt() -> Callable[[int, int], int] | None:
-    try:
-        libc = ctypes.CDLL(None)
-    except OSError:
-        return None
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:
-        return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt
-
-
-_MALLOPT = _find_mallopt() if _MALLOC_TRIM is not None else None  # glibc's (malloc_trim is glibc's alone)
+# Only glibc's: malloc_trim is glibc's alone, and other C libraries number mallopt's parameters otherwise.
+_MALLOPT = _libc_function("mallopt", ctypes.c_int, ctypes.c_int) if _MALLOC_TRIM is not None else None
 
 
 def fix_mmap_threshold(size: int = MMAP_THRESHOLD_BYTES) -> bool:

@@ -167,7 +167,7 @@ class Dashboard:
         if self.leadership is not None:
             self.socketio.start_background_task(self.leadership.run)
         if self.store.check_pending:  # a large history after an unclean shutdown: checked while serving
-            self.socketio.start_background_task(self.run_blocking, self.store.check_integrity)
+            self.socketio.start_background_task(self._check_integrity)
         self.socketio.start_background_task(self.history.run)
         self.socketio.start_background_task(self.history.prune_loop)
         self.socketio.start_background_task(self.collector.run)
@@ -181,6 +181,13 @@ class Dashboard:
         self.socketio.start_background_task(self.reconciler.run)
         self.alerting.start()
         self.socketio.start_background_task(self.memory.run)
+
+    def _check_integrity(self) -> None:
+        """Run the integrity check that opening the store left pending; a failure is logged, never raised."""
+        try:
+            self.run_blocking(self.store.check_integrity)
+        except Exception as exc:  # nothing else would see it: the task would end with it
+            self.history.report_failure(exc, "checking the integrity of")
 
     def stop(self) -> None:
         """Ask every background loop to end."""

@@ -176,7 +176,10 @@ class SafeReceiver(EventReceiver):
         except Exception as exc:  # each message in its own guard; what no check foresaw is also a bug
             collector.count_unexpected("while decoding", exc)
             return
-        collector.apply_events(collector.take([body], self.event_from_message))
+        try:
+            collector.apply_events(collector.take([body], self.event_from_message))
+        except Exception as exc:  # a bug of ours: kombu would pass it on to ``skip`` as a bad message
+            collector.count_unexpected("while applying a message", exc)
 
 
 class UndecodableEnvelopes(logging.Filter):

@@ -7,10 +7,12 @@ import queue
 from typing import Any
 
 import pytest
+from celery.events import EventDispatcher
+from kombu import Connection
 
 from dashboard import create_app
 from dashboard.redact import is_secret_key, mask_secrets, mask_text, mask_url
-from dashboard.events import RECONNECT_START_SECONDS, EventCollector
+from dashboard.events import RECONNECT_START_SECONDS, EventCollector, SafeReceiver
 from dashboard.hosts import HostPolicy
 from dashboard.live import LAGGING_DROP_SECONDS, MAX_QUEUED_MESSAGES, LiveHub
 from dashboard.logs import OneLineFormatter, escape_controls
@@ -306,6 +308,28 @@ def test_a_bug_in_the_receiver_is_reported_as_a_bug_not_as_a_broker_outage(tmp_p
     assert len(delays) == 1  # and it subscribes again after the backoff
 
 
+def test_a_bug_applying_a_received_message_is_a_bug_not_a_bad_message(tmp_path: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db"), broker_url="memory://"))
+
+    def broken(events: list[dict[str, Any]]) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(collector, "apply_events", broken)
+    with Connection("memory://") as connection, caplog.at_level(logging.ERROR, logger="dashboard.events"):
+        receiver = SafeReceiver(connection, collector, app=collector.app, accept=["json"])
+        receiver.queue(connection.default_channel).declare()  # bound before anything is sent
+        with Connection("memory://") as worker:
+            dispatcher = EventDispatcher(worker, hostname="w1@h", app=collector.app)
+            for uuid in ("t1", "t2"):
+                dispatcher.send("task-received", uuid=uuid)
+        receiver.capture(limit=2, timeout=5, wakeup=False)  # through kombu's drain_events, as the collector reads
+    assert collector.received == 2 and collector.internal_errors == 2
+    assert "in the transport" not in (collector.last_malformed or "")
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [KeyError]  # once per kind
+
+
 @pytest.mark.parametrize("key, secret", [
     ("password", True), ("broker_password", True), ("PASSWORD", True), ("redisPassword", True), ("passwd", True),
     ("secret_key", True), ("client_secret", True), ("api_key", True), ("apiKey", True), ("APIKEY", True),
@@ -352,3 +376,28 @@ def test_a_store_call_that_fails_on_a_bug_is_counted(dashboard: Any, monkeypatch
     dashboard.history.prune()
     assert dashboard.collector.internal_errors == 1  # the disk is not a bug: a warning only
     assert "database or disk is full" in caplog.records[-1].getMessage()
+
+
+def test_an_integrity_check_that_fails_is_logged_and_never_ends_in_silence(
+        dashboard: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def unreadable() -> str:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(dashboard.store, "check_integrity", unreadable)
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        dashboard._check_integrity()
+    [warning] = caplog.records
+    assert warning.levelno == logging.WARNING and warning.exc_info is None
+    assert "checking the integrity of" in warning.getMessage() and "disk I/O error" in warning.getMessage()
+    assert dashboard.collector.internal_errors == 0  # the disk is not a bug
+
+    def broken() -> str:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(dashboard.store, "check_integrity", broken)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        dashboard._check_integrity()
+    [error] = caplog.records
+    assert error.exc_info is not None and error.exc_info[0] is TypeError
+    assert dashboard.collector.internal_errors == 1

@@ -232,3 +232,33 @@ def test_a_writes_finished_timelines_are_let_go_of_a_chunk_at_a_time(
     assert writer.flush() is True
     assert released_at_each_pause == [100, 200]
     assert all(tasks[uuid].events is None for uuid in uuids)
+
+
+def test_a_bug_in_a_write_round_is_counted_logged_once_and_the_writer_goes_on(
+        writer: HistoryWriter, store: FlakyDisk, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    apply_task(writer, "t1")
+    drain = writer.cluster.drain_unsaved
+    rounds: list[int] = []
+
+    def broken_twice(*args: Any, **kwargs: Any) -> Any:
+        rounds.append(1)
+        if len(rounds) <= 2:
+            raise TypeError("a bug")
+        return drain(*args, **kwargs)
+
+    errors_seen: list[str | None] = []
+
+    def sleep(seconds: float) -> None:
+        errors_seen.append(writer.health()["error"])
+        if len(errors_seen) == 3:
+            writer.stop()  # the third round still runs
+
+    monkeypatch.setattr(writer.cluster, "drain_unsaved", broken_twice)
+    monkeypatch.setattr(writer.collector, "sleep", sleep)
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        writer.run()
+    assert len(rounds) == 3 and stored_uuids(store) == {"t1"}
+    assert errors_seen == [None, "internal error: TypeError: a bug", "internal error: TypeError: a bug"]
+    assert writer.health()["error"] is None and writer.collector.internal_errors == 2
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [TypeError]  # once, not every round

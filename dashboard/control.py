@@ -199,12 +199,12 @@ class TaskControl:
         self.connection_errors = connection_errors
         self.count_internal_error = count_internal_error
 
-    def _failed(self, what: str, exc: Exception, who: str, expected: bool = False) -> ActionResult:
-        """Log a failed action and return its answer: the broker's failures (and ``expected`` ones) as the
-        broker not taking the request, anything else as the bug it is (with its traceback, counted)."""
+    def _failed(self, what: str, exc: Exception, who: str) -> ActionResult:
+        """Log a failed action and return its answer: the broker's failures as the broker not taking
+        the request, anything else as the bug it is (with its traceback, counted)."""
         message = mask_known(f"{type(exc).__name__}: {exc}", self.broker_url)[:300]
         log.warning("action by %s: %s: failed (%s)", who, what, message)
-        if expected or isinstance(exc, self.connection_errors()):
+        if isinstance(exc, self.connection_errors()):
             return {"ok": False, "replies": [], "error": f"the broker did not take the request: {message}"}
         self.count_internal_error()
         log.exception("%s failed", what)
@@ -232,12 +232,11 @@ class TaskControl:
     def purge(self, queue: str, transport_options: dict[str, Any], who: str = "?") -> dict[str, Any]:
         """Purge a queue with the broker's own purge; return ``{"ok", "purged", "error"}``."""
         connection = Connection(self.broker_url, transport_options=transport_options, connect_timeout=5)
-        expected = (*connection.connection_errors, *connection.channel_errors, OSError)
         try:
             with connection:
                 purged = connection.default_channel.queue_purge(queue)
-        except Exception as exc:  # the broker's refusals (a queue it does not have) are answers, not bugs
-            failed = self._failed(f"purge of queue {queue}", exc, who, expected=isinstance(exc, expected))
+        except Exception as exc:  # the broker failing or refusing (no such queue) is an answer; a bug is said as one
+            failed = self._failed(f"purge of queue {queue}", exc, who)
             return {"ok": False, "purged": None, "error": failed["error"]}
         log.info("action by %s: purged queue %s: %s messages removed", who, queue, purged)
         return {"ok": True, "purged": purged if isinstance(purged, int) else None, "error": None}

@@ -45,6 +45,10 @@ FROM_BACKEND = "result backend"
 _EVENT_OF = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 #: What a result backend that is down or refuses raises; anything else is a bug, logged with its traceback.
 BACKEND_ERRORS = (OSError, redis.RedisError, KombuError, CeleryError)
+#: What a call into the backend raises on a bug of ours, never on the backend failing: passed on as the bug it is.
+PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
+
+
 class BackendUnavailable(Exception):
     """The result backend failed to answer (the error it raised is the ``__cause__``): whatever a backend's
     own client raises (redis, SQLAlchemy, pymongo, ...) is the backend's failure, never a bug of ours."""
@@ -222,6 +226,8 @@ class Reconciler:
         try:
             backend = app.backend
             return backend, backend.get_task_meta(uuid)
+        except PROGRAMMING_ERRORS:  # a bug: logged with its traceback and counted by the callers
+            raise
         except Exception as exc:  # the backend's client, whatever its kind: its failure, said as one
             raise BackendUnavailable(str(exc)) from exc
 

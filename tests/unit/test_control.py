@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from dashboard import control as control_module
 from dashboard.control import INTERNAL_FAILURE, NotExact, TaskControl, exact_call
+from dashboard.events import EventCollector
+from dashboard.settings import Settings
 
 
 @pytest.mark.parametrize("args, kwargs, expected", [
@@ -73,3 +76,43 @@ def test_a_bug_sending_an_action_is_said_logged_with_its_traceback_and_counted(
     assert answer == {"ok": False, "replies": [], "error": f"{INTERNAL_FAILURE}: TypeError: a bug"}
     assert internal == [1]
     assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [TypeError]
+
+
+class PurgingBroker:
+    """A broker connection whose purge raises ``error``; it lists KeyError among its connection errors,
+    as kombu's Redis transport does."""
+
+    connection_errors = (KeyError, ConnectionError)
+    channel_errors = ()
+    error: Exception = KeyError("a bug")
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self.default_channel = self
+
+    def __enter__(self) -> "PurgingBroker":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def queue_purge(self, queue: str) -> int:
+        raise self.error
+
+
+@pytest.mark.parametrize("error, said, bug", [
+    (KeyError("a bug"), f"{INTERNAL_FAILURE}: KeyError: 'a bug'", True),
+    (ConnectionRefusedError("refused"), "the broker did not take the request: ConnectionRefusedError: refused", False),
+])
+def test_a_purge_tells_a_bug_from_the_broker_failing(error: Exception, said: str, bug: bool, tmp_path: Any,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db"), broker_url="redis://broker:6379/0"))
+    control = TaskControl(collector.app, "redis://broker:6379/0", collector.connection_errors,
+                          collector.count_internal_error)
+    monkeypatch.setattr(PurgingBroker, "error", error)
+    monkeypatch.setattr(control_module, "Connection", PurgingBroker)
+    with caplog.at_level(logging.WARNING, logger="dashboard.control"):
+        answer = control.purge("celery", {}, who="alice")
+    assert answer == {"ok": False, "purged": None, "error": said}
+    assert collector.internal_errors == int(bug)
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == ([KeyError] if bug else [])

@@ -250,6 +250,16 @@ def test_any_error_of_the_backends_own_client_is_the_backend_failing(client: Any
     assert dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
 
 
+def test_a_bug_calling_the_backend_is_said_as_a_bug_not_as_the_backend_failing(
+        client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    response = look_up_failing(client, caplog, AttributeError("'NoneType' object has no attribute 'get'"),
+                               "redis://cache:6379/1")
+    assert response.status_code == 503
+    assert response.get_json()["error"].startswith(f"{INTERNAL_FAILURE}: AttributeError: ")
+    assert client.application.extensions["dashboard"].collector.internal_errors == 1
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [AttributeError]
+
+
 def test_a_bug_looking_up_a_result_is_a_503_that_says_so(client: Any, caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     dashboard = client.application.extensions["dashboard"]

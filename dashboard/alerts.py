@@ -6,6 +6,7 @@ hostnames, times and task ids only, never task payloads.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -69,6 +70,7 @@ class WebhookNotifier:
                 try:
                     self._deliver(attempt, url, document)
                 except Exception:  # one bad delivery must not end the others
+                    self.failed += 1  # a bug of ours: the document is dropped, and counted as undelivered
                     log.exception("webhook %s: delivery failed", mask_url(url))
 
     def stop(self) -> None:
@@ -90,6 +92,8 @@ class WebhookNotifier:
             error = f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             error = str(exc)
+        except http.client.HTTPException as exc:  # an answer that is not HTTP, or cut short: retried as well
+            error = f"{type(exc).__name__}: {exc}"[:200]  # its text alone is the receiver's bytes
         attempt += 1
         if attempt >= MAX_ATTEMPTS:
             self.failed += 1

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
@@ -85,3 +87,74 @@ def test_delivery_gives_up_after_the_last_attempt(fast_retries: None, running: l
     wait_until(lambda: notifier.failed == 1, 5, message="never gave up")
     assert receiver.attempts == alerts.MAX_ATTEMPTS and receiver.received == []
     receiver.close()
+
+
+class GarbageFirst:
+    """A receiver that answers its first request with bytes that are not HTTP, and 204 to the rest."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.requests = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            with connection:
+                self.read_request(connection)
+                self.requests += 1
+                connection.sendall(b"GARBAGE\r\n\r\n" if self.requests == 1 else b"HTTP/1.0 204 No Content\r\n\r\n")
+
+    @staticmethod
+    def read_request(connection: socket.socket) -> None:
+        """Read the whole request first, so the client reads the answer rather than a reset connection."""
+        connection.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            body += chunk
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_an_answer_that_is_not_http_is_retried_like_any_failed_delivery(
+        fast_retries: None, running: list[WebhookNotifier], caplog: pytest.LogCaptureFixture) -> None:
+    receiver = GarbageFirst()
+    notifier = WebhookNotifier((receiver.url,))
+    with caplog.at_level(logging.INFO, logger="dashboard.alerts"):
+        start(notifier, running)
+        notifier.notify(DOCUMENT)
+        wait_until(lambda: notifier.delivered == 1, 5, message="never delivered")
+    assert receiver.requests == 2 and notifier.failed == 0
+    assert any("BadStatusLine" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert not any(r.exc_info for r in caplog.records)
+    receiver.close()
+
+
+def test_a_document_a_bug_drops_is_counted(fast_retries: None, running: list[WebhookNotifier],
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    def broken(document: Any) -> Any:
+        raise TypeError("a bug")
+
+    notifier = WebhookNotifier(("http://127.0.0.1:9/hook",), render=broken)
+    with caplog.at_level(logging.ERROR, logger="dashboard.alerts"):
+        start(notifier, running)
+        notifier.notify(DOCUMENT)
+        wait_until(lambda: notifier.failed == 1, 5, message="never counted")
+    wait_until(lambda: any(r.exc_info for r in caplog.records), 5, message="never logged")
+    assert notifier.delivered == 0 and not notifier.pending

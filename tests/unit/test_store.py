@@ -556,6 +556,53 @@ def test_cursor_paging_returns_every_row_once_despite_ties(
     assert sorted(seen) == sorted(expected)
 
 
+@pytest.mark.parametrize("sort", ["runtime", "name"])
+@pytest.mark.parametrize("descending", [True, False])
+@pytest.mark.parametrize("walk_seconds", [store_module.SORT_WALK_SECONDS, -1.0])  # -1: each walk gives up at once
+def test_a_common_filter_sorted_by_runtime_or_name_walks_the_sort_index(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch, sort: str, descending: bool,
+        walk_seconds: float) -> None:
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "EXACT_TOTAL_CAP", 20)  # so that half of 400 tasks is a certain estimate
+    monkeypatch.setattr(store_module, "SORT_WALK_SECONDS", walk_seconds)
+    monkeypatch.setattr(store_module, "SORT_WALK_CHECK_STEPS", 10)  # pages of a few rows take few steps
+    reads: list[str] = []  # how each page was read: walking the sort index, given up, or sorting
+    read = TaskStore._read
+
+    def spied(self: TaskStore, *args: Any) -> Any:
+        walking = "INDEXED BY" in args[6][0]
+        try:
+            result = read(self, *args)
+        except sqlite3.OperationalError:  # interrupted at the deadline
+            reads.append("given up")
+            raise
+        reads.append("walked" if walking else "sorted")
+        return result
+    monkeypatch.setattr(TaskStore, "_read", spied)
+    # Ties everywhere: 4 runtimes and some missing, 3 names, 10 received times.
+    store.write_batch([task(f"t{n:03d}", n % 10, runtime=None if n % 9 == 0 else float(n % 4),
+                            name=("a.x", "b.y", "c.z")[n % 3], worker=("celery@w1", "celery@w2")[n % 2])
+                       for n in range(400)], [])
+    columns = store_module.SORT_COLUMNS[sort] if descending else store_module.ASCENDING_SORT_COLUMNS.get(
+        sort, store_module.SORT_COLUMNS[sort])
+    direction = "DESC" if descending else "ASC"
+    whole = [row[0] for row in store._conn().execute(
+        f"SELECT uuid FROM tasks WHERE worker = 'celery@w2' "
+        f"ORDER BY {', '.join(f'{c} {direction}' for c in (*columns, 'id'))}")]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(40):
+        result = store.query(worker="celery@w2", sort=sort, descending=descending, limit=7, cursor=cursor)
+        seen.extend(uuids(result))
+        cursor = result["next"]
+        if cursor is None:
+            break
+    assert seen == whole and len(whole) == 200
+    assert result["total_is_estimate"] is True and 150 <= result["total"] <= 250
+    # Every page walked the index, or gave the walk up and sorted.
+    assert reads == (["walked"] * 29 if walk_seconds > 0 else ["given up", "sorted"] * 29)
+
+
 def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
         sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store = sqlite_store

@@ -603,6 +603,40 @@ def test_a_common_filter_sorted_by_runtime_or_name_walks_the_sort_index(
     assert reads == (["walked"] * 29 if walk_seconds > 0 else ["given up", "sorted"] * 29)
 
 
+@pytest.mark.parametrize("word, walks", [("declined", False), ("cus", True)])  # in 60 of 400 tasks; in all
+def test_a_word_rarer_than_the_filtered_rows_drives_a_sort_other_than_by_time(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch, word: str, walks: bool) -> None:
+    store = sqlite_store
+    monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 10)
+    monkeypatch.setattr(store_module, "FTS_SORTED_MAX", 100)
+    walked: list[int] = []
+    walk = TaskStore._walk_common
+
+    def spied(self: TaskStore, *args: Any, **kwargs: Any) -> Any:
+        walked.append(1)
+        return walk(self, *args, **kwargs)
+    monkeypatch.setattr(TaskStore, "_walk_common", spied)
+    store.write_batch([task(f"t{n:03d}", n % 10, runtime=float(n % 4), worker=("celery@w1", "celery@w2")[n % 2],
+                            exception="CardError('card declined')" if n % 20 < 3 else None)
+                       for n in range(400)], [])
+    whole = [row[0] for row in store._conn().execute(
+        "SELECT uuid FROM tasks WHERE worker = 'celery@w2' AND id IN "
+        "(SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?) ORDER BY runtime_sort DESC, id DESC",
+        (f'"{word}"*',))]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(40):
+        result = store.query(worker="celery@w2", q=word, sort="runtime", limit=7, cursor=cursor)
+        seen.extend(uuids(result))
+        if not walks:
+            assert result == {**result, "total": len(whole), "total_is_estimate": False}
+        cursor = result["next"]
+        if cursor is None:
+            break
+    assert seen == whole and len(whole) == (20 if word == "declined" else 200)
+    assert bool(walked) is walks
+
+
 def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
         sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store = sqlite_store

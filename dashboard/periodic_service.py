@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .periodic import Entry, PeriodicWatch, read_app_schedule
 from .periodic_sources import SourceError, read_beat_db, read_redbeat
+from .redact import mask_url
 from .userapp import APP_ERRORS, load_user_app
 
 if TYPE_CHECKING:
@@ -42,16 +43,21 @@ class PeriodicService:
         self.app: Any = None
         self.app_entries: list[Entry] = []
         errors = []
+        self._logged: set[tuple[str, str]] = set()  # (entry, error) already logged
+        self._bugs_logged: set[str] = set()  # types of the unexpected errors reading the schedules already logged
         if settings.app:
             try:
                 self.app = load_user_app(settings.app)
                 self.app_entries = read_app_schedule(self.app)
             except Exception as exc:  # the queues already read it at start; a schedule that breaks stays on the page
-                if not isinstance(exc, SCHEDULE_ERRORS):  # a bug, not the app's schedule: said as one too
+                error = f"--app {settings.app}: the beat schedule cannot be read ({type(exc).__name__}: {exc})"
+                errors.append(error)
+                self._logged.add(("", error))  # logged here, not again with the other sources' errors
+                if isinstance(exc, SCHEDULE_ERRORS):  # the app's schedule is wrong: no traceback to show
+                    log.warning("periodic tasks: %s", error)
+                else:  # a bug, not the app's schedule: said as one too
                     dashboard.collector.count_internal_error()
                     log.exception("--app %s: reading the beat schedule failed", settings.app)
-                errors.append(f"--app {settings.app}: the beat schedule cannot be read ({type(exc).__name__}: {exc})")
-        self._logged: set[tuple[str, str]] = set()  # (entry, error) already logged
         self._log_errors(self.app_entries)
         self.watch = PeriodicWatch(self.app_entries, started_at=clock(),
                                    grace_seconds=settings.periodic_grace_seconds, errors=errors)
@@ -74,13 +80,28 @@ class PeriodicService:
 
     def run(self) -> None:
         while not self.stopping:
-            try:
-                if self.sources_read_at is None or time.monotonic() - self.sources_read_at >= SOURCES_SECONDS:
+            if self.sources_read_at is None or time.monotonic() - self.sources_read_at >= SOURCES_SECONDS:
+                try:
                     self.read_sources()
+                except Exception as exc:  # a source that cannot be read raises SourceError, handled inside: a bug
+                    self._report_bug(exc)
+            try:  # the runs of the entries already known, whatever the sources did
                 self.refresh()
             except Exception as exc:
                 self.dashboard.history.report_failure(exc, "reading periodic runs from")
             self.dashboard.socketio.sleep(REFRESH_SECONDS)
+
+    def _report_bug(self, exc: Exception) -> None:
+        """Count a failed read of the schedules; log its traceback once per kind, as it would fail every read."""
+        self.dashboard.collector.count_internal_error()
+        if type(exc).__name__ in self._bugs_logged:
+            return
+        self._bugs_logged.add(type(exc).__name__)
+        settings = self.dashboard.settings
+        sources = [f"{flag} {mask_url(url)}" for flag, url in (("--beat-db", settings.beat_db),
+                                                               ("--redbeat-url", settings.redbeat_url)) if url]
+        log.error("reading the schedules of %s failed; the next read tries again (logged once per kind)",
+                  " and ".join(sources) or f"--app {settings.app}", exc_info=exc)
 
     def read_sources(self) -> None:
         """Read the schedules kept in django-celery-beat's database and in redbeat's Redis again (their

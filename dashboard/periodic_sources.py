@@ -74,7 +74,10 @@ def read_beat_db(url: str, app: Any) -> list[Entry]:
 
 
 def _query(url: str) -> list[tuple[Any, ...]]:
-    scheme = urlsplit(url).scheme.lower().split("+", 1)[0]
+    try:
+        scheme = urlsplit(url).scheme.lower().split("+", 1)[0]
+    except ValueError as exc:  # "Invalid IPv6 URL": a setting to fix, said on the page
+        raise SourceError(f"--beat-db {mask_url(url)}: not a valid URL ({exc})") from None
     try:
         if scheme == "sqlite":
             path = url.split("://", 1)[1][1:]  # sqlite:///relative.db, sqlite:////absolute.db
@@ -94,7 +97,11 @@ def _query(url: str) -> list[tuple[Any, ...]]:
         if scheme in ("mysql", "mariadb"):
             import pymysql
             parts = urlsplit(url)
-            my = pymysql.connect(host=parts.hostname or "localhost", port=parts.port or 3306,
+            try:
+                port = parts.port or 3306
+            except ValueError as exc:  # a port that is no number, or out of range
+                raise SourceError(f"--beat-db {mask_url(url)}: {mask_known(str(exc), url)}"[:500]) from None
+            my = pymysql.connect(host=parts.hostname or "localhost", port=port,
                                  user=unquote(parts.username or ""), password=unquote(parts.password or ""),
                                  database=parts.path.lstrip("/"), connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                  read_timeout=CONNECT_TIMEOUT_SECONDS)
@@ -177,8 +184,11 @@ def read_redbeat(url: str, prefix: str, app: Any) -> list[Entry]:
     """Every entry of celery-redbeat's schedule in the Redis at ``url`` (keys under ``prefix``)."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=CONNECT_TIMEOUT_SECONDS,
-                                  socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=CONNECT_TIMEOUT_SECONDS,
+                                      socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    except ValueError as exc:  # a scheme other than redis://, a port or database that is no number
+        raise SourceError(f"--redbeat-url {mask_url(url)}: {mask_known(str(exc), url)}"[:500]) from None
     try:
         keys: list[Any] = list(client.zrange(prefix + ":schedule", 0, -1))
         pipe = client.pipeline()

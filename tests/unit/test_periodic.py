@@ -165,7 +165,10 @@ def test_a_beat_schedule_that_is_no_dict_is_said_on_the_page(monkeypatch: pytest
         service = service_of(app_with(5), monkeypatch)  # type: ignore[arg-type]
     assert service.watch.errors == ["--app proj:app: the beat schedule cannot be read "
                                     "(TypeError: 'int' object is not iterable)"]
-    assert service.dashboard.collector.internal_errors == 0 and not any(r.exc_info for r in caplog.records)
+    assert service.dashboard.collector.internal_errors == 0
+    [record] = caplog.records  # the log says it once too, as the app's mistake, without a traceback
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "TypeError: 'int' object is not iterable" in record.getMessage()
 
 
 def test_a_bug_reading_the_beat_schedule_is_counted_and_logged_with_its_traceback(
@@ -179,6 +182,30 @@ def test_a_bug_reading_the_beat_schedule_is_counted_and_logged_with_its_tracebac
     assert service.dashboard.collector.internal_errors == 1
     [record] = caplog.records
     assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+def test_a_bug_reading_the_stored_schedules_is_counted_and_the_runs_still_read(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    service = service_of(app_with({}), monkeypatch)
+    service.dashboard.settings.beat_db = "postgresql://u:pw@db/beat"
+    rounds: list[str] = []
+
+    def broken() -> None:
+        service.sources_read_at = None  # read again next round, as after 30 s
+        raise RuntimeError("a bug")
+
+    def sleep(seconds: float) -> None:
+        service.stopping = len(rounds) == 2
+
+    monkeypatch.setattr(service, "read_sources", broken)
+    monkeypatch.setattr(service, "refresh", lambda: rounds.append("refresh"))
+    service.dashboard.socketio = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
+    with caplog.at_level(logging.WARNING, logger="dashboard"):
+        service.run()
+    assert rounds == ["refresh", "refresh"] and service.dashboard.collector.internal_errors == 2
+    [record] = caplog.records  # once per kind, not every 30 s
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert "--beat-db postgresql://u:****@db/beat" in record.getMessage()
 
 
 class BrokenSchedule:
@@ -254,3 +281,18 @@ def test_a_bug_reading_a_stored_schedule_is_logged_with_its_traceback(monkeypatc
         assert entry.schedule is None and entry.error == "RuntimeError: a bug"
     assert [(r.exc_info is not None and r.exc_info[0] is RuntimeError) for r in caplog.records] == [True, True]
     assert "db-entry" in caplog.records[0].getMessage() and "key-entry" in caplog.records[1].getMessage()
+
+
+@pytest.mark.parametrize(("read", "start"), [
+    (lambda: periodic_sources.read_redbeat("http://x", "redbeat", app_with({})), "--redbeat-url http://x: "),
+    (lambda: periodic_sources.read_redbeat("redis://:pw@h:notaport/0", "redbeat", app_with({})),
+     "--redbeat-url redis://:****@h:notaport/0: "),
+    (lambda: periodic_sources.read_beat_db("mysql://u:pw@h:notaport/db", app_with({})),
+     "--beat-db mysql://u:****@h:notaport/db: "),
+    (lambda: periodic_sources.read_beat_db("postgresql://u:pw@[::1/db", app_with({})),
+     "--beat-db postgresql://u:****@[::1/db: not a valid URL (Invalid IPv6 URL)"),
+])
+def test_a_wrong_schedule_url_is_a_source_error_with_its_secrets_masked(read: Any, start: str) -> None:
+    with pytest.raises(periodic_sources.SourceError) as raised:
+        read()
+    assert str(raised.value).startswith(start) and "pw" not in str(raised.value)

@@ -194,8 +194,9 @@ class HistoryWriter:
         if gaps:
             try:
                 self.run_blocking(self.store.save_gaps, gaps)
-            except Exception as exc:  # kept for the next flush
-                self.collector.unsaved_gaps[:0] = gaps
+            except Exception as exc:
+                if is_storage_failure(exc):  # kept for the next flush; anything else would fail again
+                    self.collector.unsaved_gaps[:0] = gaps
                 self.report_failure(exc, "writing gaps to")
         for task in tasks:
             self._pend(task)
@@ -317,10 +318,13 @@ class HistoryWriter:
             if not is_storage_failure(exc):  # nothing else is raised out of _bisect but a bug in it
                 self.report_failure(exc, "writing around a bad row in")
             interrupted = exc
+        traced: set[type[Exception]] = set()  # one bug may fail every task of a batch: one traceback says it
         for (uuid, _, _), reason in bad:  # a bug: the checks let through a value the store cannot take
             self.collector.count_internal_error()
             log.error("task %s cannot be written to %s (%s); it is left out of the history",
-                      uuid, self.store.path, type(reason).__name__, exc_info=reason)
+                      uuid, self.store.path, type(reason).__name__,
+                      exc_info=None if type(reason) in traced else reason)
+            traced.add(type(reason))
         self.quarantined += len(bad)
         self.written_events += sum(len(events) for _, _, events in stored)
         settled = {uuid for uuid, _, _ in stored} | {write[0] for write, _ in bad}

@@ -357,6 +357,20 @@ def test_an_error_no_check_foresaw_is_a_bug_logged_once_per_kind(tmp_path: Any,
     assert [r.exc_info is not None for r in caplog.records] == [True]  # one traceback, not one per message
 
 
+def test_a_model_that_fails_on_every_event_logs_one_traceback(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    collector = EventCollector(Settings(db=str(tmp_path / "h.db")))
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(collector.cluster._state, "apply", broken)
+    with caplog.at_level(logging.ERROR, logger="dashboard.events"):
+        collector.apply_events([{"type": "task-received", "uuid": str(n)} for n in range(3)])
+    assert collector.malformed == 3 and collector.internal_errors == 3
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError]  # not one per event
+
+
 def test_a_store_call_that_fails_on_a_bug_is_counted(dashboard: Any, monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     import sqlite3

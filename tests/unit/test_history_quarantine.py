@@ -150,6 +150,36 @@ def test_several_bad_rows_are_all_found(writer: HistoryWriter, store: FlakyDisk)
     assert writer.health()["quarantined"] == 3
 
 
+def test_bad_rows_of_one_kind_log_one_traceback(writer: HistoryWriter, store: FlakyDisk,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    shapes = [task(f"t{n}", n) for n in range(20)]
+    pend(writer, [cyclic_task(f"bad-{n}") for n in range(3)] + shapes)
+    with caplog.at_level(logging.ERROR, logger="dashboard.history"):
+        assert writer.flush() is True
+    assert writer.health()["quarantined"] == 3 and writer.collector.internal_errors == 3
+    assert sorted(r.getMessage().split()[1] for r in caplog.records) == ["bad-0", "bad-1", "bad-2"]  # each named
+    assert len([r for r in caplog.records if r.exc_info]) == 1
+
+
+def test_gaps_that_fail_on_a_bug_are_dropped_not_retried(writer: HistoryWriter, store: FlakyDisk,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+
+    def broken(gaps: list[dict[str, Any]]) -> None:
+        calls.append(len(gaps))
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(store, "save_gaps", broken)
+    writer.collector.unsaved_gaps.append({"start": T0, "end": T0 + 5, "cause": "broker unresponsive"})
+    with caplog.at_level(logging.WARNING, logger="dashboard.history"):
+        assert writer.flush() is True
+        assert writer.flush() is True
+    assert calls == [1] and writer.collector.unsaved_gaps == []
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [TypeError]
+    assert writer.collector.internal_errors == 1
+
+
 def test_a_full_disk_is_retried_not_quarantined(writer: HistoryWriter, store: FlakyDisk) -> None:
     shapes = [task(f"t{n}", n) for n in range(10)]
     pend(writer, shapes)

@@ -87,11 +87,12 @@ class Dashboard:
         self.leadership: Leadership | None = None
         if settings.leader_lock:  # several processes share the history: one of them writes it
             self.leadership = Leadership(settings.leader_lock, lock_key(settings.db), settings.leader_ttl_seconds,
-                                         socketio.sleep, self.on_leadership)
+                                         socketio.sleep, self.on_leadership, self.collector.count_internal_error)
             self.history.shared = True
             self.history.leads = lambda: self.leads
             self.history.replay_seconds = settings.leader_ttl_seconds * 4 / 3 + HOLD_UNFINISHED_SECONDS + 3
-        self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep)
+        self.webhooks = WebhookNotifier(settings.webhooks, sleep=socketio.sleep,
+                                        count_internal_error=self.collector.count_internal_error)
         self.control = TaskControl(self.collector.app, settings.broker_url, self.collector.connection_errors,
                                    self.collector.count_internal_error)
         self.metrics_registry = build_registry(self)
@@ -99,7 +100,8 @@ class Dashboard:
         self.reconciler = Reconciler(self)
         self.collector.on_gap = self.reconciler.after_gap
         self.alerting = AlertService(self)
-        self.memory = MemoryReleaser(socketio.sleep, run_blocking)
+        self.memory = MemoryReleaser(socketio.sleep, run_blocking,
+                                     count_internal_error=self.collector.count_internal_error)
 
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
                who: Principal | None = None) -> None:

@@ -38,7 +38,8 @@ class AlertService:
         self.json_urls = tuple(dict.fromkeys(settings.webhooks + self.file.webhooks))
         self.webhooks = dashboard.webhooks
         self.webhooks.urls = tuple(dict.fromkeys(self.webhooks.urls + self.json_urls))
-        self.slack = WebhookNotifier(self.file.slack, sleep=dashboard.socketio.sleep, render=slack_text)
+        self.slack = WebhookNotifier(self.file.slack, sleep=dashboard.socketio.sleep, render=slack_text,
+                                     count_internal_error=dashboard.collector.count_internal_error)
         self.stopping = False
         self.checks = 0
 

@@ -38,10 +38,12 @@ class WebhookNotifier:
     """Queues alert documents and delivers them to every webhook URL with retries."""
 
     def __init__(self, urls: tuple[str, ...], sleep: Callable[[float], None] = time.sleep,
-                 render: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> None:
+                 render: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+                 count_internal_error: Callable[[], None] = lambda: None) -> None:
         self.urls = urls
         self.sleep = sleep
         self.render = render  # turns a document into what the receivers expect (Slack's text), when set
+        self.count_internal_error = count_internal_error  # for ``/api/health``'s ``errors.internal``
         self.pending: deque[tuple[float, int, str, Mapping[str, Any]]] = deque()  # (due, attempt, url, doc)
         self.lock = threading.Lock()
         self.delivered = 0
@@ -71,6 +73,7 @@ class WebhookNotifier:
                     self._deliver(attempt, url, document)
                 except Exception:  # one bad delivery must not end the others
                     self.failed += 1  # a bug of ours: the document is dropped, and counted as undelivered
+                    self.count_internal_error()
                     log.exception("webhook %s: delivery failed", mask_url(url))
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ import urllib.request
 from bisect import bisect
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import amqp.exceptions
@@ -70,8 +70,10 @@ class QueueReader(Protocol):
 
 
 def make_reader(broker_url: str, transport_options: Mapping[str, Any] | None = None,
-                broker_api_url: str | None = None) -> QueueReader:
-    """Return the reader for the broker's transport; it connects lazily, on its first ``sample``."""
+                broker_api_url: str | None = None,
+                count_internal_error: Callable[[], None] = lambda: None) -> QueueReader:
+    """Return the reader for the broker's transport; it connects lazily, on its first ``sample``.
+    ``count_internal_error`` is told of each bug a reader logs and carries on from."""
     options = dict(transport_options or {})
     first = broker_url.split(";")[0].strip()
     scheme = first.split("://", 1)[0].lower() if "://" in first else first
@@ -79,7 +81,7 @@ def make_reader(broker_url: str, transport_options: Mapping[str, Any] | None = N
         if scheme in ("redis", "rediss", "sentinel"):
             return RedisQueueReader(broker_url, options)
         if scheme in ("amqp", "amqps", "pyamqp"):
-            return RabbitMQQueueReader(first, options, broker_api_url)
+            return RabbitMQQueueReader(first, options, broker_api_url, count_internal_error)
         if scheme == "filesystem":
             return FilesystemQueueReader(options.get("data_folder_in", "data_in"))
     except ValueError as exc:
@@ -266,9 +268,11 @@ def _db_number(path: str | None) -> int:
 class RabbitMQQueueReader:
     """Passively declare each queue on one kept-open connection; ask the management API for unacked."""
 
-    def __init__(self, broker_url: str, options: Mapping[str, Any], api_url: str | None) -> None:
+    def __init__(self, broker_url: str, options: Mapping[str, Any], api_url: str | None,
+                 count_internal_error: Callable[[], None] = lambda: None) -> None:
         url_to_parts(broker_url).port  # raises ValueError on a port that is not a number up to 65535
         self._url = broker_url
+        self._count_internal_error = count_internal_error  # for ``/api/health``'s ``errors.internal``
         self._options = {"read_timeout": TIMEOUT_SECONDS, "write_timeout": TIMEOUT_SECONDS, **options}
         self._connection: kombu.Connection | None = None
         self._channel: Any = None
@@ -332,6 +336,7 @@ class RabbitMQQueueReader:
             except AMQP_FAILURES as exc:  # a broken connection may fail to close; it is gone either way
                 log.debug("closing the RabbitMQ connection failed: %s", _describe(exc, self._url))
             except Exception:  # a bug: logged, and the connection is dropped all the same
+                self._count_internal_error()
                 log.exception("closing the RabbitMQ connection failed")
 
 

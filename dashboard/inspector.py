@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from .control import INTERNAL_FAILURE
 from .events import EventCollector
 from .redact import mask_known, mask_secrets
 
@@ -86,10 +87,12 @@ class WorkerInspector:
                 inspector = control.inspect(destination=asking, timeout=timeout, limit=len(asking))
                 answer = getattr(inspector, method)() or {}
             except Exception as exc:  # every worker gets the reason; one that is not the broker's is a bug
+                reason = mask_known(f"{method}: {type(exc).__name__}: {exc}", self.settings.broker_url)
                 if not isinstance(exc, self.collector.connection_errors()):
                     self.collector.count_internal_error()
                     log.exception("inspect %s failed", method)
-                reason = mask_known(f"{method}: {type(exc).__name__}: {exc}", self.settings.broker_url)[:300]
+                    reason = f"{INTERNAL_FAILURE}: {reason}"  # the worker's page must not blame the worker
+                reason = reason[:300]
                 errors.update({h: reason for h in hostnames})
                 break
             for hostname, value in answer.items():

@@ -66,12 +66,14 @@ class Leadership:
     """One process's part in the election; see the module docstring."""
 
     def __init__(self, url: str, key: str, ttl_seconds: float, sleep: Callable[[float], Any],
-                 on_change: Callable[[bool, float | None], None] | None = None) -> None:
+                 on_change: Callable[[bool, float | None], None] | None = None,
+                 count_internal_error: Callable[[], None] = lambda: None) -> None:
         self.url = url
         self.key = key
         self.ttl_seconds = ttl_seconds
         self.sleep = sleep
         self.on_change = on_change
+        self.count_internal_error = count_internal_error  # for ``/api/health``'s ``errors.internal``
         #: This process, as the lock's value and in ``/api/health``: host, pid and a random part.
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leader = False
@@ -96,6 +98,7 @@ class Leadership:
             try:
                 self.step()
             except Exception:  # a bug (Redis' failures are handled in step): the election must go on
+                self.count_internal_error()
                 log.exception("leader lock %s: the step failed", self.key)
             self.sleep(self.ttl_seconds / 3 if self.leader else ATTEMPT_SECONDS)
 

@@ -71,10 +71,12 @@ class MemoryReleaser:
     holds the arenas' locks while it walks them) until ``stop``."""
 
     def __init__(self, sleep: Callable[[float], Any], run_blocking: Callable[..., Any],
-                 interval: float = RELEASE_INTERVAL_SECONDS) -> None:
+                 interval: float = RELEASE_INTERVAL_SECONDS,
+                 count_internal_error: Callable[[], None] = lambda: None) -> None:
         self.sleep = sleep
         self.run_blocking = run_blocking
         self.interval = interval
+        self.count_internal_error = count_internal_error  # for ``/api/health``'s ``errors.internal``
         self.stopping = False
         self.releases = 0
 
@@ -87,6 +89,7 @@ class MemoryReleaser:
                 if not self.run_blocking(release_free_memory):
                     return  # not glibc: nothing to do, ever
             except Exception:  # never worth stopping anything for
+                self.count_internal_error()
                 log.exception("releasing free memory failed")
                 return
             self.releases += 1

@@ -53,7 +53,7 @@ class QueueSampler:
         self.on_alert = on_alert
         settings = collector.settings
         self.reader = reader or make_reader(settings.broker_url, settings.broker_transport_options,
-                                            settings.broker_api)
+                                            settings.broker_api, collector.count_internal_error)
         self.stopping = False
         self._ignored_logged = 0
         self.queues = 0  # queues in the last round

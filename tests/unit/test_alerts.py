@@ -151,10 +151,12 @@ def test_a_document_a_bug_drops_is_counted(fast_retries: None, running: list[Web
     def broken(document: Any) -> Any:
         raise TypeError("a bug")
 
-    notifier = WebhookNotifier(("http://127.0.0.1:9/hook",), render=broken)
+    internal: list[int] = []
+    notifier = WebhookNotifier(("http://127.0.0.1:9/hook",), render=broken,
+                               count_internal_error=lambda: internal.append(1))
     with caplog.at_level(logging.ERROR, logger="dashboard.alerts"):
         start(notifier, running)
         notifier.notify(DOCUMENT)
         wait_until(lambda: notifier.failed == 1, 5, message="never counted")
     wait_until(lambda: any(r.exc_info for r in caplog.records), 5, message="never logged")
-    assert notifier.delivered == 0 and not notifier.pending
+    assert notifier.delivered == 0 and not notifier.pending and internal == [1]

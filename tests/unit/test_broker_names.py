@@ -127,11 +127,12 @@ def test_a_connection_that_fails_to_close_is_dropped_quietly(caplog: pytest.LogC
 
 
 def test_a_bug_while_closing_a_connection_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    reader = RabbitMQQueueReader("amqp://guest:guest@127.0.0.1:5672//", {}, None)
+    internal: list[int] = []
+    reader = RabbitMQQueueReader("amqp://guest:guest@127.0.0.1:5672//", {}, None, lambda: internal.append(1))
     reader._connection = _ClosingFails(TypeError("a bug"))  # type: ignore[assignment]
     with caplog.at_level(logging.DEBUG, logger="dashboard.broker"):
         reader.close()  # never raises: the connection is gone either way
-    assert reader._connection is None
+    assert reader._connection is None and internal == [1]
     assert [r.levelno for r in caplog.records] == [logging.ERROR]
     assert caplog.records[0].exc_info is not None and caplog.records[0].exc_info[0] is TypeError
 

@@ -1,6 +1,12 @@
 """Which workers the inspector asks, and when (the model only; no broker)."""
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import pytest
+
+from dashboard.control import INTERNAL_FAILURE
 from dashboard.inspector import UNANSWERED_RETRY_SECONDS, WorkerInspector
 from dashboard.redact import mask_secrets
 from dashboard.events import EventCollector
@@ -73,3 +79,24 @@ def test_secrets_in_replies_are_masked() -> None:
     assert mask_secrets(reply) == {"broker": {"password": "********", "hostname": "h"},
                                    "conf": {"result_backend": "redis://:****@h:6379/1", "api_key": "********",
                                             "empty_secret": None}}
+
+
+@pytest.mark.parametrize(("error", "bug"), [(TypeError("a bug"), True),
+                                            (ConnectionRefusedError("connection refused"), False)])
+def test_a_failed_inspect_blames_the_dashboard_only_for_its_own_bugs(error: Exception, bug: bool,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    collector = collector_with("a@h")
+    outcomes: list[dict[str, str | None]] = []
+
+    def broken(**options: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(collector.app.control, "inspect", broken)
+    monkeypatch.setattr(collector.cluster, "apply_inspect", lambda replies, errors, now: outcomes.append(errors))
+    with caplog.at_level(logging.ERROR, logger="dashboard.inspector"):
+        WorkerInspector(collector).inspect(["a@h"])
+    [outcome] = outcomes
+    reason = outcome["a@h"] or ""
+    assert reason.startswith(INTERNAL_FAILURE) is bug and f"stats: {type(error).__name__}" in reason
+    assert collector.internal_errors == int(bug) and len(caplog.records) == int(bug)

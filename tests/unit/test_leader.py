@@ -85,10 +85,12 @@ def free_redis_url() -> str:
 def test_a_failing_take_over_handler_does_not_end_the_election(redis_port: int, key: str,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     steps: list[bool] = []
+    internal: list[int] = []
 
     def broken(leading: bool, previous: float | None) -> None:
         raise RuntimeError("a bug in the take-over")
-    leadership = Leadership(f"redis://127.0.0.1:{redis_port}/0", key, TTL, lambda _: steps.append(True), broken)
+    leadership = Leadership(f"redis://127.0.0.1:{redis_port}/0", key, TTL, lambda _: steps.append(True), broken,
+                            lambda: internal.append(1))
 
     def sleep(_: float) -> None:  # two rounds, then stop
         steps.append(leadership.leader)
@@ -97,4 +99,5 @@ def test_a_failing_take_over_handler_does_not_end_the_election(redis_port: int, 
     leadership.sleep = sleep
     leadership.run()
     assert steps == [True, True] and "the step failed" in caplog.text  # it holds the lock and keeps renewing
+    assert internal == [1]  # the take-over's bug, counted once: the renewal after it succeeded
     leadership.release()

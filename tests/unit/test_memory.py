@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,23 @@ def test_the_releaser_stops_for_good_where_the_c_library_cannot_release(monkeypa
     releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function: function(), interval=1.0)
     releaser.run()
     assert sleeps == [1.0] and releaser.releases == 0
+
+
+def test_a_bug_releasing_is_counted_logged_and_ends_the_releaser(monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> bool:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(memory, "release_free_memory", broken)
+    internal: list[int] = []
+    sleeps: list[float] = []
+    releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function: function(), interval=1.0,
+                              count_internal_error=lambda: internal.append(1))
+    with caplog.at_level(logging.ERROR, logger="dashboard.memory"):
+        releaser.run()
+    assert sleeps == [1.0] and internal == [1] and releaser.releases == 0
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
 
 
 MMAP_PROBE = """

@@ -129,11 +129,12 @@ MIN_PREFIX_CHARS = 1
 WALK_CHUNK_MAX = 8_192
 #: A sort other than by time whose filters pass more rows than a count would give exactly (their estimate
 #: is certain to pass ``EXACT_TOTAL_CAP``, see ``_certain``) walks its own index, checking each row against
-#: the filters, instead of reading and sorting every row that passes them: a 51-row page of one worker's
-#: 50,000 tasks by name took 70 ms sorted and 0.5 ms walked (a million tasks). Fewer rows sort cheaply and
-#: are counted in the same pass, where a walk would read ever more of the index per match. A walk is
-#: given up for the sort after this many seconds: matches bunched at the far end of the sort (the
-#: fastest tasks of one name, by longest runtime) would make it read most of the index.
+#: the filters (and, with a common word, against the word), instead of reading and sorting every row
+#: that passes them: a 51-row page of one worker's 50,000 tasks by name took 70 ms sorted and 0.5 ms
+#: walked (a million tasks). Fewer rows sort cheaply and are counted in the same pass, where a walk
+#: would read ever more of the index per match. A walk is given up for the sort after this many
+#: seconds: matches bunched at the far end of the sort (the fastest tasks of one name, by longest
+#: runtime), or a word in few of the rows, would make it read most of the index.
 SORT_WALK_SECONDS = 0.025
 #: SQLite virtual machine instructions between two looks at a walk's deadline (some tens of µs).
 SORT_WALK_CHECK_STEPS = 1_000
@@ -1085,20 +1086,13 @@ class TaskStore:
         hinted = [f"+{c}" for c in columns] if hint else list(columns)
         keyset = f"({', '.join((*hinted, 'tasks.id'))}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})"
 
-        page: list[tuple[Any, ...]] | None = None
-        if hint and text.empty and _certain(*self._estimate_hits(conn, where, params)):
+        walk = None
+        if hint and _certain(*self._estimate_hits(conn, where, params)):
             # Many rows pass the filters: walk the sort's index rather than sort them all (SORT_WALK_SECONDS).
             walk = (f"tasks INDEXED BY {_SORT_INDEXES[columns]}",
                     f"({', '.join(keys)}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})")
-            try:
-                with _time_limit(conn, SORT_WALK_SECONDS):
-                    page, total, estimate = self._read(conn, text, where, params, select, order, walk,
-                                                       keyset_after, limit, False)
-            except _TookTooLong:
-                page = None
-        if page is None:
-            page, total, estimate = self._read(conn, text, where, params, select, order, ("tasks", keyset),
-                                               keyset_after, limit, plan_sorts)
+        page, total, estimate = self._read(conn, text, where, params, select, order, keyset, keyset_after, limit,
+                                           plan_sorts, walk)
         more = len(page) > limit
         page = page[:limit]
         by_id = {row[0]: row for row in conn.execute(
@@ -1111,14 +1105,25 @@ class TaskStore:
         return body
 
     def _read(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any], select: str,
-              order: str, source: tuple[str, str], keyset_after: list[Any] | None, limit: int, plan_sorts: bool
-              ) -> tuple[list[tuple[Any, ...]], int, bool]:
-        """Read one page (``limit`` + 1 rows of ``id`` and the sort columns) and its total. ``source`` is the
-        table to read (without text, it may name the sort's index to walk) and the keyset condition that
-        starts the page after ``keyset_after``; ``plan_sorts`` says whether SQLite's plan sorts every row."""
-        table, keyset = source
+              order: str, keyset: str, keyset_after: list[Any] | None, limit: int, plan_sorts: bool,
+              walk: tuple[str, str] | None) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """Read one page (``limit`` + 1 rows of ``id`` and the sort columns) and its total, starting after
+        ``keyset_after`` (by the ``keyset`` condition). ``plan_sorts`` says whether SQLite's plan sorts every
+        row passing the filters; ``walk``, when given, is the sort's index to walk (``tasks INDEXED BY ...``)
+        and the keyset condition that lets it start where the page does, tried first for up to
+        ``SORT_WALK_SECONDS``."""
+        bound = [keyset] * (keyset_after is not None)
         if text.empty:
-            sql = f"{select}{table}{_where(where + [keyset] * (keyset_after is not None))} ORDER BY {order} LIMIT ?"
+            if walk is not None:
+                try:
+                    with _time_limit(conn, SORT_WALK_SECONDS):
+                        page = conn.execute(
+                            f"{select}{walk[0]}{_where(where + [walk[1]] * (keyset_after is not None))} "
+                            f"ORDER BY {order} LIMIT ?", (*params, *(keyset_after or ()), limit + 1)).fetchall()
+                    return (page, *self._count(conn, where, params))
+                except _TookTooLong:
+                    pass
+            sql = f"{select}tasks{_where(where + bound)} ORDER BY {order} LIMIT ?"
             arguments = (*params, *(keyset_after or ()), limit + 1)
             if keyset_after is None and plan_sorts:
                 # The plan reads every row passing the filters to sort them: the same pass counts them all.
@@ -1133,7 +1138,7 @@ class TaskStore:
             # Few text matches: read their ids first (CROSS JOIN fixes that loop order),
             # then filter and sort those rows; the count is exact (on the first page, in the same pass).
             matched = f"({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
-            sql = f"{select}{matched}{_where(where + [keyset] * (keyset_after is not None))} ORDER BY {order} LIMIT ?"
+            sql = f"{select}{matched}{_where(where + bound)} ORDER BY {order} LIMIT ?"
             arguments = (*matches_params, *params, *(keyset_after or ()), limit + 1)
             if keyset_after is None:
                 counted = conn.execute(sql.replace(" FROM ", ", count(*) OVER () FROM ", 1), arguments).fetchall()
@@ -1141,11 +1146,17 @@ class TaskStore:
             total = conn.execute(f"SELECT count(*) FROM {matched}{_where(where)}",
                                  (*matches_params, *params)).fetchone()[0]
             return conn.execute(sql, arguments).fetchall(), total, False
-        return self._walk_common(conn, text, where, params, select, order, keyset, keyset_after, limit,
+        if walk is not None:
+            try:
+                with _time_limit(conn, SORT_WALK_SECONDS):
+                    return self._walk_common(conn, text, where, params, select, order, walk, keyset_after, limit)
+            except _TookTooLong:
+                pass
+        return self._walk_common(conn, text, where, params, select, order, ("tasks", keyset), keyset_after, limit,
                                  WALK_CHUNK_MAX if plan_sorts else 0)
 
     def _walk_common(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any],
-                     select: str, order: str, keyset: str, after: list[Any] | None, limit: int,
+                     select: str, order: str, source: tuple[str, str], after: list[Any] | None, limit: int,
                      prefetch: int = 0) -> tuple[list[tuple[Any, ...]], int, bool]:
         """Page through a common full-text match by walking the sort index in chunks.
 
@@ -1154,8 +1165,10 @@ class TaskStore:
         sorts the range is narrow). Walking stops once the page is full. The total is
         exact when the walk reached the end; otherwise it is the share of matches among
         the rows walked times the number of rows passing the other filters (itself
-        exact up to ``COUNT_FIRST``, then estimated by sampling: see ``_count``).
+        exact up to ``COUNT_FIRST``, then estimated by sampling: see ``_count``). ``source`` is
+        the table read (``tasks``, or the sort's own index to walk) and its keyset condition.
         """
+        table, keyset = source
         page: list[tuple[Any, ...]] = []
         walked = 0
         density = 1.0  # the share of walked rows that match, dense until the first chunk shows otherwise
@@ -1164,13 +1177,15 @@ class TaskStore:
         buffered: list[tuple[Any, ...]] = []  # rows read, not walked yet
         exhausted = False  # the rows read reach the end of the sort
         others: int | None = None  # the rows passing the other filters, when a read counted them
-        size = 4 * (limit + 1)  # grows 4x a step: a dense match fills the page from a narrow id range
+        # Grows 4x a step: a dense match fills the page from a narrow id range. Walking a sort's own index,
+        # the chunk's ids are spread over the table and each is probed: a page's worth first.
+        size = (limit + 1) * (1 if table != "tasks" else 4)
         while len(page) <= limit:
             if len(buffered) < size and not exhausted:
                 # A plan that reads every row passing the filters and sorts them costs the same whatever
                 # its LIMIT: then one read of the largest chunk serves every step of the walk.
                 want = max(size, prefetch) - len(buffered)
-                sql = f"{select}tasks{_where(where + [keyset] * (fetched_to is not None))} ORDER BY {order} LIMIT ?"
+                sql = f"{select}{table}{_where(where + [keyset] * (fetched_to is not None))} ORDER BY {order} LIMIT ?"
                 if prefetch and fetched_to is None:  # the first read of a sorting plan counts the rows too
                     rows = conn.execute(sql.replace(" FROM ", ", count(*) OVER () FROM ", 1),
                                         (*params, want)).fetchall()

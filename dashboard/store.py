@@ -116,11 +116,15 @@ COUNT_FIRST = 1_000
 #: Full-text matches up to which a search is driven by the FTS index rather than the sort index.
 FTS_DRIVEN_MAX = 5_000
 #: With filters whose rows SQLite's plan would sort (a sort other than by time), a search is driven by the
-#: FTS index up to this many matches when they are fewer than the rows the filters pass (estimated): each
-#: match costs a row read (~2 µs), each filtered row a read and its share of the sort. One worker's
-#: tasks by name with a word in 2 % of a million tasks: 130-200 ms sorting the worker's 50,000 tasks,
-#: 35-40 ms reading the word's 18,400 matches. Counting the matches up to it costs about 1 ms.
+#: FTS index up to this many matches when reading them costs less than the other way: sorting the rows the
+#: filters pass (estimated), then checking them against the word one by one until a page is full (about
+#: a page times the tasks per match). Each match costs a row read (~2 µs), each filtered row a read and its
+#: share of the sort, each check ``PROBE_ROWS`` row reads. One worker's tasks by name with a word in 2 % of
+#: a million tasks: 130-200 ms the other way, 35-40 ms reading the word's 18,400 matches. Counting the
+#: matches up to it costs about 1 ms.
 FTS_SORTED_MAX = 30_000
+#: What checking one row against a word costs (~40 µs), in row reads.
+PROBE_ROWS = 20
 #: Shortest final token matched as a prefix. The FTS index keeps 2- and 3-character prefixes; a
 #: one-character one merges the terms that start with it on each query: 45-150 ms over a million
 #: tasks (8 ms for two characters), which costs less than a third prefix index would on every write.
@@ -173,6 +177,7 @@ ASCENDING_SORT_COLUMNS: dict[str, tuple[str, ...]] = {"runtime": ("runtime_up_so
 #: ``time_field`` -> the column the since/until range applies to.
 TIME_COLUMNS = {"received": "received_sort", "started": "started", "finished": "finished"}
 _TEXT_SORT_COLUMNS = frozenset(("name_sort",))
+_TIME_BOUNDS = tuple(f"{column} " for column in TIME_COLUMNS.values())  # how a since/until filter starts
 _TOKENS = re.compile(r"[^\W_]+")  # roughly what FTS5's unicode61 tokenizer keeps
 _UUID_PREFIX = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{3,35}")  # a word that may start a Celery task id
 
@@ -1133,8 +1138,8 @@ class TaskStore:
             return (page, *self._count(conn, where, params))
         matches_sql, matches_params = text.ids()
         matches = _capped_count(conn, matches_sql, matches_params, FTS_SORTED_MAX if plan_sorts else FTS_DRIVEN_MAX)
-        if matches <= FTS_DRIVEN_MAX or (plan_sorts and matches <= FTS_SORTED_MAX  # and fewer than the rows
-                                         and math.prod(self._estimate_hits(conn, where, params)) > matches):
+        if matches <= FTS_DRIVEN_MAX or (plan_sorts and matches <= FTS_SORTED_MAX
+                                         and self._sorting_costs(conn, where, params, matches, limit) > matches):
             # Few text matches: read their ids first (CROSS JOIN fixes that loop order),
             # then filter and sort those rows; the count is exact (on the first page, in the same pass).
             matched = f"({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
@@ -1154,6 +1159,17 @@ class TaskStore:
                 pass
         return self._walk_common(conn, text, where, params, select, order, ("tasks", keyset), keyset_after, limit,
                                  WALK_CHUNK_MAX if plan_sorts else 0)
+
+    def _sorting_costs(self, conn: sqlite3.Connection, where: list[str], params: list[Any], matches: int,
+                       limit: int) -> float:
+        """What a page of a word's ``matches`` would cost, in row reads, by sorting the rows passing ``where``
+        and checking them against the word until the page is full (see ``FTS_SORTED_MAX``)."""
+        rows = math.prod(self._estimate_hits(conn, where, params))
+        if any(clause.startswith(_TIME_BOUNDS) for clause in where):
+            return rows  # ids grow with time: a window's rows are checked over their id range, about for free
+        ids = _id_range(conn)
+        checked = min(rows, (limit + 1) * (ids[1] - ids[0] + 1) / max(matches, 1)) if ids is not None else 0
+        return rows + PROBE_ROWS * checked
 
     def _walk_common(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any],
                      select: str, order: str, source: tuple[str, str], after: list[Any] | None, limit: int,

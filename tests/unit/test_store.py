@@ -607,9 +607,13 @@ def test_a_common_filter_sorted_by_runtime_or_name_walks_the_sort_index(
     assert walks == ["walked" if walk_seconds > 0 else "given up"] * 29
 
 
-@pytest.mark.parametrize("word, walks", [("declined", False), ("cus", True)])  # in 60 of 400 tasks; in all
+@pytest.mark.parametrize("word, window, walks", [
+    ("declined", False, False),  # in 60 of the 400 tasks: read those rather than sort the worker's 200
+    ("cus", False, True),  # in every task: walked
+    ("declined", True, True),  # the worker's 40 tasks of one second are fewer, and checked over their id range
+])
 def test_a_word_rarer_than_the_filtered_rows_drives_a_sort_other_than_by_time(
-        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch, word: str, walks: bool) -> None:
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch, word: str, window: bool, walks: bool) -> None:
     store = sqlite_store
     monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 10)
     monkeypatch.setattr(store_module, "FTS_SORTED_MAX", 100)
@@ -623,21 +627,22 @@ def test_a_word_rarer_than_the_filtered_rows_drives_a_sort_other_than_by_time(
     store.write_batch([task(f"t{n:03d}", n % 10, runtime=float(n % 4), worker=("celery@w1", "celery@w2")[n % 2],
                             exception="CardError('card declined')" if n % 20 < 3 else None)
                        for n in range(400)], [])
+    bounds = {"since": T0 + 1, "until": T0 + 1.5} if window else {}
     whole = [row[0] for row in store._conn().execute(
-        "SELECT uuid FROM tasks WHERE worker = 'celery@w2' AND id IN "
+        "SELECT uuid FROM tasks WHERE worker = 'celery@w2' AND received_sort BETWEEN ? AND ? AND id IN "
         "(SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?) ORDER BY runtime_sort DESC, id DESC",
-        (f'"{word}"*',))]
+        (bounds.get("since", 0), bounds.get("until", T0 + 100), f'"{word}"*'))]
     seen: list[str] = []
     cursor = None
     for _ in range(40):
-        result = store.query(worker="celery@w2", q=word, sort="runtime", limit=7, cursor=cursor)
+        result = store.query(worker="celery@w2", q=word, sort="runtime", limit=7, cursor=cursor, **bounds)
         seen.extend(uuids(result))
         if not walks:
             assert result == {**result, "total": len(whole), "total_is_estimate": False}
         cursor = result["next"]
         if cursor is None:
             break
-    assert seen == whole and len(whole) == (20 if word == "declined" else 200)
+    assert seen == whole and len(whole) == {"declined": 20, "cus": 200}[word]
     assert bool(walked) is walks
 
 

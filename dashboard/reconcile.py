@@ -180,15 +180,20 @@ class Reconciler:
         self.suspects -= held
         now = self.clock()
         looked_up = 0
+        backend_down = False  # the backend failed this pass: asked again next pass, not for every task now
         events = []
         stale: list[str] = []
         for task in tasks:
             uuid = task["uuid"]
             if uuid in held:
                 continue
-            if self.backend_app is not None and looked_up < BACKEND_PER_PASS:
+            if self.backend_app is not None and looked_up < BACKEND_PER_PASS and not backend_down:
                 looked_up += 1
-                event = self._from_backend(uuid, task.get("worker") or "", now)
+                try:
+                    event = self._from_backend(uuid, task.get("worker") or "", now)
+                except BackendUnavailable as exc:  # one warning a pass, and no connect timeout per task
+                    self.backend_failure(exc, "result backend lookups of this pass")
+                    backend_down, event = True, None
                 if event is not None:
                     events.append(event)
                     self.suspects.discard(uuid)
@@ -211,11 +216,9 @@ class Reconciler:
                 log.warning("%d tasks marked lost: %s (older than --stale-after)", len(marked), LOST_REASON)
 
     def _from_backend(self, uuid: str, hostname: str, now: float) -> dict[str, Any] | None:
-        try:
-            backend, meta = self._meta(uuid)
-        except BackendUnavailable as exc:  # the next pass asks again
-            self.backend_failure(exc, f"result backend lookup of {uuid}")
-            return None
+        """The event a task missed, from the backend's record (None when it holds none that is finished);
+        raise BackendUnavailable when the backend fails to answer."""
+        backend, meta = self._meta(uuid)
         return event_from_meta(uuid, meta, hostname, now, self.dashboard.settings.max_field_chars,
                                backend.exception_to_python)
 

@@ -157,6 +157,31 @@ def test_a_task_whose_worker_does_not_answer_is_not_judged(dashboard: Dashboard)
     assert dashboard.cluster.task_detail("silent")[0]["lost"] is None and reconciler.suspects == {"silent"}
 
 
+def test_a_backend_that_is_down_is_asked_once_a_pass_and_warned_of_once(
+        dashboard: Dashboard, caplog: pytest.LogCaptureFixture) -> None:
+    reconciler = dashboard.reconciler
+    reconciler.clock = lambda: NOW
+    asked: list[str] = []
+
+    class Down:
+        def get_task_meta(self, uuid: str) -> dict[str, Any]:
+            asked.append(uuid)
+            raise ConnectionError("Error 111 connecting to cache:6379. Connection refused.")
+    reconciler.backend_app = SimpleNamespace(backend=Down(), conf=SimpleNamespace(result_backend="redis://cache:6379/1"))
+    for n in range(5):
+        dashboard.cluster.apply_events(received(f"t{n}", NOW - 7200))
+    dashboard.inspector.inspect = lambda hostnames: {}  # type: ignore[method-assign]
+    reconciler.after_gap({"start": NOW - 100, "end": NOW - 1, "cause": "dashboard stopped"})
+    with caplog.at_level(logging.WARNING, logger="dashboard.reconcile"):
+        reconciler.check()
+    assert len(asked) == 1  # not once per task, each waiting for the backend's connect timeout
+    [warning] = [r for r in caplog.records if "result backend" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and warning.exc_info is None and "Connection refused" in warning.getMessage()
+    assert dashboard.collector.internal_errors == 0
+    # Without the backend's word, the tasks no worker holds are judged by their age as before.
+    assert reconciler.lost == 5
+
+
 def test_looking_up_a_result_without_a_backend_says_how_to_get_one(client: Any) -> None:
     response = client.post("/api/tasks/abc/result", json={})
     assert response.status_code == 404 and "--app" in response.get_json()["error"]

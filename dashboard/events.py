@@ -449,12 +449,19 @@ class EventCollector:
         ``/api/health`` say how often, so a hostile producer cannot flood the log.
         """
         self.count_malformed(f"{type(exc).__name__} {where}")
-        self.internal_errors += 1
-        key = (where, type(exc).__name__)
-        if key not in self._unexpected_logged:
-            self._unexpected_logged.add(key)
+        if self.count_bug(where, exc):
             log.error("unexpected %s %s; the message was skipped (logged once per kind)", type(exc).__name__,
                       where, exc_info=exc)
+
+    def count_bug(self, where: str, exc: BaseException) -> bool:
+        """Count a bug for ``errors.internal``; return whether it is the first of its kind at ``where``, whose
+        traceback the caller logs: one that fails every message or every round would flood the log."""
+        self.internal_errors += 1
+        key = (where, type(exc).__name__)
+        if key in self._unexpected_logged:
+            return False
+        self._unexpected_logged.add(key)
+        return True
 
     def count_internal_error(self) -> None:
         """Count an unexpected exception (a bug, not bad input) for ``/api/health``'s ``errors.internal``."""

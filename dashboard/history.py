@@ -86,7 +86,6 @@ class HistoryWriter:
         self.dropped_events = 0
         self.quarantined = 0  # tasks the store could not take, dropped
         self.last_error: str | None = None
-        self._bugs_logged: set[str] = set()  # types of the unexpected errors of a flush already logged
         self.pending_tasks: dict[str, dict[str, Any]] = {}  # from failed writes, retried
         self.pending_events: list[Event] = []
         self.pending_stats: list[Row] = []  # closed analytics minutes from failed writes, retried
@@ -132,10 +131,8 @@ class HistoryWriter:
                 if self.flush():
                     self.last_error = None  # everything pending was taken: no failure stands
             except Exception as exc:  # a bug must not end the writer: the next round tries again
-                self.collector.count_internal_error()
                 self.last_error = f"internal error: {type(exc).__name__}: {exc}"[:500]
-                if type(exc).__name__ not in self._bugs_logged:  # the same bug would fail every round
-                    self._bugs_logged.add(type(exc).__name__)
+                if self.collector.count_bug("writing the history", exc):  # the same bug fails every round
                     log.exception("writing the history to %s failed; the next round tries again "
                                   "(logged once per kind)", self.store.path)
 

@@ -44,7 +44,6 @@ class PeriodicService:
         self.app_entries: list[Entry] = []
         errors = []
         self._logged: set[tuple[str, str]] = set()  # (entry, error) already logged
-        self._bugs_logged: set[str] = set()  # types of the unexpected errors reading the schedules already logged
         if settings.app:
             try:
                 self.app = load_user_app(settings.app)
@@ -93,10 +92,8 @@ class PeriodicService:
 
     def _report_bug(self, exc: Exception) -> None:
         """Count a failed read of the schedules; log its traceback once per kind, as it would fail every read."""
-        self.dashboard.collector.count_internal_error()
-        if type(exc).__name__ in self._bugs_logged:
+        if not self.dashboard.collector.count_bug("reading the schedules", exc):
             return
-        self._bugs_logged.add(type(exc).__name__)
         settings = self.dashboard.settings
         sources = [f"{flag} {mask_url(url)}" for flag, url in (("--beat-db", settings.beat_db),
                                                                ("--redbeat-url", settings.redbeat_url)) if url]

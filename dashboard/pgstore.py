@@ -39,7 +39,7 @@ from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read whe
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
                     _TOKENS, _UUID_PREFIX, StoreError, StoreQueryError, _encode_cursor, _event_row, _number, _task_row,
-                    _text, _where, dumps, query_filters, round_estimate, task_shapes, task_upserts,
+                    _text, _where, dumps, event_body, query_filters, round_estimate, task_shapes, task_upserts,
                     task_write_sql)
 
 log = logging.getLogger(__name__)
@@ -713,9 +713,10 @@ class PgTaskStore:
         """Return the events of the tasks with these row ids, in timeline order."""
         events: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
         if ids:
-            for task_id, body in self._fetch("SELECT task_id, body FROM events WHERE task_id = ANY(%s) "
-                                             "ORDER BY task_id, timestamp, life, type, hostname", (ids,)):
-                events[task_id].append(json.loads(body))
+            for task_id, body, timestamp, event_type, hostname in self._fetch(
+                    "SELECT task_id, body, timestamp, type, hostname FROM events WHERE task_id = ANY(%s) "
+                    "ORDER BY task_id, timestamp, life, type, hostname", (ids,)):
+                events[task_id].append(event_body(body, timestamp, event_type, hostname))
         return events
 
 

@@ -1343,10 +1343,11 @@ class TaskStore:
         events: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            for task_id, body in conn.execute(
-                    f"SELECT task_id, body FROM events WHERE task_id IN ({', '.join('?' * len(chunk))}) "
+            for task_id, body, timestamp, event_type, hostname in conn.execute(
+                    "SELECT task_id, body, timestamp, type, hostname FROM events "
+                    f"WHERE task_id IN ({', '.join('?' * len(chunk))}) "
                     "ORDER BY task_id, timestamp, life, type, hostname", chunk):
-                events[task_id].append(json.loads(body))
+                events[task_id].append(event_body(body, timestamp, event_type, hostname))
         return events
 
 
@@ -1632,13 +1633,40 @@ def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _event_row(uuid: str, event: dict[str, Any]) -> tuple[Any, ...]:
-    event_type = str(event.get("type") or "")
-    hostname = str(event.get("hostname") or "")
+    """Return an event's row: (timestamp, life, type, hostname, body, uuid).
+
+    The body leaves out the type, hostname and timestamp when the row's own columns hold them exactly
+    (``event_body`` puts them back): they were about a third of a realistic task's event bytes, and a
+    ``task-started`` is then stored as ``{}``.
+    """
+    raw_type, raw_host, raw_time = event.get("type"), event.get("hostname"), event.get("timestamp")
+    event_type = str(raw_type or "")
+    hostname = str(raw_host or "")
     if not (event_type.isascii() and hostname.isascii() and uuid.isascii()):
         event_type, hostname, uuid = _text(event_type), _text(hostname), _text(uuid)
-    timestamp = _number(event.get("timestamp"))
+    timestamp = _number(raw_time)
+    body = event.copy()
+    # Each is left out only when put back as it was: a column's empty value ("" or 0.0) means "not left out".
+    if type(raw_type) is str and raw_type and raw_type == event_type:
+        del body["type"]
+    if type(raw_host) is str and raw_host and raw_host == hostname and "\0" not in raw_host:  # PostgreSQL: no NUL
+        del body["hostname"]
+    if type(raw_time) is float and raw_time == timestamp and raw_time != 0.0:
+        del body["timestamp"]
     return (0.0 if timestamp is None else timestamp, LIFE_ORDER.get(event_type, 3), event_type,
-            hostname, dumps(event), uuid)
+            hostname, dumps(body), uuid)
+
+
+def event_body(body: str, timestamp: float, event_type: str, hostname: str) -> dict[str, Any]:
+    """Return a stored event as it was written, from its row (see ``_event_row``)."""
+    event: dict[str, Any] = json.loads(body)  # not orjson: it reads integers beyond 64 bits as floats
+    if event_type and "type" not in event:
+        event["type"] = event_type
+    if hostname and "hostname" not in event:
+        event["hostname"] = hostname
+    if timestamp != 0.0 and "timestamp" not in event:
+        event["timestamp"] = timestamp
+    return event
 
 
 def dumps(value: Any) -> str:

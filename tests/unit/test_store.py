@@ -719,6 +719,38 @@ def test_get_returns_events_in_timeline_order_and_children(store: TaskStore) -> 
     assert uuids(store.query(limit=1)) == ["other"] and store.get("missing") is None
 
 
+def test_events_read_back_exactly_though_their_columns_are_left_out_of_the_body(store: HistoryStore) -> None:
+    """The type, hostname and timestamp are stored once, in the row's columns, when those hold them
+    exactly; whatever else an event carries (absent, null, an integer, an empty or odd string) reads back as written."""
+    written = [
+        {"type": "task-received", "hostname": "w1", "timestamp": T0 + 1.5, "args": "(1,)"},
+        {"type": "task-started", "hostname": "w1", "timestamp": T0 + 2},  # nothing left in the body
+        {"type": "task-progress", "timestamp": T0 + 3},  # no hostname
+        {"type": "task-progress", "hostname": None, "timestamp": T0 + 4},
+        {"type": "task-progress", "hostname": "", "timestamp": T0 + 5},
+        {"type": "task-progress", "hostname": "w1", "timestamp": int(T0) + 6},  # an integer
+        {"type": "task-progress", "hostname": "w\0nul", "timestamp": T0 + 7},
+        {"type": "task-progress", "hostname": "w7"},  # no timestamp (one key per event: hostnames differ)
+        {"type": "task-progress", "hostname": "w8", "timestamp": None},
+        {"type": "task-progress", "hostname": "w9", "timestamp": 0.0},
+        {"type": "task-progress", "hostname": "w10", "timestamp": "soon"},
+        {"hostname": "w1", "timestamp": T0 + 11},  # no type
+        {"type": "", "hostname": "w1", "timestamp": T0 + 12},
+        {"type": 5, "hostname": 7, "timestamp": T0 + 13},
+        {"type": "task-succeeded", "hostname": "wörker", "timestamp": T0 + 14, "big": 2 ** 70},
+    ]
+    for n, event in enumerate(written):
+        event["n"] = n
+    store.write_batch([task("odd", 1)], [("odd", event) for event in written])
+    detail = store.get("odd")
+    assert detail is not None
+    assert sorted(detail["events"], key=lambda e: e["n"]) == written
+    if isinstance(store, TaskStore):  # what the file holds for ordinary events: the rest of the event alone
+        bodies = [row[0] for row in store._conn().execute(
+            "SELECT body FROM events WHERE type IN ('task-received', 'task-started') ORDER BY timestamp")]
+        assert bodies == ['{"args":"(1,)","n":0}', '{"n":1}']
+
+
 def test_recent_returns_the_latest_updated_tasks_with_their_events(store: TaskStore) -> None:
     shapes = [task(f"t{n}", n) for n in range(5)]
     store.write_batch(shapes, [e for s in shapes for e in events_of(s)])

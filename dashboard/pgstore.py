@@ -36,7 +36,7 @@ from .model import READY_STATES, TASK_FIELDS
 from .redact import mask_url
 from .stats import Bucket, Row
 from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read when used (tests change them)
-from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX,
+from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, REF_FIELDS,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
                     _TOKENS, _UUID_PREFIX, StoreError, StoreQueryError, _encode_cursor, _event_row, _number, _task_row,
                     _text, _where, dumps, event_body, query_filters, round_estimate, task_shapes, task_upserts,
@@ -63,6 +63,20 @@ MIGRATION_LOCK = "celery-dashboard schema"
 
 _SEARCHED = " || ' ' || ".join(f"coalesce({c}, '')" for c in
                                ("name", "args", "kwargs", "result", "exception", "retry_errors"))
+
+
+def _refs_trigger() -> str:
+    """The function of the trigger that keeps ``refs`` true (as SQLite's ``store._refs_trigger``): when a task
+    row's value of a ``REF_FIELDS`` field changes, the events that refer to it get the value it had, added to
+    their JSON as text (no jsonb: it would rewrite the other values, 1e300 as an integer, say)."""
+    copies = "".join(
+        f"IF old.{name} IS DISTINCT FROM new.{name} THEN UPDATE events SET "
+        f"body = CASE WHEN body = '{{}}' THEN '{{' ELSE left(body, -1) || ',' END || "
+        f"'\"{name}\":' || to_json(old.{name})::text || '}}', refs = nullif(refs & ~{1 << bit}, 0) "
+        f"WHERE task_id = old.id AND refs & {1 << bit} <> 0; END IF;\n"
+        for bit, name in enumerate(REF_FIELDS))
+    return f"CREATE FUNCTION events_keep_task_values() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n{copies}RETURN NULL;\nEND $$"
+
 
 #: Schema migrations: ``MIGRATIONS[n]`` takes a database from version n to n + 1.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -154,13 +168,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
         'CREATE INDEX gaps_end ON gaps ("end")',
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL)",
     ),
+    (  # 2: an event's fields equal to its task row's are read from the row (SQLite's version 13)
+        "ALTER TABLE events ADD COLUMN refs INTEGER",
+        _refs_trigger(),
+        "CREATE TRIGGER events_keep_task_values AFTER UPDATE ON tasks FOR EACH ROW WHEN ("
+        + " OR ".join(f"(old.{name} IS NOT NULL AND old.{name} IS DISTINCT FROM new.{name})" for name in REF_FIELDS)
+        + ") EXECUTE FUNCTION events_keep_task_values()",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS_SQL = ", ".join(TASK_FIELDS)
 _STUB_SQL = task_write_sql("%s")[1]
-_EVENT_SQL = ("INSERT INTO events (task_id, timestamp, life, type, hostname, body) "
-              "SELECT id, %s, %s, %s, %s, %s FROM tasks WHERE uuid = %s ON CONFLICT DO NOTHING")
+_EVENT_SQL = ("INSERT INTO events (task_id, timestamp, life, type, hostname, body, refs) "
+              "SELECT id, %s, %s, %s, %s, %s, %s FROM tasks WHERE uuid = %s ON CONFLICT DO NOTHING")
 _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
 _ALERT_KEYS = ("id", "rule", "kind", "severity", "subject", "summary", "started", "resolved", "value", "link")
 
@@ -308,11 +329,11 @@ class PgTaskStore:
     # -- writing ----------------------------------------------------------------
     def write_batch(self, tasks: list[dict[str, Any]], events: list[tuple[str, dict[str, Any]]]) -> None:
         """Upsert ``tasks`` (their JSON shapes) and add ``events`` (uuid, event dict) in one transaction."""
-        upserts = task_upserts(tasks, "%s", lambda task: _safe_row(_task_row(task)))
-        known = {task["uuid"] for task in tasks}
+        written: dict[str, Sequence[Any]] = {}  # each task's row as written, which its events may refer to
+        upserts = task_upserts(tasks, "%s", lambda task: _safe_row(_task_row(task)), written=written)
         stubs = [_safe_row((_text(uuid), _number(event.get("timestamp"))))
-                 for uuid, event in events if uuid not in known]
-        event_rows = [_safe_row(_event_row(uuid, event)) for uuid, event in events]
+                 for uuid, event in events if uuid not in written]
+        event_rows = [_safe_row(_event_row(uuid, event, written.get(uuid))) for uuid, event in events]
         self._write(*((sql, rows, True) for sql, rows in upserts), (_STUB_SQL, stubs, True),
                     (_EVENT_SQL, event_rows, True))
 
@@ -516,7 +537,7 @@ class PgTaskStore:
         if row is None:
             return None
         task = self._shapes([row])[0]
-        task["events"] = self._events([row[0]])[row[0]]
+        task["events"] = self._events({row[0]: task})[row[0]]
         return task
 
     def audit(self, entry: dict[str, Any]) -> None:
@@ -570,7 +591,7 @@ class PgTaskStore:
         (None instead for finished tasks when ``finished_events`` is False)."""
         rows = self._fetch(f"{_SELECT_TASK} ORDER BY updated_sort DESC, id DESC LIMIT %s", (limit,))
         shapes = self._shapes(rows)
-        wanted = [row[0] for task, row in zip(shapes, rows) if finished_events or task["state"] not in READY_STATES]
+        wanted = {row[0]: task for task, row in zip(shapes, rows) if finished_events or task["state"] not in READY_STATES}
         events = self._events(wanted)
         return [(task, events.get(row[0])) for task, row in zip(shapes, rows)]
 
@@ -709,14 +730,14 @@ class PgTaskStore:
                 children.setdefault(parent, []).append(child)
         return task_shapes(rows, children)
 
-    def _events(self, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-        """Return the events of the tasks with these row ids, in timeline order."""
-        events: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
-        if ids:
-            for task_id, body, timestamp, event_type, hostname in self._fetch(
-                    "SELECT task_id, body, timestamp, type, hostname FROM events WHERE task_id = ANY(%s) "
-                    "ORDER BY task_id, timestamp, life, type, hostname", (ids,)):
-                events[task_id].append(event_body(body, timestamp, event_type, hostname))
+    def _events(self, tasks: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+        """Return the events of these tasks (row id: JSON shape), in timeline order."""
+        events: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in tasks}
+        if tasks:
+            for task_id, body, timestamp, event_type, hostname, refs in self._fetch(
+                    "SELECT task_id, body, timestamp, type, hostname, refs FROM events WHERE task_id = ANY(%s) "
+                    "ORDER BY task_id, timestamp, life, type, hostname", (list(tasks),)):
+                events[task_id].append(event_body(body, timestamp, event_type, hostname, refs, tasks[task_id]))
         return events
 
 

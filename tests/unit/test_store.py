@@ -8,6 +8,7 @@ import base64
 import contextlib
 import logging
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -154,6 +155,14 @@ def test_a_version_3_history_gets_its_retried_exceptions_indexed(path: str) -> N
         assert migrated.get("r-1")["retry_errors"] == ("ConnectionError('Timed out fetching https://a')\n"
                                                       "HTTPError('502 gateway')")
         assert uuids(migrated.query(q="timed out")) == uuids(migrated.query(q="gateway")) == ["r-1"]
+        # Events written whole before ``refs`` read back as written, before and after their row changes.
+        for name in ("fetch", "fetch_again"):
+            if name != "fetch":
+                migrated.write_batch([task("r-1", 0, name=name)], [])
+            assert [(e["type"], e["exception"]) for e in migrated.get("r-1")["events"]] == [
+                ("task-retried", "ConnectionError('Timed out\nfetching https://a')"),
+                ("task-retried", "ConnectionError('Timed out\nfetching https://a')"),
+                ("task-retried", "HTTPError('502 gateway')")]
     finally:
         migrated.close()
 
@@ -749,6 +758,66 @@ def test_events_read_back_exactly_though_their_columns_are_left_out_of_the_body(
         bodies = [row[0] for row in store._conn().execute(
             "SELECT body FROM events WHERE type IN ('task-received', 'task-started') ORDER BY timestamp")]
         assert bodies == ['{"args":"(1,)","n":0}', '{"n":1}']
+
+
+def test_an_event_refers_to_its_task_rows_values_and_keeps_them_when_the_row_changes(store: HistoryStore) -> None:
+    """Fields equal to the task row's are read from the row, and a later write that changes the row (a retry
+    with new arguments and eta, an exception cleared by the success) leaves the earlier events as they were."""
+    first = task("r", 1, state="RETRY", succeeded=None, result=None, args="(1,)", eta="2026-11-30T10:00:00",
+                 exception="Timeout('slow')", traceback="Traceback ...\nTimeout: slow", root_id="r")
+    head = {"name": first["name"], "args": "(1,)", "kwargs": "{}", "eta": "2026-11-30T10:00:00", "root_id": "r",
+            "parent_id": None, "retries": 0}
+    sent = {"type": "task-sent", "hostname": "gen@web", "timestamp": T0, "queue": "celery", "exchange": "",
+            "routing_key": "celery", **head}
+    received = {"type": "task-received", "hostname": "celery@w1", "timestamp": T0 + 1, **head}
+    retried = {"type": "task-retried", "hostname": "celery@w1", "timestamp": T0 + 2,
+               "exception": "Timeout('slow')", "traceback": "Traceback ...\nTimeout: slow"}
+    other = {"type": "task-progress", "hostname": "celery@w1", "timestamp": T0 + 2.5, "args": "(9,)", "name": 7}
+    store.write_batch([first], [("r", dict(e)) for e in (sent, received, retried, other)])
+    # The received event is stored as its columns and references to the row, and what the row does not hold.
+    sql = "SELECT body, refs FROM events WHERE type = 'task-received'"
+    stored = store._conn().execute(sql).fetchone() if isinstance(store, TaskStore) else store._one(sql)
+    assert stored is not None and tuple(stored) == ('{"parent_id":null,"retries":0}', 1 + 16 + 32 + 64 + 4096)
+    assert store.get("r")["events"] == [sent, received, retried, other]
+
+    second = dict(first, state="SUCCESS", succeeded=T0 + 9, result="'done'", args="(2,)", eta="2026-11-30T10:05:00",
+                  exception=None, traceback=None, retries=1)
+    again = dict(received, timestamp=T0 + 8, args="(2,)", eta="2026-11-30T10:05:00", retries=1)
+    done = {"type": "task-succeeded", "hostname": "celery@w1", "timestamp": T0 + 9, "result": "'done'"}
+    store.write_batch([second], [("r", dict(again)), ("r", dict(done))])
+    assert store.get("r")["events"] == [sent, received, retried, other, again, done]
+    store.write_batch([dict(second, name="renamed", result="'other'")], [])  # a later shape changes more
+    events = store.get("r")["events"]
+    assert events == [sent, received, retried, other, again, done]
+
+
+def test_events_read_back_as_written_whatever_their_tasks_rows_become(store: HistoryStore) -> None:
+    """Random writes of three tasks whose fields and events draw from the same few values (so that events
+    often equal their row, and rows change back and forth): every event reads back exactly as written."""
+    rng = random.Random(7)
+    pools = {"name": ["a.x", "a.y", None], "args": ["(1,)", "(2,)", None], "kwargs": ["{}", "{'k': 1}"],
+             "eta": ["2026-01-01", None], "result": ["'ok'", "'no'", None], "exception": ["E()", None],
+             "traceback": ["Traceback\nE", None], "root_id": ["t0", "t1", None], "queue": ["q1", "q2"]}
+    written: dict[str, list[dict[str, Any]]] = {f"t{n}": [] for n in range(3)}
+    clock = T0
+    for _ in range(40):
+        uuid = rng.choice(list(written))
+        shape = task(uuid, 1, **{name: rng.choice(pool) for name, pool in pools.items()})
+        if rng.random() < 0.2:  # a shape that lets go of its payloads: the stored ones are kept
+            for name in ("args", "kwargs", "result", "exception", "traceback"):
+                del shape[name]
+        events = []
+        for _ in range(rng.randrange(4)):
+            clock += 1
+            event = {"type": rng.choice(["task-sent", "task-received", "task-retried", "task-succeeded"]),
+                     "hostname": "celery@w1", "timestamp": clock}
+            event.update({name: rng.choice(pool) for name, pool in pools.items() if rng.random() < 0.6})
+            events.append(event)
+            written[uuid].append(dict(event))
+        store.write_batch([shape], [(uuid, event) for event in events])
+    for uuid, events in written.items():
+        stored = store.get(uuid)
+        assert (stored["events"] if stored else []) == events
 
 
 def test_recent_returns_the_latest_updated_tasks_with_their_events(store: TaskStore) -> None:

@@ -83,6 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--store-bench", action="store_true",
                         help="run bench/store_bench.py over 1,000,000 tasks (about 5 minutes more) instead of "
                              "reading its newest results")
+    parser.add_argument("--history-tasks", type=int, default=0, metavar="N",
+                        help="start the dashboard on a history already holding N realistic tasks that end now, as a "
+                             "long-running dashboard's does (1,000,000 is its default --max-tasks-stored: each write "
+                             "then pays what a full history costs, pruning included); built once, about 2 minutes "
+                             "a million, and copied for each run (default 0: a fresh history)")
     parser.add_argument("--dashboard-root", type=Path, default=ROOT,
                         help="the checkout whose run.py is measured (default: this repository)")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="folder for the results")
@@ -104,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.systems) - {"dashboard", "flower"}
     if unknown:
         parser.error(f"unknown system(s) {sorted(unknown)}: use dashboard and/or flower")
+    if args.history_tasks < 0:
+        parser.error("--history-tasks must be 0 or more")
     args.dashboard_root = args.dashboard_root.resolve()
     if not (args.dashboard_root / "run.py").exists():
         parser.error(f"--dashboard-root {args.dashboard_root} has no run.py")

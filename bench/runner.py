@@ -25,6 +25,7 @@ import chart
 import scenarios
 import summary
 from generator import Plan, publish
+from prefill import HISTORY_FILE, build_history
 from systems import SYSTEMS, RedisServer, System
 
 #: Seconds one run takes besides its publishing phases (start, catch-up, a stalled count, stop), for the estimate.
@@ -93,6 +94,8 @@ def run_once(name: str, round_number: int, workroot: Path, args: argparse.Namesp
         options: dict[str, Any] = {"root": args.dashboard_root} if name == "dashboard" else {}
         system = SYSTEMS[name](name=name, python=Path(sys.executable), workdir=workdir, broker=redis_server.url,
                                max_tasks=args.max_tasks, **options)
+        if name == "dashboard" and args.history_tasks:
+            shutil.copyfile(workroot / HISTORY_FILE, workdir / "bench.db")  # the file the dashboard's --db names
         system.start(redis_server)
         results = scenarios.play(system, redis_server, settings(args), live=name == "dashboard")
         summary.derive(results)
@@ -201,6 +204,10 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops like Ctrl-C: what was started is stopped
     try:
+        if args.history_tasks and "dashboard" in args.systems:
+            print(f"building a history of {args.history_tasks:,} tasks", flush=True)
+            document["history"] = build_history(workroot / HISTORY_FILE, args.history_tasks, args.dashboard_root)
+            print(f"  {document['history']}", flush=True)
         print("generator speed (no reader):", flush=True)
         document["generator_speed"] = generator_speed(workroot, args)
         for round_number in range(1, args.rounds + 1):

@@ -578,7 +578,8 @@ class TaskStore:
                 return
             bottom = _first_readable(damaged, "SELECT min(id) FROM tasks", "SELECT min(task_id) FROM events")
             bottom = 1 if bottom is None else bottom
-            select = _rescue_select(damaged)
+            select = _rescue_select(damaged, "tasks", ("id", *TASK_FIELDS))
+            select_events = _rescue_select(damaged, "events", _EVENT_COLUMNS_SQL.split(", "))
             position = top + 1  # the next step reads the ids below this one
             while position > bottom:
                 if time.monotonic() - started > RESCUE_MAX_SECONDS:
@@ -588,7 +589,7 @@ class TaskStore:
                     break
                 rows, position = _read_tasks_below(damaged, select, position, bottom)
                 if rows:
-                    events = _read_events(damaged, [row[0] for row in rows])
+                    events = _read_events(damaged, select_events, [row[0] for row in rows])
                     with self._writing() as conn:
                         conn.executemany(_RESCUE_TASK_SQL, rows)
                         conn.executemany(_RESCUE_EVENT_SQL, events)
@@ -1546,16 +1547,14 @@ def _first_readable(conn: sqlite3.Connection, *queries: str) -> int | None:
     return None
 
 
-def _rescue_select(conn: sqlite3.Connection) -> str:
-    """The SELECT of ``id, TASK_FIELDS...`` from a damaged file, which may be an older version:
+def _rescue_select(conn: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
+    """The SELECT of ``columns`` of ``table`` from a damaged file, which may be an older version:
     a column it does not have yet reads as NULL."""
     try:
-        present = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
     except sqlite3.DatabaseError:
         present = set()
-    if not present:
-        return _SELECT_TASK
-    return f"SELECT id, {', '.join(c if c in present else f'NULL AS {c}' for c in TASK_FIELDS)} FROM tasks"
+    return f"SELECT {', '.join(c if c in present or not present else f'NULL AS {c}' for c in columns)} FROM {table}"
 
 
 def _read_tasks_below(conn: sqlite3.Connection, select: str, position: int, bottom: int
@@ -1583,14 +1582,9 @@ def _read_tasks_below(conn: sqlite3.Connection, select: str, position: int, bott
     return rows, (rows[-1][0] if len(rows) == RESCUE_CHUNK_TASKS else bottom)
 
 
-def _read_events(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[Any, ...]]:
-    """Read the readable event rows of these task ids from a damaged file."""
-    try:  # an older file may not have every column yet: they read as NULL
-        present = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-    except sqlite3.DatabaseError:
-        present = set()
-    columns = ", ".join(c if c in present or not present else f"NULL AS {c}" for c in _EVENT_COLUMNS_SQL.split(", "))
-    select = f"SELECT {columns} FROM events WHERE task_id"
+def _read_events(conn: sqlite3.Connection, select: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    """Read the readable event rows of these task ids from a damaged file (``select``: see ``_rescue_select``)."""
+    select += " WHERE task_id"
     wanted = set(ids)
     try:
         return [row for row in conn.execute(f"{select} BETWEEN ? AND ?", (min(ids), max(ids)))
@@ -1672,8 +1666,8 @@ def _event_row(uuid: str, event: dict[str, Any], row: Sequence[Any] | None = Non
     the type, hostname and timestamp when the row's own columns hold them; and, given the task's ``row``
     as this write stores it (``TASK_FIELDS`` values), each ``REF_FIELDS`` text equal to the row's, noted in
     ``refs`` (when the row's value changes, a trigger copies the value it had into the events that
-    refer to it: ``_refs_trigger``). A realistic task's four events took 1,259 bytes on disk whole, 859 without the three columns'
-    values, 377 without the task row's as well (``store_bench.make_batch``).
+    refer to it: ``_refs_trigger``). A realistic task's four events took 1,259 bytes on disk whole, 859
+    without the three columns' values, 377 without the task row's as well (``store_bench.make_batch``).
     """
     raw_type, raw_host, raw_time = event.get("type"), event.get("hostname"), event.get("timestamp")
     event_type = str(raw_type or "")
@@ -1694,7 +1688,7 @@ def _event_row(uuid: str, event: dict[str, Any], row: Sequence[Any] | None = Non
         for bit, name, column in _REF_COLUMNS:
             value = body.get(name)
             # Text alone: SQLite's json_set writes it back exactly (a NUL would end it there).
-            if value is not None and type(value) is str and value == row[column] and "\0" not in value:
+            if type(value) is str and value == row[column] and "\0" not in value:
                 del body[name]
                 refs |= bit
     return (0.0 if timestamp is None else timestamp, LIFE_ORDER.get(event_type, 3), event_type,

@@ -84,3 +84,17 @@ def test_a_file_that_is_not_a_database_is_only_moved_aside(tmp_path: Path,
     assert fresh.stats()["tasks"] == 0
     fresh.close()
     assert not any("rescue" in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_file_of_an_older_version_reads_its_missing_columns_as_null(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    for migration in store_module.MIGRATIONS[:12]:  # before the events' refs
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("INSERT INTO tasks (uuid, name) VALUES ('t', 'a.b')")
+    conn.execute("""INSERT INTO events (task_id, timestamp, life, type, hostname, body)
+                    VALUES (1, 1.5, 2, 'task-started', 'w', '{"type":"task-started"}')""")
+    select = store_module._rescue_select(conn, "events", store_module._EVENT_COLUMNS_SQL.split(", "))
+    assert store_module._read_events(conn, select, [1]) == [(1, 1.5, 2, "task-started", "w",
+                                                              '{"type":"task-started"}', None)]
+    conn.close()

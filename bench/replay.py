@@ -5,7 +5,7 @@ default: one ``PUBLISH`` per event from 8 processes) publishes into a ``redis-se
 subscriber keeps every message as it arrived, with its time. ``run`` feeds the captured messages to a
 dashboard built in this process (``create_app``, threading mode, its SQLite history in a temporary
 folder, nothing started), in real time, as its Redis reader does above 500 events/s: what arrived, read
-every ``GATHER_SECONDS`` (``--gather``) in batches of up to ``MAX_BATCH_EVENTS`` messages, decoded
+``READS_PER_PUSH`` times per flush interval (``--gather`` seconds apart to try another) in batches of up to ``MAX_BATCH_EVENTS`` messages, decoded
 (``decode_envelope``) and handed to ``on_batch``; a live flush (``LiveHub.flush``, no client connected)
 every flush interval; a history flush every ``WRITE_INTERVAL_SECONDS``. Everything runs in this one
 thread, with the process's garbage-collector settings, so its CPU time is what the dashboard spends on
@@ -174,11 +174,13 @@ def run(args: argparse.Namespace) -> int:
         messages = pickle.load(file)
     if args.seconds:
         messages = [m for m in messages if m[0] <= args.seconds]
-    from dashboard.events import GATHER_SECONDS
+    from dashboard.events import READS_PER_PUSH
+    from dashboard.settings import Settings
 
+    gather = Settings().flush_interval_seconds / READS_PER_PUSH if args.gather is None else args.gather
     results = []
     for number in range(args.runs):
-        figures = replay_once(messages, GATHER_SECONDS if args.gather is None else args.gather)
+        figures = replay_once(messages, gather)
         results.append(figures)
         print(f"run {number + 1}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
     keys = [k for k in results[0] if k.endswith("_us_per_event")]

@@ -50,11 +50,15 @@ WATCH_INTERVAL_SECONDS = 0.25
 WATCH_MAX_SECONDS = 1.0
 #: Below this many events a second the Redis reader reads once per live push, just before it (see ``pace``).
 PACED_BELOW_EVENTS_PER_SECOND = 500
-#: How long before a live push the paced reader wakes, in seconds: time to apply what it reads.
+#: How long before a live push the reader wakes, in seconds. A push waits for the reader to apply what that
+#: read took (``EventCollector.behind``), so a read of many events still makes the push it was read for.
 PACE_LEAD_SECONDS = 0.005
-#: Above that rate the reader waits this long after a read that emptied the socket, in seconds, so that each
-#: read takes tens of events rather than a few (it still wakes PACE_LEAD_SECONDS before each push).
-GATHER_SECONDS = 0.02
+#: Above that rate the reader reads this many times per live push (its flush interval): after a read that
+#: emptied the socket it waits the interval's share, and it wakes PACE_LEAD_SECONDS before each push. An
+#: event costs less the more of them a read takes: replaying a stream of 3,200 / 2,400 events/s
+#: (``bench/replay.py``), decoding and applying took 40 / 41 µs an event with a read every 20 ms and
+#: 34 / 37 µs with two reads per push (every 125 ms).
+READS_PER_PUSH = 2
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -240,6 +244,8 @@ class EventCollector:
         self._paced_since = time.monotonic()  # the window over which the stream's rate is counted
         self._paced_events = 0  # events handled in that window
         self._paced = True  # the last window's rate was below PACED_BELOW_EVENTS_PER_SECOND
+        #: The Redis reader holds events it read and has not applied yet: a push waits for them (``LiveHub.run``).
+        self.behind = False
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -369,10 +375,14 @@ class EventCollector:
             on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"),
             max_event_bytes=self.settings.max_event_bytes, on_unexpected=self.count_unexpected,
             pace=self.pace)
-        stream.run()
+        try:
+            stream.run()
+        finally:
+            self.behind = False  # what it read and did not apply is gone with it: no push waits for it
 
     def on_batch(self, bodies: list[Any]) -> None:
         """Localise and apply a batch of decoded message bodies from the Redis fast path."""
+        self.behind = True  # until ``pace`` says whether more was read
         now, here = time.time(), redis_stream.local_offset()
         localize = self._localize
         self._paced_events += len(bodies)
@@ -391,20 +401,22 @@ class EventCollector:
         as they come, cost more CPU than everything else the dashboard does. Below
         PACED_BELOW_EVENTS_PER_SECOND the reader takes what arrived once per flush interval,
         PACE_LEAD_SECONDS before the push, so pages see events as soon as before. Above it, it reads
-        again after GATHER_SECONDS (and before the push); while a burst is still being worked through
-        (``more``), at once.
+        READS_PER_PUSH times per flush interval, the last just before the push; while what it read is
+        still being worked through (``more``: ``behind``, which the push waits for), at once.
         """
         now = time.monotonic()
         elapsed = now - self._paced_since
         if elapsed >= 1.0:
             self._paced = self._paced_events < PACED_BELOW_EVENTS_PER_SECOND * elapsed
             self._paced_since, self._paced_events = now, 0
+        self.behind = more
         if more:
             self.sleep(0)
             return
-        wait = until_tick(self.settings.flush_interval_seconds, now, PACE_LEAD_SECONDS)
+        interval = self.settings.flush_interval_seconds
+        wait = until_tick(interval, now, PACE_LEAD_SECONDS)
         if not self._paced or self._paced_events >= PACED_BELOW_EVENTS_PER_SECOND:
-            wait = min(wait, GATHER_SECONDS)
+            wait = min(wait, interval / READS_PER_PUSH)
         self.sleep(wait)
 
     def take(self, bodies: list[Any], localize: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]

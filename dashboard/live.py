@@ -36,6 +36,10 @@ RATE_WINDOW_SECONDS = 5.0
 COUNTER_REFRESH_SECONDS = 1.0
 #: Most rooms one connection may subscribe to.
 MAX_ROOMS_PER_CLIENT = 50
+#: Longest a push waits for the Redis reader to apply what it read just before it, in seconds (a reader that
+#: stays behind, in a burst, delays each push by this much at most), and how often it looks meanwhile.
+READER_WAIT_SECONDS = 0.1
+READER_POLL_SECONDS = 0.002
 #: A Socket.IO v5 EVENT packet on NAMESPACE, up to its first argument (``2/live,[``).
 _EVENT_PREFIX = f"2{NAMESPACE},["
 #: Room name prefixes a client may subscribe to.
@@ -145,9 +149,14 @@ class LiveHub:
 
     # -- flushing ------------------------------------------------------------
     def run(self) -> None:
-        """Flush changes at every multiple of the flush interval (see ``events.until_tick``) until ``stop``."""
+        """Flush changes at every multiple of the flush interval (see ``events.until_tick``) until ``stop``,
+        once the Redis reader has applied what it read for this push (at most ``READER_WAIT_SECONDS`` later)."""
         while not self.stopping:
             self.socketio.sleep(until_tick(self.settings.flush_interval_seconds, time.monotonic()))
+            for _ in range(round(READER_WAIT_SECONDS / READER_POLL_SECONDS)):
+                if not self.collector.behind:
+                    break
+                self.socketio.sleep(READER_POLL_SECONDS)
             try:
                 self.flush()
             except Exception:  # one failed flush must not end live updates

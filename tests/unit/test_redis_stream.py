@@ -13,7 +13,8 @@ from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from kombu import Connection
 
-from dashboard.events import GATHER_SECONDS, PACED_BELOW_EVENTS_PER_SECOND, EventCollector, until_tick
+from dashboard.events import PACED_BELOW_EVENTS_PER_SECOND, READS_PER_PUSH, EventCollector, until_tick
+from dashboard.live import READER_POLL_SECONDS, READER_WAIT_SECONDS, LiveHub
 from dashboard.redis_stream import (MAX_BATCH_EVENTS, Backlog, Localizer, RedisEventStream, UndecodableMessage,
                                     decode_envelope, fanout_pattern, serves)
 from dashboard.settings import Settings
@@ -183,21 +184,53 @@ def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> Non
     assert all(0.001 < until_tick(0.25, 100 + n / 997, 0.02) <= 0.251 for n in range(1000))
 
 
-def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_every_few_tens_of_ms() -> None:
+def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_twice() -> None:
     waits: list[float] = []
     collector = EventCollector(Settings(), sleep=waits.append)
     heartbeat = {"type": "worker-heartbeat", "hostname": "a@h", "timestamp": 1.0, "clock": 1, "freq": 2.0}
     collector.on_batch([dict(heartbeat)])
     collector.pace(more=False)
     assert 0 < waits[-1] <= Settings().flush_interval_seconds  # an idle cluster: wait for the next push
+    assert not collector.behind  # nothing read waits: a push need not wait for the reader
     collector.pace(more=True)
-    assert waits[-1] == 0  # a burst read ahead: go on at once
+    assert waits[-1] == 0 and collector.behind  # a burst read ahead: go on at once, and the push waits for it
     collector.on_batch([dict(heartbeat) for _ in range(2 * PACED_BELOW_EVENTS_PER_SECOND)])
     collector.pace(more=False)
-    assert 0 < waits[-1] <= GATHER_SECONDS  # the rate rose within this second: gather a few tens of ms
+    gather = Settings().flush_interval_seconds / READS_PER_PUSH
+    assert 0 < waits[-1] <= gather and not collector.behind  # the rate rose within this second: twice per push
     collector._paced_since -= 1.0  # a second later, a busy second behind it
     collector.pace(more=False)
-    assert 0 < waits[-1] <= GATHER_SECONDS
+    assert 0 < waits[-1] <= gather
     collector._paced_since -= 1.0  # and after a quiet one
     collector.pace(more=False)
     assert waits[-1] > 0
+
+
+class _Sleeps:
+    """A socketio stand-in whose sleeps are noted; the reader catches up during the ``flip``-th after the first."""
+
+    def __init__(self, collector: EventCollector, flip: int) -> None:
+        self.collector, self.flip, self.sleeps = collector, flip, []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if len(self.sleeps) > self.flip:
+            self.collector.behind = False
+
+
+@pytest.mark.parametrize("flip, polls", [(0, 0), (4, 4), (10_000, round(READER_WAIT_SECONDS / READER_POLL_SECONDS))])
+def test_a_push_waits_for_the_reader_to_apply_what_it_read_for_it_at_most_a_while(flip: int, polls: int) -> None:
+    collector = EventCollector(Settings())
+    collector.behind = flip > 0
+    socketio = _Sleeps(collector, flip)
+    hub = LiveHub(socketio, collector, Settings())  # type: ignore[arg-type]
+    pushed: list[bool] = []
+
+    def flush() -> None:
+        pushed.append(collector.behind)
+        hub.stopping = True
+
+    hub.flush = flush  # type: ignore[method-assign]
+    hub.run()
+    assert socketio.sleeps[1:] == [READER_POLL_SECONDS] * polls  # after the sleep to the tick
+    assert pushed == [flip == 10_000]  # pushed once the reader caught up, or once the wait ran out

@@ -4,8 +4,8 @@
 default: one ``PUBLISH`` per event from 8 processes) publishes into a ``redis-server`` of its own while a
 subscriber keeps every message as it arrived, with its time. ``run`` feeds the captured messages to a
 dashboard built in this process (``create_app``, threading mode, its SQLite history in a temporary
-folder, nothing started), in real time, as its Redis reader does above 500 events/s: what arrived, read
-``READS_PER_PUSH`` times per flush interval (``--gather`` seconds apart to try another) in batches of up to ``MAX_BATCH_EVENTS`` messages, decoded
+folder, nothing started), in real time, as its Redis reader does: what arrived, read once per flush
+interval (``--gather`` seconds apart to try another) in batches of up to ``MAX_BATCH_EVENTS`` messages, decoded
 (``decode_envelope``) and handed to ``on_batch``; a live flush (``LiveHub.flush``, no client connected)
 every flush interval; a history flush every ``WRITE_INTERVAL_SECONDS``. Everything runs in this one
 thread, with the process's garbage-collector settings, so its CPU time is what the dashboard spends on
@@ -15,8 +15,8 @@ drain and release, and the store's write. The events' timestamps are moved to th
     bench/.venv/bin/python bench/replay.py capture --out /tmp/stream.pickle --rate 5000 --seconds 20
     bench/.venv/bin/python bench/replay.py run /tmp/stream.pickle --runs 3
 
-The figures vary far less between runs than the comparison's, where 8 publishing processes share the
-cores with the system measured: an A/B of a change on the event path shows differences of a few percent.
+The figures vary less between runs than the comparison's, where 8 publishing processes share the cores
+with the system measured, but still move with the machine: compare two versions of the code alternately.
 It leaves out what the comparison counts besides: reading the socket (hiredis) and pushing to a client.
 """
 from __future__ import annotations
@@ -174,10 +174,9 @@ def run(args: argparse.Namespace) -> int:
         messages = pickle.load(file)
     if args.seconds:
         messages = [m for m in messages if m[0] <= args.seconds]
-    from dashboard.events import READS_PER_PUSH
     from dashboard.settings import Settings
 
-    gather = Settings().flush_interval_seconds / READS_PER_PUSH if args.gather is None else args.gather
+    gather = Settings().flush_interval_seconds if args.gather is None else args.gather
     results = []
     for number in range(args.runs):
         figures = replay_once(messages, gather)

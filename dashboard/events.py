@@ -48,17 +48,13 @@ WATCH_INTERVAL_SECONDS = 0.25
 #: Longest the watcher sleeps; otherwise it wakes when the next worker's heartbeat window ends, or the
 #: stream's silence reaches the watchdog's limit.
 WATCH_MAX_SECONDS = 1.0
-#: Below this many events a second the Redis reader reads once per live push, just before it (see ``pace``).
-PACED_BELOW_EVENTS_PER_SECOND = 500
-#: How long before a live push the reader wakes, in seconds. A push waits for the reader to apply what that
-#: read took (``EventCollector.behind``), so a read of many events still makes the push it was read for.
+#: How long before a live push the Redis reader wakes to read what arrived since the last push, in seconds
+#: (pushes fall on multiples of the flush interval). It reads once per push, whatever the rate: an event
+#: costs less the more of them a read takes. Replaying a stream of 3,200 / 2,400 events/s (``bench/replay.py``),
+#: decoding and applying took 40 / 41 µs an event with a read every 20 ms, 34 / 37 µs every 125 ms, and
+#: 30 µs (2,400 events/s) once per push. A push waits for the reader to apply what that read took
+#: (``EventCollector.behind``), so a read of many events still makes the push it was read for.
 PACE_LEAD_SECONDS = 0.005
-#: Above that rate the reader reads this many times per live push (its flush interval): after a read that
-#: emptied the socket it waits the interval's share, and it wakes PACE_LEAD_SECONDS before each push. An
-#: event costs less the more of them a read takes: replaying a stream of 3,200 / 2,400 events/s
-#: (``bench/replay.py``), decoding and applying took 40 / 41 µs an event with a read every 20 ms and
-#: 34 / 37 µs with two reads per push (every 125 ms).
-READS_PER_PUSH = 2
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -241,9 +237,6 @@ class EventCollector:
         self.fast_path = settings.event_reader == "auto" and redis_stream.serves(
             settings.broker_url, settings.broker_transport_options)
         self._localize = redis_stream.Localizer(self.app.clock)
-        self._paced_since = time.monotonic()  # the window over which the stream's rate is counted
-        self._paced_events = 0  # events handled in that window
-        self._paced = True  # the last window's rate was below PACED_BELOW_EVENTS_PER_SECOND
         #: The Redis reader holds events it read and has not applied yet: a push waits for them (``LiveHub.run``).
         self.behind = False
 
@@ -385,7 +378,6 @@ class EventCollector:
         self.behind = True  # until ``pace`` says whether more was read
         now, here = time.time(), redis_stream.local_offset()
         localize = self._localize
-        self._paced_events += len(bodies)
         localize.begin()
         try:
             events = self.take(bodies, lambda body: localize(body, now, here))
@@ -394,30 +386,19 @@ class EventCollector:
         self.apply_events(events)
 
     def pace(self, more: bool) -> None:
-        """Between two reads of the Redis fast path: let requests and the pusher run, and on a slow stream
-        wait until just before the next live push.
+        """Between two reads of the Redis fast path: let requests and the pusher run, then wait until just
+        before the next live push (``PACE_LEAD_SECONDS``); while what was read is still being worked through
+        (``more``: ``behind``, which the push waits for), read on at once.
 
-        Each wake-up of the reader costs far more than an event: an idle cluster's heartbeats, read
-        as they come, cost more CPU than everything else the dashboard does. Below
-        PACED_BELOW_EVENTS_PER_SECOND the reader takes what arrived once per flush interval,
-        PACE_LEAD_SECONDS before the push, so pages see events as soon as before. Above it, it reads
-        READS_PER_PUSH times per flush interval, the last just before the push; while what it read is
-        still being worked through (``more``: ``behind``, which the push waits for), at once.
+        Each wake-up of the reader costs far more than an event: an idle cluster's heartbeats, read as they
+        come, cost more CPU than everything else the dashboard does, and a busy stream's events cost less
+        the more of them a read takes. Pages see each event in the same push as if it had been read at once.
         """
-        now = time.monotonic()
-        elapsed = now - self._paced_since
-        if elapsed >= 1.0:
-            self._paced = self._paced_events < PACED_BELOW_EVENTS_PER_SECOND * elapsed
-            self._paced_since, self._paced_events = now, 0
         self.behind = more
         if more:
             self.sleep(0)
             return
-        interval = self.settings.flush_interval_seconds
-        wait = until_tick(interval, now, PACE_LEAD_SECONDS)
-        if not self._paced or self._paced_events >= PACED_BELOW_EVENTS_PER_SECOND:
-            wait = min(wait, interval / READS_PER_PUSH)
-        self.sleep(wait)
+        self.sleep(until_tick(self.settings.flush_interval_seconds, time.monotonic(), PACE_LEAD_SECONDS))
 
     def take(self, bodies: list[Any], localize: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
              ) -> list[dict[str, Any]]:

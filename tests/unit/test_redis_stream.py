@@ -13,7 +13,7 @@ from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from kombu import Connection
 
-from dashboard.events import PACED_BELOW_EVENTS_PER_SECOND, READS_PER_PUSH, EventCollector, until_tick
+from dashboard.events import PACE_LEAD_SECONDS, EventCollector, until_tick
 from dashboard.live import READER_POLL_SECONDS, READER_WAIT_SECONDS, LiveHub
 from dashboard.redis_stream import (MAX_BATCH_EVENTS, Backlog, Localizer, RedisEventStream, UndecodableMessage,
                                     decode_envelope, fanout_pattern, serves)
@@ -184,26 +184,22 @@ def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> Non
     assert all(0.001 < until_tick(0.25, 100 + n / 997, 0.02) <= 0.251 for n in range(1000))
 
 
-def test_a_slow_stream_is_read_once_per_push_and_a_fast_one_twice() -> None:
+def test_the_stream_is_read_once_per_push_just_before_it_and_at_once_while_a_read_is_worked_through(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
     collector = EventCollector(Settings(), sleep=waits.append)
+    interval = Settings().flush_interval_seconds
     heartbeat = {"type": "worker-heartbeat", "hostname": "a@h", "timestamp": 1.0, "clock": 1, "freq": 2.0}
-    collector.on_batch([dict(heartbeat)])
-    collector.pace(more=False)
-    assert 0 < waits[-1] <= Settings().flush_interval_seconds  # an idle cluster: wait for the next push
-    assert not collector.behind  # nothing read waits: a push need not wait for the reader
+    for size, now in ((1, 100.1), (5_000, 100.2), (1, 100.248)):  # an idle cluster and a busy one alike
+        collector.on_batch([dict(heartbeat) for _ in range(size)])
+        assert collector.behind  # while it applies
+        monkeypatch.setattr("dashboard.events.time.monotonic", lambda: now)
+        collector.pace(more=False)
+        assert waits[-1] == pytest.approx(until_tick(interval, now, PACE_LEAD_SECONDS))  # 5 ms before the push
+        assert not collector.behind  # nothing read waits: the push need not wait for the reader
+    assert waits[-3:] == pytest.approx([0.145, 0.045, 0.247])  # at 100.245 the read before 100.25 is now: the next
     collector.pace(more=True)
-    assert waits[-1] == 0 and collector.behind  # a burst read ahead: go on at once, and the push waits for it
-    collector.on_batch([dict(heartbeat) for _ in range(2 * PACED_BELOW_EVENTS_PER_SECOND)])
-    collector.pace(more=False)
-    gather = Settings().flush_interval_seconds / READS_PER_PUSH
-    assert 0 < waits[-1] <= gather and not collector.behind  # the rate rose within this second: twice per push
-    collector._paced_since -= 1.0  # a second later, a busy second behind it
-    collector.pace(more=False)
-    assert 0 < waits[-1] <= gather
-    collector._paced_since -= 1.0  # and after a quiet one
-    collector.pace(more=False)
-    assert waits[-1] > 0
+    assert waits[-1] == 0 and collector.behind  # more was read than one batch: go on at once, and the push waits
 
 
 class _Sleeps:

@@ -240,8 +240,9 @@ class RedisEventStream:
 
     def _read(self, sock: socket.socket, reader: hiredis.Reader) -> None:
         backlog = Backlog()
+        full = False  # the last parse stopped at MAX_BATCH_EVENTS: hiredis may hold whole replies still
         while not self.should_stop():
-            if not backlog.size:
+            if not backlog.size and not full:
                 data = self._recv(sock)
                 if data is None:
                     continue
@@ -250,7 +251,8 @@ class RedisEventStream:
             batch = self._parse(reader, backlog)
             if batch:
                 self.on_batch(batch)
-            self.pace(backlog.size > 0 or len(batch) >= MAX_BATCH_EVENTS)
+            full = len(batch) >= MAX_BATCH_EVENTS
+            self.pace(backlog.size > 0 or full)
 
     def _parse(self, reader: hiredis.Reader, backlog: Backlog) -> list[Any]:
         """Decode up to MAX_BATCH_EVENTS messages from what was read."""

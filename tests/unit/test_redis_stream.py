@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import hiredis
+import orjson
 import pytest
 from celery import Celery
 from celery.events.receiver import EventReceiver
@@ -174,6 +177,33 @@ def test_backlog_feeds_every_message_across_slice_boundaries(chunk: int) -> None
         bodies.extend(batch)
     assert backlog.size == 0 and not undecodable
     assert bodies == [decode_envelope(m) for m in messages]
+
+
+def test_replies_hiredis_holds_after_a_full_batch_are_read_without_waiting_for_more_data() -> None:
+    """A read whose last messages reach hiredis before the batch fills (the backlog is fed to it a slice at a
+    time): what hiredis still holds is parsed at once, not left until the socket brings more (which, at the
+    end of a burst, may be seconds away)."""
+    messages = [resp_pmessage(b"/0.celeryev/worker.heartbeat", orjson.dumps({
+        "body": base64.b64encode(orjson.dumps({"type": "worker-heartbeat", "hostname": f"w{n}@h"})).decode(),
+        "content-type": "application/json", "content-encoding": "utf-8", "properties": {"body_encoding": "base64"},
+    })) for n in range(MAX_BATCH_EVENTS + 2)]
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.2)
+    bodies: list[Any] = []
+    paced: list[bool] = []
+    deadline = time.monotonic() + 3.0
+    stream = RedisEventStream(Connection("memory://"), "celeryev", on_batch=bodies.extend,
+                              on_subscribed=lambda: None,
+                              should_stop=lambda: len(bodies) > MAX_BATCH_EVENTS or time.monotonic() > deadline,
+                              on_undecodable=lambda reason: None, pace=paced.append)
+    try:
+        theirs.sendall(b"".join(messages))
+        stream._read(ours, hiredis.Reader())
+    finally:
+        ours.close()
+        theirs.close()
+    assert [body["hostname"] for body in bodies] == [f"w{n}@h" for n in range(MAX_BATCH_EVENTS + 2)]
+    assert paced == [True, False]  # the full batch said more was read; the rest, nothing more
 
 
 def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> None:

@@ -260,3 +260,20 @@ def test_a_push_waits_for_the_reader_to_apply_what_it_read_for_it_at_most_a_whil
     hub.run()
     assert socketio.sleeps[1:] == [READER_POLL_SECONDS] * polls  # after the sleep to the tick
     assert pushed == [flip == 10_000]  # pushed once the reader caught up, or once the wait ran out
+
+
+def test_a_reader_that_ends_while_behind_leaves_no_push_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    collector = EventCollector(Settings())
+
+    class Cut:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def run(self) -> None:
+            collector.behind = True  # a read half applied when the connection failed
+            raise ConnectionError("Redis closed the event subscription")
+
+    monkeypatch.setattr("dashboard.events.redis_stream.RedisEventStream", Cut)
+    with pytest.raises(ConnectionError):
+        collector._capture_redis(Connection("memory://"))
+    assert not collector.behind

@@ -103,6 +103,13 @@ class Dashboard:
         self.memory = MemoryReleaser(socketio.sleep, run_blocking,
                                      count_internal_error=self.collector.count_internal_error)
 
+    def run_read(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a short read of the history (a page's: one task, the unfiltered list): here, where the store
+        reads a local file (``READS_INLINE``), else away from the event loop like any blocking call."""
+        if self.store.READS_INLINE:
+            return function(*args)
+        return self.run_blocking(function, *args)
+
     def record(self, action: str, target: str | None, params: Any, outcome: str, replies: Any = None,
                who: Principal | None = None) -> None:
         """Add an entry to the audit log: who (the request's principal unless given), from where, what,

@@ -193,6 +193,9 @@ _STALE = (TransactionStatus.ACTIVE, TransactionStatus.UNKNOWN)
 class PgTaskStore:
     """Task history in a PostgreSQL database; see the module docstring."""
 
+    #: Every read waits on the network: always from a native thread (see ``TaskStore.READS_INLINE``).
+    READS_INLINE = False
+
     def __init__(self, url: str, max_tasks_stored: int = 1_000_000, max_age_seconds: float = 7 * 86400,
                  keep_failed_seconds: float | None = None) -> None:
         self.url = url

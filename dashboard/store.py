@@ -46,7 +46,7 @@ import re
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence, Union
 
@@ -628,8 +628,25 @@ class TaskStore:
         key = (role, threading.get_native_id())
         conn = self._thread_conns.get(key)
         if conn is None:
+            self._close_departed()
             conn = self._thread_conns[key] = self._connect(mmap_bytes, cache_kib)
         return conn
+
+    def _close_departed(self) -> None:
+        """Close the connections of native threads that have ended: the threading mode's server runs each
+        client connection in a thread of its own, and each would otherwise leave two SQLite connections (their
+        files open, their page caches) behind for good."""
+        keys = list(self._thread_conns)  # before the live threads are listed: a thread started since is not ended
+        try:
+            alive = {int(name) for name in os.listdir("/proc/self/task")}
+        except (OSError, ValueError):  # not Linux: the threads stay few under eventlet, the default
+            return
+        for key in [key for key in keys if key[1] not in alive]:
+            conn = self._thread_conns.pop(key, None)
+            if conn is not None:
+                with suppress(ValueError):  # another thread closing the same
+                    self._connections.remove(conn)
+                conn.close()
 
     def _connect(self, mmap_bytes: int, cache_kib: int) -> sqlite3.Connection:
         # check_same_thread=False so close() may close it, and so the writer may pass from thread to thread.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -683,7 +684,7 @@ def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
     assert store.analyze(force=True) is True
     assert statements[:2] == ["PRAGMA mmap_size = 0", f"PRAGMA cache_size = -{store_module.BOOKKEEPING_CACHE_KIB}"]
     analyzed = [sql for sql in statements if sql.startswith("ANALYZE")]
-    assert analyzed == [f'ANALYZE "{index}"' for index in indexes] and len(analyzed) == 11
+    assert analyzed == [f'ANALYZE "{index}"' for index in indexes] and len(analyzed) == 10
     assert not any(sql.startswith("BEGIN") for sql in statements)
     assert sorted(store._conn().execute("SELECT idx, stat FROM sqlite_stat1").fetchall()) == whole
 
@@ -960,6 +961,114 @@ def test_a_one_character_last_word_is_a_prefix_too(store: TaskStore) -> None:
     store.write_batch([task("a", 1, args="('ORD-43',)"), task("b", 2, args="('ORD-4242',)"), task("c", 3, args="('ORD-5',)")], [])
     assert sorted(uuids(store.query(q="ORD-4"))) == ["a", "b"]
     assert sorted(uuids(store.query(q="ORD-43"))) == ["a"]
+
+
+@pytest.mark.parametrize("walks", [True, False], ids=["in two parts", "sorted"])
+@pytest.mark.parametrize("query", [{}, {"worker": "celery@w2"}, {"q": "cus"}, {"worker": "celery@w2", "q": "cus"}],
+                         ids=["all", "filtered", "a word", "both"])
+def test_shortest_runtime_first_pages_through_every_task_once_unfinished_last(
+        store: HistoryStore, monkeypatch: pytest.MonkeyPatch, query: dict[str, Any], walks: bool) -> None:
+    """SQLite reads this order from the one runtime index, the runtimes above -1 and then the rest, or sorts the
+    rows its filters pass: pages cross from one part to the other, their totals count both, and tasks arriving
+    meanwhile repeat nothing."""
+    monkeypatch.setattr(TaskStore, "_walks_runtime", lambda *args: walks)
+    store.write_batch([task(f"t{n:02d}", n, runtime=None if n % 3 == 0 else (n * 7) % 5 / 2,
+                            worker=("celery@w1", "celery@w2")[n % 2], state="STARTED" if n % 3 == 0 else "SUCCESS")
+                       for n in range(40)], [])
+    every = [t for t in store.query(sort="runtime", descending=False, limit=1000, **query)["items"]]
+    finished = [t for t in every if t["runtime"] is not None]
+    assert every[:len(finished)] == finished and len(finished) < len(every)  # unfinished last
+    assert [t["runtime"] for t in finished] == sorted(t["runtime"] for t in finished)
+    assert [t["uuid"] for t in every[len(finished):]] == sorted(t["uuid"] for t in every[len(finished):])
+    seen: list[str] = []
+    page = store.query(sort="runtime", descending=False, limit=3, **query)
+    arrived = 0
+    while True:
+        assert page["total"] == len(every) + arrived and page["total_is_estimate"] is False
+        seen += uuids(page)
+        if page["next"] is None:
+            break
+        if len(seen) in (6, 12):  # tasks arrive, finished and not: each part takes some before and after the cursor
+            store.write_batch([task(f"n{len(seen)}{k}", 100 + k, runtime=(None, 0.0, 9.0)[k], worker="celery@w2",
+                                    state=("STARTED", "SUCCESS", "SUCCESS")[k]) for k in range(3)], [])
+            arrived += sum(1 for k in range(3) if query.get("worker") in (None, "celery@w2"))
+        page = store.query(sort="runtime", descending=False, limit=3, cursor=page["next"], **query)
+    assert len(seen) == len(set(seen)) and set(seen) >= {t["uuid"] for t in every}
+    now = store.query(sort="runtime", descending=False, limit=1000, **query)["items"]
+    last_finished = [t for t in now if t["runtime"] is not None][-1]["uuid"]
+    after = store.query(sort="runtime", descending=False, limit=2, after=last_finished, **query)
+    assert all(item["runtime"] is None for item in after["items"])  # the page after the longest: unfinished ones
+    first_rest = uuids(after)[0]
+    assert store.query(sort="runtime", descending=False, limit=2, after=first_rest, **query)["items"][0]["uuid"] \
+        == uuids(after)[1]
+
+
+@pytest.mark.parametrize("walks", [True, False], ids=["in two parts", "sorted"])
+@pytest.mark.parametrize("filters", [{}, {"worker": "celery@w1"}], ids=["all", "filtered"])
+def test_shortest_runtime_first_counts_a_common_word_found_only_in_unfinished_tasks(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch, filters: dict[str, Any], walks: bool) -> None:
+    """The word's matches are walked (more than ``FTS_DRIVEN_MAX``), and none is among the tasks with a runtime:
+    each page's total still counts the tasks without one that it shows."""
+    monkeypatch.setattr(store_module, "FTS_DRIVEN_MAX", 5)
+    monkeypatch.setattr(TaskStore, "_walks_runtime", lambda *args: walks)
+    sqlite_store.write_batch([task(f"f{n:02d}", n, args="('plain',)") for n in range(40)]
+                             + [task(f"u{n:02d}", 40 + n, args="('needle',)", runtime=None, state="STARTED")
+                                for n in range(20)], [])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = sqlite_store.query(q="needle", sort="runtime", descending=False, limit=7, cursor=cursor, **filters)
+        assert 15 <= page["total"] <= 25 and (page["total_is_estimate"] or page["total"] == 20), page["total"]
+        seen += uuids(page)
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == [f"u{n:02d}" for n in range(20)]
+
+
+def test_shortest_runtime_first_pages_alike_when_the_plan_changes_between_pages(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page read from the runtime index and the next one sorted from the filters' rows (new statistics, a
+    filter grown common) continue one order: the cursor holds the runtime alone."""
+    sqlite_store.write_batch([task(f"t{n:02d}", n, runtime=None if n % 3 == 0 else (n * 7) % 5 / 2,
+                                   state="STARTED" if n % 3 == 0 else "SUCCESS") for n in range(40)], [])
+    whole = uuids(sqlite_store.query(worker="celery@w1", sort="runtime", descending=False, limit=1000))
+    modes = itertools.cycle([True, False])
+    monkeypatch.setattr(TaskStore, "_walks_runtime", lambda *args: next(modes))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = sqlite_store.query(worker="celery@w1", sort="runtime", descending=False, limit=4, cursor=cursor)
+        assert page["total"] == 40
+        seen += uuids(page)
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == whole and len(whole) == 40
+
+
+@pytest.mark.parametrize(("filters", "walks"), [({}, True), ({"worker": "celery@w1"}, True),
+                                                ({"worker": "celery@w1"}, False)],
+                         ids=["all, in two parts", "filtered, in two parts", "filtered, sorted"])
+def test_a_runtime_of_minus_one_or_below_sorts_among_the_tasks_without_one(
+        sqlite_store: TaskStore, monkeypatch: pytest.MonkeyPatch, filters: dict[str, Any], walks: bool) -> None:
+    """Celery never sends one; in SQLite shortest first puts it with the rest (``RUNTIME_REST``), in runtime order,
+    whether the page is read from the runtime index or the filters' rows are sorted."""
+    monkeypatch.setattr(TaskStore, "_walks_runtime", lambda *args: walks)
+    sqlite_store.write_batch([task("a", 1, runtime=0.5), task("b", 2, runtime=-3.0), task("c", 3, runtime=None),
+                              task("d", 4, runtime=0.0), task("e", 5, runtime=-0.5),
+                              task("x", 6, worker="celery@w9")], [])
+    expected = ["e", "d", "x", "a", "b", "c"] if not filters else ["e", "d", "a", "b", "c"]
+    assert uuids(sqlite_store.query(sort="runtime", descending=False, **filters)) == expected
+    pages, cursor = [], None
+    while True:
+        page = sqlite_store.query(sort="runtime", descending=False, limit=2, cursor=cursor, **filters)
+        pages += uuids(page)
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert pages == expected
+    assert uuids(sqlite_store.query(sort="runtime", **filters))[-3:] == ["e", "c", "b"]
 
 
 def test_paging_while_tasks_arrive_never_repeats_or_skips_one(store: TaskStore) -> None:

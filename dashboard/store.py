@@ -1141,9 +1141,10 @@ class TaskStore:
         if not split:
             page, total, estimate = self._page(conn, text, sort, columns, descending, where, params, keyset_after,
                                                limit)
-        elif where and not self._walks_runtime(conn, where, params, limit):
-            # Shortest runtime first, where the filters' own indexes drive the plan, which then sorts the rows they
-            # pass whatever the order: by (in the rest, runtime), in one read that also counts them.
+        elif (where and not self._walks_runtime(conn, where, params, limit)) or _few_matches(conn, text):
+            # Shortest runtime first, where the filters' own indexes or a word's few matches drive the plan, which
+            # then sorts the rows they pass whatever the order: by (in the rest, runtime), in one read that also
+            # counts them.
             flagged = None if keyset_after is None else [int(keyset_after[0] <= RUNTIME_REST), *keyset_after]
             flag = f"(runtime_sort <= {RUNTIME_REST})"
             page, total, estimate = self._page(conn, text, sort, (flag, "runtime_sort"), descending, where, params,
@@ -1151,24 +1152,21 @@ class TaskStore:
             page = [(row[0], row[2]) for row in page]
         else:  # shortest runtime first, from the one runtime index: the runtimes above RUNTIME_REST, then the rest
             in_rest = keyset_after is not None and keyset_after[0] <= RUNTIME_REST
-            counted = self._matches_passing(conn, text, where, params) if in_rest else None
-            if counted is not None:  # the page starts in the rest: a word's matches counted, the first part not read
-                page, (total, estimate) = [], counted
+            if in_rest:  # the page starts in the rest: the first part is counted, not read
+                page, (total, estimate) = [], self._rest_total(conn, text, where, params)
             else:
                 # The first part is read as the page after a task at RUNTIME_REST would be, so it is planned (and
                 # counted: every task passing the filters) as any page of the runtime order is.
-                page, total, estimate = self._page(
-                    conn, text, sort, columns, descending, where, params,
-                    keyset_after if keyset_after is not None and not in_rest else [RUNTIME_REST, INT64_MAX],
-                    0 if in_rest else limit)
-                if in_rest:  # the page starts in the rest: the first part only counted
-                    page = []
+                page, total, estimate = self._page(conn, text, sort, columns, descending, where, params,
+                                                   keyset_after or [RUNTIME_REST, INT64_MAX], limit)
             if len(page) <= limit:
                 if estimate and not in_rest:  # a word's matches walked, the share of the tasks with a runtime only
                     total, estimate = self._matches_passing(conn, text, where, params) or (total, estimate)
                 page += self._page(conn, text, sort, columns, descending, where, params,
                                    keyset_after if in_rest else None, limit - len(page),
                                    f"runtime_sort <= {RUNTIME_REST}")[0]
+                if estimate:  # never fewer than the page shows
+                    total = max(total, min(len(page), limit))
         more = len(page) > limit
         page = page[:limit]
         by_id = {row[0]: row for row in conn.execute(
@@ -1220,6 +1218,24 @@ class TaskStore:
                     f"({', '.join(keys)}) {'<' if descending else '>'} ({', '.join('?' * len(keys))})")
         return self._read(conn, text, where, params, select, order, keyset, keyset_after, limit, plan_sorts, walk,
                           rest is None)
+
+    def _rest_total(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any]
+                    ) -> tuple[int, bool]:
+        """The total of a page of shortest runtime first that starts in the rest, without reading the tasks with a
+        runtime: those passing ``where`` (``_count``), with a word its matches among them (``_matches_passing``), or
+        past ``FTS_SORTED_MAX`` matches the word's share of the stored tasks among them (an estimate; counting a
+        million matches takes some tens of ms)."""
+        counted = self._matches_passing(conn, text, where, params)
+        if counted is not None:
+            return counted
+        rows, estimate = self._count(conn, where, params, exact=text.empty)
+        if text.empty:
+            return rows, estimate
+        matches_sql, matches_params = text.ids()
+        matches = conn.execute(f"SELECT count(*) FROM ({matches_sql})", matches_params).fetchone()[0]
+        ids = _id_range(conn)
+        share = min(1.0, matches / (ids[1] - ids[0] + 1)) if ids is not None else 1.0
+        return round_estimate(rows * share, 0), True
 
     def _matches_passing(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any]
                          ) -> tuple[int, bool] | None:
@@ -1906,6 +1922,11 @@ def _time_limit(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
         raise
     finally:
         conn.set_progress_handler(None, 0)
+
+
+def _few_matches(conn: sqlite3.Connection, text: _TextMatch) -> bool:
+    """Whether a word has few enough matches (``FTS_DRIVEN_MAX``) to be read first, then filtered and sorted."""
+    return not text.empty and _capped_count(conn, *text.ids(), FTS_DRIVEN_MAX) <= FTS_DRIVEN_MAX
 
 
 def _uncounted(conn: sqlite3.Connection, where: list[str], params: list[Any]) -> tuple[int, bool]:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Imported by run.py's start-up; each must find sockets and threads already green.
@@ -64,6 +66,17 @@ def test_the_dashboard_tunes_the_garbage_collector_for_a_large_model() -> None:
         assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] >= 10_000
     finally:
         gc.set_threshold(*before)
+
+
+def test_under_eventlet_the_event_loop_gets_python_s_lock_back_within_a_millisecond() -> None:
+    from dashboard.server import SWITCH_INTERVAL_SECONDS, tune_switching
+
+    before = sys.getswitchinterval()
+    try:
+        tune_switching()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS) and SWITCH_INTERVAL_SECONDS <= 0.001
+    finally:
+        sys.setswitchinterval(before)
 
 
 NATIVE_LOCK_PROBE = """

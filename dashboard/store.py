@@ -1247,8 +1247,8 @@ class TaskStore:
         matches_sql, matches_params = text.ids()
         if _capped_count(conn, matches_sql, matches_params, FTS_SORTED_MAX) > FTS_SORTED_MAX:
             return None
-        return conn.execute(f"SELECT count(*) FROM ({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
-                            f"{_where(where)}", (*matches_params, *params)).fetchone()[0], False
+        return conn.execute(f"SELECT count(*) FROM {_matched(matches_sql)}{_where(where)}",
+                            (*matches_params, *params)).fetchone()[0], False
 
     def _read(self, conn: sqlite3.Connection, text: _TextMatch, where: list[str], params: list[Any], select: str,
               order: str, keyset: str, keyset_after: list[Any] | None, limit: int, plan_sorts: bool,
@@ -1284,7 +1284,7 @@ class TaskStore:
                                          and self._sorting_costs(conn, where, params, matches, limit) > matches):
             # Few text matches: read their ids first (CROSS JOIN fixes that loop order),
             # then filter and sort those rows; the count is exact (on the first page, in the same pass).
-            matched = f"({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
+            matched = _matched(matches_sql)
             sql = f"{select}{matched}{_where(where + bound)} ORDER BY {order} LIMIT ?"
             arguments = (*matches_params, *params, *(keyset_after or ()), limit + 1)
             if keyset_after is None:
@@ -1922,6 +1922,11 @@ def _time_limit(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
         raise
     finally:
         conn.set_progress_handler(None, 0)
+
+
+def _matched(matches_sql: str) -> str:
+    """The tasks a text match selects, read from its ids (CROSS JOIN fixes that loop order)."""
+    return f"({matches_sql}) AS hit CROSS JOIN tasks ON tasks.id = hit.id"
 
 
 def _few_matches(conn: sqlite3.Connection, text: _TextMatch) -> bool:

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from dashboard import Dashboard, create_app
 from dashboard.settings import Settings
-from helpers import REPO_ROOT, LiveClient, Proc, WebhookReceiver, free_port, start_redis
+from helpers import REPO_ROOT, LiveClient, Proc, WebhookReceiver, deliver, free_port, start_redis
 
 #: Events recorded from a real eventlet worker (``scripts/record_events.py``), as the readers deliver them.
 RECORDED = REPO_ROOT / "tests" / "data" / "redis_eventlet_worker.jsonl"
@@ -130,10 +130,7 @@ def dashboard(app: Flask) -> Dashboard:
 @pytest.fixture
 def feed(dashboard: Dashboard) -> Callable[[list[dict[str, Any]]], None]:
     """Return a fake event source: it hands raw event bodies to the collector as a reader does."""
-    def deliver(bodies: list[dict[str, Any]]) -> None:
-        collector = dashboard.collector
-        collector.apply_events(collector.take([dict(b) for b in bodies], lambda event: (event["type"], event)))
-    return deliver
+    return lambda bodies: deliver(dashboard, bodies)
 
 
 @pytest.fixture

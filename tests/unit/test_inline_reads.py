@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +17,8 @@ from flask import Flask
 
 from dashboard import create_app
 from dashboard.settings import Settings
-from helpers import strict_json
+from dashboard.store import TaskStore
+from helpers import deliver, strict_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +34,14 @@ def recording_app(db: str) -> tuple[Flask, list[str]]:
     return create_app(Settings(db=db, async_mode="threading"), run_blocking), handed
 
 
+def stored(app: Flask, bodies: list[dict[str, Any]]) -> Any:
+    """Hand recorded event bodies to the app's collector as a reader does and write them; return the dashboard."""
+    dashboard = app.extensions["dashboard"]
+    deliver(dashboard, bodies)
+    assert dashboard.history.flush()  # the finished tasks' timelines now come from the store
+    return dashboard
+
+
 def handed_for(app: Flask, handed: list[str], path: str) -> list[str]:
     """The calls a GET of ``path`` handed to ``run_blocking`` (it must answer 200)."""
     handed.clear()
@@ -43,10 +53,7 @@ def handed_for(app: Flask, handed: list[str], path: str) -> list[str]:
 def test_a_page_short_reads_of_an_sqlite_history_stay_on_the_calling_thread(
         tmp_path: Path, recorded: list[dict[str, Any]]) -> None:
     app, handed = recording_app(str(tmp_path / "dashboard.db"))
-    dashboard = app.extensions["dashboard"]
-    collector = dashboard.collector
-    collector.apply_events(collector.take([dict(b) for b in recorded], lambda event: (event["type"], event)))
-    assert dashboard.history.flush()  # the finished tasks' timelines now come from the store
+    dashboard = stored(app, recorded)
     task_id = next(e["uuid"] for e in recorded if e["type"] == "task-succeeded")
     assert dashboard.cluster.task_detail(task_id)[0]["events"] is None
 
@@ -68,10 +75,7 @@ def test_a_page_short_reads_of_an_sqlite_history_stay_on_the_calling_thread(
 def test_a_postgresql_history_is_always_read_from_a_native_thread(
         postgres_url: str, recorded: list[dict[str, Any]]) -> None:
     app, handed = recording_app(postgres_url)
-    dashboard = app.extensions["dashboard"]
-    collector = dashboard.collector
-    collector.apply_events(collector.take([dict(b) for b in recorded], lambda event: (event["type"], event)))
-    assert dashboard.history.flush()
+    dashboard = stored(app, recorded)
     task_id = next(e["uuid"] for e in recorded if e["type"] == "task-succeeded")
     assert handed_for(app, handed, "/api/tasks") == ["_query_store"]
     assert handed_for(app, handed, f"/api/tasks/{task_id}") == ["get", "links"]
@@ -118,10 +122,6 @@ def test_green_threads_share_their_native_thread_s_connection(tmp_path: Path) ->
 
 @pytest.mark.parametrize("role", ["reader", "conn"])
 def test_each_native_thread_reads_through_its_own_connection(tmp_path: Path, role: str) -> None:
-    import threading
-
-    from dashboard.store import TaskStore
-
     store = TaskStore(str(tmp_path / "threads.db"))
     try:
         opened: dict[str, Any] = {}
@@ -137,10 +137,6 @@ def test_each_native_thread_reads_through_its_own_connection(tmp_path: Path, rol
 def test_the_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
     """The threading mode's server runs each client connection in a thread of its own: each thread's reading
     connections are closed once it has ended, instead of staying open (two files each) for good."""
-    import threading
-
-    from dashboard.store import TaskStore
-
     store = TaskStore(str(tmp_path / "threads.db"))
     try:
         store.write_batch([{"uuid": "t1", "name": "add", "state": "SUCCESS", "timestamp": 1.0}], [])

@@ -265,6 +265,19 @@ def wait_worker_online(dashboard: DashboardProc, hostname: str, timeout: float =
     return wait_until(online, timeout, interval=0.1, message=f"worker {hostname} never online in /api/workers")
 
 
+def wait_answers_control(broker_url: str, hostname: str, timeout: float = WORKER_START_SECONDS) -> None:
+    """Wait until ``hostname`` answers a remote-control ping.
+
+    A worker sends ``worker-online`` (its Heart step) before it subscribes to the control fanout
+    (its Control step); a command broadcast in between reaches nobody. Seen online is not yet asked."""
+    app = producer_app(broker_url)
+    try:
+        wait_until(lambda: app.control.ping(destination=[hostname], timeout=0.5, limit=1), timeout,
+                   message=f"worker {hostname} never answered a ping")
+    finally:
+        app.close()
+
+
 @contextmanager
 def dashboard_with_worker(broker_url: str, log_dir: Path, worker_name: str, queues: str | None = None,
                           extra_args: tuple[str, ...] = (), pool: str = "eventlet",

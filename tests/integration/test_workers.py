@@ -13,7 +13,8 @@ from dashboard.events import EventCollector
 from dashboard.inspector import METHODS, NOT_ANSWERING, WorkerInspector
 from dashboard.settings import Settings
 from helpers import (DashboardProc, Proc, WebhookReceiver, dashboard_with_worker, producer_app, send,
-                     start_dashboard, start_worker, wait_broker_connected, wait_until, wait_worker_online)
+                     start_dashboard, start_worker, wait_answers_control, wait_broker_connected, wait_until,
+                     wait_worker_online)
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +91,7 @@ def test_on_demand_inspect_and_its_guards(redis_port: int, log_dir: Path) -> Non
     broker = f"redis://127.0.0.1:{redis_port}/6"
     with dashboard_with_worker(broker, log_dir, "asked", extra_args=("--inspect-interval", "600")) as (
             dashboard, _):
+        wait_answers_control(broker, "asked@test")
         refused = requests.post(f"{dashboard.url}/api/workers/asked@test/inspect", timeout=10,
                                 data={"a": "form"})  # what a page of another site could send
         assert refused.status_code == 415 and "error" in refused.json()

@@ -12,7 +12,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from dashboard.auth import AuthFile
 from helpers import (DashboardProc, PYTHON, Proc, REPO_ROOT, dashboard_with_worker, producer_app, record_posts, send,
-                     start_dashboard, start_worker, wait_broker_connected, wait_until, wait_worker_online)
+                     start_dashboard, start_worker, wait_answers_control, wait_broker_connected, wait_until,
+                     wait_worker_online)
 
 pytestmark = pytest.mark.browser
 
@@ -122,6 +123,7 @@ def test_shutdown_through_its_dialog(page: Page, cluster: tuple[DashboardProc, s
     worker = start_worker(broker, "doomed", tmp_path, concurrency=1, queues="wctl-doomed-q", pool="prefork")
     try:
         wait_worker_online(dashboard, "doomed@test", worker=worker)
+        wait_answers_control(broker, "doomed@test")  # online comes before its control subscription
         control = open_worker(page, dashboard, "doomed@test")
         status = page.locator('[data-panel="worker-detail"] .worker-title [data-field="status"]')
         expect(status).to_have_text("online")

@@ -443,7 +443,15 @@ _SELECT_TASK = f"SELECT id, {_COLUMNS_SQL} FROM tasks"
 _FLAG_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind == FLAG)
 #: (bit of ``refs``, field, its index in a task row) of each ``REF_FIELDS`` field.
 _REF_COLUMNS = tuple((1 << bit, name, TASK_FIELDS.index(name)) for bit, name in enumerate(REF_FIELDS))
+#: The same by field: an event's body is checked for the few of them it holds.
+_REF_BY_NAME = {name: (bit, column) for bit, name, column in _REF_COLUMNS}
+_REF_NAMES = frozenset(_REF_BY_NAME)
 _JSON_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind == JSON)
+#: ``TASK_COLUMNS``' positions by kind, for ``_task_row`` (the state's is on its own: it has a default).
+_NUMBER_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS) if kind in (REAL, INTEGER))
+_STATE_INDEX = TASK_FIELDS.index("state")
+_TEXT_INDEXES = tuple(i for i, (_, kind) in enumerate(TASK_COLUMNS)
+                      if kind not in (FLAG, JSON, REAL, INTEGER) and i != _STATE_INDEX)
 
 
 #: Either history: an SQLite file or a PostgreSQL database (``--db postgresql://...``, ``pgstore``).
@@ -1753,26 +1761,30 @@ def _text(value: str) -> str:
 
 
 def _task_row(task: dict[str, Any]) -> tuple[Any, ...]:
-    """Turn a task JSON shape into column values: plain SQLite types, JSON text for anything else."""
-    values: list[Any] = []
-    for field, kind in TASK_COLUMNS:
-        value = task.get(field)
-        if kind == FLAG:
-            value = 1 if value else 0
-        elif kind == JSON:
-            value = None if value is None else dumps(value)
-        elif kind == REAL or kind == INTEGER:
-            if type(value) is not float:  # floats (NaN becomes NULL) go as they are, the common case
-                value = _column_number(value)
-        else:
-            if field == "state":
-                value = value or "PENDING"
-            if type(value) is str:
-                if not value.isascii():
-                    value = _text(value)
-            elif value is not None:
-                value = dumps(value)
-        values.append(value)
+    """Turn a task JSON shape into column values: plain SQLite types, JSON text for anything else.
+
+    Column by kind (the positions above) rather than one loop asking each column's kind: about 4 µs a
+    task instead of 6 (``store_bench.make_batch``'s tasks)."""
+    get = task.get
+    values = [get(field) for field in TASK_FIELDS]
+    for i in _FLAG_INDEXES:
+        values[i] = 1 if values[i] else 0
+    for i in _JSON_INDEXES:
+        value = values[i]
+        if value is not None:
+            values[i] = dumps(value)
+    for i in _NUMBER_INDEXES:
+        value = values[i]
+        if type(value) is not float and value is not None:  # floats (NaN becomes NULL) go as they are
+            values[i] = _column_number(value)
+    values[_STATE_INDEX] = values[_STATE_INDEX] or "PENDING"
+    for i in (*_TEXT_INDEXES, _STATE_INDEX):
+        value = values[i]
+        if type(value) is str:
+            if not value.isascii():
+                values[i] = _text(value)
+        elif value is not None:
+            values[i] = dumps(value)
     return tuple(values)
 
 
@@ -1791,7 +1803,7 @@ def _event_row(uuid: str, event: dict[str, Any], row: Sequence[Any] | None = Non
     hostname = str(raw_host or "")
     if not (event_type.isascii() and hostname.isascii() and uuid.isascii()):
         event_type, hostname, uuid = _text(event_type), _text(hostname), _text(uuid)
-    timestamp = _number(raw_time)
+    timestamp = raw_time if type(raw_time) is float and math.isfinite(raw_time) else _number(raw_time)
     body = event.copy()
     # Each is left out only when put back as it was: a column's empty value ("" or 0.0) means "not left out".
     if type(raw_type) is str and raw_type and raw_type == event_type:
@@ -1802,8 +1814,9 @@ def _event_row(uuid: str, event: dict[str, Any], row: Sequence[Any] | None = Non
         del body["timestamp"]
     refs = 0
     if row is not None:
-        for bit, name, column in _REF_COLUMNS:
-            value = body.get(name)
+        for name in _REF_NAMES.intersection(body):  # most events hold none of them
+            value = body[name]
+            bit, column = _REF_BY_NAME[name]
             # Text alone: SQLite's json_set writes it back exactly (a NUL would end it there).
             if type(value) is str and value == row[column] and "\0" not in value:
                 del body[name]

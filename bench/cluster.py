@@ -15,7 +15,8 @@ cluster is known (``--warm-up`` seconds into publishing):
   animation frame whose page counts every worker and lists recent tasks, over ``--loads`` loads: the
   first with an empty cache, the others as a returning user's (a new page, the browser's cache kept);
 - the live pushes to a Socket.IO client on ``/live``: the largest message of each kind (its JSON),
-  and the snapshot a page gets when it connects;
+  how many of each, the alerts by kind (a worker found lost under load would show here), and the
+  snapshot a page gets when it connects;
 - the queue sampler's broker round trip for all the queues, one pipelined request (``sampler`` of
   ``/api/health``: the median, 95th percentile and slowest of the last 100 rounds);
 - the snapshot a page gets when it connects under that load.
@@ -77,6 +78,7 @@ class PushSizes:
     def __init__(self, url: str) -> None:
         self.largest: dict[str, int] = {}
         self.count: dict[str, int] = {}
+        self.alerts: dict[str, int] = {}  # alert messages by their ``event`` (worker-lost, worker-online, ...)
         self.lock = threading.Lock()
         self.client = socketio.Client(reconnection=False)
         self.client.on("*", self._any, namespace="/live")
@@ -87,11 +89,17 @@ class PushSizes:
         with self.lock:
             self.largest[event] = max(self.largest.get(event, 0), size)
             self.count[event] = self.count.get(event, 0) + 1
+            if event == "alert" and isinstance(data, dict):
+                kind = str(data.get("event"))
+                self.alerts[kind] = self.alerts.get(kind, 0) + 1
 
     def figures(self) -> dict[str, Any]:
         with self.lock:
-            return {event: {"largest_bytes": size, "messages": self.count[event]}
-                    for event, size in sorted(self.largest.items())}
+            figures: dict[str, Any] = {event: {"largest_bytes": size, "messages": self.count[event]}
+                                       for event, size in sorted(self.largest.items())}
+            if self.alerts:
+                figures["alert"]["by_event"] = dict(sorted(self.alerts.items()))
+            return figures
 
     def close(self) -> None:
         self.client.disconnect()

@@ -271,11 +271,9 @@ def wait_answers_control(broker_url: str, hostname: str, timeout: float = WORKER
     A worker sends ``worker-online`` (its Heart step) before it subscribes to the control fanout
     (its Control step); a command broadcast in between reaches nobody. Seen online is not yet asked."""
     app = producer_app(broker_url)
-    try:
-        wait_until(lambda: app.control.ping(destination=[hostname], timeout=0.5, limit=1), timeout,
-                   message=f"worker {hostname} never answered a ping")
-    finally:
-        app.close()
+    with app.connection_for_write() as connection:  # its own, closed here (see ``send``)
+        wait_until(lambda: app.control.ping(destination=[hostname], timeout=0.5, limit=1, connection=connection),
+                   timeout, message=f"worker {hostname} never answered a ping")
 
 
 @contextmanager

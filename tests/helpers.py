@@ -265,15 +265,21 @@ def wait_worker_online(dashboard: DashboardProc, hostname: str, timeout: float =
     return wait_until(online, timeout, interval=0.1, message=f"worker {hostname} never online in /api/workers")
 
 
-def wait_answers_control(broker_url: str, hostname: str, timeout: float = WORKER_START_SECONDS) -> None:
-    """Wait until ``hostname`` answers a remote-control ping.
+def wait_answers_control(broker_url: str, hostname: str, timeout: float = WORKER_START_SECONDS,
+                         worker: Proc | None = None) -> None:
+    """Wait until ``hostname`` answers a remote-control ping (failing at once, with its log, if ``worker`` exits).
 
     A worker sends ``worker-online`` (its Heart step) before it subscribes to the control fanout
     (its Control step); a command broadcast in between reaches nobody. Seen online is not yet asked."""
     app = producer_app(broker_url)
+
+    def answered() -> list[Any]:
+        if worker is not None and not worker.alive():
+            raise AssertionError(f"worker {hostname} exited:\n{worker.log_tail()}")
+        return app.control.ping(destination=[hostname], timeout=0.5, limit=1, connection=connection)
+
     with app.connection_for_write() as connection:  # its own, closed here (see ``send``)
-        wait_until(lambda: app.control.ping(destination=[hostname], timeout=0.5, limit=1, connection=connection),
-                   timeout, message=f"worker {hostname} never answered a ping")
+        wait_until(answered, timeout, message=f"worker {hostname} never answered a ping")
 
 
 @contextmanager

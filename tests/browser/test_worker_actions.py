@@ -123,7 +123,7 @@ def test_shutdown_through_its_dialog(page: Page, cluster: tuple[DashboardProc, s
     worker = start_worker(broker, "doomed", tmp_path, concurrency=1, queues="wctl-doomed-q", pool="prefork")
     try:
         wait_worker_online(dashboard, "doomed@test", worker=worker)
-        wait_answers_control(broker, "doomed@test")  # online comes before its control subscription
+        wait_answers_control(broker, "doomed@test", worker=worker)  # online comes before its control subscription
         control = open_worker(page, dashboard, "doomed@test")
         status = page.locator('[data-panel="worker-detail"] .worker-title [data-field="status"]')
         expect(status).to_have_text("online")

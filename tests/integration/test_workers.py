@@ -90,8 +90,8 @@ def test_lost_offline_and_back(redis_port: int, log_dir: Path, webhook: WebhookR
 def test_on_demand_inspect_and_its_guards(redis_port: int, log_dir: Path) -> None:
     broker = f"redis://127.0.0.1:{redis_port}/6"
     with dashboard_with_worker(broker, log_dir, "asked", extra_args=("--inspect-interval", "600")) as (
-            dashboard, _):
-        wait_answers_control(broker, "asked@test")
+            dashboard, worker):
+        wait_answers_control(broker, "asked@test", worker=worker)
         refused = requests.post(f"{dashboard.url}/api/workers/asked@test/inspect", timeout=10,
                                 data={"a": "form"})  # what a page of another site could send
         assert refused.status_code == 415 and "error" in refused.json()

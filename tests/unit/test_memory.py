@@ -80,8 +80,14 @@ def test_a_bug_releasing_is_counted_logged_and_ends_the_releaser(monkeypatch: py
 
 
 MMAP_PROBE = """
-import ctypes, gc, sys
-from dashboard.memory import fix_mmap_threshold
+import ctypes, gc, importlib.util, sys
+# dashboard/memory.py alone, not the package: the package's imports (compiling its modules when no
+# bytecode is cached) free large blocks into the arena before the threshold is fixed, and a free
+# chunk there of 1 MiB serves a block below without a mapping.
+spec = importlib.util.spec_from_file_location("memory_alone", "dashboard/memory.py")
+memory = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(memory)
+fix_mmap_threshold = memory.fix_mmap_threshold
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",

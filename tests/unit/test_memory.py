@@ -1,4 +1,4 @@
-"""The C heap's free pages go back to the kernel: large blocks when freed, the rest once a minute."""
+"""The C heap's free pages go back to the kernel: large blocks when freed, the rest when much of it is free."""
 from __future__ import annotations
 
 import ctypes
@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,37 +42,63 @@ def test_releasing_gives_the_holes_between_chunks_in_use_back() -> None:
 
 
 def test_the_releaser_runs_once_an_interval_in_a_native_thread_until_stopped() -> None:
-    calls: list[str] = []
+    calls: list[tuple[Any, ...]] = []
     sleeps: list[float] = []
 
-    def run_blocking(function):  # type: ignore[no-untyped-def]
-        calls.append(function.__name__)
+    def run_blocking(function, *args):  # type: ignore[no-untyped-def]
+        calls.append((function.__name__, *args))
         return True
 
     releaser = MemoryReleaser(sleep=lambda seconds: sleeps.append(seconds) or (
         releaser.stop() if len(sleeps) == 4 else None), run_blocking=run_blocking, interval=60.0)
     releaser.run()
-    assert calls == ["release_free_memory"] * 3 and sleeps == [60.0] * 4 and releaser.releases == 3
+    assert calls == [("release_free_memory", memory.RELEASE_FREE_SHARE)] * 3 and sleeps == [60.0] * 4
+    assert releaser.releases == 3
+
+
+def test_the_releaser_counts_only_the_times_it_handed_pages_back() -> None:
+    answers = iter([True, False, True])
+    releaser = MemoryReleaser(sleep=lambda seconds: None, run_blocking=lambda function, *args: next(answers, None))
+    releaser.run()
+    assert releaser.releases == 2
+
+
+@pytest.mark.skipif(memory._MALLINFO2 is None, reason="glibc's mallinfo2")
+def test_free_pages_go_back_only_when_enough_of_the_arenas_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    known = memory.free_memory()
+    assert known is not None and 0 <= known[0] <= known[1]
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_MALLOC_TRIM", trims.append)
+    mib = 1024 * 1024
+    monkeypatch.setattr(memory, "free_memory", lambda: (15 * mib, 50 * mib))  # a steady stream's working room
+    assert release_free_memory(0.5) is False and trims == []
+    monkeypatch.setattr(memory, "free_memory", lambda: (30 * mib, 50 * mib))  # after a burst
+    assert release_free_memory(0.5) is True and trims == [0]
+    monkeypatch.setattr(memory, "free_memory", lambda: (70 * mib, 500 * mib))  # a large heap: by the bytes
+    assert release_free_memory(0.5) is True and trims == [0, 0]
+    monkeypatch.setattr(memory, "free_memory", lambda: None)  # not known here: as before, always
+    assert release_free_memory(0.5) is True and trims == [0, 0, 0]
+    assert release_free_memory() is True and trims == [0, 0, 0, 0]  # no share asked: always
 
 
 def test_the_releaser_stops_for_good_where_the_c_library_cannot_release(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "_MALLOC_TRIM", None)
     sleeps: list[float] = []
-    releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function: function(), interval=1.0)
+    releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function, *args: function(*args), interval=1.0)
     releaser.run()
     assert sleeps == [1.0] and releaser.releases == 0
 
 
 def test_a_bug_releasing_is_counted_logged_and_ends_the_releaser(monkeypatch: pytest.MonkeyPatch,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    def broken() -> bool:
+    def broken(min_free_share: float) -> bool:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(memory, "release_free_memory", broken)
     internal: list[int] = []
     sleeps: list[float] = []
-    releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function: function(), interval=1.0,
-                              count_internal_error=lambda: internal.append(1))
+    releaser = MemoryReleaser(sleep=sleeps.append, run_blocking=lambda function, *args: function(*args),
+                              interval=1.0, count_internal_error=lambda: internal.append(1))
     with caplog.at_level(logging.ERROR, logger="dashboard.memory"):
         releaser.run()
     assert sleeps == [1.0] and internal == [1] and releaser.releases == 0

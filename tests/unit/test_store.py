@@ -688,7 +688,10 @@ def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
         opened.append(args)
         return connect(*args, **kwargs)
     monkeypatch.setattr(store_module.sqlite3, "connect", counted)
+    pauses: list[float] = []
+    monkeypatch.setattr(store_module.time, "sleep", pauses.append)
     assert store.analyze(force=True) is True
+    assert pauses == [store_module.PRUNE_PAUSE_SECONDS] * (len(indexes) - 1)  # the history's writes go in between
     store._writer.set_trace_callback(None)
     statements = [sql for sql in statements if not sql.startswith("--")]  # SQLite's own reload of the statistics
     assert statements == [sql for index in indexes for sql in ("BEGIN IMMEDIATE", f'ANALYZE "{index}"', "COMMIT")]

@@ -7,12 +7,13 @@ between chunks in use, which the arenas never give back on their own. ``malloc_t
 hands every whole free page in every arena back to the kernel (``MADV_DONTNEED``); it takes
 1-3 ms. Elsewhere than glibc it is not there, and nothing is done.
 
-It is worth it only when much of the arenas is free (``RELEASE_FREE_SHARE`` or ``RELEASE_FREE_BYTES``,
-from glibc's ``mallinfo2``; without it, every time): after a burst, or once fewer tasks are held. In a steady stream the
-free space is the churn's working room: at 5,000 events/s a third of the arenas (13-21 of
-47-53 MiB) was free, and after each release the resident memory rose by 5-8 MiB within 5 s
-as those pages were used again, so a release every minute (or every 10 s) only made the
-resident memory saw up and down by that much, and cost the page faults.
+It is worth it only when much of the arenas is free (``RELEASE_FREE_SHARE`` or
+``RELEASE_FREE_BYTES``, from glibc's ``mallinfo2``; without it, every time): after a burst,
+or once fewer tasks are held. In a steady stream the free space is the churn's working room:
+at 5,000 events/s a third of the arenas (13-21 of 47-53 MiB) was free, and after each release
+the resident memory rose by 5-8 MiB within 5 s as those pages were used again, so a release
+every minute (or every 10 s) only made the resident memory saw up and down by that much, and
+cost the page faults.
 
 Large blocks (from ``MMAP_THRESHOLD_BYTES``) get pages of their own, unmapped when freed
 (``fix_mmap_threshold``). glibc does that from 128 KiB at first, but raises the threshold to

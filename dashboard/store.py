@@ -924,7 +924,7 @@ class TaskStore:
         # stay in the OS's cache, not in the process's resident memory, and its page cache is full already:
         # ANALYZE's pages take the places of others. A connection of its own wrote sqlite_stat1 besides the
         # writer, and SQLite empties a connection's whole cache when another has written: the writer's pages
-        # were freed and allocated anew, and each ANALYZE left the C heap larger for good (at 640,000 tasks
+        # were freed and allocated anew, and each ANALYZE left the C heap larger for good (at about 600,000 tasks
         # under 5,000 events/s: SQLite's memory fell from 13 to 6 MiB and rose again, and malloc's arenas grew
         # from 55 to 64 MiB, their free space from 23 to 31; the resident memory rose by 10-22 MiB).
         indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' "

@@ -39,8 +39,9 @@ RELEASE_FREE_SHARE = 0.5
 RELEASE_FREE_BYTES = 64 * 1024 * 1024
 
 
-def _libc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
-    """Return the C library's function ``name`` (returning an int) with ``argtypes``, or None without it."""
+def _libc_function(name: str, *argtypes: Any, restype: Any = ctypes.c_int) -> Callable[..., Any] | None:
+    """Return the C library's function ``name`` with ``argtypes`` and ``restype`` (an int by default), or
+    None without it."""
     try:
         libc = ctypes.CDLL(None)  # the process's own symbols: glibc's, when Python runs on it
     except OSError:
@@ -49,7 +50,7 @@ def _libc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
     if function is None:
         return None
     function.argtypes = list(argtypes)
-    function.restype = ctypes.c_int
+    function.restype = restype
     return function
 
 
@@ -62,17 +63,7 @@ class _MallInfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def _mallinfo2() -> Callable[[], _MallInfo2] | None:
-    try:
-        function = getattr(ctypes.CDLL(None), "mallinfo2")
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = []
-    function.restype = _MallInfo2
-    return function
-
-
-_MALLINFO2 = _mallinfo2() if _MALLOC_TRIM is not None else None
+_MALLINFO2 = _libc_function("mallinfo2", restype=_MallInfo2) if _MALLOC_TRIM is not None else None
 
 #: Blocks from this size up are mapped on their own and unmapped when freed (glibc's initial threshold, kept).
 MMAP_THRESHOLD_BYTES = 128 * 1024

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
 #: Seconds between two reads of the schedules kept in a database or in Redis.
 SOURCES_SECONDS = 30.0
+#: Seconds between two reads of them while they answered with no entry at all: beat writes its
+#: schedule to redbeat's Redis or to the database when it starts, often just after the dashboard.
+EMPTY_SOURCES_SECONDS = REFRESH_SECONDS
 #: Each read goes back this far before the previous one: a run is stored up to 2.5 s after it is seen.
 OVERLAP_SECONDS = 120.0
 #: Runs of one task name read at a time, newest first.
@@ -62,6 +65,7 @@ class PeriodicService:
                                    grace_seconds=settings.periodic_grace_seconds, errors=errors)
         self.read_until: float | None = None  # received time up to which runs were read
         self.sources_read_at: float | None = None  # monotonic time the database and Redis schedules were read
+        self.sources_empty = False  # whether they answered, at that read, with no entry at all
         self.stopping = False
 
     @property
@@ -79,7 +83,8 @@ class PeriodicService:
 
     def run(self) -> None:
         while not self.stopping:
-            if self.sources_read_at is None or time.monotonic() - self.sources_read_at >= SOURCES_SECONDS:
+            every = EMPTY_SOURCES_SECONDS if self.sources_empty else SOURCES_SECONDS
+            if self.sources_read_at is None or time.monotonic() - self.sources_read_at >= every:
                 try:
                     self.read_sources()
                 except Exception as exc:  # a source that cannot be read raises SourceError, handled inside: a bug
@@ -102,13 +107,15 @@ class PeriodicService:
 
     def read_sources(self) -> None:
         """Read the schedules kept in django-celery-beat's database and in redbeat's Redis again (their
-        entries change while beat runs); a source that cannot be read says why on the page."""
+        entries change while beat runs); a source that cannot be read says why on the page. Sources that
+        answered with no entry at all are read again at the next refresh rather than in ``SOURCES_SECONDS``."""
         settings = self.dashboard.settings
         self.sources_read_at = time.monotonic()
         if not (settings.beat_db or settings.redbeat_url):
             return
         entries = list(self.app_entries)
-        errors = [e for e in self.watch.errors if e.startswith("--app ")]
+        app_errors = [e for e in self.watch.errors if e.startswith("--app ")]
+        errors = list(app_errors)
         if settings.beat_db:
             read = lambda: read_beat_db(settings.beat_db, self.app)  # noqa: E731
             # SQLite and psycopg block in C: a native thread; PyMySQL is pure Python, green under eventlet.
@@ -127,6 +134,7 @@ class PeriodicService:
                 self._logged.add(("", error))
                 log.warning("periodic tasks: %s", error)
         self._log_errors(entries)
+        self.sources_empty = len(errors) == len(app_errors) and len(entries) == len(self.app_entries)
         self.watch.set_entries(entries)
         self.watch.errors = errors
 

@@ -208,6 +208,39 @@ def test_a_bug_reading_the_stored_schedules_is_counted_and_the_runs_still_read(
     assert "--beat-db postgresql://u:****@db/beat" in record.getMessage()
 
 
+def test_stored_schedules_that_answered_empty_are_read_again_at_the_next_refresh(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beat writes its schedule to redbeat's Redis when it starts, often after the dashboard: an empty
+    answer is read again every refresh, not in 30 s; one with entries, or an error, waits the 30 s."""
+    service = service_of(app_with({}), monkeypatch)
+    service.dashboard.settings.redbeat_url = "redis://127.0.0.1:6379/3"
+    service.dashboard.settings.redbeat_key_prefix = "redbeat:"
+    answers: list[Any] = [[], [], [periodic.Entry("nightly", "ops.cleanup", source="redbeat")],
+                          periodic_sources.SourceError("--redbeat-url redis://127.0.0.1:6379/3: refused"), []]
+    reads: list[float] = []
+    now = [1000.0]
+
+    def read(url: str, prefix: str, app: Any) -> list[periodic.Entry]:
+        reads.append(now[0])
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        service.stopping = not answers or now[0] > 1100
+
+    monkeypatch.setattr(periodic_service, "read_redbeat", read)
+    monkeypatch.setattr(periodic_service.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(service, "refresh", lambda: None)
+    service.dashboard.socketio = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
+    service.run()
+    # empty, empty (2 s later each), then entries: 30 s; then an error: 30 s; then empty again
+    assert [t - 1000.0 for t in reads] == [0, 2, 4, 34, 64]
+    assert service.sources_empty and [e.name for e in service.watch.entries] == []
+
+
 class BrokenSchedule:
     """A schedule object whose ``remaining_estimate`` has a bug."""
 

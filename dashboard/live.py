@@ -47,8 +47,6 @@ ROOM_KINDS = ("task:", "worker:")
 #: Messages a client may have waiting unsent (about 5 s of pushes) before its batches are held back;
 #: it then gets a fresh snapshot once it has read them, instead of the batches it missed.
 MAX_QUEUED_MESSAGES = 20
-#: A client held back for this long is disconnected (its page reconnects and starts afresh), in seconds.
-LAGGING_DROP_SECONDS = 30.0
 #: Most seconds one ``stats`` message carries after a stall (a page refetches the rest).
 STATS_CATCH_UP_SECONDS = 60
 
@@ -220,7 +218,7 @@ class LiveHub:
             client.stale = True  # what it misses now comes with a fresh snapshot later
             if client.lagging_since is None:
                 client.lagging_since = now
-            elif now - client.lagging_since > LAGGING_DROP_SECONDS:
+            elif now - client.lagging_since > self.settings.slow_client_timeout_seconds:
                 self._drop(sid, client)
             return
         if client.stale:
@@ -250,7 +248,8 @@ class LiveHub:
     def _drop(self, sid: str, client: Client) -> None:
         """Close a connection that has not kept up; the page reconnects and gets a fresh snapshot."""
         self.dropped_clients += 1
-        log.info("dropping live client %s: it has not read its messages for %.0f s", sid, LAGGING_DROP_SECONDS)
+        log.info("dropping live client %s: it has not read its messages for %.0f s", sid,
+                 self.settings.slow_client_timeout_seconds)
         self.disconnect(sid)
         server = self.socketio.server
         eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)

@@ -83,6 +83,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides IP literals, loopback names and this machine's
     ping_interval_seconds: float = 25.0  # how often the server pings each live client
     ping_timeout_seconds: float = 20.0  # how long a live client may take to answer before it is dropped
+    slow_client_timeout_seconds: float = 30.0  # how long a live client that does not read is held back before it is dropped
     max_connections: int = 1_000  # HTTP and live connections served at once (eventlet)
     header_timeout_seconds: float = 10.0  # longest a client may take to send a request's line and headers
     metrics_max_task_names: int = 500  # task names labelled apart in /metrics and the analytics; more are "other"
@@ -317,6 +318,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("max-queues", "max_queues", _positive_int("max-queues")),
     ("ping-interval", "ping_interval_seconds", _positive_float("ping-interval")),
     ("ping-timeout", "ping_timeout_seconds", _positive_float("ping-timeout")),
+    ("slow-client-timeout", "slow_client_timeout_seconds", _positive_float("slow-client-timeout")),
     ("max-connections", "max_connections", _positive_int("max-connections")),
     ("header-timeout", "header_timeout_seconds", _positive_float("header-timeout")),
     ("metrics-max-task-names", "metrics_max_task_names", _positive_int("metrics-max-task-names")),
@@ -617,6 +619,9 @@ OPTION_DOCS: tuple[tuple[str, str, str], ...] = (
     ('`--ping-timeout`',
      '`20`',
      'Seconds a live page may take to answer a ping before it is dropped (a laptop gone to sleep, say)'),
+    ('`--slow-client-timeout`',
+     '`30`',
+     'Seconds a live page that answers pings but does not read its messages (a slow link) is held back before its connection is closed; it reconnects by itself and starts afresh (see Live pages that fall behind)'),
     ('`--max-connections`',
      '`1000`',
      'HTTP and live connections served at once (`run.py`); further ones wait to be accepted'),

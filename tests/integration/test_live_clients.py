@@ -128,9 +128,11 @@ def test_a_client_that_stops_answering_pings_is_dropped_and_nobody_else_notices(
 def test_a_page_that_does_not_read_is_held_back_then_dropped_and_nobody_else_notices(
         redis_port: int, log_dir: Path, live_client: Callable[[str], LiveClient]) -> None:
     """A connected page that reads nothing (pings are answered too late to matter here): its batches are held
-    back once 20 wait, and after 30 s held back its connection is closed; the others never wait for it."""
+    back once 20 wait, and after --slow-client-timeout held back its connection is closed; the others never
+    wait for it."""
     dashboard = start_dashboard(f"redis://127.0.0.1:{redis_port}/{REDIS_DB}", log_dir,
-                                extra_args=("--ping-interval", "300", "--ping-timeout", "300"))
+                                extra_args=("--ping-interval", "300", "--ping-timeout", "300",
+                                            "--slow-client-timeout", "3"))
     stream: TaskStream | None = None
     sleeper = None
     try:

@@ -14,7 +14,7 @@ from dashboard import create_app
 from dashboard.redact import is_secret_key, mask_secrets, mask_text, mask_url
 from dashboard.events import RECONNECT_START_SECONDS, EventCollector, SafeReceiver
 from dashboard.hosts import HostPolicy
-from dashboard.live import LAGGING_DROP_SECONDS, MAX_QUEUED_MESSAGES, LiveHub
+from dashboard.live import MAX_QUEUED_MESSAGES, LiveHub
 from dashboard.logs import OneLineFormatter, escape_controls
 from dashboard.queues import QueueBook
 from dashboard.settings import Settings, SettingsError, load_settings
@@ -225,7 +225,7 @@ def test_a_client_that_does_not_read_is_held_back_then_resynced_or_dropped(monke
 
     for n in range(MAX_QUEUED_MESSAGES + 1):  # asleep again, now for good
         flush_with_change(200 + n)
-    clock[0] += LAGGING_DROP_SECONDS + 1
+    clock[0] += Settings().slow_client_timeout_seconds + 1  # 30 s by default
     flush_with_change(300)
     flush_with_change(301)
     assert socketio.server.disconnected == ["sleeper"] and "sleeper" not in hub.clients

@@ -29,7 +29,7 @@ from typing import Any, Callable, NamedTuple
 
 from .events import GAPS_SHOWN, EventCollector
 from .stats import Row
-from .store import HistoryStore, is_storage_failure
+from .store import HistoryStore, StoreClosed, is_storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,11 @@ class HistoryWriter:
             self.report_failure(exc, "pruning the audit log of")
 
     def report_failure(self, exc: Exception, doing: str) -> None:
-        """Log a failed store call: the disk or the file as a warning, anything else as the bug it is."""
+        """Log a failed store call: the disk or the file as a warning, anything else as the bug it is;
+        a pass the dashboard's stop cut short (the store closed under it) is no failure."""
+        if isinstance(exc, StoreClosed):
+            log.debug("%s %s ended: the store was closed", doing, self.store.path)
+            return
         if is_storage_failure(exc):
             log.warning("%s %s failed: %s", doing, self.store.path, exc)
         else:

@@ -38,9 +38,9 @@ from .stats import Bucket, Row
 from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read when used (tests change them)
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, REF_FIELDS,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
-                    _TOKENS, _UUID_PREFIX, StoreError, StoreQueryError, _encode_cursor, _event_row, _number, _task_row,
-                    _text, _where, dumps, event_body, query_filters, round_estimate, task_shapes, task_upserts,
-                    task_write_sql)
+                    _TOKENS, _UUID_PREFIX, StoreClosed, StoreError, StoreQueryError, _encode_cursor, _event_row,
+                    _number, _task_row, _text, _where, dumps, event_body, query_filters, round_estimate, task_shapes,
+                    task_upserts, task_write_sql)
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class PgTaskStore:
     def _conn(self) -> psycopg.Connection[Any]:
         """Return this thread's connection, opening it on first use or when the last one broke."""
         if self._closed:
-            raise StoreError(f"task store {self.path} is closed")
+            raise StoreClosed(f"task store {self.path} is closed")
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is not None and (conn.closed or conn.info.transaction_status in _STALE):
             self._drop(conn)  # cut while a command was on its way: libpq may not have noticed

@@ -462,6 +462,10 @@ class StoreError(Exception):
     """The store cannot serve: a closed store, or a schema newer than this code."""
 
 
+class StoreClosed(StoreError):
+    """The store was closed (the dashboard is stopping): a background pass that meets it just ends."""
+
+
 class StoreQueryError(StoreError, ValueError):
     """A query argument the store cannot use; the message says which and why."""
 
@@ -640,7 +644,7 @@ class TaskStore:
 
     def _thread_conn(self, role: str, mmap_bytes: int, cache_kib: int) -> sqlite3.Connection:
         if self._closed:
-            raise StoreError(f"task store {self.path} is closed")
+            raise StoreClosed(f"task store {self.path} is closed")
         key = (role, threading.get_native_id())
         conn = self._thread_conns.get(key)
         if conn is None:
@@ -688,7 +692,7 @@ class TaskStore:
         """
         with self._write_lock:
             if self._closed:
-                raise StoreError(f"task store {self.path} is closed")
+                raise StoreClosed(f"task store {self.path} is closed")
             if self._writer is None:
                 self._writer = self._connect(0, CACHE_KIB)
                 self._writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}").fetchone()
@@ -744,14 +748,17 @@ class TaskStore:
         return verdict
 
     def close(self) -> None:
-        """Close every connection; call it once the threads using the store have stopped."""
+        """Close every connection; call it once the threads using the store have stopped. A write or a
+        pass of the pruning or the query statistics under way in another thread ends its statement first
+        (the write lock); its next one raises ``StoreClosed``."""
         self._closed = True
         checking = self._checking
         if checking is not None:
             checking.interrupt()  # the background check's connection closes itself
-        for conn in self._connections:
-            conn.close()
-        self._connections.clear()
+        with self._write_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
 
     # -- writing ----------------------------------------------------------------
     def write_batch(self, tasks: list[dict[str, Any]], events: list[tuple[str, dict[str, Any]]]) -> None:

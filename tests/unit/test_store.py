@@ -20,9 +20,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from dashboard import create_app
 from dashboard import store as store_module
 from dashboard.pgstore import PgTaskStore
-from dashboard.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore, StoreError, StoreQueryError, TaskStore, open_store
+from dashboard.settings import Settings
+from dashboard.store import (MIGRATIONS, SCHEMA_VERSION, HistoryStore, StoreClosed, StoreError, StoreQueryError,
+                             TaskStore, open_store)
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_790_000_000.0
@@ -697,6 +700,35 @@ def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
     assert statements == [sql for index in indexes for sql in ("BEGIN IMMEDIATE", f'ANALYZE "{index}"', "COMMIT")]
     assert len(indexes) == 10 and opened == []
     assert sorted(store._conn().execute("SELECT idx, stat FROM sqlite_stat1").fetchall()) == whole
+
+
+def test_the_stop_ends_a_statistics_pass_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The dashboard stops between two indexes' passes: the store closes (after the statement under way, by
+    the write lock), the pass ends with StoreClosed, and the history logs it as no failure."""
+    app = create_app(Settings(db=str(tmp_path / "h.db"), async_mode="threading"))
+    dashboard = app.extensions["dashboard"]
+    store = dashboard.store
+    monkeypatch.setattr(store_module, "ANALYZE_MIN_TASKS", 10)
+    store.write_batch([task(f"a{n}", n) for n in range(20)], [])
+    paused, closed = threading.Event(), threading.Event()
+
+    def pause(seconds: float) -> None:
+        paused.set()
+        closed.wait(5)
+    monkeypatch.setattr(store_module.time, "sleep", pause)
+    with caplog.at_level(logging.DEBUG, logger="dashboard"):
+        worker = threading.Thread(target=dashboard.history.analyze)
+        worker.start()
+        assert paused.wait(5)
+        store.close()
+        closed.set()
+        worker.join(5)
+    assert not worker.is_alive()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert dashboard.collector.internal_errors == 0
+    with pytest.raises(StoreClosed):
+        store.analyze(force=True)
 
 
 def b64(raw: bytes) -> str:

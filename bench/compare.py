@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "EventDispatcher alone; raw: the same wire format written straight to Redis")
     parser.add_argument("--sustained-processes", type=int, default=None, help="generator processes at a set rate")
     parser.add_argument("--burst-processes", type=int, default=None, help="generator processes of the burst")
+    parser.add_argument("--publisher-nice", type=int, default=0, metavar="N",
+                        help="run the publishing processes N steps nicer (lower CPU priority) than the system "
+                             "measured, as if the workers ran on other machines, as a real cluster's do; the CPU "
+                             "per event is counted the same way (default 0: the same priority)")
     parser.add_argument("--capacity-tasks", type=int, help="tasks per generator speed test (default 20,000; "
                                                            "--quick 10,000; 0 skips it)")
     parser.add_argument("--catch-up-timeout", type=float, default=180.0,

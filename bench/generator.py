@@ -212,6 +212,7 @@ class Plan:
     index: int = 0
     workers: int = WORKERS
     queues: int = 0  # 0: each kind's own queue; N: tasks spread over queues q-0000 ... q-<N-1>
+    nice: int = 0  # added to each publishing process's niceness (0: the same priority as the system measured)
 
     def queue_names(self) -> list[str]:
         """Return the ``queues`` spread names (empty when each kind keeps its own queue)."""
@@ -597,6 +598,8 @@ class Run:
 
 def run_process(plan: Plan, barrier: Any, results: Any) -> None:
     """The body of one spawned publishing process: connect, wait for the others, publish, report."""
+    if plan.nice:
+        os.nice(plan.nice)
     sender = SENDERS[plan.generator](plan.broker)
     try:
         barrier.wait(timeout=120)

@@ -122,7 +122,7 @@ def settings(args: argparse.Namespace) -> scenarios.Settings:
                               api_seconds=args.api_seconds, burst_tasks=args.burst_tasks,
                               memory_rate=args.memory_rate, max_tasks=args.max_tasks, generator=args.generator,
                               sustained_processes=args.sustained_processes, burst_processes=args.burst_processes,
-                              catch_up_timeout=args.catch_up_timeout)
+                              catch_up_timeout=args.catch_up_timeout, publisher_nice=args.publisher_nice)
 
 
 def store_figures(args: argparse.Namespace) -> dict[str, Any]:

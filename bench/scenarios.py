@@ -47,6 +47,7 @@ class Settings:
     sustained_processes: int
     burst_processes: int
     catch_up_timeout: float
+    publisher_nice: int = 0  # niceness added to the publishing processes
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -213,6 +214,7 @@ def play(system: System, redis_server: RedisServer, settings: Settings, live: bo
         results["sustained"] = sustained
         for rate in settings.rates:
             plan = Plan(redis_server.url, rate=rate, seconds=settings.seconds, generator=settings.generator,
+                        nice=settings.publisher_nice,
                         seed=next(seeds))
             figures = _guarded(lambda plan=plan: phase.run(plan, settings.sustained_processes))
             if "error" not in figures:
@@ -228,6 +230,7 @@ def play(system: System, redis_server: RedisServer, settings: Settings, live: bo
         results["memory"] = dict(sustained.get(str(settings.memory_rate), {}).get("memory") or {},
                                  after_rate=settings.memory_rate)
         plan = Plan(redis_server.url, tasks=settings.burst_tasks, pace=0.0, generator=settings.generator,
+                    nice=settings.publisher_nice,
                     seed=next(seeds))
         results["burst"] = _guarded(lambda: phase.run(plan, settings.burst_processes))
         print(f"    burst of {settings.burst_tasks:,} tasks: {_line(results['burst'])}", flush=True)
@@ -240,7 +243,7 @@ def _api_phase(phase: Phase, system: System, redis_server: RedisServer, settings
                seed: int) -> dict[str, Any]:
     """Probe the API for ``api_seconds`` while ``api_rate`` events a second arrive."""
     plan = Plan(redis_server.url, rate=settings.api_rate, seconds=settings.api_seconds, generator=settings.generator,
-                seed=seed)
+                seed=seed, nice=settings.publisher_nice)
     figures = _guarded(lambda: phase.run(plan, settings.sustained_processes,
                                          during=lambda publisher: probe_api(system, publisher)))
     print(f"    API at {settings.api_rate:,} events/s: {_api_line(figures)}", flush=True)

@@ -201,7 +201,7 @@ def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
                             burst_processes=args.processes, catch_up_timeout=300)
         rate = args.tasks_per_second * EVENTS_PER_TASK + args.workers / HEARTBEAT_SECONDS
         plan = Plan(redis_server.url, rate=rate, seconds=args.seconds, generator="batched", workers=args.workers,
-                    queues=args.consumed)
+                    queues=args.consumed, nice=args.publisher_nice)
 
         def during(publisher: Publisher) -> dict[str, Any]:
             time.sleep(args.warm_up)  # the workers' first heartbeats and the queues' first samples
@@ -282,6 +282,8 @@ def main() -> int:
     parser.add_argument("--warm-up", type=float, default=20.0, help="seconds into publishing before the page loads")
     parser.add_argument("--loads", type=int, default=5, help="overview loads in Chromium")
     parser.add_argument("--processes", type=int, default=2, help="generator processes")
+    parser.add_argument("--publisher-nice", type=int, default=0, metavar="N",
+                        help="run the generator processes N steps nicer than the systems measured (see compare.py)")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
     if not 0 < args.consumed <= args.queues:

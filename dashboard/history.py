@@ -392,7 +392,7 @@ class HistoryWriter:
         """Log a failed store call: the disk or the file as a warning, anything else as the bug it is;
         a pass the dashboard's stop cut short (the store closed under it) is no failure."""
         if isinstance(exc, StoreClosed):
-            log.debug("%s %s ended: the store was closed", doing, self.store.path)
+            log.info("%s %s not done: the store was closed (the dashboard is stopping)", doing, self.store.path)
             return
         if is_storage_failure(exc):
             log.warning("%s %s failed: %s", doing, self.store.path, exc)

@@ -38,9 +38,9 @@ from .stats import Bucket, Row
 from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read when used (tests change them)
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, REF_FIELDS,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
-                    _TOKENS, _UUID_PREFIX, StoreClosed, StoreError, StoreQueryError, _encode_cursor, _event_row,
-                    _number, _task_row, _text, _where, dumps, event_body, query_filters, round_estimate, task_shapes,
-                    task_upserts, task_write_sql)
+                    _TOKENS, _UUID_PREFIX, NativeLock, StoreClosed, StoreError, StoreQueryError, _encode_cursor,
+                    _event_row, _number, _task_row, _text, _where, dumps, event_body, query_filters, round_estimate,
+                    task_shapes, task_upserts, task_write_sql)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,7 @@ class PgTaskStore:
         #: which would then deadlock across native threads).
         self._connections: list[psycopg.Connection[Any]] = []
         self._closed = False
+        self._pass_lock = NativeLock()  # held through a pruning or statistics pass: close() waits for it
         try:
             with self._session() as conn:
                 self._migrate(conn)
@@ -285,6 +286,11 @@ class PgTaskStore:
         return "ok"
 
     def analyze(self, force: bool = False) -> bool:
+        """See ``_analyze``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
+        with self._pass_lock:
+            return self._analyze(force)
+
+    def _analyze(self, force: bool) -> bool:
         """Take the planner's statistics of ``tasks`` (``ANALYZE``) when it has doubled or halved since they
         were taken, or they never were past ``ANALYZE_MIN_TASKS``; return whether it ran. Autovacuum does
         the same when it runs, but it may be off or behind after a burst of writes, and the plans of
@@ -302,11 +308,13 @@ class PgTaskStore:
         return True
 
     def close(self) -> None:
-        """Close every connection; call it once the threads using the store have stopped."""
+        """Close every connection. A pruning or statistics pass under way ends with its statement under way (its
+        next call raises ``StoreClosed``) before any connection closes; the other callers must have stopped."""
         self._closed = True
-        connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
+        with self._pass_lock:
+            connections, self._connections = self._connections, []
+            for conn in connections:
+                conn.close()
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._session() as conn:
@@ -488,6 +496,11 @@ class PgTaskStore:
         return float(max(candidates)) if candidates else None
 
     def prune(self, now: float) -> int:
+        """See ``_prune``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
+        with self._pass_lock:
+            return self._prune(now)
+
+    def _prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         cutoff = now - self.max_age_seconds
         hours_cutoff = now - max(self.max_age_seconds, STATS_HOURS_KEPT_SECONDS)

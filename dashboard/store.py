@@ -26,7 +26,7 @@ cannot hold: integers beyond 64 bits become NULL in numeric columns and text
 that is not valid Unicode is repaired.
 
 Exceptions: ``StoreError`` (the store cannot serve: a ``--db`` it cannot open,
-a schema newer than this code, a closed store) and its subclass
+a schema newer than this code, a closed store: the subclass ``StoreClosed``) and its subclass
 ``StoreQueryError`` (also a ``ValueError``: a query argument such as a cursor
 is not usable). ``is_storage_failure`` tells a failure of the file or the disk
 (worth retrying) from a row that cannot be written.
@@ -506,6 +506,7 @@ class TaskStore:
         self._connections: list[sqlite3.Connection] = []  # every connection opened, for close()
         self._writer: sqlite3.Connection | None = None  # the one connection that writes (``_writing``)
         self._write_lock = NativeLock()
+        self._pass_lock = NativeLock()  # held through a pruning or statistics pass: close() waits for it
         self._closed = False
         self._check_all = True  # whether opening runs PRAGMA quick_check (see _open)
         #: A large file after an unclean shutdown: its quick_check is left to ``check_integrity``.
@@ -748,14 +749,14 @@ class TaskStore:
         return verdict
 
     def close(self) -> None:
-        """Close every connection; call it once the threads using the store have stopped. A write or a
-        pass of the pruning or the query statistics under way in another thread ends its statement first
-        (the write lock); its next one raises ``StoreClosed``."""
+        """Close every connection. A write under way in another thread ends first (the write lock), and a
+        pruning or statistics pass ends with its statement under way (its next call raises ``StoreClosed``)
+        before any connection closes; the pages' reads and the other callers must have stopped."""
         self._closed = True
         checking = self._checking
         if checking is not None:
             checking.interrupt()  # the background check's connection closes itself
-        with self._write_lock:
+        with self._pass_lock, self._write_lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
@@ -904,6 +905,11 @@ class TaskStore:
         return [{"rule": r[0], "subject": r[1], "until": r[2], "who": r[3], "at": r[4]} for r in rows]
 
     def analyze(self, force: bool = False) -> bool:
+        """See ``_analyze``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
+        with self._pass_lock:
+            return self._analyze(force)
+
+    def _analyze(self, force: bool) -> bool:
         """Refresh the query planner's statistics (``ANALYZE tasks``) when the number of tasks has
         doubled or halved since they were taken, or was never taken past ``ANALYZE_MIN_TASKS``;
         return whether it ran.
@@ -979,6 +985,11 @@ class TaskStore:
         return float(max(candidates)) if candidates else None
 
     def prune(self, now: float) -> int:
+        """See ``_prune``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
+        with self._pass_lock:
+            return self._prune(now)
+
+    def _prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         deleted = 0
         cutoff = now - self.max_age_seconds

@@ -26,6 +26,7 @@ from dashboard.pgstore import PgTaskStore
 from dashboard.settings import Settings
 from dashboard.store import (MIGRATIONS, SCHEMA_VERSION, HistoryStore, StoreClosed, StoreError, StoreQueryError,
                              TaskStore, open_store)
+from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_790_000_000.0
@@ -704,27 +705,34 @@ def test_query_statistics_are_taken_when_the_history_doubles_or_halves(
 
 def test_the_stop_ends_a_statistics_pass_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:
-    """The dashboard stops between two indexes' passes: the store closes (after the statement under way, by
-    the write lock), the pass ends with StoreClosed, and the history logs it as no failure."""
+    """The dashboard stops between two indexes' passes: the store's close waits for the pass, which ends at
+    its next call with StoreClosed, before any connection closes; the history logs it as no failure."""
     app = create_app(Settings(db=str(tmp_path / "h.db"), async_mode="threading"))
     dashboard = app.extensions["dashboard"]
     store = dashboard.store
     monkeypatch.setattr(store_module, "ANALYZE_MIN_TASKS", 10)
     store.write_batch([task(f"a{n}", n) for n in range(20)], [])
     paused, closed = threading.Event(), threading.Event()
+    worker = threading.Thread(target=dashboard.history.analyze)
+    sleep = store_module.time.sleep
 
-    def pause(seconds: float) -> None:
+    def pause(seconds: float) -> None:  # the pass's pause between two indexes
+        if threading.current_thread() is not worker:
+            return sleep(seconds)
         paused.set()
         closed.wait(5)
     monkeypatch.setattr(store_module.time, "sleep", pause)
     with caplog.at_level(logging.DEBUG, logger="dashboard"):
-        worker = threading.Thread(target=dashboard.history.analyze)
         worker.start()
         assert paused.wait(5)
-        store.close()
-        closed.set()
+        closer = threading.Thread(target=store.close)
+        closer.start()
+        wait_until(lambda: store._closed, 5)
+        assert closer.is_alive() and store._writer is not None  # close() waits for the pass
+        closed.set()  # the pause ends; the pass's next index meets the closed store
         worker.join(5)
-    assert not worker.is_alive()
+        closer.join(5)
+    assert not worker.is_alive() and not closer.is_alive() and store._connections == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert dashboard.collector.internal_errors == 0
     with pytest.raises(StoreClosed):

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
 #: Seconds between two reads of the schedules kept in a database or in Redis.
 SOURCES_SECONDS = 30.0
-#: Seconds between two reads of them while they answered with no entry at all: beat writes its
-#: schedule to redbeat's Redis or to the database when it starts, often just after the dashboard.
+#: Seconds after a read at which they answered with no entry at all, doubling at each such read up to
+#: ``SOURCES_SECONDS``: beat writes its schedule to redbeat's Redis or to the database when it starts,
+#: often just after the dashboard, while a source that stays empty is not asked every 2 s for good.
 EMPTY_SOURCES_SECONDS = REFRESH_SECONDS
 #: Each read goes back this far before the previous one: a run is stored up to 2.5 s after it is seen.
 OVERLAP_SECONDS = 120.0
@@ -65,7 +66,7 @@ class PeriodicService:
                                    grace_seconds=settings.periodic_grace_seconds, errors=errors)
         self.read_until: float | None = None  # received time up to which runs were read
         self.sources_read_at: float | None = None  # monotonic time the database and Redis schedules were read
-        self.sources_empty = False  # whether they answered, at that read, with no entry at all
+        self.empty_reads = 0  # reads in a row at which they answered, without error, with no entry at all
         self.stopping = False
 
     @property
@@ -83,7 +84,8 @@ class PeriodicService:
 
     def run(self) -> None:
         while not self.stopping:
-            every = EMPTY_SOURCES_SECONDS if self.sources_empty else SOURCES_SECONDS
+            every = min(SOURCES_SECONDS, EMPTY_SOURCES_SECONDS * 2 ** (self.empty_reads - 1)) \
+                if self.empty_reads else SOURCES_SECONDS
             if self.sources_read_at is None or time.monotonic() - self.sources_read_at >= every:
                 try:
                     self.read_sources()
@@ -108,7 +110,7 @@ class PeriodicService:
     def read_sources(self) -> None:
         """Read the schedules kept in django-celery-beat's database and in redbeat's Redis again (their
         entries change while beat runs); a source that cannot be read says why on the page. Sources that
-        answered with no entry at all are read again at the next refresh rather than in ``SOURCES_SECONDS``."""
+        answered with no entry at all are read again sooner (``EMPTY_SOURCES_SECONDS``)."""
         settings = self.dashboard.settings
         self.sources_read_at = time.monotonic()
         if not (settings.beat_db or settings.redbeat_url):
@@ -134,7 +136,8 @@ class PeriodicService:
                 self._logged.add(("", error))
                 log.warning("periodic tasks: %s", error)
         self._log_errors(entries)
-        self.sources_empty = len(errors) == len(app_errors) and len(entries) == len(self.app_entries)
+        empty = len(errors) == len(app_errors) and len(entries) == len(self.app_entries)
+        self.empty_reads = self.empty_reads + 1 if empty else 0
         self.watch.set_entries(entries)
         self.watch.errors = errors
 

@@ -211,12 +211,13 @@ def test_a_bug_reading_the_stored_schedules_is_counted_and_the_runs_still_read(
 def test_stored_schedules_that_answered_empty_are_read_again_at_the_next_refresh(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Beat writes its schedule to redbeat's Redis when it starts, often after the dashboard: an empty
-    answer is read again every refresh, not in 30 s; one with entries, or an error, waits the 30 s."""
+    answer is read again 2 s later, then 4, 8... up to 30 s; one with entries, or an error, waits the 30 s."""
     service = service_of(app_with({}), monkeypatch)
     service.dashboard.settings.redbeat_url = "redis://127.0.0.1:6379/3"
     service.dashboard.settings.redbeat_key_prefix = "redbeat:"
     answers: list[Any] = [[], [], [periodic.Entry("nightly", "ops.cleanup", source="redbeat")],
-                          periodic_sources.SourceError("--redbeat-url redis://127.0.0.1:6379/3: refused"), []]
+                          periodic_sources.SourceError("--redbeat-url redis://127.0.0.1:6379/3: refused"),
+                          [], [], [], [], [], [], []]
     reads: list[float] = []
     now = [1000.0]
 
@@ -229,16 +230,16 @@ def test_stored_schedules_that_answered_empty_are_read_again_at_the_next_refresh
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
-        service.stopping = not answers or now[0] > 1100
+        service.stopping = not answers or now[0] > 1300
 
     monkeypatch.setattr(periodic_service, "read_redbeat", read)
     monkeypatch.setattr(periodic_service.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(service, "refresh", lambda: None)
     service.dashboard.socketio = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
     service.run()
-    # empty, empty (2 s later each), then entries: 30 s; then an error: 30 s; then empty again
-    assert [t - 1000.0 for t in reads] == [0, 2, 4, 34, 64]
-    assert service.sources_empty and [e.name for e in service.watch.entries] == []
+    # empty (then 2 s), empty (then 4 s), entries (then 30 s), an error (30 s), then empty 7 times in a row
+    assert [t - 1000.0 for t in reads] == [0, 2, 6, 36, 66, 68, 72, 80, 96, 126, 156]
+    assert service.empty_reads == 7 and [e.name for e in service.watch.entries] == []
 
 
 class BrokenSchedule:

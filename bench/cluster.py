@@ -41,6 +41,7 @@ from typing import Any
 
 import socketio
 
+from compare import niceness
 from generator import HEARTBEAT_SECONDS, Plan, Publisher, SENDERS
 from scenarios import Phase, Settings
 from systems import SYSTEMS, RedisServer, System, stop_on_sigterm, wait_until
@@ -282,7 +283,7 @@ def main() -> int:
     parser.add_argument("--warm-up", type=float, default=20.0, help="seconds into publishing before the page loads")
     parser.add_argument("--loads", type=int, default=5, help="overview loads in Chromium")
     parser.add_argument("--processes", type=int, default=2, help="generator processes")
-    parser.add_argument("--publisher-nice", type=int, default=0, metavar="N",
+    parser.add_argument("--publisher-nice", type=niceness, default=0, metavar="N",
                         help="run the generator processes N steps nicer than the systems measured (see compare.py)")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()

@@ -51,6 +51,14 @@ def ensure_environment() -> None:
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
+def niceness(text: str) -> int:
+    """An argparse type: a niceness to add, 0 or more (lowering it needs root)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}: the publishers may only be given a lower priority")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -76,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "EventDispatcher alone; raw: the same wire format written straight to Redis")
     parser.add_argument("--sustained-processes", type=int, default=None, help="generator processes at a set rate")
     parser.add_argument("--burst-processes", type=int, default=None, help="generator processes of the burst")
-    parser.add_argument("--publisher-nice", type=int, default=0, metavar="N",
+    parser.add_argument("--publisher-nice", type=niceness, default=0, metavar="N",
                         help="run the publishing processes N steps nicer (lower CPU priority) than the system "
                              "measured, as if the workers ran on other machines, as a real cluster's do; the CPU "
                              "per event is counted the same way (default 0: the same priority)")

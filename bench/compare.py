@@ -55,7 +55,8 @@ def niceness(text: str) -> int:
     """An argparse type: a niceness to add, 0 or more (lowering it needs root)."""
     value = int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}: the publishers may only be given a lower priority")
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}: "
+                                         "the publishers may only be given a lower priority")
     return value
 
 

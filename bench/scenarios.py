@@ -214,8 +214,7 @@ def play(system: System, redis_server: RedisServer, settings: Settings, live: bo
         results["sustained"] = sustained
         for rate in settings.rates:
             plan = Plan(redis_server.url, rate=rate, seconds=settings.seconds, generator=settings.generator,
-                        nice=settings.publisher_nice,
-                        seed=next(seeds))
+                        seed=next(seeds), nice=settings.publisher_nice)
             figures = _guarded(lambda plan=plan: phase.run(plan, settings.sustained_processes))
             if "error" not in figures:
                 tasks_published += figures["tasks"]
@@ -230,8 +229,7 @@ def play(system: System, redis_server: RedisServer, settings: Settings, live: bo
         results["memory"] = dict(sustained.get(str(settings.memory_rate), {}).get("memory") or {},
                                  after_rate=settings.memory_rate)
         plan = Plan(redis_server.url, tasks=settings.burst_tasks, pace=0.0, generator=settings.generator,
-                    nice=settings.publisher_nice,
-                    seed=next(seeds))
+                    seed=next(seeds), nice=settings.publisher_nice)
         results["burst"] = _guarded(lambda: phase.run(plan, settings.burst_processes))
         print(f"    burst of {settings.burst_tasks:,} tasks: {_line(results['burst'])}", flush=True)
     finally:

@@ -39,8 +39,8 @@ from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read whe
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, REF_FIELDS,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
                     _TOKENS, _UUID_PREFIX, NativeLock, StoreClosed, StoreError, StoreQueryError, _encode_cursor,
-                    _event_row, _number, _task_row, _text, _where, dumps, event_body, query_filters, round_estimate,
-                    task_shapes, task_upserts, task_write_sql)
+                    _event_row, _number, _task_row, _text, _where, dumps, event_body, one_pass, query_filters,
+                    round_estimate, task_shapes, task_upserts, task_write_sql)
 
 log = logging.getLogger(__name__)
 
@@ -285,12 +285,8 @@ class PgTaskStore:
         """Nothing to check: PostgreSQL recovers on its own after an unclean stop."""
         return "ok"
 
+    @one_pass
     def analyze(self, force: bool = False) -> bool:
-        """See ``_analyze``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
-        with self._pass_lock:
-            return self._analyze(force)
-
-    def _analyze(self, force: bool) -> bool:
         """Take the planner's statistics of ``tasks`` (``ANALYZE``) when it has doubled or halved since they
         were taken, or they never were past ``ANALYZE_MIN_TASKS``; return whether it ran. Autovacuum does
         the same when it runs, but it may be off or behind after a burst of writes, and the plans of
@@ -495,12 +491,8 @@ class PgTaskStore:
         candidates = [v for v in (alive, updated) if v is not None]
         return float(max(candidates)) if candidates else None
 
+    @one_pass
     def prune(self, now: float) -> int:
-        """See ``_prune``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
-        with self._pass_lock:
-            return self._prune(now)
-
-    def _prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         cutoff = now - self.max_age_seconds
         hours_cutoff = now - max(self.max_age_seconds, STATS_HOURS_KEPT_SECONDS)

@@ -83,7 +83,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides IP literals, loopback names and this machine's
     ping_interval_seconds: float = 25.0  # how often the server pings each live client
     ping_timeout_seconds: float = 20.0  # how long a live client may take to answer before it is dropped
-    slow_client_timeout_seconds: float = 30.0  # how long a live client that does not read is held back before it is dropped
+    slow_client_timeout_seconds: float = 30.0  # how long a live client that does not read is held back, then dropped
     max_connections: int = 1_000  # HTTP and live connections served at once (eventlet)
     header_timeout_seconds: float = 10.0  # longest a client may take to send a request's line and headers
     metrics_max_task_names: int = 500  # task names labelled apart in /metrics and the analytics; more are "other"

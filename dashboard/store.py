@@ -48,7 +48,7 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar, Union
 
 import orjson
 
@@ -486,6 +486,19 @@ class NativeLock:
         self._token.put(None)
 
 
+_Pass = TypeVar("_Pass", bound=Callable[..., Any])
+
+
+def one_pass(method: _Pass) -> _Pass:
+    """A store's pruning or statistics pass, run holding its ``_pass_lock``: its ``close`` waits for the
+    statement under way, and the pass's next call then raises ``StoreClosed``."""
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._pass_lock:
+            return method(self, *args, **kwargs)
+    return run  # type: ignore[return-value]
+
+
 class TaskStore:
     """Task history in one SQLite file; see the module docstring for the thread model."""
 
@@ -904,12 +917,8 @@ class TaskStore:
                                     (now,)).fetchall()
         return [{"rule": r[0], "subject": r[1], "until": r[2], "who": r[3], "at": r[4]} for r in rows]
 
+    @one_pass
     def analyze(self, force: bool = False) -> bool:
-        """See ``_analyze``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
-        with self._pass_lock:
-            return self._analyze(force)
-
-    def _analyze(self, force: bool) -> bool:
         """Refresh the query planner's statistics (``ANALYZE tasks``) when the number of tasks has
         doubled or halved since they were taken, or was never taken past ``ANALYZE_MIN_TASKS``;
         return whether it ran.
@@ -984,12 +993,8 @@ class TaskStore:
         candidates = [v for v in (alive, updated) if v is not None]
         return float(max(candidates)) if candidates else None
 
+    @one_pass
     def prune(self, now: float) -> int:
-        """See ``_prune``; a ``close`` meanwhile waits for the statement under way, and the pass then ends."""
-        with self._pass_lock:
-            return self._prune(now)
-
-    def _prune(self, now: float) -> int:
         """Delete tasks past their age, then the oldest beyond ``max_tasks_stored``; return how many."""
         deleted = 0
         cutoff = now - self.max_age_seconds

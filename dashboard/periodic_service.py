@@ -90,6 +90,7 @@ class PeriodicService:
                 try:
                     self.read_sources()
                 except Exception as exc:  # a source that cannot be read raises SourceError, handled inside: a bug
+                    self.empty_reads = 0  # not an empty answer: the next read waits the full interval
                     self._report_bug(exc)
             try:  # the runs of the entries already known, whatever the sources did
                 self.refresh()

@@ -208,18 +208,13 @@ def test_a_bug_reading_the_stored_schedules_is_counted_and_the_runs_still_read(
     assert "--beat-db postgresql://u:****@db/beat" in record.getMessage()
 
 
-def test_stored_schedules_that_answered_empty_are_read_again_at_the_next_refresh(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Beat writes its schedule to redbeat's Redis when it starts, often after the dashboard: an empty
-    answer is read again 2 s later, then 4, 8... up to 30 s; one with entries, or an error, waits the 30 s."""
-    service = service_of(app_with({}), monkeypatch)
+def read_redbeat_answers(service: Any, monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> list[float]:
+    """Run the service on a clock of its own, its redbeat source giving ``answers`` in turn (an exception is
+    raised), until they run out (or 300 s); return when each read came, in seconds from the start."""
     service.dashboard.settings.redbeat_url = "redis://127.0.0.1:6379/3"
     service.dashboard.settings.redbeat_key_prefix = "redbeat:"
-    answers: list[Any] = [[], [], [periodic.Entry("nightly", "ops.cleanup", source="redbeat")],
-                          periodic_sources.SourceError("--redbeat-url redis://127.0.0.1:6379/3: refused"),
-                          [], [], [], [], [], [], []]
     reads: list[float] = []
-    now = [1000.0]
+    now = [0.0]
 
     def read(url: str, prefix: str, app: Any) -> list[periodic.Entry]:
         reads.append(now[0])
@@ -230,16 +225,39 @@ def test_stored_schedules_that_answered_empty_are_read_again_at_the_next_refresh
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
-        service.stopping = not answers or now[0] > 1300
+        service.stopping = not answers or now[0] > 300
 
     monkeypatch.setattr(periodic_service, "read_redbeat", read)
     monkeypatch.setattr(periodic_service.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(service, "refresh", lambda: None)
-    service.dashboard.socketio = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
+    service.dashboard.socketio = SimpleNamespace(sleep=sleep)
     service.run()
+    return reads
+
+
+def test_stored_schedules_that_answered_empty_are_read_again_at_the_next_refresh(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beat writes its schedule to redbeat's Redis when it starts, often after the dashboard: an empty
+    answer is read again 2 s later, then 4, 8... up to 30 s; one with entries, or an error, waits the 30 s."""
+    service = service_of(app_with({}), monkeypatch)
+    reads = read_redbeat_answers(service, monkeypatch, [
+        [], [], [periodic.Entry("nightly", "ops.cleanup", source="redbeat")],
+        periodic_sources.SourceError("--redbeat-url redis://127.0.0.1:6379/3: refused"), [], [], [], [], [], [], []])
     # empty (then 2 s), empty (then 4 s), entries (then 30 s), an error (30 s), then empty 7 times in a row
-    assert [t - 1000.0 for t in reads] == [0, 2, 6, 36, 66, 68, 72, 80, 96, 126, 156]
+    assert reads == [0, 2, 6, 36, 66, 68, 72, 80, 96, 126, 156]
     assert service.empty_reads == 7 and [e.name for e in service.watch.entries] == []
+
+
+def test_a_read_that_fails_on_a_bug_waits_the_full_interval_even_after_empty_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in reading the schedules is not an empty answer: after one, the reads go back to every 30 s
+    instead of repeating (and counting the bug) at the early pace of the empty answers before it."""
+    service = service_of(app_with({}), monkeypatch)
+    reads = read_redbeat_answers(service, monkeypatch, [[], [], TypeError("a bug"), TypeError("a bug"),
+                                                        TypeError("a bug")])
+    # empty (then 2 s), empty (then 4 s), then the bug: every 30 s
+    assert reads == [0, 2, 6, 36, 66]
+    assert service.empty_reads == 0 and service.dashboard.collector.internal_errors == 3
 
 
 class BrokenSchedule:

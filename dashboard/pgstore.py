@@ -235,6 +235,9 @@ class PgTaskStore:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                    application_name="celery-dashboard")
             self._connections.append(conn)
+            if self._closed:  # close() ran meanwhile and may have missed it: nothing is left open behind it
+                conn.close()
+                raise StoreClosed(f"task store {self.path} is closed")
             self._local.conn = conn
         return conn
 

@@ -687,6 +687,9 @@ class TaskStore:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                check_same_thread=False)
         self._connections.append(conn)
+        if self._closed:  # close() ran meanwhile and may have missed it: nothing is left open behind it
+            conn.close()
+            raise StoreClosed(f"task store {self.path} is closed")
         for pragma in ("synchronous = NORMAL", f"cache_size = -{cache_kib}", f"mmap_size = {mmap_bytes}",
                        "temp_store = MEMORY"):
             conn.execute(f"PRAGMA {pragma}")

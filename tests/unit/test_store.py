@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from dashboard import create_app
+from dashboard import pgstore as pgstore_module
 from dashboard import store as store_module
 from dashboard.pgstore import PgTaskStore
 from dashboard.settings import Settings
@@ -738,6 +739,37 @@ def test_the_stop_ends_a_statistics_pass_quietly(tmp_path: Path, monkeypatch: py
     with pytest.raises(StoreClosed):
         store.analyze(force=True)
 
+
+
+def test_a_connection_opened_while_the_store_closes_is_closed_too(store: HistoryStore,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread opens its first connection just as the dashboard stops: close() has gone over the open
+    connections before this one was added, so the thread closes it itself and gets StoreClosed."""
+    module = store_module.sqlite3 if isinstance(store, TaskStore) else pgstore_module.psycopg
+    connect = module.connect
+    opened: list[Any] = []
+
+    def closing_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        opened.append(connect(*args, **kwargs))
+        store.close()  # the stop runs between the connection's opening and its being listed
+        return opened[-1]
+    monkeypatch.setattr(module, "connect", closing_meanwhile)
+    raised: list[BaseException] = []
+
+    def first_use() -> None:
+        try:
+            store._conn()
+        except BaseException as exc:
+            raised.append(exc)
+    thread = threading.Thread(target=first_use)
+    thread.start()
+    thread.join(10)
+    assert [type(exc) for exc in raised] == [StoreClosed] and len(opened) == 1
+    if isinstance(store, TaskStore):
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            opened[0].execute("SELECT 1")
+    else:
+        assert opened[0].closed
 
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

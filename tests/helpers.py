@@ -470,6 +470,17 @@ def record_posts(page: Any) -> list[str]:
     return posts
 
 
+def assert_timeline(events: list[dict[str, Any]], worker_types: list[str], worker: str | None = None) -> None:
+    """Check a real task's stored timeline: in time order, its task-sent and the worker's events ``worker_types``
+    in their order. Celery stamps task-sent after the message is published, so on a busy machine the worker may
+    receive (even start) the task before it: where task-sent lands among them follows the timestamps."""
+    assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events), events
+    assert [e["type"] for e in events if e["type"] == "task-sent"] == ["task-sent"], events
+    from_worker = [e for e in events if e["type"] != "task-sent"]
+    assert [e["type"] for e in from_worker] == worker_types, events
+    assert worker is None or all(e["hostname"] == worker for e in from_worker), events
+
+
 def wait_task_state(dashboard: DashboardProc, task_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
     """Wait until the dashboard shows the task in ``state``; return its detail."""
     return wait_until(lambda: (t := dashboard.task(task_id)) and t["state"] == state and t, timeout,

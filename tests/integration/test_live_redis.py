@@ -11,7 +11,7 @@ from celery import Celery
 from celery.events.event import get_exchange
 from kombu import Connection
 
-from helpers import (DashboardProc, LiveClient, producer_app, send, start_dashboard, start_worker,
+from helpers import (DashboardProc, LiveClient, assert_timeline, producer_app, send, start_dashboard, start_worker,
                      wait_broker_connected, wait_stored, wait_until, wait_worker_online)
 
 pytestmark = pytest.mark.integration
@@ -127,11 +127,7 @@ def test_task_moves_through_its_states_live(stack: DashboardProc, client: LiveCl
     assert detail["state"] == "SUCCESS" and detail["result"] == "5"
     assert detail["queue"] == "celery"  # known because the producer sends task-sent
     assert detail["runtime"] > 0
-    types = [entry["type"] for entry in detail["events"]]
-    assert types == ["task-sent", "task-received", "task-started", "task-succeeded"]
-    timestamps = [entry["timestamp"] for entry in detail["events"]]
-    assert timestamps == sorted(timestamps)
-    assert all(entry["hostname"] == WORKER for entry in detail["events"][1:])
+    assert_timeline(detail["events"], ["task-received", "task-started", "task-succeeded"], WORKER)
 
 
 def test_failing_task_shows_its_traceback(stack: DashboardProc, client: LiveClient, producer: Celery) -> None:

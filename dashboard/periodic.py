@@ -253,8 +253,14 @@ class PeriodicWatch:
         return sorted(self._by_task)
 
     def match_mode(self, entry: Entry) -> str:
-        """How runs are matched to this entry: "arguments" when other entries share its task, else "name"."""
-        return "arguments" if len(self._by_task.get(entry.task, ())) > 1 else "name"
+        """How runs are matched to this entry: "arguments" when other entries share its task or a run with its
+        exact arguments was seen (``observe``), else "name"."""
+        if len(self._by_task.get(entry.task, ())) > 1 or self._by_arguments(entry.name):
+            return "arguments"
+        return "name"
+
+    def _by_arguments(self, name: str) -> bool:
+        return any(run.matched_by == "arguments" for run in self.runs.get(name, ()))
 
     def observe(self, task: dict[str, Any]) -> str | None:
         """Take a task seen by the dashboard (its list shape); return the entry it is a run of, if any."""
@@ -276,9 +282,15 @@ class PeriodicWatch:
         exact = [e for e in candidates if arguments_match(e, task.get("args"), task.get("kwargs"))]
         if exact:
             entry, matched_by = exact[0], "arguments"
-        elif len(candidates) == 1:
+            if not self._by_arguments(entry.name):  # beat's runs are told apart from now on: drop those by name
+                kept = [run for run in self.runs.get(entry.name, []) if run.matched_by == "arguments"]
+                for run in self.runs.get(entry.name, []):
+                    if run.matched_by != "arguments":
+                        self._seen.pop(run.uuid, None)
+                self.runs[entry.name] = kept
+        elif len(candidates) == 1 and not self._by_arguments(candidates[0].name):
             entry, matched_by = candidates[0], "name"
-        else:
+        else:  # another entry's task, or other code's call of a task whose runs have their entry's arguments
             return None
         runs = self.runs.setdefault(entry.name, [])
         runs.append(Run(uuid, float(at), str(task.get("state") or "PENDING"), matched_by))

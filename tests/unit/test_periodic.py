@@ -87,6 +87,27 @@ def test_runs_match_by_arguments_first_then_by_name_alone() -> None:
     assert small["status"] == "failed"
 
 
+
+def test_once_a_run_has_its_entrys_arguments_other_calls_of_the_task_no_longer_count() -> None:
+    """An entry alone on its task, which other code also calls (the demo's producer sends ``add`` all the time):
+    once a run with the entry's exact arguments is seen, runs are told apart by them, so beat stopping shows
+    as missed runs instead of being hidden by the other calls."""
+    [entry] = read_app_schedule(app_with({"rates": {"task": "app.add", "schedule": 15, "args": (1.5, 2.5)}}))
+    watch = PeriodicWatch([entry], started_at=T0, grace_seconds=5)
+    assert watch.observe(run("other-1", T0 + 3, "app.add", args="(4, 5)")) == "rates"  # by name, for now
+    assert watch.report(T0 + 4)["entries"][0]["match"] == "name"
+    assert watch.observe(run("beat-1", T0 + 15, "app.add", args="[1.5, 2.5]")) == "rates"
+    assert watch.observe(run("other-2", T0 + 20, "app.add", args="(6, 7)")) is None
+    assert watch.observe(run("other-1", T0 + 3, "app.add", args="(4, 5)")) is None  # read again: dropped
+    report = watch.report(T0 + 21)["entries"][0]
+    assert report["match"] == "arguments" and [r["uuid"] for r in report["runs"]] == ["beat-1"]
+    assert report["status"] == "ok"
+    for n in range(1, 5):  # beat stopped at T0 + 15; the producer goes on calling add every 7 s
+        assert watch.observe(run(f"more-{n}", T0 + 20 + 7 * n, "app.add", args=f"({n}, {n})")) is None
+    late = watch.report(T0 + 51)
+    assert late["entries"][0]["status"] == "missed" and late["entries"][0]["missed"] == 2
+    assert late["beat_stopped"] is True
+
 def test_statuses_on_an_injected_clock() -> None:
     [entry] = read_app_schedule(app_with({"ping": {"task": "app.ping", "schedule": 60}}))
     watch = PeriodicWatch([entry], started_at=T0, grace_seconds=10)

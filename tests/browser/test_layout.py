@@ -115,6 +115,30 @@ def test_the_failure_counter_opens_the_failed_tasks(page: Page, cluster: tuple[D
     expect(rows.first.locator('[data-field="state"]')).to_have_text("FAILURE")
 
 
+
+def test_an_eta_reads_as_a_local_time_like_the_others(page: Page, cluster: tuple[DashboardProc, str]) -> None:
+    """Celery sends a task's ETA as an ISO 8601 string with its zone: the task page shows it as a local time in
+    the same form as the task's other times (in Tokyo here), with the string as sent in its title."""
+    dashboard, broker = cluster
+    task_id = send(producer_app(broker), "add", 1, 2, countdown=1)
+    finished(dashboard, task_id)
+    task = dashboard.task(task_id)
+    assert task is not None and isinstance(task["eta"], str) and task["eta"].endswith("+00:00"), task
+    context = page.context.browser.new_context(timezone_id="Asia/Tokyo")  # type: ignore[union-attr]
+    try:
+        tokyo = context.new_page()
+        tokyo.goto(f"{dashboard.url}/tasks/{task_id}")
+        eta = tokyo.locator('[data-panel="task-detail"] dd[data-field="eta"]')
+        expect(eta).to_have_attribute("title", task["eta"])
+        text = eta.text_content() or ""
+        assert "+00:00" not in text and "T" not in text, text
+        # Tokyo is UTC+9 all year: the ETA's hour there, in either clock the locale uses
+        hour, minute = (int(task["eta"][11:13]) + 9) % 24, task["eta"][14:16]
+        assert re.search(rf"\b(0?{hour}|{hour % 12 or 12}):{minute}:", text), text
+    finally:
+        context.close()
+
+
 def seconds_of(text: str) -> float:
     """The N of "unknown: worker lost after N" in seconds (N as "850 ms" or "2.45 s")."""
     match = re.fullmatch(r"unknown: worker lost after ([\d.]+) (ms|s)", text)

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { formatAge, formatDelta, formatDuration } from "../../static/js/helpers/duration.js";
-import { EMPTY, formatValue, orUnknown, shortUuid, taskHref } from "../../static/js/helpers/format.js";
+import { EMPTY, formatValue, orUnknown, shortUuid, taskHref, zonedSeconds } from "../../static/js/helpers/format.js";
 import { createNoTaskEventsHint, NO_TASK_EVENTS_HINT_DELAY_MS } from "../../static/js/helpers/hint.js";
 import { latestRequest } from "../../static/js/helpers/latest.js";
 
@@ -77,4 +77,16 @@ test("the page's own paths go under the dashboard's prefix; other URLs are left 
   assert.equal(new Headers(sent[0][1].headers).get("X-CSRF-Token"), "tok");
   assert.equal(sent[1][0], "https://other.example/hook");
   assert.equal(sent[1][1].headers, undefined); // no token to another site
+});
+
+test("an ETA or expiry with its zone is read as a time; one without, or anything else, is not", () => {
+  assert.equal(zonedSeconds("2026-12-01T07:25:03.426121+00:00"), Date.UTC(2026, 11, 1, 7, 25, 3, 426) / 1000);
+  assert.equal(zonedSeconds("2026-12-01T16:25:03+09:00"), Date.UTC(2026, 11, 1, 7, 25, 3) / 1000);
+  assert.equal(zonedSeconds("2026-12-01 07:25:03Z"), Date.UTC(2026, 11, 1, 7, 25, 3) / 1000);
+  assert.equal(zonedSeconds("2026-12-01T07:25:03-0500"), Date.UTC(2026, 11, 1, 12, 25, 3) / 1000);
+  assert.equal(zonedSeconds(1764574000.5), 1764574000.5);
+  assert.equal(zonedSeconds("2026-11-29T12:00:00"), null);  // no zone: the sender's, unknown here
+  assert.equal(zonedSeconds("tomorrow"), null);
+  assert.equal(zonedSeconds("2026-13-45T99:99:99Z"), null);
+  assert.equal(zonedSeconds(null), null);
 });

@@ -64,6 +64,18 @@ export function formatTimePrecise(epochSeconds) {
   return isNumber(epochSeconds) ? preciseFormat.format(new Date(epochSeconds * 1000)) : EMPTY;
 }
 
+/** A number as epoch seconds, or an ISO 8601 date-time with its zone (Celery's ETA and expiry, e.g.
+ * "2026-12-01T07:25:03.426+00:00"): its epoch seconds; null for anything else. A time without a zone is left
+ * unread: it is in the sender's time zone, which the page does not know. */
+export function zonedSeconds(value) {
+  if (isNumber(value)) return value;
+  if (typeof value !== "string" || !/^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/i.test(value)) {
+    return null;
+  }
+  const ms = Date.parse(value.replace(" ", "T").replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
+  return Number.isFinite(ms) ? ms / 1000 : null;
+}
+
 /** Format epoch seconds as an ISO 8601 UTC string (for `datetime` / `title` attributes). */
 export function formatIso(epochSeconds) {
   return isNumber(epochSeconds) ? new Date(epochSeconds * 1000).toISOString() : "";

@@ -6,6 +6,7 @@ import { cloneTemplate, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatDelta } from "../helpers/duration.js";
 import {
   EMPTY, formatInteger, formatIso, formatTimePrecise, formatValue, orUnknown, taskHref, taskTypeHref, workerHref,
+  zonedSeconds,
 } from "../helpers/format.js";
 import { orphanedSpan, runtimeText, withDeltas } from "../helpers/task_timeline.js";
 import { taskGapText } from "../helpers/gaps.js";
@@ -192,8 +193,11 @@ function renderFields(root, task, orphan) {
     setField(root, field, formatTimePrecise(task[field]));
     setFieldAttr(root, field, "title", formatIso(task[field]));
   }
-  setField(root, "eta", formatMaybeTime(task.eta));
-  setField(root, "expires", formatMaybeTime(task.expires));
+  for (const field of ["eta", "expires"]) {  // local time, as the others; the value as sent in its title
+    const seconds = zonedSeconds(task[field]);
+    setField(root, field, seconds === null ? (task[field] ? String(task[field]) : EMPTY) : formatTimePrecise(seconds));
+    setFieldAttr(root, field, "title", seconds === null || typeof task[field] !== "string" ? null : task[field]);
+  }
   setField(root, "runtime", runtimeText(task, orphan));
   setField(root, "retries", formatInteger(task.retries));
   setField(root, "orphaned", task.orphaned ? "yes: its worker was lost while it ran" : "no");
@@ -254,11 +258,6 @@ function eventDetails(event) {
     .filter(([key, value]) => !EVENT_BASE_FIELDS.has(key) && value !== null && value !== undefined && value !== "")
     .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
     .join("  ");
-}
-
-function formatMaybeTime(value) {
-  if (typeof value === "number") return formatTimePrecise(value);
-  return value ? String(value) : EMPTY;
 }
 
 function formatProgress(progress) {

@@ -96,6 +96,14 @@ def _nothing(body: dict[str, Any]) -> dict[str, Any]:
 CELERY_REPR_CUT_CHARS = 1_000
 
 
+def reply_errors(replies: list[dict[str, Any]]) -> str | None:
+    """The errors workers answered with (Celery's ``{hostname: {"error": text}}``), as "hostname: text; ...";
+    None when none did."""
+    errors = [f"{hostname}: {answer['error']}" for reply in replies for hostname, answer in reply.items()
+              if isinstance(answer, dict) and isinstance(answer.get("error"), str) and answer["error"]]
+    return "; ".join(errors)[:500] or None
+
+
 class NotExact(ValueError):
     """A task's arguments as the events show them are not known exactly; the message says why."""
 
@@ -227,6 +235,10 @@ class TaskControl:
         error = None if answered else f"{hostname} did not reply within {REPLY_TIMEOUT_SECONDS:g} s"
         if action == "shutdown" and not answered:
             error = None  # a worker shutting down may well go before it answers; worker-offline will say
+        refused = reply_errors(answered)
+        if refused:  # it answered, with an error: a rate limit for a task it does not know, a refused restart
+            error = refused
+            log.info("action by %s: %s: refused: %s", who, what, refused)
         return {"ok": True, "replies": answered, "error": error}
 
     def purge(self, queue: str, transport_options: dict[str, Any], who: str = "?") -> dict[str, Any]:

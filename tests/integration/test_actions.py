@@ -120,6 +120,12 @@ def check_pool_and_consumers(dashboard: DashboardProc, hostname: str) -> None:
     limited = post(dashboard, f"/api/workers/{hostname}/rate-limit",
                    {"task": "dashboard.demo.tasks.add", "rate": "10/m"}).json()
     assert limited["ok"] and "new rate limit set successfully" in str(limited["replies"])
+    assert limited["error"] is None
+    unknown = post(dashboard, f"/api/workers/{hostname}/rate-limit", {"task": "no.such.task", "rate": "10/m"}).json()
+    assert unknown == {"ok": True, "replies": [{hostname: {"error": "unknown task"}}],
+                       "error": f"{hostname}: unknown task"}  # it answered, refusing: said as the action's error
+    [entry] = dashboard.get("/api/audit?limit=1").json()["items"]
+    assert entry["outcome"] == f"sent; 1 replied ({hostname}: unknown task)", entry
 
 
 def test_purge_a_queue_and_see_its_depth_fall_to_zero(cluster: tuple[DashboardProc, str]) -> None:

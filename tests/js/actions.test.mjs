@@ -60,10 +60,10 @@ test("the confirmation names the task, and for terminate the worker and the sign
   assert.deepEqual(unknown.facts, [["Task", "unknown"], ["Id", "u"], ["Worker", "unknown"], ["Signal", "SIGTERM"]]);
 });
 
-test("each worker's reply is a line", () => {
+test("each worker's reply is a line; a worker that answered with an error makes it a warning", () => {
   const body = { ok: true, error: null, replies: [{ "a@h": { ok: "tasks {'x'} flagged as revoked" } }, { "b@h": { error: "nope" } }] };
   assert.deepEqual(outcome("revoke", "TERM", { status: 200, body }), {
-    level: "ok", summary: "Revoke sent; 2 workers replied:",
+    level: "warning", summary: "Revoke sent; 2 workers replied, 1 refused:",
     lines: ["a@h: tasks {'x'} flagged as revoked", "b@h: error: nope"],
   });
   const one = outcome("terminate", "KILL", { status: 200, body: { ok: true, error: null, replies: [{ "a@h": { ok: "terminate: x" } }] } });

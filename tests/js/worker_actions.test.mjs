@@ -114,7 +114,11 @@ test("a worker's reply is a line; its silence a warning, except after a shutdown
   const grown = workerOutcome("pool-grow", { status: 200, body: { ok: true, error: null, replies: [{ "w@h": { ok: "pool will grow" } }] } }, { n: 1 });
   assert.equal(grown.summary, "Grow pool by 1 sent; 1 worker replied:");
   const refused = workerOutcome("autoscale", { status: 200, body: { ok: true, error: null, replies: [{ "w@h": { error: "Autoscale not enabled" } }] } }, { max: 2, min: 0 });
-  assert.deepEqual(refused.lines, ["w@h: error: Autoscale not enabled"]);
+  assert.deepEqual(refused, { level: "error", summary: "Autoscale (max 2, min 0) sent; refused:", lines: ["w@h: error: Autoscale not enabled"] });
+  const withItsError = { ok: true, error: "w@h: unknown task", replies: [{ "w@h": { error: "unknown task" } }] };
+  assert.deepEqual(workerOutcome("ping", { status: 200, body: withItsError }).lines, ["w@h: error: unknown task"]);  // once
+  const some = answerOutcome("Revoke", { status: 200, body: { ok: true, error: "b@h: no", replies: [{ "a@h": { ok: "done" } }, { "b@h": { error: "no" } }] } });
+  assert.deepEqual(some, { level: "warning", summary: "Revoke sent; 2 workers replied, 1 refused:", lines: ["a@h: done", "b@h: error: no"] });
   const silent = { status: 200, body: { ok: true, replies: [], error: "w@h did not reply within 1 s" } };
   assert.deepEqual(workerOutcome("ping", silent), { level: "warning", summary: "Ping sent, but no worker replied.", lines: ["w@h did not reply within 1 s"] });
   const gone = workerOutcome("shutdown", { status: 200, body: { ok: true, replies: [], error: null } });

@@ -84,6 +84,10 @@ export function replyLines(reply) {
   });
 }
 
+function isObjectValue(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
 function text(value) {
   if (typeof value === "string") return value;
   try {
@@ -137,6 +141,10 @@ export function answerOutcome(action, { status = 0, statusText = "", body = null
     return { level: "warning", summary: `${action} sent, but no worker replied.`, lines: error ? [error] : [] };
   }
   const count = `${lines.length} worker${lines.length === 1 ? "" : "s"}`;
+  const refused = replies.filter(isObjectValue).flatMap(Object.values).filter((answer) => isObjectValue(answer)
+    && !("ok" in answer) && "error" in answer).length;  // each worker's error is in its line already
+  if (refused === lines.length) return { level: "error", summary: `${action} sent; refused:`, lines };
+  if (refused > 0) return { level: "warning", summary: `${action} sent; ${count} replied, ${refused} refused:`, lines };
   return { level: "ok", summary: `${action} sent; ${count} replied:`, lines: error ? [...lines, error] : lines };
 }
 

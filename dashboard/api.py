@@ -153,7 +153,9 @@ def _worker_body(hostname: str) -> dict[str, Any] | None:
     """One worker as ``GET /api/workers/<hostname>`` shows it, with its ``--worker-link`` buttons."""
     body = _cluster().worker_detail(hostname)
     if body is not None:
-        body["links"] = worker_links(current_app.extensions["dashboard"].settings.worker_links, hostname)
+        settings = current_app.extensions["dashboard"].settings
+        body["links"] = worker_links(settings.worker_links, hostname)
+        body["inspect_interval"] = settings.inspect_interval_seconds  # the page reads the next round's replies
     return body
 
 

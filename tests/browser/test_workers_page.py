@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import dashboard_with_worker
+from helpers import dashboard_with_worker, producer_app, send
 
 pytestmark = pytest.mark.browser
 
@@ -32,3 +32,18 @@ def test_lost_worker_banner_and_worker_page(page: Page, redis_port: int, tmp_pat
         expect(banner).to_contain_text("Worker lost")
         expect(card).to_have_attribute("data-status", "lost")
         expect(card.locator('[data-field="active"]')).to_have_text("unknown")  # not its last heartbeat's count
+
+
+def test_the_worker_page_follows_each_inspect_round_without_a_refresh(page: Page, redis_port: int,
+                                                                      tmp_path: Path) -> None:
+    """The dashboard inspects every worker again each --inspect-interval: an open worker page reads each round's
+    lists when it is due, so a task the worker starts shows in its active tasks with no click on Refresh."""
+    broker = f"redis://127.0.0.1:{redis_port}/14"
+    with dashboard_with_worker(broker, tmp_path, "watched", extra_args=("--inspect-interval", "2")) as (
+            dashboard, _):
+        page.goto(f"{dashboard.url}/workers/watched@test")
+        active = page.locator('[data-section="active_tasks"]')
+        expect(active.locator('[data-field="empty"]')).to_have_text("None.")
+        task_id = send(producer_app(broker), "slow_report", 4)
+        expect(active.locator(f'text={task_id[:8]}')).to_have_count(1, timeout=10_000)
+        expect(active.locator('[data-field="empty"]')).to_have_text("None.", timeout=15_000)  # and gone once done

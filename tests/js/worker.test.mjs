@@ -146,3 +146,14 @@ test("a worker whose heartbeats count tasks but whose task events never came is 
   assert.equal(withoutEventsText({ ...worker, status: "lost" }), "");
   assert.equal(withoutEventsText({ ...worker, processed_base: null }), "");
 });
+
+test("the worker page reads the worker again when its next inspect round is due", async () => {
+  const { nextInspectReadMs, INSPECT_SETTLE_MS } = await import("../../static/js/panels/worker_detail.js");
+  const now = 1_000_000;
+  // inspected 10 s ago, every 30 s: 20 s from now, plus the moment the round takes
+  assert.equal(nextInspectReadMs({ inspected_at: now / 1000 - 10, inspect_interval: 30 }, now), 20_000 + INSPECT_SETTLE_MS);
+  // the round is overdue (a silent worker is asked less often): an interval from now
+  assert.equal(nextInspectReadMs({ inspected_at: now / 1000 - 300, inspect_interval: 30 }, now), 30_000 + INSPECT_SETTLE_MS);
+  assert.equal(nextInspectReadMs({ inspected_at: null, inspect_interval: 5 }, now), 5_000 + INSPECT_SETTLE_MS);
+  assert.equal(nextInspectReadMs({}, now), 30_000 + INSPECT_SETTLE_MS);
+});

@@ -13,6 +13,20 @@ import { latestRequest } from "../helpers/latest.js";
 export const REFETCH_DEBOUNCE_MS = 500;
 /** Retry a failed fetch (network or 5xx) after this long. */
 export const RETRY_FETCH_MS = 5000;
+/** Read the worker again this long after its next inspect round is due (the round takes a moment). */
+export const INSPECT_SETTLE_MS = 3000;
+
+/**
+ * When to read the worker again for its next inspect round's lists: `inspect_interval` seconds after the last
+ * round (`inspected_at`), plus a moment; an interval from now when that is past or the worker was never inspected.
+ * @returns {number} milliseconds from `nowMs`
+ */
+export function nextInspectReadMs(detail, nowMs) {
+  const intervalMs = Number.isFinite(detail?.inspect_interval) && detail.inspect_interval > 0
+    ? detail.inspect_interval * 1000 : 30_000;
+  const due = Number.isFinite(detail?.inspected_at) ? detail.inspected_at * 1000 + intervalMs + INSPECT_SETTLE_MS : NaN;
+  return Number.isFinite(due) && due > nowMs + INSPECT_SETTLE_MS ? due - nowMs : intervalMs + INSPECT_SETTLE_MS;
+}
 
 /**
  * Mount the worker detail panel.
@@ -64,6 +78,8 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
     samples = fromColumns(body.history);
     render();
     if (refreshing) announce("Worker inspected");
+    // The dashboard inspects every worker again each --inspect-interval: its lists follow without a Refresh.
+    if (!detail.departed) refetchTimer = setTimeout(load, nextInspectReadMs(detail, store.serverNowMs()));
   }
 
   function failed(refreshing, message) {
@@ -101,7 +117,7 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
     renderLive();
   }
 
-  /** Render what live changes touch: the header and facts (the inspect lists change only on fetch). */
+  /** Render what live changes touch: the header and facts (the inspect lists change on fetch: see `load`). */
   function renderLive() {
     renderWorkerFacts(root, detail);
     document.title = `${detail.hostname} ${detail.status ?? ""} · Celery Dashboard`;
@@ -143,5 +159,5 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
   const stopTick = onTick(tick);
   live?.subscribe(`worker:${hostname}`);
   load();
-  return () => { unsubscribe(); stopTick(); };
+  return () => { unsubscribe(); stopTick(); clearTimeout(refetchTimer); };
 }

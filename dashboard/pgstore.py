@@ -38,7 +38,7 @@ from .stats import Bucket, Row
 from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read when used (tests change them)
 from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, REF_FIELDS,
                     STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
-                    _TOKENS, _UUID_PREFIX, NativeLock, StoreClosed, StoreError, StoreQueryError, _encode_cursor,
+                    _TOKENS, UUID_PREFIX, NativeLock, StoreClosed, StoreError, StoreQueryError, _encode_cursor,
                     _event_row, _number, _task_row, _text, _where, dumps, event_body, one_pass, query_filters,
                     round_estimate, task_shapes, task_upserts, task_write_sql)
 
@@ -596,6 +596,11 @@ class PgTaskStore:
         """Return whether the history holds this task."""
         return self._one("SELECT 1 FROM tasks WHERE uuid = %s", (_safe(uuid),)) is not None
 
+    def uuids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Return up to ``limit`` stored task ids that start with ``prefix``, in order (through the ids' index)."""
+        return [row[0] for row in self._fetch("SELECT uuid FROM tasks WHERE uuid >= %s AND uuid < %s ORDER BY uuid "
+                                              "LIMIT %s", (_safe(prefix), _safe(prefix) + "\U0010ffff", limit))]
+
     def recent(self, limit: int, finished_events: bool = True
                ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
         """Return the ``limit`` most recently updated tasks, newest first, each with its events
@@ -643,7 +648,7 @@ class PgTaskStore:
         params: list[Any] = [_safe(p) if isinstance(p, str) else p for p in filter_params]
         words = (q or "").split()
         match = _tsquery(words)
-        uuid_prefix = words[0].lower() if len(words) == 1 and _UUID_PREFIX.fullmatch(words[0]) else None
+        uuid_prefix = words[0].lower() if len(words) == 1 and UUID_PREFIX.fullmatch(words[0]) else None
         others, others_params = list(where), list(params)  # the filters without the text
         density = self._density(match) if match is not None and uuid_prefix is None else 0.0
         common = density > COMMON_TEXT

@@ -186,7 +186,7 @@ TIME_COLUMNS = {"received": "received_sort", "started": "started", "finished": "
 _TEXT_SORT_COLUMNS = frozenset(("name_sort",))
 _TIME_BOUNDS = tuple(f"{column} " for column in TIME_COLUMNS.values())  # how a since/until filter starts
 _TOKENS = re.compile(r"[^\W_]+")  # roughly what FTS5's unicode61 tokenizer keeps
-_UUID_PREFIX = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{3,35}")  # a word that may start a Celery task id
+UUID_PREFIX = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{3,35}")  # a word that may start a Celery task id
 
 _TASK_TABLE = """
 CREATE TABLE tasks (
@@ -1114,6 +1114,12 @@ class TaskStore:
         """Return whether the history holds this task."""
         return self._reader().execute("SELECT 1 FROM tasks WHERE uuid = ?", (uuid,)).fetchone() is not None
 
+    def uuids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Return up to ``limit`` stored task ids that start with ``prefix``, in order (through the ids' index)."""
+        return [row[0] for row in self._reader().execute(
+            "SELECT uuid FROM tasks WHERE uuid >= ? AND uuid < ? ORDER BY uuid LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit))]
+
     def recent(self, limit: int, finished_events: bool = True
                ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
         """Return the ``limit`` most recently updated tasks, newest first, each with its events.
@@ -1173,7 +1179,7 @@ class TaskStore:
 
         conn = self._reader()
         words = (q or "").split()
-        uuid_prefix = words[0].lower() if len(words) == 1 and _UUID_PREFIX.fullmatch(words[0]) else None
+        uuid_prefix = words[0].lower() if len(words) == 1 and UUID_PREFIX.fullmatch(words[0]) else None
         text = _TextMatch(_match_expression(words), uuid_prefix, all(
             2 <= len(tokens[-1]) <= 3 for tokens in (_TOKENS.findall(word) for word in words) if tokens))
         if not split:

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from .access import COOKIE, LOCAL
 from .auth import Principal
 from .live import NAMESPACE
+from .store import UUID_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +119,36 @@ def overview() -> str:
 @bp.get("/tasks")
 def tasks() -> str | Response:
     uuid = request.args.get("uuid", "").strip()
-    if uuid:  # the jump box without JavaScript
-        return redirect(url_for("views.task", uuid=uuid))
+    if uuid:  # the "Go to task id" boxes
+        return redirect(_jump_target(uuid))
     return render_template("tasks.html", bootstrap=bootstrap("tasks"))
+
+
+def _jump_target(value: str) -> str:
+    """Where "Go to task id" leads: the task with this id (in any case), else the one task whose id starts with it
+    (the lists show the first 8 characters), else the search for it when several do, else the unknown id's page."""
+    dashboard = current_app.extensions["dashboard"]
+    for uuid in dict.fromkeys((value, value.lower())):
+        if _known(uuid):
+            return url_for("views.task", uuid=uuid)
+    if "\0" not in value and UUID_PREFIX.fullmatch(value):
+        found = dashboard.run_blocking(dashboard.store.uuids_starting, value.lower(), 2)
+        if len(found) == 1:
+            return url_for("views.task", uuid=found[0])
+        if found:
+            return url_for("views.tasks", q=value)
+    return url_for("views.task", uuid=value)
+
+
+def _known(uuid: str) -> bool:
+    dashboard = current_app.extensions["dashboard"]
+    return dashboard.cluster.task_detail(uuid)[0] is not None or dashboard.run_blocking(dashboard.store.exists, uuid)
 
 
 @bp.get("/tasks/<uuid>")
 def task(uuid: str) -> tuple[str, int]:
     dashboard = current_app.extensions["dashboard"]
-    known = dashboard.cluster.task_detail(uuid)[0] is not None or dashboard.run_blocking(dashboard.store.exists, uuid)
+    known = _known(uuid)
     return render_template("task.html", bootstrap=bootstrap(
         "task", uuid=uuid, result_backend=dashboard.reconciler.backend_app is not None)), 200 if known else 404
 

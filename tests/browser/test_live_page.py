@@ -9,7 +9,7 @@ import pytest
 from celery.events.dispatcher import EventDispatcher
 from playwright.sync_api import Page, expect
 
-from helpers import DashboardProc, dashboard_with_worker, producer_app, send, start_dashboard
+from helpers import DashboardProc, dashboard_with_worker, producer_app, send, start_dashboard, wait_stored
 
 pytestmark = pytest.mark.browser
 
@@ -60,11 +60,17 @@ def test_hostile_args_are_shown_as_text(page: Page, cluster: tuple[DashboardProc
 
 
 def test_unknown_task_is_a_404_page_with_a_jump_box(page: Page, cluster: tuple[DashboardProc, str]) -> None:
-    dashboard, _ = cluster
+    """Its box goes to a task from the first characters of its id, as the lists show them."""
+    dashboard, broker = cluster
+    task_id = send(producer_app(broker), "add", 1, 1)
+    wait_stored(dashboard, [task_id], 20)
     response = page.goto(f"{dashboard.url}/tasks/no-such-task")
     assert response is not None and response.status == 404
     expect(page.locator('[data-view="missing"]')).to_be_visible()
-    expect(page.locator("#jump-uuid")).to_be_visible()
+    page.locator("#jump-uuid").fill(f" {task_id[:8].upper()} ")
+    page.locator("#jump-uuid").press("Enter")
+    expect(page).to_have_url(f"{dashboard.url}/tasks/{task_id}")
+    expect(page.locator('[data-panel="task-detail"] [data-field="name"]')).to_contain_text("add")
 
 
 def test_workers_without_task_events_get_a_hint(page: Page, redis_port: int, tmp_path: Path) -> None:

@@ -51,6 +51,28 @@ def test_recorded_events_reach_every_read_path(client: FlaskClient, feed: Feed,
     assert client.get("/workers/rec@demo-host").status_code == 200
 
 
+
+def test_go_to_task_id_takes_the_first_characters_of_an_id_and_any_case(client: FlaskClient, feed: Feed,
+                                                                         dashboard: Dashboard) -> None:
+    """The lists show a task id's first 8 characters: "Go to task id" leads from them (or from the id in capitals)
+    to the task; from characters several ids start with, to the search that lists them; else to the 404 page."""
+    ids = ["b2c2b1f0-1111-4aaa-8aaa-000000000001", "b2c2b1f0-2222-4bbb-8bbb-000000000002",
+           "c3d4e5f6-3333-4ccc-8ccc-000000000003"]
+    feed([task_event("received", uuid, 1e9 + n, name="app.add") for n, uuid in enumerate(ids)])
+    assert dashboard.history.flush()
+
+    def lands(value: str) -> tuple[int, str]:
+        answer = client.get("/tasks", query_string={"uuid": value})
+        return answer.status_code, answer.headers.get("Location", "")
+    assert lands(ids[2]) == (302, f"/tasks/{ids[2]}")
+    assert lands(ids[2].upper()) == (302, f"/tasks/{ids[2]}")
+    assert lands("C3D4E5F6") == (302, f"/tasks/{ids[2]}")  # one stored id starts with it
+    assert lands("b2c2b1f0-2") == (302, f"/tasks/{ids[1]}")
+    assert lands("b2c2b1f0") == (302, "/tasks?q=b2c2b1f0")  # two do: the search lists them
+    assert lands("deadbeef") == (302, "/tasks/deadbeef")  # none: the unknown id's page, with its own box
+    assert lands("not an id") == (302, "/tasks/not%20an%20id")
+    assert client.get("/tasks/deadbeef").status_code == 404
+
 @pytest.mark.parametrize("path, status, message", [
     ("/api/tasks?limit=0", 400, "limit: must be between 1 and 1000"),
     ("/api/task-names?limit=0", 400, "limit: must be between 1 and 1000"),

@@ -741,6 +741,15 @@ def test_the_stop_ends_a_statistics_pass_quietly(tmp_path: Path, monkeypatch: py
 
 
 
+def test_ids_starting_with_some_characters(store: HistoryStore) -> None:
+    ids = ["ab12-0001", "ab12-0002", "ab13-0003", "zz"]
+    store.write_batch([task(uuid, n) for n, uuid in enumerate(ids)], [])
+    assert store.uuids_starting("ab12", 5) == ["ab12-0001", "ab12-0002"]
+    assert store.uuids_starting("ab1", 2) == ["ab12-0001", "ab12-0002"]
+    assert store.uuids_starting("ab13-0003", 2) == ["ab13-0003"]
+    assert store.uuids_starting("ac", 2) == [] and store.uuids_starting("a%", 2) == []
+
+
 def test_a_connection_opened_while_the_store_closes_is_closed_too(store: HistoryStore,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A thread opens its first connection just as the dashboard stops: close() has gone over the open

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from pathlib import Path
@@ -256,6 +257,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
 
     from . import api, views
     app.jinja_env.filters["audit_time"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+    # JSON as text in an element (autoescaped there), not ``tojson``'s \u003c escapes meant for scripts.
+    app.jinja_env.filters["json_text"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
     # Every page's links and its scripts' requests start with ``base``: the --url-prefix (or a proxy's prefix).
     # ``static``: where the pages load static files from, under a version that changes with any of them
     # (``/static/v/<version>/...``, kept by browsers for a year); ``/static/...`` serves them too, revalidated.

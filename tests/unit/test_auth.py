@@ -168,7 +168,7 @@ def test_actions_logins_refusals_and_file_changes_are_audited(secured: FlaskClie
     assert secured.get("/audit", headers=HOST).status_code == 403
     cli("add-token", "new-bot", "--role", "viewer", "--auth-file", auth_path)
     csrf = login(secured, "alice", "correct horse")
-    secured.post("/api/tasks/bulk", json={"action": "revoke", "filter": {"q": "nothing-matches"}},
+    secured.post("/api/tasks/bulk", json={"action": "revoke", "filter": {"q": "<b>nothing-matches"}},
                  headers={**HOST, "X-CSRF-Token": csrf})
     entries = secured.get("/api/audit", headers=HOST).get_json()["items"]
     seen = [(e["who"], e["action"], e["outcome"]) for e in reversed(entries)]
@@ -180,6 +180,8 @@ def test_actions_logins_refusals_and_file_changes_are_audited(secured: FlaskClie
     assert all(e["address"] == "127.0.0.1" for e in entries if e["who"] != "auth-file")
     page = secured.get("/audit", headers=HOST)
     assert page.status_code == 200 and b"bulk-revoke (dry run)" in page.data
+    # the parameters as readable JSON, the outside text escaped once, for HTML (not tojson's \u003c for scripts)
+    assert b'&#34;q&#34;: &#34;&lt;b&gt;nothing-matches&#34;' in page.data and b"\\u003c" not in page.data
 
 
 def test_the_audit_log_outlives_task_retention(tmp_path: Path) -> None:

@@ -238,7 +238,7 @@ class TaskControl:
         refused = reply_errors(answered)
         if refused:  # it answered, with an error: a rate limit for a task it does not know, a refused restart
             error = refused
-            log.info("action by %s: %s: refused: %s", who, what, refused)
+            log.info("action by %s: %s: refused: %r", who, what, refused)  # the workers' text, quoted
         return {"ok": True, "replies": answered, "error": error}
 
     def purge(self, queue: str, transport_options: dict[str, Any], who: str = "?") -> dict[str, Any]:

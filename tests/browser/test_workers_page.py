@@ -44,6 +44,6 @@ def test_the_worker_page_follows_each_inspect_round_without_a_refresh(page: Page
         page.goto(f"{dashboard.url}/workers/watched@test")
         active = page.locator('[data-section="active_tasks"]')
         expect(active.locator('[data-field="empty"]')).to_have_text("None.")
-        task_id = send(producer_app(broker), "slow_report", 4)
+        task_id = send(producer_app(broker), "slow_report", 8)
         expect(active.locator(f'text={task_id[:8]}')).to_have_count(1, timeout=10_000)
-        expect(active.locator('[data-field="empty"]')).to_have_text("None.", timeout=15_000)  # and gone once done
+        expect(active.locator('[data-field="empty"]')).to_have_text("None.", timeout=20_000)  # and gone once done

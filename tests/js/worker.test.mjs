@@ -154,6 +154,8 @@ test("the worker page reads the worker again when its next inspect round is due"
   assert.equal(nextInspectReadMs({ inspected_at: now / 1000 - 10, inspect_interval: 30 }, now), 20_000 + INSPECT_SETTLE_MS);
   // the round is overdue (a silent worker is asked less often): an interval from now
   assert.equal(nextInspectReadMs({ inspected_at: now / 1000 - 300, inspect_interval: 30 }, now), 30_000 + INSPECT_SETTLE_MS);
-  assert.equal(nextInspectReadMs({ inspected_at: null, inspect_interval: 5 }, now), 5_000 + INSPECT_SETTLE_MS);
   assert.equal(nextInspectReadMs({}, now), 30_000 + INSPECT_SETTLE_MS);
+  // a short interval settles for half of it, so that each round is read; a huge one waits as long as a timer can
+  assert.equal(nextInspectReadMs({ inspected_at: now / 1000 - 1, inspect_interval: 2 }, now), 2_000);
+  assert.equal(nextInspectReadMs({ inspected_at: null, inspect_interval: 1e9 }, now), 2 ** 31 - 1);
 });

@@ -72,7 +72,8 @@ export function zonedSeconds(value) {
   if (typeof value !== "string" || !/^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/i.test(value)) {
     return null;
   }
-  const ms = Date.parse(value.replace(" ", "T").replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
+  // ECMAScript's date-time form: "T", milliseconds (Celery sends microseconds) and "+hh:mm"
+  const ms = Date.parse(value.replace(" ", "T").replace(/(\.\d{3})\d+/, "$1").replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
   return Number.isFinite(ms) ? ms / 1000 : null;
 }
 

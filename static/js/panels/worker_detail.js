@@ -15,6 +15,8 @@ export const REFETCH_DEBOUNCE_MS = 500;
 export const RETRY_FETCH_MS = 5000;
 /** Read the worker again this long after its next inspect round is due (the round takes a moment). */
 export const INSPECT_SETTLE_MS = 3000;
+/** The longest delay a browser's setTimeout keeps (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * When to read the worker again for its next inspect round's lists: `inspect_interval` seconds after the last
@@ -24,8 +26,10 @@ export const INSPECT_SETTLE_MS = 3000;
 export function nextInspectReadMs(detail, nowMs) {
   const intervalMs = Number.isFinite(detail?.inspect_interval) && detail.inspect_interval > 0
     ? detail.inspect_interval * 1000 : 30_000;
-  const due = Number.isFinite(detail?.inspected_at) ? detail.inspected_at * 1000 + intervalMs + INSPECT_SETTLE_MS : NaN;
-  return Number.isFinite(due) && due > nowMs + INSPECT_SETTLE_MS ? due - nowMs : intervalMs + INSPECT_SETTLE_MS;
+  const settle = Math.min(INSPECT_SETTLE_MS, intervalMs / 2);  // a short interval's rounds are read one by one
+  const due = Number.isFinite(detail?.inspected_at) ? detail.inspected_at * 1000 + intervalMs + settle : NaN;
+  const wait = Number.isFinite(due) && due > nowMs + settle ? due - nowMs : intervalMs + settle;
+  return Math.min(wait, MAX_TIMER_MS);  // a browser takes a longer delay as none at all
 }
 
 /**
@@ -83,10 +87,12 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
   }
 
   function failed(refreshing, message) {
-    if (refreshing && detail) {
-      // Keep what is shown; say why the refresh did not work.
-      setField(refreshError, "text", `Refresh failed: ${message}`);
+    if (detail) {
+      // Keep what is shown; say why the refresh (or the read of the next inspect round) did not work, and go on.
+      setField(refreshError, "text", `${refreshing ? "Refresh" : "Reading the worker again"} failed: ${message}`);
       refreshError.hidden = false;
+      if (!detail.departed) refetchTimer = setTimeout(load, refreshing ? nextInspectReadMs(detail, store.serverNowMs())
+        : RETRY_FETCH_MS);
       return;
     }
     setField(root, "error", `Could not load the worker: ${message}`);
@@ -145,10 +151,12 @@ export function mountWorkerDetail(root, store, { hostname, live, announce = () =
     const change = event.changes.filter((c) => c.kind === "worker" && c.key === hostname).at(-1);
     if (change?.op === "upsert" && change.data) {
       const data = change.data;
+      const wasDeparted = detail.departed === true;
       detail = { ...detail, ...data, departed: false };
       appendSample(samples, { t: data.last_heartbeat, active: data.active ?? null, load: data.loadavg?.[0] ?? null });
       // Not inspected when the page loaded: the first inspect's lists come with a fetch, once it has answered.
       if (!detail.inspected_at && data.pool) scheduleRefetch();
+      if (wasDeparted) scheduleRefetch();  // back: its reads start again
     } else if (change?.op === "remove") {
       detail = { ...detail, departed: true };
     }

@@ -256,3 +256,28 @@ def test_the_name_filter_completes_from_the_history_and_takes_a_prefix(
     listed = dashboard.get("/api/tasks", params={"name": "dashboard.demo.tasks.fail*", "limit": 1000}).json()
     assert {t["name"] for t in listed["items"]} == {"dashboard.demo.tasks.fail_payment"}
     assert set(results(page)) == {t["uuid"] for t in listed["items"][:50]}
+
+
+def test_in_another_order_the_new_tasks_pill_loads_the_first_page_again(page: Page,
+                                                                        cluster: tuple[DashboardProc, str]) -> None:
+    dashboard, broker = cluster
+    app = producer_app(broker)
+    first = [send(app, "echo", "reorderword", i) for i in range(3)]
+    for task_id in first:
+        settled(dashboard, task_id)
+    page.goto(f"{dashboard.url}/tasks?q=reorderword&sort=-runtime")
+    expect(page.locator("[data-results] tr[data-uuid]")).to_have_count(3)
+    late = send(app, "echo", "reorderword", 99)
+    pill = page.locator("[data-new-tasks]")
+    expect(pill).to_be_visible(timeout=10_000)  # it waits: the rows do not move in an order by runtime
+    expect(pill.locator('[data-field="count"]')).to_have_text("1 new task")
+    expect(pill.locator('[data-field="pill-mark"]')).to_have_text("↻")
+    expect(pill).to_have_attribute("title", re.compile("first page again"))
+    assert late not in results(page)
+    settled(dashboard, late)
+    wait_stored(dashboard, [late], timeout=15)
+    pill.click()
+    expect(page.locator(f'[data-results] tr[data-uuid="{late}"]')).to_be_visible(timeout=10_000)
+    expect(page.locator("[data-results] tr[data-uuid]")).to_have_count(4)
+    expect(pill).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"sort=-runtime"))

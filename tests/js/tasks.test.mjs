@@ -384,3 +384,13 @@ test("name suggestions offer the names typed and their dotted prefixes", () => {
 test("a retried attempt's exception matches free text live", () => {
   assert.ok(taskMatches(task({ retry_errors: "ConnectionError('Timed out fetching')" }), { ...emptyFilters(), q: "timed out" }));
 });
+
+import { newTasksPill } from "../../static/js/helpers/task_page.js";
+
+test("the new-tasks pill points up when newest first and offers a reload in another order", () => {
+  assert.deepEqual(newTasksPill(1, true), { text: "1 new task", mark: "↑", title: "Show them at the top" });
+  const other = newTasksPill(1200, false);
+  assert.equal(other.text, "1,200 new tasks");
+  assert.equal(other.mark, "↻");
+  assert.match(other.title, /first page again/);
+});

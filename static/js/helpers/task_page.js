@@ -3,6 +3,7 @@
 // pages), and what live `changes` do to it. On the first page sorted newest first, matching tasks
 // go in at the top; otherwise they wait in `pending` (the "N new tasks" pill).
 
+import { formatInteger } from "./format.js";
 import { receivedSortTime, taskMatches } from "./task_filters.js";
 
 /** Tasks per page (and the most rows shown, live rows included). */
@@ -29,6 +30,18 @@ export function positionFor(cursor, state) {
   const wanted = cursor || null;
   if (isPosition(state) && state.cursors.at(-1) === wanted) return { cursors: [...state.cursors], gap: state.gap };
   return wanted === null ? { cursors: [null], gap: false } : { cursors: [null, wanted], gap: true };
+}
+
+/**
+ * What the "N new tasks" pill says of `count` waiting tasks: sorted newest first they go in at the top
+ * (an up arrow); in another order the pill loads the first page again, where they take their place
+ * among the others, which it says instead of pointing up.
+ */
+export function newTasksPill(count, newestFirst) {
+  const text = `${formatInteger(count)} new task${count === 1 ? "" : "s"}`;
+  return newestFirst
+    ? { text, mark: "↑", title: "Show them at the top" }
+    : { text, mark: "↻", title: "Load the first page again: they take their place in this order" };
 }
 
 export class TaskPage {

@@ -9,7 +9,7 @@ import {
   apiUrl, ariaSort, headerSort, isNewestFirst, nameSuggestions, pageQuery, parseCursor, parseFilters, sameFilters,
   sortArrow, totalText,
 } from "../helpers/task_filters.js";
-import { PAGE_SIZE, positionFor, TaskPage } from "../helpers/task_page.js";
+import { newTasksPill, PAGE_SIZE, positionFor, TaskPage } from "../helpers/task_page.js";
 import { mountFilterForm } from "./task_filter_form.js";
 import { fillTaskRow } from "./task_row.js";
 import { latestRequest } from "../helpers/latest.js";
@@ -102,7 +102,10 @@ export function mountTaskSearch(root, store) {
   function renderPill() {
     const count = page.pending.size;
     pill.hidden = count === 0;
-    setField(pill, "count", `${formatInteger(count)} new task${count === 1 ? "" : "s"}`);
+    const shown = newTasksPill(count, isNewestFirst(filters));
+    setField(pill, "count", shown.text);
+    setField(pill, "pill-mark", shown.mark);
+    pill.title = shown.title;
   }
 
   /** Whether rows may move now: the first page, newest first, scrolled no further than the table top. */

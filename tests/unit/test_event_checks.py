@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dashboard import jsonio
 from dashboard.envelope import MAX_DEPTH, UndecodableMessage, decode_body, loads, repair_text
-from dashboard.checks import KNOWN_FIELDS, MAX_EXTRA_FIELDS, MAX_INT, MalformedEvent, clean_event
+from dashboard.checks import KNOWN_FIELDS, MAX_EXTRA_FIELDS, MAX_INT, MalformedEvent, checked_event, clean_event
 from dashboard.store import TaskStore
 from dashboard.state import ClusterState
 from dashboard.cluster import Cluster
@@ -158,3 +158,65 @@ def test_sqlite_range_is_what_the_checks_allow() -> None:
     conn.execute("INSERT INTO t VALUES (?)", (MAX_INT,))
     with pytest.raises(OverflowError):
         conn.execute("INSERT INTO t VALUES (?)", (MAX_INT + 1,))
+
+
+#: Fields as Celery's task and worker events carry them, each with a few values that pass the checks
+#: and a few that must be cut, converted or refused.
+_USUAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "hostname": st.sampled_from(["celery@worker-1", "", "h" * 255, "h" * 256]) | st.none() | st.integers(),
+    "name": st.sampled_from(["billing.charge_card", "n" * 300]) | st.none() | st.lists(st.integers(), max_size=2),
+    "queue": st.sampled_from(["celery", "high_priority"]) | st.none() | st.booleans(),
+    "uuid": st.sampled_from(["0b8f1c9e-1111-2222-3333-444455556666", "", "u" * 256]) | st.integers(),
+    "args": st.sampled_from(["(1, 2)", "a" * MAX_FIELD, "a" * (MAX_FIELD + 1)]) | st.none() | st.lists(st.integers()),
+    "traceback": st.sampled_from(["Traceback ...", "t" * MAX_TRACEBACK, "t" * (MAX_TRACEBACK + 1)]) | st.none(),
+    "timestamp": st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1.7e9, 1_700_000_000, True]),
+    "utcoffset": st.sampled_from([0, -1, 0.0, 24, 25, -24.5, None, "0"]),
+    "local_received": st.sampled_from([1.7e9, 2, 1 << 64, float("nan"), "x", None]),
+    "runtime": st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, -1, 1 << 63, False]),
+    "retries": st.sampled_from([0, 3, -1, 1.0, True, MAX_INT, MAX_INT + 1, None, "1"]),
+    "clock": st.sampled_from([0, 12, -5, 2.5, None]),
+    "freq": st.sampled_from([2.0, 0, -1, 4000, "2", None]),
+    "loadavg": st.sampled_from([[0.5, 0.4, 0.3], [1, 2, 3, 4], ["x"], None, "0.5"]),
+    "custom_field": st.integers() | st.text(max_size=5),
+}
+
+
+@st.composite
+def usual_events(draw: st.DrawFn) -> dict[str, Any]:
+    """A Celery-like event: a task or worker event type and some of its fields, most of them as Celery sends them."""
+    event: dict[str, Any] = {"type": draw(st.sampled_from(["task-received", "task-succeeded", "task-failed",
+                                                         "worker-heartbeat", "worker-online", "custom", "", 5]))}
+    for name in draw(st.lists(st.sampled_from(sorted(_USUAL_FIELDS)), max_size=9, unique=True)):
+        event[name] = draw(_USUAL_FIELDS[name])
+    return event
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(usual_events() | raw_events())
+def test_the_one_pass_over_a_usual_event_answers_as_every_check_in_turn_does(raw: dict[str, Any]) -> None:
+    """``clean_event`` takes a usual event in one pass and leaves any other to ``checked_event``: the
+    answer (the event kept, or the refusal and its reason) is the same either way."""
+    def outcome(check: Any) -> tuple[str, Any]:
+        try:
+            return "kept", check(dict(raw), MAX_FIELD, MAX_TRACEBACK)
+        except MalformedEvent as exc:
+            return "refused", str(exc)
+
+    fast, slow = outcome(clean_event), outcome(checked_event)
+    assert fast == slow
+    if fast[0] == "kept":
+        assert list(fast[1]) == list(slow[1])  # the same fields in the same order
+
+
+def test_the_one_pass_takes_celerys_own_events() -> None:
+    """The events Celery's workers send need nothing cut: the one pass answers for them itself."""
+    from dashboard.checks import _usual_event
+    received = {"hostname": "celery@worker-1", "utcoffset": 0, "pid": 1234, "clock": 55, "type": "task-received",
+                "uuid": "0b8f1c9e-1111-2222-3333-444455556666", "name": "billing.charge_card", "args": "(1, 2)",
+                "kwargs": "{}", "root_id": "0b8f1c9e-1111-2222-3333-444455556666", "parent_id": None,
+                "retries": 0, "eta": None, "expires": None, "timestamp": 1796152521.35, "local_received": 1.8e9}
+    heartbeat = {"hostname": "celery@worker-1", "utcoffset": -1, "pid": 7, "clock": 9, "freq": 2.0, "active": 1,
+                 "processed": 10, "loadavg": [0.5, 0.4, 0.3], "sw_ident": "py-celery", "sw_ver": "5.5.3",
+                 "sw_sys": "Linux", "timestamp": 1796152521.0, "type": "worker-heartbeat"}
+    for event in (received, heartbeat):
+        assert _usual_event(event, MAX_FIELD, MAX_TRACEBACK) == checked_event(event, MAX_FIELD, MAX_TRACEBACK)

@@ -19,7 +19,7 @@ from .shapes import Counters, WorkerAlert
 from .stats import TaskStats
 
 #: Event keys left out of a task's timeline entries (they are on the task or are bookkeeping).
-_TIMELINE_SKIP = ("uuid", "clock", "utcoffset", "pid", "local_received")
+_TIMELINE_SKIP = frozenset(("uuid", "clock", "utcoffset", "pid", "local_received"))
 #: Where each event type falls in a task's life, to order events with equal timestamps.
 LIFE_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 4,
                "task-failed": 5, "task-succeeded": 5, "task-revoked": 6, "task-rejected": 6}
@@ -131,10 +131,8 @@ class ClusterState:
             self.tasks.move_to_end(uuid)
         if event.get("root_id") == uuid:
             event["root_id"] = task.uuid  # one copy of the id (a root task is its own root) instead of two
-        entry = event.copy()  # then what stays out of the timeline taken out: cheaper than a filtered copy
-        for key in _TIMELINE_SKIP:
-            if key in entry:
-                del entry[key]
+        # A filtered copy, not a copy with keys deleted: deleting leaves the larger table (272 B, not 184 B)
+        entry = {k: v for k, v in event.items() if k not in _TIMELINE_SKIP}
         events = task.events
         if events is not None and entry in events:
             return  # the same event delivered twice

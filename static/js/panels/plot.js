@@ -62,6 +62,7 @@ export function createPlot(container, {
   let builtFor = null; // the series the chart was built for, as a key
   let source = null; // what draws next, when it was given as a function
   let stale = false; // data came while the tab was hidden
+  let pending = null; // the frame a draw waits for, when one is scheduled
 
   function build() {
     plot?.destroy();
@@ -100,6 +101,20 @@ export function createPlot(container, {
     }, columns, container);
     builtFor = seriesKey(shown);
     renderMarkers();
+  }
+
+  /**
+   * Render once the page has painted what changed with the data: after the next frame. Building a chart
+   * makes the browser lay out the page there and then, so a page that gets a snapshot (a thousand worker
+   * cards, the tasks, the queues) showed nothing until its charts were built; now they follow a frame
+   * later. Several draws before then render once, with the newest data.
+   */
+  function schedule() {
+    if (pending) return;
+    const frame = requestAnimationFrame(() => {
+      pending = { timer: setTimeout(() => { pending = null; render(); }) };
+    });
+    pending = { frame };
   }
 
   /** Draw what `draw` was last given (and build the chart first if its series changed). */
@@ -153,13 +168,16 @@ export function createPlot(container, {
         shown = nextSeries;
       }
       if (document.visibilityState === "hidden") stale = true; // drawn when the tab is visible again
-      else render();
+      else schedule();
     },
     setMarkers(next) {
       markers = markersWithin(next, -Infinity, Infinity);
       renderMarkers();
     },
     destroy() {
+      if (pending?.frame) cancelAnimationFrame(pending.frame);
+      if (pending?.timer) clearTimeout(pending.timer);
+      pending = null;
       resize.disconnect();
       document.removeEventListener("visibilitychange", onVisibility);
       plot?.destroy();

@@ -9,7 +9,7 @@ import pytest
 from celery.events.dispatcher import EventDispatcher
 from playwright.sync_api import Page, expect
 
-from helpers import DashboardProc, dashboard_with_worker, producer_app, send, start_dashboard, wait_stored
+from helpers import DashboardProc, dashboard_with_worker, producer_app, send, start_dashboard, wait_stored, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -126,5 +126,48 @@ def test_the_page_reconnects_and_resyncs_after_the_dashboard_restarts(
         row = page.locator(f'[data-panel="tasks"] tr[data-uuid="{task_id}"]')
         expect(row.locator('[data-field="state"]')).to_have_text("SUCCESS", timeout=15_000)
         assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    finally:
+        dashboard.stop()
+
+
+def test_a_page_opening_on_a_large_cluster_makes_the_first_cards_then_the_rest(
+        page: Page, redis_port: int, tmp_path: Path) -> None:
+    """120 workers: the page's first render makes the first 60 cards (those in view), the rest come after the next
+    frame; then a heartbeat with a new load and an offline worker change their cards."""
+    broker = f"redis://127.0.0.1:{redis_port}/13"
+    dashboard = start_dashboard(broker, tmp_path)
+    app = producer_app(broker)
+    hosts = [f"w-{n:03d}@big" for n in range(120)]
+    try:
+        with app.connection_for_write() as connection:
+            dispatchers = {host: EventDispatcher(connection, hostname=host, app=app) for host in hosts}
+            for dispatcher in dispatchers.values():
+                dispatcher.send("worker-online", freq=30.0, active=0, processed=0, loadavg=[0.1, 0.1, 0.1],
+                                sw_ident="py-celery", sw_ver="5.7.0", sw_sys="Linux")
+            wait_until(lambda: len(dashboard.get("/api/workers").json()) == 120, 15, message="120 workers known")
+            # The cards the first render adds, in the task that applies the snapshot (one observer callback).
+            page.add_init_script("""
+                window.__firstCards = null;
+                new MutationObserver((records, observer) => {
+                  const added = records.flatMap((r) => [...r.addedNodes])
+                    .filter((n) => n.matches?.("li.worker-card[data-hostname]")).length;
+                  if (added) { window.__firstCards = added; observer.disconnect(); }
+                }).observe(document, { childList: true, subtree: true });
+            """)
+            page.goto(dashboard.url + "/")
+            panel = page.locator('[data-panel="workers"]')
+            expect(panel.locator('[data-field="worker-count"]')).to_have_text("120 online · 0 offline", timeout=15_000)
+            expect(panel.locator("li.worker-card[data-hostname]")).to_have_count(120)
+            assert page.evaluate("window.__firstCards") == 60
+            expect(panel.locator("li.worker-card[data-hostname]").last).to_have_attribute("data-hostname", "w-119@big")
+            expect(panel.locator('[data-hostname="w-119@big"] [data-field="loadavg"]')).to_have_text("0.10 0.10 0.10")
+
+            dispatchers["w-100@big"].send("worker-heartbeat", freq=30.0, active=3, processed=7, loadavg=[2.5, 1.0, 0.5],
+                                          sw_ident="py-celery", sw_ver="5.7.0", sw_sys="Linux")
+            dispatchers["w-005@big"].send("worker-offline")
+            expect(panel.locator('[data-hostname="w-100@big"] [data-field="loadavg"]')).to_have_text("2.50 1.00 0.50")
+            expect(panel.locator('[data-hostname="w-005@big"]')).to_have_attribute("data-status", "offline")
+            expect(panel.locator('[data-field="worker-count"]')).to_have_text("119 online · 1 offline")
+            expect(panel.locator("li.worker-card[data-hostname]").last).to_have_attribute("data-hostname", "w-005@big")
     finally:
         dashboard.stop()

@@ -61,3 +61,14 @@ export function placeInOrder(parent, elements) {
     }
   }
 }
+
+/**
+ * Call `fn` in a task of its own once the browser has painted the next frame (a requestAnimationFrame
+ * callback runs before that frame is laid out and painted; a timer set from it runs after). Returns a
+ * function that cancels the call if it has not run yet.
+ */
+export function afterNextFrame(fn) {
+  let timer = null;
+  const frame = requestAnimationFrame(() => { timer = setTimeout(fn); });
+  return () => { cancelAnimationFrame(frame); if (timer !== null) clearTimeout(timer); };
+}

@@ -7,6 +7,7 @@
 
 import uPlot from "../../vendor/uplot/uPlot.esm.js";
 import { niceMax } from "../helpers/chart.js";
+import { afterNextFrame } from "../helpers/dom.js";
 import { EMPTY, formatClockMinutes, formatTime } from "../helpers/format.js";
 import { isolatedIndices, markersWithin } from "../helpers/series.js";
 
@@ -62,7 +63,7 @@ export function createPlot(container, {
   let builtFor = null; // the series the chart was built for, as a key
   let source = null; // what draws next, when it was given as a function
   let stale = false; // data came while the tab was hidden
-  let pending = null; // the frame a draw waits for, when one is scheduled
+  let pending = null; // cancels the render a draw scheduled, until it runs
 
   function build() {
     plot?.destroy();
@@ -110,15 +111,13 @@ export function createPlot(container, {
    * later. Several draws before then render once, with the newest data.
    */
   function schedule() {
-    if (pending) return;
-    const frame = requestAnimationFrame(() => {
-      pending = { timer: setTimeout(() => { pending = null; render(); }) };
-    });
-    pending = { frame };
+    pending ??= afterNextFrame(() => { pending = null; render(); });
   }
 
   /** Draw what `draw` was last given (and build the chart first if its series changed). */
   function render() {
+    pending?.(); // a render scheduled before this one has nothing left to do
+    pending = null;
     stale = false;
     if (source) ({ columns, series: shown } = source());
     if (!plot || builtFor !== seriesKey(shown)) build();
@@ -150,7 +149,7 @@ export function createPlot(container, {
   }
 
   function onVisibility() {
-    if (document.visibilityState === "visible" && stale) render();
+    if (document.visibilityState === "visible" && stale) schedule();
   }
 
   const resize = new ResizeObserver(() => {
@@ -175,8 +174,7 @@ export function createPlot(container, {
       renderMarkers();
     },
     destroy() {
-      if (pending?.frame) cancelAnimationFrame(pending.frame);
-      if (pending?.timer) clearTimeout(pending.timer);
+      pending?.();
       pending = null;
       resize.disconnect();
       document.removeEventListener("visibilitychange", onVisibility);

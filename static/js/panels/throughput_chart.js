@@ -102,8 +102,10 @@ export function mountThroughputChart(root, store) {
     if (!series) return;
     const live = range === LIVE_RANGE;
     const nowSeconds = store.serverNowMs() / 1000;
-    outcomes.draw([series.t, ...OUTCOMES.map(({ kind }) => perSecond(series, kind, live ? null : nowSeconds))]);
-    failures.draw([series.t, failureRates(series, live ? LIVE_FAILURE_WINDOW_SECONDS : 1)]);
+    // A copy of the times: the series grows and is trimmed in place, and the charts draw after the next frame.
+    const times = series.t.slice();
+    outcomes.draw([times, ...OUTCOMES.map(({ kind }) => perSecond(series, kind, live ? null : nowSeconds))]);
+    failures.draw([times, failureRates(series, live ? LIVE_FAILURE_WINDOW_SECONDS : 1)]);
     const finished = total(series, ["succeeded", "failed"]);
     const failedCount = total(series, ["failed"]);
     // What the series holds (the chart's own `data-points` and `data-last` say what it drew).

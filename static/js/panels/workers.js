@@ -1,23 +1,31 @@
 // Worker cards: status, pool, load and a heartbeat age ticking every second.
 
-import { cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helpers/dom.js";
+import { afterNextFrame, cloneTemplate, reconcileKeyed, setField, setFieldAttr } from "../helpers/dom.js";
 import { formatAge } from "../helpers/duration.js";
 import { EMPTY, formatInteger, formatLoadavg, formatTime, workerHref } from "../helpers/format.js";
 import { onTick } from "../helpers/clock.js";
 import { activeText, outcomesText, withoutEventsText } from "../helpers/worker_info.js";
 
-/** Cards shown at most; the rest are counted in the panel's footer. */
+/** Cards shown at most; the rest are counted in the panel's header. */
 export const MAX_WORKER_CARDS = 500;
+/** Cards made at once when the panel has none yet (a page opening on a large cluster); the rest a frame later. */
+export const FIRST_WORKER_CARDS = 60;
 
 export function mountWorkers(root, store) {
   const list = root.querySelector("[data-list]");
   const empty = root.querySelector("[data-empty]");
   const cards = new Map(); // hostname -> card element
+  let rest = null; // cancels the render of the cards that a first render left for after the frame
 
   function render(event) {
     if (event?.type === "changes" && event.changed.workers.size === 0) return;
     const workers = store.workersSorted();
-    const shown = workers.slice(0, MAX_WORKER_CARDS);
+    let shown = workers.slice(0, MAX_WORKER_CARDS);
+    if (cards.size === 0 && shown.length > FIRST_WORKER_CARDS) {
+      // The cards in view are painted first, with the count and the other panels; the others a frame later.
+      shown = shown.slice(0, FIRST_WORKER_CARDS);
+      rest ??= afterNextFrame(() => { rest = null; render(); });
+    }
     reconcileKeyed(list, cards, shown, (worker) => worker.hostname, () => cloneTemplate(root, "worker-card"), fill);
     if (empty) empty.hidden = workers.length > 0;
     setField(root, "worker-count", summary(workers));
@@ -57,7 +65,7 @@ export function mountWorkers(root, store) {
   render();
   const unsubscribe = store.subscribe(render);
   const stopTick = onTick(tick);
-  return () => { unsubscribe(); stopTick(); };
+  return () => { unsubscribe(); stopTick(); rest?.(); };
 }
 
 function summary(workers) {

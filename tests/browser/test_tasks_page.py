@@ -265,6 +265,7 @@ def test_in_another_order_the_new_tasks_pill_loads_the_first_page_again(page: Pa
     first = [send(app, "echo", "reorderword", i) for i in range(3)]
     for task_id in first:
         settled(dashboard, task_id)
+    wait_stored(dashboard, first)  # the page lists the history: finished in memory is not yet written
     page.goto(f"{dashboard.url}/tasks?q=reorderword&sort=-runtime")
     expect(page.locator("[data-results] tr[data-uuid]")).to_have_count(3)
     late = send(app, "echo", "reorderword", 99)

@@ -43,16 +43,19 @@ def module_closure(static_dir: Path, entry: str = "js/main.js") -> list[str]:
     return list(seen)
 
 
-def page_modules(static_dir: Path, entry: str = "js/main.js") -> dict[str | None, list[str]]:
+def page_modules(static_dir: Path, entry: str = "js/main.js", first: str = "js/connect.js"
+                 ) -> dict[str | None, list[str]]:
     """Return, for each page with a module of its own (``js/pages/<page>.js``, by its page name) and for
-    every other page (None), the modules its head preloads: those ``entry`` reaches, then its page
-    module's that ``entry`` does not (``entry`` itself is the page's script, not listed)."""
-    common = module_closure(static_dir, entry)
-    pages: dict[str | None, list[str]] = {None: common[1:]}
+    every other page (None), the modules its head preloads: those ``first`` reaches (the early live
+    connection's script: the Socket.IO client, fetched before the panels), then those ``entry`` reaches,
+    then its page module's that neither does (``first`` and ``entry`` are the page's scripts, not listed)."""
+    early = module_closure(static_dir, first)
+    common = early + [m for m in module_closure(static_dir, entry) if m not in early]
+    pages: dict[str | None, list[str]] = {None: [m for m in common if m not in (first, entry)]}
     shared = set(common)
     for file in sorted((static_dir.resolve() / "js" / "pages").glob("*.js")):
         own = module_closure(static_dir, f"js/pages/{file.name}")
-        pages[file.stem] = common[1:] + [m for m in own if m not in shared]
+        pages[file.stem] = pages[None] + [m for m in own if m not in shared]
     return pages
 
 

@@ -1,4 +1,5 @@
-// Page entry: read the bootstrap JSON, create the store, connect live, mount the panels present.
+// Page entry: read the bootstrap JSON, create the store, mount the panels present, then feed them the live
+// connection (opened early by connect.js, or here).
 
 import { BASE } from "./helpers/base.js";
 import { createStore } from "./store.js";
@@ -68,11 +69,15 @@ function main(bootstrap, page) {
   const onAlert = mountNotifications(document.querySelector("[data-enable-notifications]"), announce);
   const live = connectLive({ namespace: bootstrap.namespace, store, onConnection: setConnection, onAlert });
 
-  for (const [name, mount] of Object.entries(PANELS)) {
-    for (const root of document.querySelectorAll(`[data-panel="${name}"]`)) mount(root, store);
+  try {
+    for (const [name, mount] of Object.entries(PANELS)) {
+      for (const root of document.querySelectorAll(`[data-panel="${name}"]`)) mount(root, store);
+    }
+    for (const form of document.querySelectorAll("form[data-jump]")) mountJump(form);
+    page?.mount({ bootstrap, store, live, announce });
+  } finally {
+    live.start(); // what the connection brought while the panels loaded, then the rest as it comes
   }
-  for (const form of document.querySelectorAll("form[data-jump]")) mountJump(form);
-  page?.mount({ bootstrap, store, live, announce });
 }
 
 /** Pages with panels of their own (`pages/<page>.js`): only those pages load them, and the server lists

@@ -49,8 +49,8 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
   const store = {
     onResync,
 
-    /** Replace all state with a snapshot message. */
-    applySnapshot(snapshot) {
+    /** Replace all state with a snapshot message, which came at `receivedAt` (ms, the `now` clock; default now). */
+    applySnapshot(snapshot, receivedAt = now()) {
       workers.clear();
       tasks.clear();
       queues.clear();
@@ -61,7 +61,9 @@ export function createStore({ maxTasks = MAX_TASKS, onResync = null, now = Date.
       for (let i = recent.length - 1; i >= 0; i--) tasks.set(recent[i].uuid, recent[i]);
       for (const queue of snapshot.queues ?? []) queues.set(queue.name, queue);
       counters = snapshot.counters ?? null;
-      if (Number.isFinite(snapshot.server_time)) clockOffsetMs = snapshot.server_time * 1000 - now();
+      if (Number.isFinite(snapshot.server_time)) {
+        clockOffsetMs = snapshot.server_time * 1000 - (Number.isFinite(receivedAt) ? receivedAt : now());
+      }
       seq = snapshot.seq;
       awaitingSnapshot = false;
       resyncRequestedAt = null;

@@ -15,10 +15,15 @@ def test_main_and_the_page_modules_reach_every_module() -> None:
     modules = module_closure(STATIC)
     assert modules[0] == "js/main.js"
     pages = page_modules(STATIC)
-    reached = set(modules).union(*pages.values())
+    early = module_closure(STATIC, "js/connect.js")
+    reached = set(modules).union(early, *pages.values())
     on_disk = {str(p.relative_to(STATIC)) for p in (STATIC / "js").rglob("*.js")}
     assert on_disk <= reached  # nothing a page runs would be left to a late fetch
     assert "vendor/socket.io/socket.io.esm.min.js" in modules and "vendor/uplot/uPlot.esm.js" in modules
+    # The early live connection's modules are fetched first (the Socket.IO client among them), then the panels'.
+    assert "vendor/socket.io/socket.io.esm.min.js" in early and "js/panels/workers.js" not in early
+    assert pages[None][:len(early) - 1] == early[1:]
+    assert "js/connect.js" not in pages[None] and "js/main.js" not in pages[None]
 
 
 def test_only_its_own_page_loads_a_page_module() -> None:
@@ -65,6 +70,9 @@ def test_pages_load_versioned_files_that_browsers_keep(tmp_path: Path) -> None:
     page = client.get("/").get_data(as_text=True)
     version = re.search(r'src="/static/v/([0-9a-f]{12})/js/main.js"', page).group(1)
     assert version == static_version(STATIC)
+    # The early live connection's own script comes first, async: it runs as soon as its few modules are in.
+    early = page.index(f'<script type="module" async src="/static/v/{version}/js/connect.js"></script>')
+    assert early < page.index(f'src="/static/v/{version}/js/main.js"')
     preloads = re.findall(r'<link rel="modulepreload" href="/static/v/[0-9a-f]{12}/([^"]+)">', page)
     assert preloads == page_modules(STATIC)[None] and "js/store.js" in preloads
     task_page = client.get("/tasks/no-such-task").get_data(as_text=True)  # a 404 is the same page

@@ -8,6 +8,7 @@ turns it into zero.
 from __future__ import annotations
 
 from collections import deque
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -57,7 +58,7 @@ class Queue:
     """One watched queue: its latest sample and its history."""
 
     __slots__ = ("name", "depth", "broker_consumers", "unacked", "error", "stale", "sampled_at",
-                 "sparkline", "last_depths", "history", "over_since", "alerting", "pushed", "minutes")
+                 "sparkline", "peak", "last_depths", "history", "over_since", "alerting", "pushed", "minutes")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -68,6 +69,7 @@ class Queue:
         self.stale = False
         self.sampled_at: float | None = None
         self.sparkline: deque[list[int]] = deque()  # [step start, highest depth] over SPARKLINE_SECONDS
+        self.peak = 0  # the highest depth in the sparkline (0 when empty), kept as it changes
         self.last_depths: deque[int] = deque(maxlen=GROWTH_SAMPLES)  # the latest samples, for ``growing``
         self.history: deque[list[float]] = deque()  # [bucket start, max depth], for the hour chart
         self.over_since: float | None = None  # when depth first exceeded its alert threshold
@@ -84,8 +86,13 @@ class Queue:
         self.minutes[minute] = max(depth, self.minutes.get(minute, 0))
         self.last_depths.append(depth)
         _keep_highest(self.sparkline, int(now - now % SPARKLINE_STEP_SECONDS), depth)
+        self.peak = max(self.peak, depth)
+        peak_gone = False
         while self.sparkline and now - self.sparkline[0][0] > SPARKLINE_SECONDS + SPARKLINE_STEP_SECONDS:
-            self.sparkline.popleft()  # a step goes once all of it is older than the window
+            # a step goes once all of it is older than the window
+            peak_gone = self.sparkline.popleft()[1] >= self.peak or peak_gone
+        if peak_gone:  # the highest left the window: the next highest, once (ranking reads it at every snapshot)
+            self.peak = max(map(itemgetter(1), self.sparkline), default=0)
         _keep_highest(self.history, now - now % HISTORY_BUCKET_SECONDS, depth)
         while self.history and now - self.history[0][0] > HISTORY_SECONDS:
             self.history.popleft()
@@ -93,10 +100,11 @@ class Queue:
     @property
     def growing(self) -> bool:
         """Whether depth rose at every one of the last samples, by GROWTH_MIN_MESSAGES or more."""
-        if len(self.last_depths) < GROWTH_SAMPLES:
-            return False
-        last = list(self.last_depths)
-        return all(b >= a for a, b in zip(last, last[1:])) and last[-1] - last[0] >= GROWTH_MIN_MESSAGES
+        last = self.last_depths
+        if len(last) < GROWTH_SAMPLES or last[-1] - last[0] < GROWTH_MIN_MESSAGES:
+            return False  # the cheap test first: most queues hold steady (every sample and snapshot asks)
+        depths = list(last)
+        return all(b >= a for a, b in zip(depths, depths[1:]))
 
 
 def _keep_highest(buckets: deque[list[Any]], start: Any, depth: int) -> None:
@@ -227,4 +235,4 @@ class QueueBook:
 
     def highest(self, name: str) -> int:
         """Return the highest depth of a queue's sparkline (0 when it has none)."""
-        return max((b[1] for b in self.queues[name].sparkline), default=0)
+        return self.queues[name].peak

@@ -117,6 +117,39 @@ def test_a_sparkline_keeps_one_highest_depth_per_step_over_the_window_however_lo
     assert book.highest("q") == 6
 
 
+def test_the_highest_depth_follows_the_sparklines_window_as_peaks_come_and_go() -> None:
+    """Kept as samples come, it always equals the highest depth the sparkline holds: a spike raises it, and it
+    falls back to the next highest once the spike's step leaves the 15-minute window (samples at uneven times)."""
+    import random
+
+    rng = random.Random(7)
+    book = QueueBook(configured=["q"])
+    assert book.highest("q") == 0
+    now = T0
+    for n in range(3000):
+        now += rng.choice((0.4, 1.0, 3.0, 11.0, 95.0))  # bursts of samples and gaps
+        depth = rng.choice((0, 1, 2, 3, 40)) if n % 500 else 900  # an occasional spike
+        book.apply(now, {"q": sample(depth)})
+        assert book.highest("q") == max(book.history_json("q")["depth"], default=0), n
+    book.apply(now + SPARKLINE_SECONDS * 3, {"q": sample(2)})  # everything before left the window
+    assert book.highest("q") == 2 and book.history_json("q")["depth"] == [2]
+
+
+def test_growing_is_the_same_steady_rise_whichever_test_comes_first() -> None:
+    book = QueueBook(configured=["q"])
+    for i, depth in enumerate([0, 1, 1, 2, 3, 3, 4, 4, 5, 5]):  # rose by 5 in ten samples, never fell
+        book.apply(T0 + i, {"q": sample(depth)})
+    assert book.to_json("q", None, T0 + 10)["growing"] is True
+    book.apply(T0 + 10, {"q": sample(9)})  # the last ten, 1 to 9: up by 8, never falling
+    assert book.to_json("q", None, T0 + 11)["growing"] is True
+    book.apply(T0 + 11, {"q": sample(6)})  # a fall at the end
+    assert book.to_json("q", None, T0 + 12)["growing"] is False
+    flat = QueueBook(configured=["f"])
+    for i, depth in enumerate([3, 9, 4, 9, 4, 9, 4, 9, 4, 7]):  # up by 4 only, and not steady
+        flat.apply(T0 + i, {"f": sample(depth)})
+    assert flat.to_json("f", None, T0 + 10)["growing"] is False
+
+
 def test_a_snapshot_carries_the_sparklines_of_the_queues_that_matter_most() -> None:
     book = QueueBook(max_queues=5000)
     cluster = Cluster(ClusterState(), book)

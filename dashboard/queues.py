@@ -8,8 +8,8 @@ turns it into zero.
 from __future__ import annotations
 
 from collections import deque
-from operator import itemgetter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Iterable
 
 from .shapes import QueueAlert

@@ -116,7 +116,7 @@ export function connectLive({
       if (started) return;
       started = true;
       handover?.stop();
-      for (const [event, handler] of handlers) socket.on(event, (...args) => handler(...args));
+      for (const [event, handler] of handlers) socket.on(event, handler);
       for (const [event, args, at] of handover?.kept ?? []) {
         const handler = handlers.get(event);
         if (!handler) continue;
@@ -126,10 +126,6 @@ export function connectLive({
         } catch (error) {
           console.error(`live: a kept "${event}" message failed to apply`, error); // the next ones still apply
         }
-      }
-      // Connected before the start without a "connect" kept for it (so rooms asked for meanwhile went unsent).
-      if (socket.connected && !(handover?.kept ?? []).some(([event]) => event === "connect")) {
-        for (const room of rooms) socket.emit("subscribe", { room });
       }
     },
   };

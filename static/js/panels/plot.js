@@ -116,8 +116,6 @@ export function createPlot(container, {
 
   /** Draw what `draw` was last given (and build the chart first if its series changed). */
   function render() {
-    pending?.(); // a render scheduled before this one has nothing left to do
-    pending = null;
     stale = false;
     if (source) ({ columns, series: shown } = source());
     if (!plot || builtFor !== seriesKey(shown)) build();

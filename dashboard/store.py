@@ -128,9 +128,9 @@ FTS_SORTED_MAX = 30_000
 #: What checking one row against a word costs (~40 µs), in row reads.
 PROBE_ROWS = 20
 #: Shortest final token matched as a prefix. The FTS index keeps 2- and 3-character prefixes; a
-#: one-character one merges the terms that start with it on each query: 45-150 ms over a million
-#: tasks (8 ms for two characters), which costs less than a third prefix index would on every write.
-MIN_PREFIX_CHARS = 1
+#: one-character one would merge every term that starts with it on each query (over a million tasks, 44 ms
+#: for "4" and 306 ms for "c", which matches nearly every task anyway), so a lone character is a whole word.
+MIN_PREFIX_CHARS = 2
 #: Most rows of the sort index read per step when paging through a common full-text match.
 WALK_CHUNK_MAX = 8_192
 #: A sort other than by time whose filters pass more rows than a count would give exactly (their estimate
@@ -1914,8 +1914,8 @@ def _match_expression(words: list[str]) -> str | None:
 
     Quoting makes FTS syntax in the input (``"``, ``*``, ``AND``, ``(``) plain text; a word
     is tokenised by FTS5 itself, so ``cus_000123`` matches the adjacent tokens ``cus 000123*``.
-    Words without a letter or digit cannot match anything and are dropped; so "ORD-4" matches
-    the adjacent tokens ``ord 4*`` (ORD-43, ORD-4242).
+    Words without a letter or digit cannot match anything and are dropped; so "ORD-42" matches
+    the adjacent tokens ``ord 42*`` (ORD-42, ORD-4242), and "ORD-4" only ORD-4 (``MIN_PREFIX_CHARS``).
     """
     phrases = []
     for word in words:

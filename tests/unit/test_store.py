@@ -1048,10 +1048,13 @@ def test_tasks_are_rescued_from_a_damaged_file_of_an_older_version(tmp_path: Pat
         store.close()
 
 
-def test_a_one_character_last_word_is_a_prefix_too(store: TaskStore) -> None:
-    store.write_batch([task("a", 1, args="('ORD-43',)"), task("b", 2, args="('ORD-4242',)"), task("c", 3, args="('ORD-5',)")], [])
-    assert sorted(uuids(store.query(q="ORD-4"))) == ["a", "b"]
+def test_a_last_word_is_a_prefix_from_two_characters_on(store: TaskStore) -> None:
+    store.write_batch([task("a", 1, args="('ORD-43',)"), task("b", 2, args="('ORD-4242',)"), task("c", 3, args="('ORD-4',)"),
+                       task("d", 4, args="('ORD-5',)")], [])
+    assert sorted(uuids(store.query(q="ORD-4"))) == ["c"]  # one character: the whole word (every task's "4*" is slow)
+    assert sorted(uuids(store.query(q="ORD-42"))) == ["b"]
     assert sorted(uuids(store.query(q="ORD-43"))) == ["a"]
+    assert sorted(uuids(store.query(q="ord"))) == ["a", "b", "c", "d"]
 
 
 @pytest.mark.parametrize("walks", [True, False], ids=["in two parts", "sorted"])

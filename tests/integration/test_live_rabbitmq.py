@@ -58,6 +58,14 @@ def test_task_moves_through_its_states_live_on_rabbitmq(queue_name: str, log_dir
         assert done["worker"] == hostname and done["result"] == "9"
         assert done["queue"] == queue_name
         assert done["succeeded"] - done["received"] >= 0
+
+        # The sampler reads RabbitMQ (a passive declare on its own connection) away from the event loop
+        def sampled() -> dict | None:
+            shape = next((q for q in dashboard.get("/api/queues").json() if q["name"] == queue_name), None)
+            return shape if shape and shape["depth"] == 0 and shape["consumers"] == 1 else None
+        wait_until(sampled, 30, message=lambda: f"{queue_name} not sampled: {dashboard.get('/api/queues').json()}")
+        sampler = dashboard.get("/api/health").json()["sampler"]
+        assert sampler["rounds"] >= 1 and sampler["last_ms"] is not None and sampler["last_ms"] < 5000
     finally:
         if worker is not None:
             worker.stop()

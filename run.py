@@ -14,8 +14,9 @@ from eventlet import tpool  # noqa: E402
 from dashboard.server import main  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
 
-#: Native threads for blocking calls; each keeps its own SQLite connection and page cache.
-TPOOL_THREADS = 4
+#: Native threads for blocking calls; each keeps its own SQLite connection and page cache. One of them at a
+#: time may be the queue sampler's broker read (up to the broker's timeouts when it does not answer).
+TPOOL_THREADS = 5
 #: Longest wait on any one read or write of a connection before it is closed, in seconds (live
 #: sockets set their own, from the ping interval and timeout).
 SOCKET_TIMEOUT_SECONDS = 60.0

@@ -8,6 +8,7 @@ keep their lines.
 """
 from __future__ import annotations
 
+import _thread
 import logging
 import re
 
@@ -30,8 +31,19 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class NativeLockHandler(logging.StreamHandler):
+    """A stream handler whose lock blocks the calling OS thread. Records come from the event loop's thread and
+    from native threads (the history's writes, the queue sampler's reads); eventlet's monkey-patching turns
+    ``threading``'s locks green, and a green lock contended between two native threads never wakes its waiter:
+    every later record would wait behind it. ``_thread.RLock``, the C lock, is left alone by that patching
+    (nothing in ``emit`` yields to another green thread while holding it)."""
+
+    def createLock(self) -> None:  # noqa: N802 (logging's naming)
+        self.lock = _thread.RLock()
+
+
 def configure(level: str) -> None:
     """Send the root logger's records to stderr, one line each, at ``level``."""
-    handler = logging.StreamHandler()
+    handler = NativeLockHandler()
     handler.setFormatter(OneLineFormatter(FORMAT))
     logging.basicConfig(level=level, handlers=[handler])

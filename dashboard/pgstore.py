@@ -6,7 +6,7 @@ than ``public``) and is versioned by the one row of ``dashboard_schema``: ``MIGR
 from version n to n + 1. Processes starting together migrate one at a time (an advisory lock held by
 the migrating transaction). Full-text search is a generated ``tsvector`` column with a GIN index:
 the searched fields are cut into words at every character that is not a letter or a digit (as
-SQLite's FTS5 ``unicode61`` does), so the two stores match the same words; the last word of a query
+SQLite's FTS5 ``unicode61`` does), so the two stores match the same words; each word of a query
 is matched as a prefix from its second character on, as in SQLite.
 
 Every call blocks on the network: the caller runs it in a native thread (``run_blocking``), as for
@@ -36,11 +36,11 @@ from .model import READY_STATES, TASK_FIELDS
 from .redact import mask_url
 from .stats import Bucket, Row
 from . import store as limits  # EXACT_TOTAL_CAP and PRUNE_CHUNK_TASKS, read when used (tests change them)
-from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, MIN_PREFIX_CHARS,
-                    REF_FIELDS, STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
+from .store import (ALERTS_PAGE_MAX, AUDIT_PAGE_MAX, FAILED_STATES, GAPS_MAX, MARKERS_MAX, REF_FIELDS,
+                    STATS_HOURS_KEPT_SECONDS, STATS_MINUTES_KEPT_SECONDS, STATS_STEPS,
                     _TOKENS, UUID_PREFIX, NativeLock, StoreClosed, StoreError, StoreQueryError, _encode_cursor,
                     _event_row, _number, _task_row, _text, _where, dumps, event_body, one_pass, query_filters,
-                    round_estimate, task_shapes, task_upserts, task_write_sql)
+                    is_prefix, round_estimate, task_shapes, task_upserts, task_write_sql)
 
 log = logging.getLogger(__name__)
 
@@ -769,14 +769,14 @@ def _reason(exc: BaseException) -> str:
 
 def _tsquery(words: list[str]) -> str | None:
     """Turn free text into a tsquery: each word its letter-and-digit runs as a phrase (``cus_000123``:
-    ``'cus' <-> '000123':*``), the last run a prefix from its ``MIN_PREFIX_CHARS``-th character on, the words
-    ANDed. The runs are quoted and hold no quote, so nothing in the input is tsquery syntax; a word without a
-    letter or digit is dropped."""
+    ``'cus' <-> '000123':*``), the last run a prefix as in SQLite (``store.is_prefix``), the words ANDed. The
+    runs are quoted and hold no quote, so nothing in the input is tsquery syntax; a word without a letter or
+    digit is dropped."""
     phrases = []
     for word in words:
         tokens = _TOKENS.findall(word)
         if tokens:
-            prefix = ":*" if len(tokens[-1]) >= MIN_PREFIX_CHARS else ""
+            prefix = ":*" if is_prefix(tokens[-1]) else ""
             phrases.append(" <-> ".join(f"'{token}'" for token in tokens) + prefix)
     return " & ".join(f"({phrase})" for phrase in phrases) or None
 

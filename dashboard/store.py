@@ -129,8 +129,14 @@ FTS_SORTED_MAX = 30_000
 PROBE_ROWS = 20
 #: Shortest final token matched as a prefix. The FTS index keeps 2- and 3-character prefixes; a
 #: one-character one would merge every term that starts with it on each query (over a million tasks, 44 ms
-#: for "4" and 306 ms for "c", which matches nearly every task anyway), so a lone character is a whole word.
+#: for "4" and 306 ms for "c", which matches nearly every task anyway), so a lone ASCII character is a whole word.
 MIN_PREFIX_CHARS = 2
+
+
+def is_prefix(token: str) -> bool:
+    """Whether a word's last token is matched as a prefix: from ``MIN_PREFIX_CHARS`` characters on, or any
+    token beyond ASCII (a run of CJK text is one token, and few terms start with one such character)."""
+    return len(token) >= MIN_PREFIX_CHARS or not token.isascii()
 #: Most rows of the sort index read per step when paging through a common full-text match.
 WALK_CHUNK_MAX = 8_192
 #: A sort other than by time whose filters pass more rows than a count would give exactly (their estimate
@@ -1921,7 +1927,7 @@ def _match_expression(words: list[str]) -> str | None:
     for word in words:
         tokens = _TOKENS.findall(word)
         if tokens:
-            prefix = "*" if len(tokens[-1]) >= MIN_PREFIX_CHARS else ""
+            prefix = "*" if is_prefix(tokens[-1]) else ""
             phrases.append('"' + word.replace('"', '""') + '"' + prefix)
     return " AND ".join(phrases) or None
 

@@ -1,8 +1,6 @@
 """The queue model: remembered queues, stale depths, growth, backlog alerts (no I/O)."""
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from dashboard.broker import QueueSample
@@ -166,40 +164,3 @@ def test_a_snapshot_carries_the_sparklines_of_the_queues_that_matter_most() -> N
     # the flagged one, then the deepest over the window (each queue once held its number), not the deepest now
     assert shown == {"q-0001"} | {f"q-{n:04d}" for n in range(991, 1000)}
 
-
-def test_the_sampler_reads_the_broker_away_from_the_loop_and_times_the_read_alone(tmp_path: Any) -> None:
-    """Under eventlet ``run_blocking`` is a native thread: the broker read and its timing run there, the samples
-    are applied by the caller afterwards, and the wait to get back (a busy event loop) is not in the round trip."""
-    import threading
-    import time
-
-    from dashboard import create_app
-    from dashboard.sampler import QueueSampler
-    from dashboard.settings import Settings
-
-    dashboard = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading", queues=("billing",))
-                           ).extensions["dashboard"]
-    read_in: list[int] = []
-
-    class Reader:
-        def sample(self, names: list[str]) -> dict[str, QueueSample]:
-            read_in.append(threading.get_ident())
-            return {name: sample(7) for name in names}
-
-        def close(self) -> None:
-            pass
-
-    def elsewhere(function: Any, *args: Any) -> Any:  # another thread, then a slow way back
-        done: list[Any] = []
-        thread = threading.Thread(target=lambda: done.append(function(*args)))
-        thread.start()
-        thread.join()
-        time.sleep(0.3)
-        return done[0]
-
-    sampler = QueueSampler(dashboard.collector, lambda alert: None, reader=Reader(), run_blocking=elsewhere)
-    sampler.step(time.time())
-    assert read_in and read_in[0] != threading.get_ident()
-    assert sampler.health()["last_ms"] < 300 and sampler.health()["queues"] == 1
-    assert next(q for q in dashboard.cluster.queues(time.time()) if q["name"] == "billing")["depth"] == 7
-    dashboard.store.close()

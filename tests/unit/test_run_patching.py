@@ -108,3 +108,29 @@ def test_the_stores_write_lock_holds_between_native_threads_under_eventlet() -> 
     result = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", NATIVE_LOCK_PROBE],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "ORDER ['held', 'released', 'took']" in result.stdout, result.stderr
+
+
+LOG_RACE = """
+import eventlet; eventlet.monkey_patch()
+import logging, sys
+from eventlet import tpool
+from dashboard.logs import configure
+configure("INFO")
+log = logging.getLogger("race")
+def lines(count):
+    for n in range(count):
+        log.info("line %d", n)
+    return count
+pool = eventlet.GreenPool()
+jobs = [pool.spawn(tpool.execute, lines, 3000) for _ in range(3)] + [pool.spawn(lines, 3000)]
+print("LOGGED", sum(job.wait() for job in jobs), file=sys.__stdout__)
+"""
+
+
+def test_the_log_handler_serves_native_threads_and_the_event_loop_at_once() -> None:
+    """Under eventlet a record may come from the event loop's thread and from tpool's native threads at the same
+    moment; with ``threading``'s (green) lock the handler hung there within seconds, every later record behind it."""
+    result = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", LOG_RACE],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "LOGGED 12000" in result.stdout, result.stderr[-2000:]
+    assert result.stderr.count("race: line ") == 12000

@@ -1055,6 +1055,17 @@ def test_a_last_word_is_a_prefix_from_two_characters_on(store: TaskStore) -> Non
     assert sorted(uuids(store.query(q="ORD-42"))) == ["b"]
     assert sorted(uuids(store.query(q="ORD-43"))) == ["a"]
     assert sorted(uuids(store.query(q="ord"))) == ["a", "b", "c", "d"]
+    assert uuids(store.query(q="o")) == [] and uuids(store.query(q="4 ord")) == ["c"]  # any word, first or last
+    store.write_batch([task("e", 5, args="('東京駅',)")], [])
+    assert uuids(store.query(q="東")) == ["e"]  # a run of CJK text is one token: its first character is a prefix
+
+
+def test_each_word_becomes_a_quoted_phrase_a_prefix_from_two_characters_on_in_both_stores() -> None:
+    from dashboard.pgstore import _tsquery
+    from dashboard.store import _match_expression
+
+    assert _match_expression(["c", "ORD-4", "ORD-42", "東"]) == '"c" AND "ORD-4" AND "ORD-42"* AND "東"*'
+    assert _tsquery(["c", "ORD-4", "ORD-42", "東"]) == "('c') & ('ORD' <-> '4') & ('ORD' <-> '42':*) & ('東':*)"
 
 
 @pytest.mark.parametrize("walks", [True, False], ids=["in two parts", "sorted"])

@@ -131,12 +131,6 @@ PROBE_ROWS = 20
 #: one-character one would merge every term that starts with it on each query (over a million tasks, 44 ms
 #: for "4" and 306 ms for "c", which matches nearly every task anyway), so a lone ASCII character is a whole word.
 MIN_PREFIX_CHARS = 2
-
-
-def is_prefix(token: str) -> bool:
-    """Whether a word's last token is matched as a prefix: from ``MIN_PREFIX_CHARS`` characters on, or any
-    token beyond ASCII (a run of CJK text is one token, and few terms start with one such character)."""
-    return len(token) >= MIN_PREFIX_CHARS or not token.isascii()
 #: Most rows of the sort index read per step when paging through a common full-text match.
 WALK_CHUNK_MAX = 8_192
 #: A sort other than by time whose filters pass more rows than a count would give exactly (their estimate
@@ -1913,6 +1907,12 @@ def _plain_key(key: Any) -> str | int | None:
     if key is None or isinstance(key, int):
         return key
     return _text(str(key))
+
+
+def is_prefix(token: str) -> bool:
+    """Whether a word's last token is matched as a prefix: from ``MIN_PREFIX_CHARS`` characters on, or any
+    token beyond ASCII (a run of CJK text is one token, and few terms start with one such character)."""
+    return len(token) >= MIN_PREFIX_CHARS or not token.isascii()
 
 
 def _match_expression(words: list[str]) -> str | None:

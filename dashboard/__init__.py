@@ -81,7 +81,7 @@ class Dashboard:
                                         on_alert=self.on_alert)
         self.hub = LiveHub(socketio, self.collector, settings, self.access)
         self.inspector = WorkerInspector(self.collector)
-        self.sampler = QueueSampler(self.collector, self.on_alert, run_blocking=run_blocking)
+        self.sampler = QueueSampler(self.collector, self.on_alert, run_blocking)
         self.store = open_store(settings.db, settings.max_tasks_stored, settings.max_age_seconds,
                                 settings.keep_failed_seconds)
         self.history = HistoryWriter(self.collector, self.store, run_blocking)

@@ -52,9 +52,9 @@ class QueueSampler:
     """Samples every watched queue's depth and hands the samples to the queue model."""
 
     def __init__(self, collector: EventCollector, on_alert: Callable[[Alert], None],
-                 reader: QueueReader | None = None, run_blocking: Callable[..., Any] | None = None) -> None:
+                 run_blocking: Callable[..., Any], reader: QueueReader | None = None) -> None:
         self.collector = collector
-        self.run_blocking = run_blocking or (lambda function, *args: function(*args))
+        self.run_blocking = run_blocking  # the app's: a native thread under eventlet, inline in threading mode
         self.on_alert = on_alert
         settings = collector.settings
         self.reader = reader or make_reader(settings.broker_url, settings.broker_transport_options,

@@ -128,6 +128,20 @@ SUM_LENGTHS_SHA = hashlib.sha1(SUM_LENGTHS.encode()).hexdigest()
 SCRIPT_QUEUES = 500
 
 
+@dataclass
+class _ReadPlan:
+    """What a round of ``RedisQueueReader`` reads for ``names``, kept while the queues stay the same: each
+    one's keys, the script calls that sum them (none when the queues differ in their number of keys: an
+    ``LLEN`` a key then) and those calls packed for the wire. Building the keys of 2,000 queues and packing
+    their 8,000 arguments took 6.6 ms of a round's 9.7 ms of CPU, in a thread that waits for the event
+    loop's turn each time it needs Python (see ``sampler``)."""
+
+    names: list[str]
+    keys: dict[str, list[str]]
+    scripts: tuple[tuple[Any, ...], ...]
+    packed: list[bytes] | None = None
+
+
 class RedisQueueReader:
     """Every queue's depth (the sum of its lists) in one pipelined round trip over a single connection.
 
@@ -142,18 +156,22 @@ class RedisQueueReader:
         self._prefix = str(options.get("global_keyprefix") or "")
         self._client = _redis_client(broker_url, options)
         self.scripting = True
+        self._plan: _ReadPlan | None = None  # the last round's, reused while the queues stay the same
 
     def keys(self, queue: str) -> list[str]:
         """Return the keys read for ``queue``."""
         return redis_queue_keys(queue, self._sep, self._steps, self._prefix)
 
     def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
-        keys = {name: self.keys(name) for name in names}
+        plan = self._plan
+        if plan is None or plan.names != names:
+            plan = self._plan = self._plan_for(list(names))
+        keys = plan.keys
         try:
             depths = None
-            if self.scripting and keys:
+            if self.scripting and plan.scripts:
                 try:
-                    depths = self._summed(keys)
+                    depths = self._summed(plan)
                 except redis.ResponseError as exc:  # loading the script failed: no scripts on this server
                     self._refuse(exc)
             if depths is None:
@@ -169,27 +187,58 @@ class RedisQueueReader:
                 samples[name] = QueueSample(depth, None)  # a missing key counts 0
         return samples
 
-    def _summed(self, keys: dict[str, list[str]], loaded: bool = False) -> list[Any] | None:
-        """Return each queue's depth (or its error) from the script; None when the server refuses scripts."""
-        per = len(next(iter(keys.values())))
-        if any(len(k) != per for k in keys.values()):
-            return self._listed(keys)
+    def _plan_for(self, names: list[str]) -> _ReadPlan:
+        """The keys of ``names`` and the script calls that sum them, kept for the next rounds."""
+        keys = {name: self.keys(name) for name in names}
+        per = len(next(iter(keys.values()))) if keys else 0
+        if not keys or any(len(k) != per for k in keys.values()):
+            return _ReadPlan(names, keys, ())
         flat = [key for name_keys in keys.values() for key in name_keys]
-        pipe = self._client.pipeline(transaction=False)
         step = SCRIPT_QUEUES * per
-        for start in range(0, len(flat), step):
-            chunk = flat[start:start + step]
-            pipe.evalsha(SUM_LENGTHS_SHA, len(chunk), *chunk, per)
+        chunks = (flat[start:start + step] for start in range(0, len(flat), step))
+        return _ReadPlan(names, keys, tuple(("EVALSHA", SUM_LENGTHS_SHA, len(chunk), *chunk, per) for chunk in chunks))
+
+    def _summed(self, plan: _ReadPlan, loaded: bool = False) -> list[Any] | None:
+        """Return each queue's depth (or its error) from the script; None when the server refuses scripts."""
         depths: list[Any] = []
-        for reply in pipe.execute(raise_on_error=False):
+        for reply in self._send(plan):
             if isinstance(reply, redis.exceptions.NoScriptError) and not loaded:  # a new or restarted server
                 self._client.script_load(SUM_LENGTHS)
-                return self._summed(keys, loaded=True)
+                return self._summed(plan, loaded=True)
             if isinstance(reply, redis.ResponseError):  # the call itself failed: no scripts here
                 self._refuse(reply)
                 return None
             depths += reply
         return depths
+
+    def _send(self, plan: _ReadPlan) -> list[Any]:
+        """Send the plan's script calls in one write and return their replies in order, an error reply as its
+        exception, as a pipeline does, but packed once for all rounds. A connection found closed (a broker
+        restart, a server that closed it while idle) is tried once more, as the client's own retry does."""
+        pool = self._client.connection_pool
+        for attempt in (1, 2):
+            connection = pool.get_connection()
+            try:
+                if plan.packed is None:
+                    plan.packed = connection.pack_commands(plan.scripts)
+                connection.send_packed_command(plan.packed)
+                replies: list[Any] = []
+                for _ in plan.scripts:
+                    try:
+                        replies.append(connection.read_response())
+                    except redis.ResponseError as exc:  # read whole: the next reply is where it should be
+                        replies.append(exc)
+                return replies
+            except redis.ConnectionError:
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                connection.disconnect()  # a reply may be half read: the next round starts on a fresh connection
+                raise
+            finally:
+                pool.release(connection)
+        raise AssertionError("unreachable")
 
     def _refuse(self, exc: Exception) -> None:
         self.scripting = False

@@ -10,6 +10,7 @@ import base64
 import json
 import threading
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -71,6 +72,24 @@ def redis_client(redis_port: int, redis_queues: list[str]) -> Iterator[redis.Red
         if keys:
             client.delete(*keys)
     client.close()
+
+
+@contextmanager
+def own_redis_reader(log_dir: Path, name: str, queue: str, priorities: list[int]) -> Iterator[tuple[int, Any]]:
+    """A redis-server of the test's own (it is flushed or has clients killed), ``queue`` holding a message per
+    priority in ``priorities``, and a reader of it: yields (port, reader)."""
+    port = free_port()
+    server = start_redis(port, log_dir, name=name)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        send(url, {}, queue, priorities)
+        reader = make_reader(url)
+        try:
+            yield port, reader
+        finally:
+            reader.close()
+    finally:
+        server.stop()
 
 
 def queue_for(names: list[str], prefix: str = "depth") -> str:
@@ -177,21 +196,54 @@ def test_a_server_that_refuses_scripts_is_read_list_by_list(log_dir: Path) -> No
 
 
 def test_a_restarted_server_gets_the_script_again(log_dir: Path) -> None:
-    port = free_port()
-    server = start_redis(port, log_dir, name="redis-flush")
+    with own_redis_reader(log_dir, "redis-flush", "again", [0, 9]) as (port, reader):
+        assert reader.sample(["again"])["again"] == QueueSample(2, None)
+        redis.Redis(port=port).script_flush()  # as a restart does
+        assert reader.sample(["again"])["again"] == QueueSample(2, None)
+        assert isinstance(reader, RedisQueueReader) and reader.scripting is True
+
+
+def test_a_connection_the_server_closed_is_opened_again_within_the_round(
+        log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with own_redis_reader(log_dir, "redis-killed", "kept", [0, 3]) as (port, reader):
+        assert reader.sample(["kept"])["kept"] == QueueSample(2, None)
+        assert redis.Redis(port=port).client_kill_filter(_type="normal", skipme=True) >= 1  # as an idle timeout does
+        assert reader.sample(["kept"])["kept"] == QueueSample(2, None)  # no round lost to it
+        original, failures = redis.connection.Connection.send_packed_command, [redis.ConnectionError("reset")]
+
+        def dropped_once(self: redis.connection.Connection, command: Any, check_health: bool = True) -> None:
+            if failures:  # the connection breaks between being handed out and the write
+                self.disconnect()
+                raise failures.pop()
+            original(self, command, check_health)
+
+        monkeypatch.setattr(redis.connection.Connection, "send_packed_command", dropped_once)
+        assert reader.sample(["kept"])["kept"] == QueueSample(2, None) and not failures
+
+
+def test_the_keys_and_calls_of_a_round_are_built_once_for_the_same_queues(
+        redis_url: str, redis_queues: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    queues = [queue_for(redis_queues) for _ in range(3)]
+    send(redis_url, {}, queues[0], [0, 9])
+    reader = make_reader(redis_url)
+    assert isinstance(reader, RedisQueueReader)
+    built: list[str] = []
+    keys = reader.keys
+
+    def counted(queue: str) -> list[str]:
+        built.append(queue)
+        return keys(queue)
+
+    monkeypatch.setattr(reader, "keys", counted)
     try:
-        url = f"redis://127.0.0.1:{port}/0"
-        send(url, {}, "again", [0, 9])
-        reader = make_reader(url)
-        try:
-            assert reader.sample(["again"])["again"] == QueueSample(2, None)
-            redis.Redis(port=port).script_flush()  # as a restart does
-            assert reader.sample(["again"])["again"] == QueueSample(2, None)
-            assert isinstance(reader, RedisQueueReader) and reader.scripting is True
-        finally:
-            reader.close()
+        for _ in range(3):
+            assert [s.depth for s in reader.sample(queues[:2]).values()] == [2, 0]
+        assert built == queues[:2]
+        send(redis_url, {}, queues[2], [3])
+        assert [s.depth for s in reader.sample(queues).values()] == [2, 0, 1]  # a new queue: built again
+        assert built == queues[:2] + queues
     finally:
-        server.stop()
+        reader.close()
 
 
 def test_a_key_that_is_not_a_list_fails_only_its_queue(redis_url: str, redis_client: redis.Redis,

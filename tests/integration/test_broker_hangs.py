@@ -14,7 +14,8 @@ from helpers import (LiveClient, free_port, producer_app, send, start_dashboard,
 
 pytestmark = pytest.mark.integration
 
-#: The watchdog's minimum silence in these tests, in seconds (heartbeats come every second).
+#: The watchdog's minimum silence in these tests, in seconds (the worker beats every second: its
+#: limit is 3 heartbeats, 3 s).
 WATCHDOG_SECONDS = 3.0
 
 
@@ -29,6 +30,11 @@ def test_watchdog_catches_a_hung_broker(log_dir: Path, live_client: Callable[[st
         dashboard = start_dashboard(broker_url, log_dir, extra_args=("--watchdog-min", str(WATCHDOG_SECONDS)))
         wait_broker_connected(dashboard)
         wait_worker_online(dashboard, "hang@test", worker=worker)
+        # The heartbeat Celery answers the dashboard's subscription with says freq=5 (hard-coded), which
+        # stands in until the worker's own: a hang before that is noticed only after 3 x 5 s (or the 12 s of
+        # a 5 s heartbeat's expiry), and with the machine busy that passed the wait below. Wait for the 1 s.
+        wait_until(lambda: dashboard.get("/api/workers/hang@test").json()["freq"] == 1.0, 10,
+                   message=lambda: f"no 1 s heartbeat yet: {dashboard.get('/api/workers/hang@test').json()}")
         client = live_client(dashboard.url)
 
         os.kill(redis_proc.pid, signal.SIGSTOP)  # the process hangs: sockets stay open, nothing answers

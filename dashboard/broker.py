@@ -128,6 +128,13 @@ SUM_LENGTHS_SHA = hashlib.sha1(SUM_LENGTHS.encode()).hexdigest()
 SCRIPT_QUEUES = 500
 
 
+def refuses_scripts(error: redis.ResponseError) -> bool:
+    """Whether an error reply to the sampler's script says that this server or user takes no scripts (an ACL
+    without them, a renamed or disabled command), for good; any other (BUSY, LOADING, NOSCRIPT after
+    loading it) fails only that round, and the next tries the script again."""
+    return isinstance(error, redis.exceptions.NoPermissionError) or "unknown command" in str(error).lower()
+
+
 @dataclass
 class _ReadPlan:
     """What a round of ``RedisQueueReader`` reads for ``names``, kept while the queues stay the same: each
@@ -136,7 +143,7 @@ class _ReadPlan:
     their 8,000 arguments took 6.6 ms of a round's 9.7 ms of CPU, in a thread that waits for the event
     loop's turn each time it needs Python (see ``sampler``)."""
 
-    names: list[str]
+    names: tuple[str, ...]
     keys: dict[str, list[str]]
     scripts: tuple[tuple[Any, ...], ...]
     packed: list[bytes] | None = None
@@ -164,15 +171,17 @@ class RedisQueueReader:
 
     def sample(self, names: Sequence[str]) -> dict[str, QueueSample]:
         plan = self._plan
-        if plan is None or plan.names != names:
-            plan = self._plan = self._plan_for(list(names))
+        if plan is None or plan.names != tuple(names):
+            plan = self._plan = self._plan_for(tuple(names))
         keys = plan.keys
         try:
             depths = None
             if self.scripting and plan.scripts:
                 try:
                     depths = self._summed(plan)
-                except redis.ResponseError as exc:  # loading the script failed: no scripts on this server
+                except redis.ResponseError as exc:  # loading the script failed
+                    if not refuses_scripts(exc):
+                        raise
                     self._refuse(exc)
             if depths is None:
                 depths = self._listed(keys)
@@ -187,7 +196,7 @@ class RedisQueueReader:
                 samples[name] = QueueSample(depth, None)  # a missing key counts 0
         return samples
 
-    def _plan_for(self, names: list[str]) -> _ReadPlan:
+    def _plan_for(self, names: tuple[str, ...]) -> _ReadPlan:
         """The keys of ``names`` and the script calls that sum them, kept for the next rounds."""
         keys = {name: self.keys(name) for name in names}
         per = len(next(iter(keys.values()))) if keys else 0
@@ -205,7 +214,9 @@ class RedisQueueReader:
             if isinstance(reply, redis.exceptions.NoScriptError) and not loaded:  # a new or restarted server
                 self._client.script_load(SUM_LENGTHS)
                 return self._summed(plan, loaded=True)
-            if isinstance(reply, redis.ResponseError):  # the call itself failed: no scripts here
+            if isinstance(reply, redis.ResponseError):
+                if not refuses_scripts(reply):
+                    raise reply  # a passing error (BUSY, LOADING, a script cache flushed again): this round's
                 self._refuse(reply)
                 return None
             depths += reply

@@ -221,6 +221,26 @@ def test_a_connection_the_server_closed_is_opened_again_within_the_round(
         assert reader.sample(["kept"])["kept"] == QueueSample(2, None) and not failures
 
 
+def test_a_passing_error_reply_fails_one_round_and_the_script_stays(
+        log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with own_redis_reader(log_dir, "redis-busy", "kept", [0, 9]) as (_, reader):
+        assert isinstance(reader, RedisQueueReader)
+        assert reader.sample(["kept"])["kept"] == QueueSample(2, None)
+        original, busy = redis.connection.Connection.read_response, [redis.ResponseError("BUSY Redis is busy")]
+
+        def busy_once(self: redis.connection.Connection, *args: Any, **kwargs: Any) -> Any:
+            reply = original(self, *args, **kwargs)  # read whole, as a real error reply is
+            if busy:
+                raise busy.pop()
+            return reply
+
+        monkeypatch.setattr(redis.connection.Connection, "read_response", busy_once)
+        failed = reader.sample(["kept"])["kept"]
+        assert failed.depth is None and "BUSY" in (failed.error or "")
+        assert reader.scripting is True  # not refused for good: the next round reads through the script
+        assert reader.sample(["kept"])["kept"] == QueueSample(2, None) and reader.scripting is True
+
+
 def test_the_keys_and_calls_of_a_round_are_built_once_for_the_same_queues(
         redis_url: str, redis_queues: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     queues = [queue_for(redis_queues) for _ in range(3)]

@@ -6,9 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from dashboard.broker import (FilesystemQueueReader, QueueSample, RabbitMQQueueReader, RedisQueueReader,
-                              UnavailableQueueReader, make_reader, redis_queue_keys)
+                              UnavailableQueueReader, make_reader, redis_queue_keys, refuses_scripts)
 from helpers import free_port
 
 SEP = "\x06\x16"
@@ -172,3 +173,15 @@ def test_unusable_management_api_url_is_named_without_its_password(api_url: str,
     reader = make_reader("amqp://guest:hunter2@127.0.0.1:5672//", broker_api_url=api_url)
     error = reader.sample(["q"])["q"].error or ""
     assert message in error and "broker API URL" in error and "hunter2" not in error
+
+
+@pytest.mark.parametrize(("error", "for_good"), [
+    (redis.exceptions.NoPermissionError("this user has no permissions to run the 'evalsha' command"), True),
+    (redis.ResponseError("unknown command 'EVALSHA', with args beginning with: "), True),  # renamed away
+    (redis.ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL"), False),
+    (redis.ResponseError("LOADING Redis is loading the dataset in memory"), False),
+    (redis.exceptions.NoScriptError("No matching script. Please use EVAL."), False),  # flushed again
+])
+def test_only_a_server_without_scripts_turns_the_sampler_to_llen_for_good(error: redis.ResponseError,
+                                                                           for_good: bool) -> None:
+    assert refuses_scripts(error) is for_good

@@ -126,6 +126,8 @@ return out
 SUM_LENGTHS_SHA = hashlib.sha1(SUM_LENGTHS.encode()).hexdigest()
 #: Queues summed by one script call (Redis runs each call alone: about 1 ms per 250 queues).
 SCRIPT_QUEUES = 500
+#: Immediate retries of a Redis command after a dropped connection (one closed while idle, say); none on a timeout.
+CONNECTION_RETRIES = 1
 
 
 def refuses_scripts(error: redis.ResponseError) -> bool:
@@ -225,9 +227,10 @@ class RedisQueueReader:
     def _send(self, plan: _ReadPlan) -> list[Any]:
         """Send the plan's script calls in one write and return their replies in order, an error reply as its
         exception, as a pipeline does, but packed once for all rounds. A connection found closed (a broker
-        restart, a server that closed it while idle) is tried once more, as the client's own retry does."""
+        restart, a server that closed it while idle) is tried again, ``CONNECTION_RETRIES`` times, as the client's
+        own retry is."""
         pool = self._client.connection_pool
-        for attempt in (1, 2):
+        for attempt in range(CONNECTION_RETRIES + 1):
             connection = pool.get_connection()
             try:
                 if plan.packed is None:
@@ -242,7 +245,7 @@ class RedisQueueReader:
                 return replies
             except redis.ConnectionError:
                 connection.disconnect()
-                if attempt == 2:
+                if attempt == CONNECTION_RETRIES:
                     raise
             except BaseException:
                 connection.disconnect()  # a reply may be half read: the next round starts on a fresh connection
@@ -284,8 +287,7 @@ def _redis_client(broker_url: str, options: Mapping[str, Any]) -> redis.Redis:
         "password": parts.password,
         "socket_timeout": TIMEOUT_SECONDS,
         "socket_connect_timeout": TIMEOUT_SECONDS,
-        # One immediate retry on a dropped connection (e.g. closed while idle); none on a timeout.
-        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        "retry": Retry(NoBackoff(), CONNECTION_RETRIES, supported_errors=(redis.ConnectionError,)),
     }
     if parts.scheme == "sentinel":
         master_name = options.get("master_name")

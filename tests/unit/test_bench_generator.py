@@ -145,8 +145,10 @@ def test_pace_scales_the_delays_between_a_tasks_events() -> None:
 
 
 def test_a_rate_is_held() -> None:
-    report, _ = publish(Plan("memory://", rate=3000.0, seconds=1.0, seed=10, pace=0.0))
-    assert report.rate == pytest.approx(3000, rel=0.15)
+    # Well below what one process publishes here (over 10,000 events/s): the pacing is what is tested, not
+    # the machine, which the rest of the suite keeps busy (at 3,000/s it once reached only 2,400).
+    report, _ = publish(Plan("memory://", rate=1000.0, seconds=1.0, seed=10, pace=0.0))
+    assert report.rate == pytest.approx(1000, rel=0.15)
 
 
 def test_merged_reports_add_up() -> None:

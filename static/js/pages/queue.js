@@ -7,6 +7,8 @@ import { mountQueueDetail } from "../panels/queue_detail.js";
 export function mount({ bootstrap, store }) {
   const root = document.querySelector('[data-panel="queue-detail"]');
   if (!root || typeof bootstrap.queue !== "string") return;
-  mountQueueDetail(root, store, { name: bootstrap.queue });
-  mountQueueActions(root, store, { name: bootstrap.queue, enabled: bootstrap.actions === true, admin: bootstrap.admin === true });
+  let shown = null; // the depth the detail panel shows, which the purge dialog names
+  mountQueueDetail(root, store, { name: bootstrap.queue, onShown: (depth) => { shown = depth; } });
+  mountQueueActions(root, store, { name: bootstrap.queue, enabled: bootstrap.actions === true, admin: bootstrap.admin === true,
+    shownDepth: () => shown });
 }

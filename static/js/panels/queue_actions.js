@@ -7,10 +7,11 @@ import { confirmDialog, postAction, showOutcome } from "./action_ui.js";
 
 /**
  * Mount the actions (`[data-queue-actions]`) of the queue page `root`.
- * @param {{name: string, enabled: boolean, admin: boolean}} options `enabled`: the dashboard takes
- *   actions from this user (an operator at least); `admin`: the user is an admin, who may purge
+ * @param {{name: string, enabled: boolean, admin: boolean, shownDepth?: () => number|null}} options
+ *   `enabled`: the dashboard takes actions from this user (an operator at least); `admin`: the user is an
+ *   admin, who may purge; `shownDepth`: the depth the page shows (its panel may have it before the store)
  */
-export function mountQueueActions(root, store, { name, enabled, admin = false }) {
+export function mountQueueActions(root, store, { name, enabled, admin = false, shownDepth = () => null }) {
   const section = root.querySelector("[data-queue-actions]");
   if (!section) return;
   const purgeButton = section.querySelector('[data-action="purge"]');
@@ -25,8 +26,10 @@ export function mountQueueActions(root, store, { name, enabled, admin = false })
   purgeButton.hidden = !allowed;
   if (!allowed) return;
 
-  /** The depth last sampled, live from the store; null when not known. */
+  /** The depth the page shows, else the one last sampled, live from the store; null when not known. */
   function depth() {
+    const shown = shownDepth();
+    if (typeof shown === "number") return shown;
     const queue = store.queuesSorted().find((q) => q.name === name);
     return typeof queue?.depth === "number" ? queue.depth : null;
   }

@@ -27,9 +27,10 @@ export const MAX_WAITING_ROWS = 200;
 /**
  * Mount the queue detail panel.
  * Backlog alerts are spoken by notifications.js on every page, not here.
- * @param {{name: string}} options
+ * @param {{name: string, onShown?: (depth: number|null) => void}} options `onShown`: told the depth the page
+ *   shows whenever it changes (null while none), for the purge dialog to name the same number
  */
-export function mountQueueDetail(root, store, { name }) {
+export function mountQueueDetail(root, store, { name, onShown = () => {} }) {
   const base = `/api/queues/${encodeURIComponent(name)}`;
   const range = root.querySelector("[data-range]");
   let hours = Number(range?.value) || 1;
@@ -52,6 +53,7 @@ export function mountQueueDetail(root, store, { name }) {
       // It may become known later (a worker starts consuming it): the store's upsert reloads.
       detail = null;
       missing = true;
+      onShown(null);
       return null;
     },
   });
@@ -67,6 +69,7 @@ export function mountQueueDetail(root, store, { name }) {
   /** Render what live upserts touch: the header, facts and consumers. */
   function renderLive() {
     const depth = depthInfo(detail);
+    onShown(depth.available ? detail.depth : null);
     root.toggleAttribute("data-alerting", Boolean(detail.alerting || detail.no_consumer));
     root.toggleAttribute("data-stale", depth.stale);
     setField(root, "name", detail.name);

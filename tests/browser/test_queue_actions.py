@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import producer_app, record_posts, send, start_dashboard, wait_broker_connected
+from helpers import producer_app, record_posts, send, start_dashboard, wait_broker_connected, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -59,6 +59,32 @@ def test_purge_a_queue_through_its_dialog(page: Page, redis_port: int, tmp_path:
         expect(summary).to_have_text("0 messages", timeout=WAIT_MS)
         expect(page.locator('[data-panel="queue-detail"] [data-field="depth"]')).to_have_text("0")
         assert posts == [f"{dashboard.url}/api/queues/{queue}/purge"]
+    finally:
+        dashboard.stop()
+
+
+def test_the_dialog_names_the_depth_the_page_shows_before_the_live_stream_has_it(
+        page: Page, redis_port: int, tmp_path: Path) -> None:
+    queue = "qpurge-nolive-q"
+    broker = f"redis://127.0.0.1:{redis_port}/{BROKER_DB}"
+    dashboard = start_dashboard(broker, tmp_path, extra_args=("--queues", queue, "--queue-interval", "0.3"))
+    try:
+        wait_broker_connected(dashboard)
+        app = producer_app(broker)
+        for n in range(3):
+            send(app, "add", n, n, queue=queue)
+        wait_until(lambda: dashboard.get(f"/api/queues/{queue}").json().get("depth") == 3, WAIT_MS / 1000,
+                   message=f"{queue} never sampled at 3")
+        # A live connection that never says anything: the page's own fetch alone knows the depth.
+        page.route_web_socket(re.compile(r".*/socket\.io/.*"), lambda ws: None)
+        page.route(re.compile(r".*/socket\.io/\?EIO=.*"), lambda route: route.abort())  # nor by polling
+        page.goto(f"{dashboard.url}/queues/{queue}")
+        expect(page.locator('[data-panel="queue-detail"] [data-field="depth-summary"]')).to_have_text("3 messages")
+        page.locator("[data-queue-actions]").get_by_role("button", name="Purge…").click()
+        dialog = page.get_by_role("dialog", name=f"Remove all 3 messages waiting in {queue}?")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator("dd")).to_have_text([queue, "3 messages"])
+        dialog.get_by_role("button", name="Cancel").click()
     finally:
         dashboard.stop()
 

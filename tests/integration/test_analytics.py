@@ -84,10 +84,12 @@ def test_metrics_count_a_known_mix_exactly(cluster: tuple[DashboardProc, str]) -
     ids.append(send(app, "flaky_fetch", ONE_RETRY_URL, queue="analytics-q"))
     for task_id in ids:
         wait_task_state(dashboard, task_id, "FAILURE" if task_id in ids[16:20] else "SUCCESS")
-    # The queue's worker and process counts come from the worker's inspect replies, which may take a round.
+    # The queue's worker and process counts come from the worker's inspect replies, which may take a round,
+    # and its length from the queue sampler's next round after the queue became known.
     samples = wait_until(lambda: (s := scrape(dashboard)) and total(s, "celery_task_succeeded_total") == 17
-                         and total(s, "celery_active_worker_count", queue_name="analytics-q") == 1 and s,
-                         30, message=lambda: f"the counters never settled: {scrape(dashboard)}")
+                         and total(s, "celery_active_worker_count", queue_name="analytics-q") == 1
+                         and any(x.labels.get("queue_name") == "analytics-q" for x in s.get("celery_queue_length", []))
+                         and s, 30, message=lambda: f"the counters never settled: {scrape(dashboard)}")
     queue = {"queue_name": "analytics-q", "hostname": "test"}  # celery-exporter's hostname: the node's host part
     assert total(samples, "celery_task_succeeded_total", name=ADD, **queue) == 16
     assert total(samples, "celery_task_succeeded_total", name=FLAKY, **queue) == 1

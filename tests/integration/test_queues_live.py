@@ -61,8 +61,11 @@ def test_depth_alerts_and_consumers(redis_port: int, log_dir: Path, webhook: Web
                    message=lambda: f"no cleared webhook: {webhook.documents}")
         detail = dashboard.get(f"/api/queues/{QUEUE}").json()
         assert detail["workers"] == ["drainer@test"] and detail["history"]["depth"]
-        day = dashboard.get(f"/api/queues/{QUEUE}", params={"hours": 24}).json()
-        assert day["history_hours"] == 24 and 12 in day["history"]["depth"]  # the store's per-minute highs
+        # The store's per-minute highs: the open minute's are written every 5 s (GAUGE_WRITE_SECONDS).
+        day = wait_until(lambda: (d := dashboard.get(f"/api/queues/{QUEUE}", params={"hours": 24}).json())
+                         and 12 in d["history"]["depth"] and d, 15,
+                         message=lambda: f"12 never in the day's history: {dashboard.get(f'/api/queues/{QUEUE}', params={'hours': 24}).json()['history']}")
+        assert day["history_hours"] == 24
         assert dashboard.get(f"/api/queues/{QUEUE}", params={"hours": 0}).status_code == 400
 
         worker.stop()

@@ -3,12 +3,14 @@ depth, cancelled without a request, then done; and no button when actions are of
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from helpers import producer_app, record_posts, send, start_dashboard, wait_broker_connected, wait_until
+from helpers import DashboardProc, producer_app, record_posts, send, start_dashboard, wait_broker_connected, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -18,15 +20,24 @@ WAIT_MS = 15_000
 
 
 
-def test_purge_a_queue_through_its_dialog(page: Page, redis_port: int, tmp_path: Path) -> None:
-    queue = "qpurge-idle-q"  # nobody consumes it
+@contextmanager
+def queue_holding(redis_port: int, tmp_path: Path, queue: str, messages: int) -> Iterator[DashboardProc]:
+    """A dashboard watching ``queue`` (sampled every 0.3 s), which nobody consumes, after ``messages`` were sent."""
     broker = f"redis://127.0.0.1:{redis_port}/{BROKER_DB}"
     dashboard = start_dashboard(broker, tmp_path, extra_args=("--queues", queue, "--queue-interval", "0.3"))
     try:
         wait_broker_connected(dashboard)
         app = producer_app(broker)
-        for n in range(5):
+        for n in range(messages):
             send(app, "add", n, n, queue=queue)
+        yield dashboard
+    finally:
+        dashboard.stop()
+
+
+def test_purge_a_queue_through_its_dialog(page: Page, redis_port: int, tmp_path: Path) -> None:
+    queue = "qpurge-idle-q"
+    with queue_holding(redis_port, tmp_path, queue, 5) as dashboard:
         page.goto(f"{dashboard.url}/queues/{queue}")
         summary = page.locator('[data-panel="queue-detail"] [data-field="depth-summary"]')
         expect(summary).to_have_text("5 messages", timeout=WAIT_MS)
@@ -59,20 +70,12 @@ def test_purge_a_queue_through_its_dialog(page: Page, redis_port: int, tmp_path:
         expect(summary).to_have_text("0 messages", timeout=WAIT_MS)
         expect(page.locator('[data-panel="queue-detail"] [data-field="depth"]')).to_have_text("0")
         assert posts == [f"{dashboard.url}/api/queues/{queue}/purge"]
-    finally:
-        dashboard.stop()
 
 
 def test_the_dialog_names_the_depth_the_page_shows_before_the_live_stream_has_it(
         page: Page, redis_port: int, tmp_path: Path) -> None:
     queue = "qpurge-nolive-q"
-    broker = f"redis://127.0.0.1:{redis_port}/{BROKER_DB}"
-    dashboard = start_dashboard(broker, tmp_path, extra_args=("--queues", queue, "--queue-interval", "0.3"))
-    try:
-        wait_broker_connected(dashboard)
-        app = producer_app(broker)
-        for n in range(3):
-            send(app, "add", n, n, queue=queue)
+    with queue_holding(redis_port, tmp_path, queue, 3) as dashboard:
         wait_until(lambda: dashboard.get(f"/api/queues/{queue}").json().get("depth") == 3, WAIT_MS / 1000,
                    message=f"{queue} never sampled at 3")
         # A live connection that never says anything: the page's own fetch alone knows the depth.
@@ -85,8 +88,6 @@ def test_the_dialog_names_the_depth_the_page_shows_before_the_live_stream_has_it
         expect(dialog).to_be_visible()
         expect(dialog.locator("dd")).to_have_text([queue, "3 messages"])
         dialog.get_by_role("button", name="Cancel").click()
-    finally:
-        dashboard.stop()
 
 
 def test_no_purge_when_actions_are_off(page: Page, redis_port: int, tmp_path: Path) -> None:

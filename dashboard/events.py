@@ -55,6 +55,13 @@ WATCH_MAX_SECONDS = 1.0
 #: 30 µs (2,400 events/s) once per push. A push waits for the reader to apply what that read took
 #: (``EventCollector.behind``), so a read of many events still makes the push it was read for.
 PACE_LEAD_SECONDS = 0.005
+#: Longest the watcher judges heartbeats by how far the event stream has been read (``EventCollector.read_through``)
+#: instead of by the clock alone, in seconds. A heartbeat can only be missed once everything that reached the
+#: dashboard before the worker's window ended has been read: after the dashboard itself stalled (a pause, a
+#: starved CPU), the heartbeats of that time are still waiting to be read when the watcher wakes, and reading
+#: them by the clock alone found every worker lost at once, then back. A reader that stays further behind than
+#: this still finds a dead worker, this much later.
+READ_LAG_MAX_SECONDS = 10.0
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -239,6 +246,9 @@ class EventCollector:
         self._localize = redis_stream.Localizer(self.app.clock)
         #: The Redis reader holds events it read and has not applied yet: a push waits for them (``LiveHub.run``).
         self.behind = False
+        #: Wall time up to which every event that reached the dashboard has been applied, as the Redis reader last
+        #: found it (``RedisEventStream.on_read_through``); None where the reader cannot tell (Celery's receiver).
+        self.read_through: float | None = None
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -367,7 +377,7 @@ class EventCollector:
             should_stop=lambda: self.stopping or self.restart_requested,
             on_undecodable=lambda reason: self.count_malformed(f"undecodable message ({reason})"),
             max_event_bytes=self.settings.max_event_bytes, on_unexpected=self.count_unexpected,
-            pace=self.pace)
+            pace=self.pace, on_read_through=self._read_through)
         try:
             stream.run()
         finally:
@@ -384,6 +394,15 @@ class EventCollector:
         finally:
             localize.end()
         self.apply_events(events)
+
+    def _read_through(self, at: float) -> None:
+        self.read_through = at
+
+    def stream_time(self, now: float) -> float:
+        """The wall time up to which heartbeats can be judged at ``now``: how far the stream has been read,
+        when the reader tells, but no more than ``READ_LAG_MAX_SECONDS`` behind ``now``."""
+        through = self.read_through
+        return now if through is None else min(now, max(through, now - READ_LAG_MAX_SECONDS))
 
     def pace(self, more: bool) -> None:
         """Between two reads of the Redis fast path: let requests and the pusher run, then wait until just
@@ -486,9 +505,10 @@ class EventCollector:
         beats = self.cluster.heartbeats()
         since = self.listening_since
         expiries = [(heartbeat_expires(max(beat, since), freq, slack), beat) for _, beat, freq in beats]
-        due = [beat for expiry, beat in expiries if now > expiry]
+        read = self.stream_time(now)  # a window that ended later may have its heartbeat still unread
+        due = [beat for expiry, beat in expiries if read > expiry]
         wait = min([WATCH_MAX_SECONDS] + [expiry - now for expiry, _ in expiries if expiry >= now])
-        if due:
+        if due or read < now and any(now > expiry for expiry, _ in expiries):
             wait = min(wait, WATCH_INTERVAL_SECONDS)
         limit = max([self.settings.watchdog_min_seconds] + [3 * freq for _, _, freq in beats])
         online = bool(beats)
@@ -509,7 +529,7 @@ class EventCollector:
                     self._mark_unresponsive(silence)
                 self.open_gap("broker unresponsive")
             if self.broker.connected:
-                for hostname, last_heartbeat in self.cluster.expire(now, self.listening_since):
+                for hostname, last_heartbeat in self.cluster.expire(read, self.listening_since):
                     log.warning("worker %s lost: no heartbeat for %.1f s", hostname, now - last_heartbeat)
         alerts = self.cluster.purge(now, self.settings.purge_offline_after_seconds)
         ignored = self.cluster.limits()["workers_ignored"]

@@ -21,6 +21,7 @@ import binascii
 import logging
 import socket
 import ssl
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -168,8 +169,13 @@ class RedisEventStream:
                  on_undecodable: Callable[[str], None],
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  on_unexpected: Callable[[str, Exception], None] | None = None,
-                 pace: Callable[[bool], None] | None = None) -> None:
+                 pace: Callable[[bool], None] | None = None,
+                 on_read_through: Callable[[float], None] | None = None) -> None:
         self.connection = connection
+        #: Told the wall time up to which everything that reached the socket has been handed to ``on_batch``,
+        #: each time the reader finds nothing more: the socket emptied and all it held applied, or a wait
+        #: for data that ended without any (see ``EventCollector.read_through``).
+        self.on_read_through = on_read_through or (lambda at: None)
         #: Called after each batch, with whether more is already read and waiting: it lets others run,
         #: or waits a while when the stream is slow (see ``EventCollector.pace``).
         self.pace = pace or (lambda more: None)
@@ -223,8 +229,9 @@ class RedisEventStream:
                 return
             raise ConnectionError(f"unexpected reply to PSUBSCRIBE: {str(reply)[:200]}")
 
-    def _drain(self, sock: socket.socket, backlog: Backlog) -> None:
-        """Take whatever the socket holds into ``backlog`` without waiting."""
+    def _drain(self, sock: socket.socket, backlog: Backlog) -> bool:
+        """Take whatever the socket holds into ``backlog`` without waiting, up to ``MAX_AHEAD_BYTES``;
+        return whether it took all (the socket held no more)."""
         sock.settimeout(0.0)
         try:
             while backlog.size < MAX_AHEAD_BYTES:
@@ -233,9 +240,10 @@ class RedisEventStream:
                     raise ConnectionError("Redis closed the event subscription")
                 backlog.add(data)
         except (BlockingIOError, ssl.SSLWantReadError):
-            pass
+            return True
         finally:
             sock.settimeout(READ_WAKE_SECONDS)
+        return False
 
     def _read(self, sock: socket.socket, reader: hiredis.Reader) -> None:
         backlog = Backlog()
@@ -243,15 +251,23 @@ class RedisEventStream:
         while not self.should_stop():
             if not backlog.size and not full:
                 data = self._recv(sock)
-                if data is None:
-                    continue
-                backlog.add(data)
-            self._drain(sock, backlog)  # read first: Redis must not hold the backlog
+                if data is not None:
+                    backlog.add(data)
+            drained_from = time.time()
+            # Read first: Redis must not hold the backlog. A wait that timed out is no proof that nothing came:
+            # after the process stalled, the wait's timer fires before the socket is looked at.
+            emptied = self._drain(sock, backlog)
+            if not backlog.size and not full:  # nothing came: all that came before is applied
+                self.on_read_through(drained_from)
+                continue
             batch = self._parse(reader, backlog)
             if batch:
                 self.on_batch(batch)
             full = len(batch) >= MAX_BATCH_EVENTS
-            self.pace(backlog.size > 0 or full)
+            more = backlog.size > 0 or full
+            if emptied and not more:  # all that reached the socket before the drain is applied
+                self.on_read_through(drained_from)
+            self.pace(more)
 
     def _parse(self, reader: hiredis.Reader, backlog: Backlog) -> list[Any]:
         """Decode up to MAX_BATCH_EVENTS messages from what was read."""

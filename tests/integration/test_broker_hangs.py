@@ -1,8 +1,11 @@
 """A broker that hangs without failing, and a broker that cuts the event subscription."""
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +20,8 @@ pytestmark = pytest.mark.integration
 #: The watchdog's minimum silence in these tests, in seconds (the worker beats every second: its
 #: limit is 3 heartbeats, 3 s).
 WATCHDOG_SECONDS = 3.0
+#: Events published while the dashboard is stopped: more than it applies while the watcher pings the broker.
+STALL_FILLER_EVENTS = 5_000
 
 
 def test_watchdog_catches_a_hung_broker(log_dir: Path, live_client: Callable[[str], LiveClient]) -> None:
@@ -80,3 +85,88 @@ def test_a_cut_subscription_is_counted_and_shown(redis_port: int, log_dir: Path,
         wait_broker_connected(dashboard, 15)
     finally:
         dashboard.stop()
+
+
+class Heartbeats:
+    """Records, off Redis itself, when each worker's heartbeats were published."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.pubsub = redis.Redis.from_url(broker_url).pubsub()
+        self.pubsub.psubscribe("*.celeryev/worker.heartbeat")  # kombu's channel of the event fanout
+        self.seen: list[tuple[float, str]] = []
+
+    def poll(self) -> None:
+        while (message := self.pubsub.get_message(timeout=0.05)) is not None:
+            if message["type"] == "pmessage":
+                event = json.loads(base64.b64decode(json.loads(message["data"])["body"]))
+                self.seen.append((time.monotonic(), event["hostname"]))
+
+    def of(self, hostname: str, since: float) -> list[float]:
+        self.poll()
+        return [at for at, host in self.seen if host == hostname and at >= since]
+
+    def close(self) -> None:
+        self.pubsub.close()
+
+
+def test_a_stalled_dashboard_blames_no_worker(log_dir: Path, live_client: Callable[[str], LiveClient]) -> None:
+    """The dashboard stops for longer than a worker's window while the worker beats on and a burst of events
+    arrives: once it runs again, the heartbeats it has not read yet are not taken for silence. A worker
+    killed afterwards is still found lost."""
+    port = free_port()
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    redis_proc = start_redis(port, log_dir, name="redis-stall")
+    worker = dashboard = heartbeats = None
+    stopped = False
+    try:
+        worker = start_worker(broker_url, "steady", log_dir)
+        dashboard = start_dashboard(broker_url, log_dir)
+        wait_broker_connected(dashboard)
+        wait_worker_online(dashboard, "steady@test", worker=worker)
+        wait_until(lambda: dashboard.get("/api/workers/steady@test").json()["freq"] == 1.0, 10,
+                   message=lambda: f"no 1 s heartbeat yet: {dashboard.get('/api/workers/steady@test').json()}")
+        client = live_client(dashboard.url)
+        heartbeats = Heartbeats(broker_url)
+        received = dashboard.health()["events"]["received"]
+
+        os.kill(dashboard.proc.popen.pid, signal.SIGSTOP)  # the whole process stops, as in a long pause
+        stopped = True
+        began = time.monotonic()
+        producer = producer_app(broker_url)
+        try:  # more than the reader applies while the watcher pings the broker once it runs again
+            with producer.connection_for_write() as connection:
+                dispatcher = producer.events.Dispatcher(connection, enabled=True)
+                for n in range(STALL_FILLER_EVENTS):
+                    dispatcher.send("task-sent", uuid=f"filler-{n}", name="filler.task", queue="celery")
+                dispatcher.close()
+        finally:
+            producer.close()
+        # The worker's window is 2 x 1 s + 2 s of slack: stop for 6 of its heartbeats.
+        beats = wait_until(lambda: len(b := heartbeats.of("steady@test", began)) >= 6 and b, 30,
+                           message=lambda: f"heartbeats since the stop: {heartbeats.of('steady@test', began)}")
+        gaps = [later - earlier for earlier, later in zip([began] + beats, beats)]
+        assert max(gaps) < 3.0, f"the worker itself missed its window: {gaps}"  # then lost would be right
+        os.kill(dashboard.proc.popen.pid, signal.SIGCONT)
+        stopped = False
+        resumed = time.time()
+
+        wait_until(lambda: dashboard.health()["events"]["received"] >= received + STALL_FILLER_EVENTS + 6, 30,
+                   message=lambda: f"not caught up: {dashboard.health()['events']}")
+        wait_until(lambda: (dashboard.get("/api/workers/steady@test").json()["last_heartbeat"] or 0) > resumed + 1, 10,
+                   message=lambda: f"no heartbeat after the stall: {dashboard.get('/api/workers/steady@test').json()}")
+        assert [a for _, a in client.alerts] == []
+        assert dashboard.get("/api/workers/steady@test").json()["status"] == "online"
+
+        worker.kill()  # no goodbye: found lost by its heartbeats alone
+        killed = time.time()
+        lost = wait_until(lambda: next((a for _, a in client.alerts if a["event"] == "worker-lost"), None), 15,
+                          message=lambda: f"the killed worker was not found lost: {client.describe()}")
+        assert lost["hostname"] == "steady@test" and lost["time"] - killed < 8
+    finally:
+        if stopped:
+            os.kill(dashboard.proc.popen.pid, signal.SIGCONT)
+        if heartbeats is not None:
+            heartbeats.close()
+        for proc in (dashboard, worker, redis_proc):
+            if proc is not None:
+                proc.stop()

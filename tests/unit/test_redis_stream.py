@@ -206,6 +206,45 @@ def test_replies_hiredis_holds_after_a_full_batch_are_read_without_waiting_for_m
     assert paced == [True, False]  # the full batch said more was read; the rest, nothing more
 
 
+def test_the_reader_says_how_far_it_has_read_only_once_all_that_came_before_is_applied(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher judges heartbeats by ``on_read_through``: a time is reported only after everything that reached
+    the socket before it was handed on. A wait that ends without data is no proof that none came (after the
+    process stalled, the wait's timer fires before the socket is looked at): the socket is looked at first."""
+    messages = [resp_pmessage(b"/0.celeryev/worker.heartbeat", orjson.dumps({
+        "body": base64.b64encode(orjson.dumps({"type": "worker-heartbeat", "hostname": f"w{n}@h"})).decode(),
+        "content-type": "application/json", "content-encoding": "utf-8", "properties": {"body_encoding": "base64"},
+    })) for n in range(3)]
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.2)
+    bodies: list[Any] = []
+    reports: list[tuple[float, int]] = []  # (time reported, bodies applied by then)
+    deadline = time.monotonic() + 3.0
+    stream = RedisEventStream(Connection("memory://"), "celeryev", on_batch=bodies.extend,
+                              on_subscribed=lambda: None,
+                              should_stop=lambda: len(reports) >= 2 or time.monotonic() > deadline,
+                              on_undecodable=lambda reason: None,
+                              on_read_through=lambda at: reports.append((at, len(bodies))))
+    recv, waits = stream._recv, []
+
+    def wait_timed_out_first(sock: socket.socket) -> bytes | None:
+        if not waits:
+            waits.append(sock)
+            return None  # as after a stall, with the messages in the socket
+        return recv(sock)
+
+    monkeypatch.setattr(stream, "_recv", wait_timed_out_first)
+    try:
+        sent = time.time()
+        theirs.sendall(b"".join(messages))
+        stream._read(ours, hiredis.Reader())
+    finally:
+        ours.close()
+        theirs.close()
+    assert [count for _, count in reports] == [3, 3]  # after the drain, then after a real wait with nothing
+    assert sent <= reports[0][0] <= reports[1][0] <= time.time()
+
+
 def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> None:
     assert until_tick(0.25, 100.0) == pytest.approx(0.25)  # on a tick: the next one
     assert until_tick(0.25, 100.1) == pytest.approx(0.15)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.events import WATCH_INTERVAL_SECONDS, WATCH_MAX_SECONDS, EventCollector
+from dashboard.events import READ_LAG_MAX_SECONDS, WATCH_INTERVAL_SECONDS, WATCH_MAX_SECONDS, EventCollector
 from dashboard.settings import Settings
 
 T0 = 1_000_000_000.0
@@ -90,3 +90,41 @@ def test_the_watcher_sleeps_until_the_next_window_ends_and_no_longer_than_a_seco
     assert collector.status("a") == "lost"
     collector.broker.set("reconnecting", "ConnectionError")
     assert collector.watch_step(T0 + 4, T0 + 4) == WATCH_INTERVAL_SECONDS  # the stream is down: keep looking
+
+
+def test_a_window_that_ended_after_what_was_read_waits_for_the_reader() -> None:
+    # The dashboard stalled from T0 + 0.5: the heartbeats sent since wait unread when the watcher wakes.
+    collector = Collector(answers=True)
+    alerts: list[Any] = []
+    collector.alert = alerts.append
+    collector.beat("a", T0)
+    collector.read_through = T0 + 0.5
+    assert collector.watch_step(T0 + 8, T0 + 8) == WATCH_INTERVAL_SECONDS  # overdue by the clock: look again soon
+    assert collector.status("a") == "online" and alerts == []
+    collector.beat("a", T0 + 7.5)  # the reader catches up: the worker beat all along
+    collector.read_through = T0 + 8.1
+    collector.watch_step(T0 + 8.2, T0 + 8.2)
+    assert collector.status("a") == "online"
+    collector.read_through = T0 + 10.6  # read through the end of its window (T0 + 10.5) without a beat
+    collector.watch_step(T0 + 10.7, T0 + 10.7)
+    assert collector.status("a") == "lost"
+    assert [a["event"] for a in alerts] == ["worker-lost"]
+
+
+def test_a_reader_that_stays_behind_still_finds_a_dead_worker_later() -> None:
+    collector = Collector(answers=True)
+    collector.beat("a", T0)  # lost after T0 + 3 by the clock
+    collector.read_through = T0 + 1
+    collector.watch_step(T0 + 3 + READ_LAG_MAX_SECONDS - 0.1, T0 + 3 + READ_LAG_MAX_SECONDS - 0.1)
+    assert collector.status("a") == "online"
+    collector.watch_step(T0 + 3 + READ_LAG_MAX_SECONDS + 0.1, T0 + 3 + READ_LAG_MAX_SECONDS + 0.1)
+    assert collector.status("a") == "lost"
+
+
+def test_stream_time_is_the_clock_where_the_reader_cannot_tell() -> None:
+    collector = Collector(answers=True)
+    assert collector.stream_time(T0) == T0  # Celery's receiver (AMQP, filesystem)
+    collector.read_through = T0 - 2
+    assert collector.stream_time(T0) == T0 - 2
+    collector.read_through = T0 + 1  # read just after the watcher took the time
+    assert collector.stream_time(T0) == T0

@@ -21,6 +21,10 @@ cluster is known (``--warm-up`` seconds into publishing):
   ``/api/health``: the median, 95th percentile and slowest of the last 100 rounds);
 - the snapshot a page gets when it connects under that load.
 
+With ``--pause SECONDS`` each system's process is stopped that long once the cluster is known, as a pause
+of its host would stop it, while the workers beat on: the alerts it raises (``pushes.alert.by_event``)
+show whether it took the heartbeats it had not read yet for silence.
+
     bench/.venv/bin/python bench/cluster.py                      # the dashboard, then Flower
     bench/.venv/bin/python bench/cluster.py --systems dashboard --seconds 30
 
@@ -30,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -182,6 +188,18 @@ def first_paints(base: str, workers: int, loads: int) -> dict[str, Any]:
             "warm_max_ms": max(warm) if warm else None}
 
 
+def pause(pid: int, seconds: float) -> float:
+    """Stop the process ``pid`` for ``seconds`` (SIGSTOP, then SIGCONT), as a pause of its host would; the
+    workers beat on meanwhile. Return how long it was stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    began = time.monotonic()
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return round(time.monotonic() - began, 2)
+
+
 def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     redis_server = RedisServer(workdir)
     system: System = SYSTEMS[name](name=name, python=Path(sys.executable), workdir=workdir, broker=redis_server.url,
@@ -207,6 +225,8 @@ def measure(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
         def during(publisher: Publisher) -> dict[str, Any]:
             time.sleep(args.warm_up)  # the workers' first heartbeats and the queues' first samples
             extra: dict[str, Any] = {}
+            if args.pause:
+                extra["paused_seconds"] = pause(system.pid, args.pause)
             if name == "dashboard":
                 extra["overview"] = first_paints(system.base, args.workers, args.loads)
                 extra["snapshot_bytes"], extra["snapshot_ms"] = snapshot_size(system.base)
@@ -255,6 +275,8 @@ def summary_line(result: dict[str, Any]) -> str:
     line = (f"{result['system']}: {result['tasks_per_second']:,} tasks/s ({result['events_per_second']:,} events/s), "
             f"{result['cpu_ms_per_1000_events']} ms CPU per 1,000 events ({result['core_share']:.2f} of a core), "
             f"lost {result['lost']:,} ({result['loss_pct']} %), peak RSS {result['peak_rss_mb']} MB")
+    if result.get("paused_seconds"):
+        line += f"; stopped for {result['paused_seconds']} s"
     if "overview" in result:
         overview = result["overview"]
         line += (f"; overview first paint {overview['cold_ms']} ms with an empty cache, "
@@ -264,6 +286,8 @@ def summary_line(result: dict[str, Any]) -> str:
         live = max((v["largest_bytes"] for k, v in pushes.items() if k != "snapshot"), default=0)
         line += (f"; largest live push {live / 1024:.1f} KiB, snapshot under load {result['snapshot_bytes'] / 1024:.0f} KiB "
                  f"in {result['snapshot_ms']:.0f} ms")
+        alerts = pushes.get("alert", {}).get("by_event", {})
+        line += "; alerts " + (", ".join(f"{kind} {count:,}" for kind, count in alerts.items()) or "none")
     if result.get("sampler"):
         sampler = result["sampler"]
         line += (f"; queue sampler, {sampler['queues']} queues, round trip p50 / p95 / max of the last "
@@ -285,6 +309,10 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="generator processes")
     parser.add_argument("--publisher-nice", type=niceness, default=0, metavar="N",
                         help="run the generator processes N steps nicer than the systems measured (see compare.py)")
+    parser.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                        help="stop each system's process for SECONDS once the cluster is known (SIGSTOP, then "
+                             "SIGCONT), as a pause of its host would, while the workers beat on; the alerts it "
+                             "raises are counted (default 0: no pause)")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
     if not 0 < args.consumed <= args.queues:

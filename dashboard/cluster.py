@@ -128,10 +128,11 @@ class Cluster:
             for hostname, data in replies.items():
                 self._state.apply_inspect(hostname, data, now, errors.get(hostname))
 
-    def expire(self, now: float, listening_since: float) -> list[tuple[str, float]]:
-        """Mark workers whose heartbeats stopped as lost; return each one's hostname and last heartbeat."""
+    def expire(self, now: float, listening_since: float, read: float | None = None) -> list[tuple[str, float]]:
+        """Mark workers whose heartbeats stopped as lost (judged at ``read``, see ``expire_workers``); return each
+        one's hostname and last heartbeat."""
         with self._lock:
-            lost = self._state.expire_workers(now, listening_since)
+            lost = self._state.expire_workers(now, listening_since, read)
             return [(h, self._state.workers[h].last_heartbeat or 0.0) for h in lost]
 
     def purge(self, now: float, after_seconds: float) -> list[WorkerAlert]:

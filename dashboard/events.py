@@ -62,6 +62,12 @@ PACE_LEAD_SECONDS = 0.005
 #: them by the clock alone found every worker lost at once, then back. A reader that stays further behind than
 #: this still finds a dead worker, this much later.
 READ_LAG_MAX_SECONDS = 10.0
+#: How often the watcher looks again while a window has ended by the clock but the reader has not yet read
+#: through its end, in seconds (the reader tells at least every ``redis_stream.READ_WAKE_SECONDS``).
+READ_WAIT_SECONDS = 0.05
+#: How much later than it asked the watcher must wake for the dashboard to count as having stalled, in
+#: seconds: ``READ_LAG_MAX_SECONDS`` counts from then, so a stall longer than it blames no worker either.
+STALL_SECONDS = 1.0
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -249,6 +255,7 @@ class EventCollector:
         #: Wall time up to which every event that reached the dashboard has been applied, as the Redis reader last
         #: found it (``RedisEventStream.on_read_through``); None where the reader cannot tell (Celery's receiver).
         self.read_through: float | None = None
+        self.resumed_at = 0.0  # wall time the watcher last woke much later than it asked (``STALL_SECONDS``)
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -400,9 +407,14 @@ class EventCollector:
 
     def stream_time(self, now: float) -> float:
         """The wall time up to which heartbeats can be judged at ``now``: how far the stream has been read,
-        when the reader tells, but no more than ``READ_LAG_MAX_SECONDS`` behind ``now``."""
+        when the reader tells, unless it has been behind for more than ``READ_LAG_MAX_SECONDS`` of the time the
+        dashboard ran (since it last resumed from a stall); then ``READ_LAG_MAX_SECONDS`` behind ``now``."""
         through = self.read_through
-        return now if through is None else min(now, max(through, now - READ_LAG_MAX_SECONDS))
+        if through is None:
+            return now
+        if now - max(through, self.resumed_at) > READ_LAG_MAX_SECONDS:
+            return max(through, now - READ_LAG_MAX_SECONDS)
+        return min(now, through)
 
     def pace(self, more: bool) -> None:
         """Between two reads of the Redis fast path: let requests and the pusher run, then wait until just
@@ -488,10 +500,17 @@ class EventCollector:
         """Expire silent workers and catch a broker that hangs without failing."""
         wait = WATCH_INTERVAL_SECONDS
         while not self.stopping:
+            asked_wall, asked = time.time() + wait, time.monotonic() + wait
             self.sleep(wait)
+            now, monotonic = time.time(), time.monotonic()
+            late = max(now - asked_wall, monotonic - asked)  # the wall clock also runs while the host sleeps
+            if late > STALL_SECONDS:
+                self.resumed_at = now
+                log.info("the dashboard was held up for %.1f s; heartbeats it has not read yet are not taken "
+                         "for silence", late)
             wait = WATCH_INTERVAL_SECONDS
             try:
-                wait = self.watch_step(time.time(), time.monotonic())
+                wait = self.watch_step(now, monotonic)
             except Exception:  # the watcher must outlive any surprise
                 self.count_internal_error()
                 log.exception("watcher step failed")
@@ -508,8 +527,10 @@ class EventCollector:
         read = self.stream_time(now)  # a window that ended later may have its heartbeat still unread
         due = [beat for expiry, beat in expiries if read > expiry]
         wait = min([WATCH_MAX_SECONDS] + [expiry - now for expiry, _ in expiries if expiry >= now])
-        if due or read < now and any(now > expiry for expiry, _ in expiries):
+        if due:
             wait = min(wait, WATCH_INTERVAL_SECONDS)
+        elif read < now and any(now > expiry for expiry, _ in expiries):
+            wait = min(wait, READ_WAIT_SECONDS)  # ended by the clock: judged once the reader has read through it
         limit = max([self.settings.watchdog_min_seconds] + [3 * freq for _, _, freq in beats])
         online = bool(beats)
         if online and silence < limit:
@@ -529,7 +550,7 @@ class EventCollector:
                     self._mark_unresponsive(silence)
                 self.open_gap("broker unresponsive")
             if self.broker.connected:
-                for hostname, last_heartbeat in self.cluster.expire(read, self.listening_since):
+                for hostname, last_heartbeat in self.cluster.expire(now, self.listening_since, read):
                     log.warning("worker %s lost: no heartbeat for %.1f s", hostname, now - last_heartbeat)
         alerts = self.cluster.purge(now, self.settings.purge_offline_after_seconds)
         ignored = self.cluster.limits()["workers_ignored"]

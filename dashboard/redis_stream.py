@@ -35,8 +35,9 @@ from .envelope import UndecodableMessage, decode_body
 
 log = logging.getLogger(__name__)
 
-#: How long one read waits for data before the loop checks whether it should stop, in seconds.
-READ_WAKE_SECONDS = 0.5
+#: How long one read waits for data before the loop checks whether it should stop and tells, with nothing
+#: arriving, that it has read everything up to then (``on_read_through``), in seconds.
+READ_WAKE_SECONDS = 0.25
 #: Bytes asked of the socket per read; one read usually carries many events.
 READ_CHUNK_BYTES = 1 << 18
 #: Most events handed to the collector in one batch; before each batch the socket is drained.
@@ -173,8 +174,8 @@ class RedisEventStream:
                  on_read_through: Callable[[float], None] | None = None) -> None:
         self.connection = connection
         #: Told the wall time up to which everything that reached the socket has been handed to ``on_batch``,
-        #: each time the reader finds nothing more: the socket emptied and all it held applied, or a wait
-        #: for data that ended without any (see ``EventCollector.read_through``).
+        #: each time a drain (a read that does not wait) finds the socket empty and all it held is applied, at
+        #: least every ``READ_WAKE_SECONDS`` while nothing arrives (see ``EventCollector.read_through``).
         self.on_read_through = on_read_through or (lambda at: None)
         #: Called after each batch, with whether more is already read and waiting: it lets others run,
         #: or waits a while when the stream is slow (see ``EventCollector.pace``).
@@ -247,7 +248,9 @@ class RedisEventStream:
 
     def _read(self, sock: socket.socket, reader: hiredis.Reader) -> None:
         backlog = Backlog()
-        full = False  # the last parse stopped at MAX_BATCH_EVENTS: hiredis may hold whole replies still
+        # hiredis may hold whole replies still: the last parse stopped at MAX_BATCH_EVENTS, or messages came in
+        # the same read as the reply to PSUBSCRIBE
+        full = bool(reader.has_data())
         while not self.should_stop():
             if not backlog.size and not full:
                 data = self._recv(sock)

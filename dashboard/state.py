@@ -228,18 +228,20 @@ class ClusterState:
             self._in_flight[task.worker].discard(uuid)
 
     # -- time -----------------------------------------------------------------
-    def expire_workers(self, now: float, listening_since: float = 0.0) -> list[str]:
+    def expire_workers(self, now: float, listening_since: float = 0.0, read: float | None = None) -> list[str]:
         """Mark online workers whose heartbeats stopped as lost, and their in-flight tasks orphaned.
 
         ``listening_since`` is when the event stream was last (re)subscribed: silence before it
-        says nothing about a worker.
+        says nothing about a worker. ``read``: how far the stream has been read (``now`` when not given): a
+        window that ended after it may have its heartbeat still unread. The alerts carry ``now``.
         """
         lost = []
+        judged = now if read is None else read
         for worker in self.workers.values():
             if worker.status != "online" or worker.last_heartbeat is None:
                 continue
             last = max(worker.last_heartbeat, listening_since)
-            if now > heartbeat_expires(last, worker.freq, self.heartbeat_slack_seconds):
+            if judged > heartbeat_expires(last, worker.freq, self.heartbeat_slack_seconds):
                 worker.status = "lost"
                 lost.append(worker.hostname)
                 self.journal.append(Record(WORKER, worker.hostname))

@@ -6,7 +6,7 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import hiredis
 import orjson
@@ -16,6 +16,7 @@ from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from kombu import Connection
 
+from dashboard import redis_stream
 from dashboard.events import PACE_LEAD_SECONDS, EventCollector, until_tick
 from dashboard.live import READER_POLL_SECONDS, READER_WAIT_SECONDS, LiveHub
 from dashboard.redis_stream import (MAX_BATCH_EVENTS, Backlog, Localizer, RedisEventStream, UndecodableMessage,
@@ -206,43 +207,78 @@ def test_replies_hiredis_holds_after_a_full_batch_are_read_without_waiting_for_m
     assert paced == [True, False]  # the full batch said more was read; the rest, nothing more
 
 
-def test_the_reader_says_how_far_it_has_read_only_once_all_that_came_before_is_applied(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The watcher judges heartbeats by ``on_read_through``: a time is reported only after everything that reached
-    the socket before it was handed on. A wait that ends without data is no proof that none came (after the
-    process stalled, the wait's timer fires before the socket is looked at): the socket is looked at first."""
-    messages = [resp_pmessage(b"/0.celeryev/worker.heartbeat", orjson.dumps({
+def _heartbeats(count: int) -> list[bytes]:
+    return [resp_pmessage(b"/0.celeryev/worker.heartbeat", orjson.dumps({
         "body": base64.b64encode(orjson.dumps({"type": "worker-heartbeat", "hostname": f"w{n}@h"})).decode(),
         "content-type": "application/json", "content-encoding": "utf-8", "properties": {"body_encoding": "base64"},
-    })) for n in range(3)]
-    ours, theirs = socket.socketpair()
-    ours.settimeout(0.2)
+    })) for n in range(count)]
+
+
+def _read_reporting(ours: socket.socket, reader: hiredis.Reader, reports_wanted: int,
+                    recv: Callable[[RedisEventStream], Callable[[socket.socket], bytes | None]] | None = None,
+                    ) -> tuple[list[Any], list[tuple[float, int]]]:
+    """Run the reader until it has told ``reports_wanted`` times how far it has read; return the bodies it
+    handed on and each report with the bodies handed on by then."""
     bodies: list[Any] = []
-    reports: list[tuple[float, int]] = []  # (time reported, bodies applied by then)
-    deadline = time.monotonic() + 3.0
+    reports: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 5.0
     stream = RedisEventStream(Connection("memory://"), "celeryev", on_batch=bodies.extend,
                               on_subscribed=lambda: None,
-                              should_stop=lambda: len(reports) >= 2 or time.monotonic() > deadline,
+                              should_stop=lambda: len(reports) >= reports_wanted or time.monotonic() > deadline,
                               on_undecodable=lambda reason: None,
                               on_read_through=lambda at: reports.append((at, len(bodies))))
-    recv, waits = stream._recv, []
+    if recv is not None:
+        stream._recv = recv(stream)  # type: ignore[method-assign]
+    stream._read(ours, reader)
+    return bodies, reports
 
-    def wait_timed_out_first(sock: socket.socket) -> bytes | None:
-        if not waits:
-            waits.append(sock)
-            return None  # as after a stall, with the messages in the socket
-        return recv(sock)
 
-    monkeypatch.setattr(stream, "_recv", wait_timed_out_first)
+@pytest.mark.parametrize("count, ahead", [(3, None), (3 * MAX_BATCH_EVENTS + 5, None), (3 * MAX_BATCH_EVENTS + 5, 4096)])
+def test_the_reader_says_how_far_it_has_read_only_once_all_that_came_before_is_applied(
+        count: int, ahead: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher judges heartbeats by ``on_read_through``: a time is reported only after everything that reached
+    the socket before it was handed on, in several batches, and with a drain cut short by ``MAX_AHEAD_BYTES``.
+    A wait that ends without data is no proof that none came (after the process stalled, the wait's timer
+    fires before the socket is looked at): the socket is looked at first."""
+    if ahead is not None:
+        monkeypatch.setattr(redis_stream, "MAX_AHEAD_BYTES", ahead)
+
+    def wait_timed_out_first(stream: RedisEventStream) -> Callable[[socket.socket], bytes | None]:
+        real, waits = stream._recv, []
+
+        def recv(sock: socket.socket) -> bytes | None:
+            if not waits:
+                waits.append(sock)
+                return None  # as after a stall, with the messages in the socket
+            return real(sock)
+        return recv
+
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.2)
     try:
         sent = time.time()
-        theirs.sendall(b"".join(messages))
-        stream._read(ours, hiredis.Reader())
+        theirs.sendall(b"".join(_heartbeats(count)))
+        bodies, reports = _read_reporting(ours, hiredis.Reader(), 2, wait_timed_out_first)
     finally:
         ours.close()
         theirs.close()
-    assert [count for _, count in reports] == [3, 3]  # after the drain, then after a real wait with nothing
+    assert len(bodies) == count
+    assert [applied for _, applied in reports] == [count, count]  # after the last drain, then after a wait
     assert sent <= reports[0][0] <= reports[1][0] <= time.time()
+
+
+def test_messages_hiredis_holds_at_the_start_are_applied_before_the_reader_says_it_has_read_through() -> None:
+    """Messages that came in the same read as the reply to PSUBSCRIBE are in hiredis, not in the socket."""
+    reader = hiredis.Reader()
+    reader.feed(b"".join(_heartbeats(2)))
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.2)
+    try:
+        bodies, reports = _read_reporting(ours, reader, 1)
+    finally:
+        ours.close()
+        theirs.close()
+    assert [body["hostname"] for body in bodies] == ["w0@h", "w1@h"] and reports[0][1] == 2
 
 
 def test_until_tick_lands_just_before_the_next_multiple_of_the_interval() -> None:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
 
-from dashboard.events import READ_LAG_MAX_SECONDS, WATCH_INTERVAL_SECONDS, WATCH_MAX_SECONDS, EventCollector
+from dashboard.events import (READ_LAG_MAX_SECONDS, READ_WAIT_SECONDS, WATCH_INTERVAL_SECONDS, WATCH_MAX_SECONDS,
+                              EventCollector)
 from dashboard.settings import Settings
 
 T0 = 1_000_000_000.0
@@ -99,7 +101,7 @@ def test_a_window_that_ended_after_what_was_read_waits_for_the_reader() -> None:
     collector.alert = alerts.append
     collector.beat("a", T0)
     collector.read_through = T0 + 0.5
-    assert collector.watch_step(T0 + 8, T0 + 8) == WATCH_INTERVAL_SECONDS  # overdue by the clock: look again soon
+    assert collector.watch_step(T0 + 8, T0 + 8) == READ_WAIT_SECONDS  # ended by the clock: look again soon
     assert collector.status("a") == "online" and alerts == []
     collector.beat("a", T0 + 7.5)  # the reader catches up: the worker beat all along
     collector.read_through = T0 + 8.1
@@ -108,7 +110,7 @@ def test_a_window_that_ended_after_what_was_read_waits_for_the_reader() -> None:
     collector.read_through = T0 + 10.6  # read through the end of its window (T0 + 10.5) without a beat
     collector.watch_step(T0 + 10.7, T0 + 10.7)
     assert collector.status("a") == "lost"
-    assert [a["event"] for a in alerts] == ["worker-lost"]
+    assert [(a["event"], a["time"]) for a in alerts] == [("worker-lost", T0 + 10.7)]  # when it was found lost
 
 
 def test_a_reader_that_stays_behind_still_finds_a_dead_worker_later() -> None:
@@ -121,6 +123,18 @@ def test_a_reader_that_stays_behind_still_finds_a_dead_worker_later() -> None:
     assert collector.status("a") == "lost"
 
 
+def test_a_stall_longer_than_the_lag_allowed_blames_no_worker_either() -> None:
+    # Stopped for 30 s from T0 + 0.5: the lag allowed counts from when the watcher found it had stalled.
+    collector = Collector(answers=True)
+    collector.beat("a", T0)
+    collector.read_through = T0 + 0.5
+    collector.resumed_at = T0 + 30.5
+    collector.watch_step(T0 + 30.6, T0 + 30.6)
+    assert collector.status("a") == "online"
+    collector.watch_step(T0 + 30.5 + READ_LAG_MAX_SECONDS + 0.1, T0 + 30.5 + READ_LAG_MAX_SECONDS + 0.1)
+    assert collector.status("a") == "lost"  # the reader never caught up: judged by the clock after all
+
+
 def test_stream_time_is_the_clock_where_the_reader_cannot_tell() -> None:
     collector = Collector(answers=True)
     assert collector.stream_time(T0) == T0  # Celery's receiver (AMQP, filesystem)
@@ -128,3 +142,20 @@ def test_stream_time_is_the_clock_where_the_reader_cannot_tell() -> None:
     assert collector.stream_time(T0) == T0 - 2
     collector.read_through = T0 + 1  # read just after the watcher took the time
     assert collector.stream_time(T0) == T0
+
+
+def test_the_watcher_notes_a_stall_when_it_wakes_much_later_than_it_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [T0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the first nap overruns by 20 s, as in a stop of the process
+        naps.append(seconds)
+        clock[0] += seconds + (20.0 if len(naps) == 1 else 0.0)
+        collector.stopping = len(naps) >= 2
+
+    collector = Collector(answers=True)
+    collector.sleep = sleep  # type: ignore[method-assign]
+    collector.watch()
+    assert collector.resumed_at == T0 + WATCH_INTERVAL_SECONDS + 20.0

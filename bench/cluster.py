@@ -188,6 +188,14 @@ def first_paints(base: str, workers: int, loads: int) -> dict[str, Any]:
             "warm_max_ms": max(warm) if warm else None}
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
+
+
 def pause(pid: int, seconds: float) -> float:
     """Stop the process ``pid`` for ``seconds`` (SIGSTOP, then SIGCONT), as a pause of its host would; the
     workers beat on meanwhile. Return how long it was stopped."""
@@ -309,7 +317,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="generator processes")
     parser.add_argument("--publisher-nice", type=niceness, default=0, metavar="N",
                         help="run the generator processes N steps nicer than the systems measured (see compare.py)")
-    parser.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--pause", type=_seconds, default=0.0, metavar="SECONDS",
                         help="stop each system's process for SECONDS once the cluster is known (SIGSTOP, then "
                              "SIGCONT), as a pause of its host would, while the workers beat on; the alerts it "
                              "raises are counted (default 0: no pause)")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -191,7 +192,7 @@ def first_paints(base: str, workers: int, loads: int) -> dict[str, Any]:
 def _seconds(text: str) -> float:
     """An argparse type: a number of seconds, 0 or more."""
     value = float(text)
-    if not value >= 0:
+    if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
     return value
 

@@ -66,8 +66,11 @@ READ_LAG_MAX_SECONDS = 10.0
 #: through its end, in seconds (the reader tells at least every ``redis_stream.READ_WAKE_SECONDS``).
 READ_WAIT_SECONDS = 0.05
 #: How much later than it asked the watcher must wake for the dashboard to count as having stalled, in
-#: seconds: ``READ_LAG_MAX_SECONDS`` counts from then, so a stall longer than it blames no worker either.
+#: seconds: ``READ_LAG_MAX_SECONDS`` counts the time the dashboard ran, so a stall longer than it blames no
+#: worker either.
 STALL_SECONDS = 1.0
+#: Stalls remembered for that count (the most recent).
+STALLS_KEPT = 64
 #: Redis transport options so that a dead or hung server fails a connect instead of hanging.
 _REDIS_DEFAULT_OPTIONS = {"socket_connect_timeout": 5}
 
@@ -255,7 +258,8 @@ class EventCollector:
         #: Wall time up to which every event that reached the dashboard has been applied, as the Redis reader last
         #: found it (``RedisEventStream.on_read_through``); None where the reader cannot tell (Celery's receiver).
         self.read_through: float | None = None
-        self.resumed_at = 0.0  # wall time the watcher last woke much later than it asked (``STALL_SECONDS``)
+        #: (wall time it ended, seconds) of each stall the watcher noticed: it woke much later than it asked.
+        self.stalls: deque[tuple[float, float]] = deque(maxlen=STALLS_KEPT)
 
     # -- the receive loop ----------------------------------------------------
     def run(self) -> None:
@@ -408,11 +412,12 @@ class EventCollector:
     def stream_time(self, now: float) -> float:
         """The wall time up to which heartbeats can be judged at ``now``: how far the stream has been read,
         when the reader tells, unless it has been behind for more than ``READ_LAG_MAX_SECONDS`` of the time the
-        dashboard ran (since it last resumed from a stall); then ``READ_LAG_MAX_SECONDS`` behind ``now``."""
+        dashboard ran (the stalls the watcher noticed left out); then ``READ_LAG_MAX_SECONDS`` behind ``now``."""
         through = self.read_through
         if through is None:
             return now
-        if now - max(through, self.resumed_at) > READ_LAG_MAX_SECONDS:
+        stalled = sum(seconds for ended, seconds in self.stalls if ended > through)
+        if now - through - stalled > READ_LAG_MAX_SECONDS:
             return max(through, now - READ_LAG_MAX_SECONDS)
         return min(now, through)
 
@@ -505,7 +510,7 @@ class EventCollector:
             now, monotonic = time.time(), time.monotonic()
             late = max(now - asked_wall, monotonic - asked)  # the wall clock also runs while the host sleeps
             if late > STALL_SECONDS:
-                self.resumed_at = now
+                self.stalls.append((now, late))
                 log.info("the dashboard was held up for %.1f s; heartbeats it has not read yet are not taken "
                          "for silence", late)
             wait = WATCH_INTERVAL_SECONDS

@@ -174,8 +174,9 @@ class RedisEventStream:
                  on_read_through: Callable[[float], None] | None = None) -> None:
         self.connection = connection
         #: Told the wall time up to which everything that reached the socket has been handed to ``on_batch``,
-        #: each time a drain (a read that does not wait) finds the socket empty and all it held is applied, at
-        #: least every ``READ_WAKE_SECONDS`` while nothing arrives (see ``EventCollector.read_through``).
+        #: each time a drain (a read that does not wait) finds the socket empty and all it held is applied: after
+        #: each ``pace`` and at least every ``READ_WAKE_SECONDS`` while nothing arrives (see
+        #: ``EventCollector.read_through``).
         self.on_read_through = on_read_through or (lambda at: None)
         #: Called after each batch, with whether more is already read and waiting: it lets others run,
         #: or waits a while when the stream is slow (see ``EventCollector.pace``).
@@ -251,11 +252,13 @@ class RedisEventStream:
         # hiredis may hold whole replies still: the last parse stopped at MAX_BATCH_EVENTS, or messages came in
         # the same read as the reply to PSUBSCRIBE
         full = bool(reader.has_data())
+        paced = False  # the last pass ended in pace(): what came meanwhile is looked for without waiting first
         while not self.should_stop():
-            if not backlog.size and not full:
+            if not backlog.size and not full and not paced:
                 data = self._recv(sock)
                 if data is not None:
                     backlog.add(data)
+            paced = False
             drained_from = time.time()
             # Read first: Redis must not hold the backlog. A wait that timed out is no proof that nothing came:
             # after the process stalled, the wait's timer fires before the socket is looked at.
@@ -271,6 +274,7 @@ class RedisEventStream:
             if emptied and not more:  # all that reached the socket before the drain is applied
                 self.on_read_through(drained_from)
             self.pace(more)
+            paced = True
 
     def _parse(self, reader: hiredis.Reader, backlog: Backlog) -> list[Any]:
         """Decode up to MAX_BATCH_EVENTS messages from what was read."""

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
-import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from dashboard import events
 from dashboard.events import (READ_LAG_MAX_SECONDS, READ_WAIT_SECONDS, WATCH_INTERVAL_SECONDS, WATCH_MAX_SECONDS,
                               EventCollector)
 from dashboard.settings import Settings
@@ -124,15 +125,27 @@ def test_a_reader_that_stays_behind_still_finds_a_dead_worker_later() -> None:
 
 
 def test_a_stall_longer_than_the_lag_allowed_blames_no_worker_either() -> None:
-    # Stopped for 30 s from T0 + 0.5: the lag allowed counts from when the watcher found it had stalled.
+    # Stopped for 30 s from T0 + 0.5: the lag allowed counts only the time the dashboard ran.
     collector = Collector(answers=True)
     collector.beat("a", T0)
     collector.read_through = T0 + 0.5
-    collector.resumed_at = T0 + 30.5
+    collector.stalls.append((T0 + 30.5, 30.0))
     collector.watch_step(T0 + 30.6, T0 + 30.6)
     assert collector.status("a") == "online"
-    collector.watch_step(T0 + 30.5 + READ_LAG_MAX_SECONDS + 0.1, T0 + 30.5 + READ_LAG_MAX_SECONDS + 0.1)
-    assert collector.status("a") == "lost"  # the reader never caught up: judged by the clock after all
+    collector.watch_step(T0 + 30.5 + READ_LAG_MAX_SECONDS - 0.1, T0 + 30.5 + READ_LAG_MAX_SECONDS - 0.1)
+    assert collector.status("a") == "online"
+    collector.watch_step(T0 + 30.5 + READ_LAG_MAX_SECONDS + 0.6, T0 + 30.5 + READ_LAG_MAX_SECONDS + 0.6)
+    assert collector.status("a") == "lost"  # the reader never caught up: judged by the clock, stall left out
+
+
+def test_stalls_do_not_reset_the_lag_allowed() -> None:
+    # Behind for 9 s of running time, then a 2 s stall, then 1.5 s more: 10.5 s of running time behind.
+    collector = Collector(answers=True)
+    collector.beat("a", T0)  # lost after T0 + 3 by the clock
+    collector.read_through = T0 + 1
+    collector.stalls.append((T0 + 12, 2.0))
+    collector.watch_step(T0 + 13.5, T0 + 13.5)
+    assert collector.status("a") == "lost"
 
 
 def test_stream_time_is_the_clock_where_the_reader_cannot_tell() -> None:
@@ -145,9 +158,8 @@ def test_stream_time_is_the_clock_where_the_reader_cannot_tell() -> None:
 
 
 def test_the_watcher_notes_a_stall_when_it_wakes_much_later_than_it_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [T0]
-    monkeypatch.setattr(time, "time", lambda: clock[0])
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    clock = [T0 + 0.4]
+    monkeypatch.setattr(events, "time", SimpleNamespace(time=lambda: clock[0], monotonic=lambda: clock[0]))
     naps: list[float] = []
 
     def sleep(seconds: float) -> None:  # the first nap overruns by 20 s, as in a stop of the process
@@ -156,6 +168,9 @@ def test_the_watcher_notes_a_stall_when_it_wakes_much_later_than_it_asked(monkey
         collector.stopping = len(naps) >= 2
 
     collector = Collector(answers=True)
+    collector.beat("a", T0)
+    collector.read_through = T0 + 0.4  # its heartbeats of the stall wait unread
     collector.sleep = sleep  # type: ignore[method-assign]
     collector.watch()
-    assert collector.resumed_at == T0 + WATCH_INTERVAL_SECONDS + 20.0
+    assert list(collector.stalls) == [(T0 + 0.4 + WATCH_INTERVAL_SECONDS + 20.0, pytest.approx(20.0))]
+    assert collector.status("a") == "online"  # the round that noticed the stall spared it

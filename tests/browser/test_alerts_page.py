@@ -69,7 +69,7 @@ def cluster(redis_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield dashboard, broker
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()
 
 

@@ -70,7 +70,7 @@ def secured_with_worker(redis_port: int, tmp_path_factory: pytest.TempPathFactor
                    and w.json()["registered"], 30, message="the worker was never inspected")
         yield dashboard, broker
     finally:
-        worker.stop()
+        worker.end()
         dashboard.stop()
 
 

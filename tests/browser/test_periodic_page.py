@@ -53,7 +53,7 @@ def cluster(redis_port: int, tmp_path: Path) -> Iterator[tuple[DashboardProc, st
         yield dashboard, broker, receiver, tmp_path
     finally:
         dashboard.stop()
-        worker.stop()
+        worker.end()
         receiver.close()
 
 

@@ -41,5 +41,5 @@ def test_depth_rises_and_falls_live(page: Page, redis_port: int, tmp_path: Path)
         expect(row.locator('[data-field="depth"]')).to_have_text("3")
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()

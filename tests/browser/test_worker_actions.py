@@ -154,7 +154,7 @@ def test_shutdown_through_its_dialog(page: Page, cluster: tuple[DashboardProc, s
         assert posts == [f"{dashboard.url}/api/workers/doomed%40test/shutdown"]
         wait_until(lambda: not worker.alive(), WAIT_MS / 1000, message="the worker process never exited")
     finally:
-        worker.stop()
+        worker.end()
 
 
 def test_no_controls_when_actions_are_off(page: Page, cluster: tuple[DashboardProc, str], redis_port: int,
@@ -259,5 +259,5 @@ def test_enable_task_events_from_the_note(page: Page, redis_port: int, tmp_path:
         expect(note).to_have_count(0, timeout=WAIT_MS)
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()

@@ -1,9 +1,7 @@
 """A broker that hangs without failing, and a broker that cuts the event subscription."""
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import signal
 import time
@@ -13,6 +11,7 @@ from typing import Callable
 import pytest
 import redis
 
+from dashboard.redis_stream import decode_envelope
 from helpers import (LiveClient, free_port, producer_app, send, start_dashboard, start_redis, start_worker,
                      wait_broker_connected, wait_until, wait_worker_online)
 
@@ -65,7 +64,7 @@ def test_watchdog_catches_a_hung_broker(log_dir: Path, live_client: Callable[[st
             os.kill(redis_proc.pid, signal.SIGCONT)
         for proc in (dashboard, worker, redis_proc):
             if proc is not None:
-                proc.stop()
+                proc.end()
 
 
 def test_a_cut_subscription_is_counted_and_shown(redis_port: int, log_dir: Path,
@@ -100,7 +99,7 @@ class Heartbeats:
     def poll(self) -> None:
         while (message := self.pubsub.get_message(timeout=0.05)) is not None:
             if message["type"] == "pmessage":
-                event = json.loads(base64.b64decode(json.loads(message["data"])["body"]))
+                event = decode_envelope(message["data"])
                 self.seen.append((event["timestamp"], event["hostname"]))
 
     def of(self, hostname: str, since: float) -> list[float]:
@@ -173,4 +172,4 @@ def test_a_stalled_dashboard_blames_no_worker(log_dir: Path, live_client: Callab
             heartbeats.close()
         for proc in (dashboard, worker, redis_proc):
             if proc is not None:
-                proc.stop()
+                proc.end()

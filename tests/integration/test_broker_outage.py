@@ -69,4 +69,4 @@ def test_dashboard_reports_outage_and_recovers(log_dir: Path,
     finally:
         for proc in (dashboard, worker, redis_proc):
             if proc is not None:
-                proc.stop()
+                proc.end()

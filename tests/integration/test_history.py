@@ -74,7 +74,7 @@ def test_history_survives_a_restart(redis_port: int, log_dir: Path, tmp_path: Pa
             assert response.status_code == 400 and "error" in response.json(), params
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()
 
 

@@ -68,7 +68,7 @@ def test_task_moves_through_its_states_live_on_rabbitmq(queue_name: str, log_dir
         assert sampler["rounds"] >= 1 and sampler["last_ms"] is not None and sampler["last_ms"] < 5000
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()
 
 
@@ -103,5 +103,5 @@ def test_revoke_and_retry_on_rabbitmq(queue_name: str, log_dir: Path) -> None:
     finally:
         producer.close()
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()

@@ -52,7 +52,7 @@ def stack(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         finally:
             dashboard.stop()
     finally:
-        worker.stop()
+        worker.end()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_worker_comes_online_and_goes_offline_live(broker_url: str, stack: Dashb
                    message=lambda: f"{hostname} not offline live after a clean shutdown: "
                                    f"{client.worker_updates(hostname)[-1][1]}\n{worker.log_tail()}")
     finally:
-        worker.stop()
+        worker.end()
 
 
 def test_task_moves_through_its_states_live(stack: DashboardProc, client: LiveClient, producer: Celery) -> None:

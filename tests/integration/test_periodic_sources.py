@@ -148,5 +148,5 @@ def test_redbeat_with_a_real_beat_and_worker(redis_port: int, log_dir: Path) -> 
     finally:
         for proc in (dashboard, beat, worker):
             if proc is not None:
-                proc.stop()
+                proc.end()
         demo_app.conf.redbeat_redis_url = None

@@ -76,5 +76,5 @@ def test_depth_alerts_and_consumers(redis_port: int, log_dir: Path, webhook: Web
         assert dashboard.get("/api/queues/nowhere").status_code == 404
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()

@@ -67,7 +67,7 @@ def stopped_during_a_task(redis_port: int, log_dir: Path, worker_name: str, seco
     finally:
         producer.close()
         scene.dashboard.stop()
-        worker.stop()
+        worker.end()
 
 
 def test_a_task_that_finished_while_the_dashboard_was_down_ends_from_the_backend(

@@ -127,7 +127,7 @@ def test_two_processes_share_the_history_and_fail_over(
             client.close()
         for each in (worker, doomed):
             if each is not None:
-                each.stop()
+                each.end()
         if nginx is not None:
             nginx.stop()
         for dashboard in (second, first):

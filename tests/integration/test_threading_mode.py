@@ -32,5 +32,5 @@ def test_threading_mode_serves_snapshot_and_sees_a_worker(redis_port: int, log_d
         assert client.connected and client.disconnects == []
     finally:
         if worker is not None:
-            worker.stop()
+            worker.end()
         dashboard.stop()

@@ -83,7 +83,7 @@ def test_lost_offline_and_back(redis_port: int, log_dir: Path, webhook: WebhookR
         assert back["hostname"] == "doomed@test"
     finally:
         for proc in procs:
-            proc.stop()
+            proc.end()
         dashboard.stop()
 
 
@@ -126,8 +126,8 @@ def test_a_worker_already_running_is_lost_within_its_own_window_not_the_requeste
         assert time.time() - lost["last_heartbeat"] <= 2 * FREQ + SLACK + TICK
         assert lost["freq"] == FREQ
     finally:
-        early.stop()
-        other.stop()
+        early.end()
+        other.end()
         dashboard.stop()
 
 
@@ -154,4 +154,4 @@ def test_a_worker_that_does_not_answer_stats_is_not_asked_the_rest_of_the_round(
         assert collector.cluster.worker_detail("silent@test")["inspect_error"] == NOT_ANSWERING
         assert elapsed < 3 * 1.0  # stats waited for the silent one; the other seven were answered at once
     finally:
-        worker.stop()
+        worker.end()

@@ -46,10 +46,10 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Any
 
-import socketio
 
 from compare import niceness
 from generator import HEARTBEAT_SECONDS, Plan, Publisher, SENDERS
+from ingest import socketio_client
 from scenarios import Phase, Settings
 from systems import SYSTEMS, RedisServer, System, stop_on_sigterm, wait_until
 
@@ -88,7 +88,7 @@ class PushSizes:
         self.count: dict[str, int] = {}
         self.alerts: dict[str, int] = {}  # alert messages by their ``event`` (worker-lost, worker-online, ...)
         self.lock = threading.Lock()
-        self.client = socketio.Client(reconnection=False)
+        self.client = socketio_client()
         self.client.on("*", self._any, namespace="/live")
         self.client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=CONNECT_SECONDS)
 
@@ -118,7 +118,7 @@ def snapshot_size(url: str) -> tuple[int, float]:
     the start of the connection to its arrival, then disconnect."""
     got = threading.Event()
     size = [0]
-    client = socketio.Client(reconnection=False)
+    client = socketio_client()
     began = time.monotonic()
 
     def on_snapshot(data: Any) -> None:

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import socketio
 from celery import Celery
 
+from ingest import socketio_client
 from systems import SYSTEMS, RedisServer, cpu_seconds, stop_on_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def measure(name: str, workers: int, seconds: float, workdir: Path) -> dict[str,
         system.start(redis_server)
         heartbeats.start()
         if name == "dashboard":
-            client = socketio.Client(reconnection=False)
+            client = socketio_client()
 
             @client.on("*", namespace="/live")
             def _any(event: str, data: Any = None) -> None:

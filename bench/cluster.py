@@ -46,7 +46,6 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Any
 
-
 from compare import niceness
 from generator import HEARTBEAT_SECONDS, Plan, Publisher, SENDERS
 from ingest import socketio_client

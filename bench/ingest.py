@@ -80,7 +80,7 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 def socketio_client() -> socketio.Client:
     """A Socket.IO client as the benchmarks measure with: no reconnection, and no pure-Python UTF-8 check of
     each message. Without wsaccel, websocket-client checks every text frame byte by byte in Python, 284 ms
-    for the 945 KB snapshot of the 1,000-worker cluster on an idle machine and 500 ms under its load, more
+    for the 945 KB snapshot of the 1,000-worker cluster on an idle machine and about 530 ms in one run under its load, more
     than the dashboard takes to build and send it; the text is still decoded strictly (``bytes.decode``)."""
     return socketio.Client(reconnection=False, websocket_extra_options={"skip_utf8_validation": True})
 

@@ -120,7 +120,10 @@ class Proc:
     def kill(self) -> None:
         """Kill the process group at once (SIGKILL) and reap it."""
         self._signal(signal.SIGKILL)
-        self.popen.wait(timeout=STOP_GRACE_SECONDS)
+        try:
+            self.popen.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:  # as in ``stop``: a cleanup goes on to the next process
+            pass
         self._forget()
 
     def end(self) -> None:

@@ -14,6 +14,8 @@ cluster is known (``--warm-up`` seconds into publishing):
 - the overview's first paint in Debian's Chromium (Playwright): from navigation start to the first
   animation frame whose page counts every worker and lists recent tasks, over ``--loads`` loads: the
   first with an empty cache, the others as a returning user's (a new page, the browser's cache kept);
+  and for each load when its parts came (``breakdown``): the HTML, the last script, DOMContentLoaded,
+  the page's WebSocket created and open, and the snapshot's frame;
 - the live pushes to a Socket.IO client on ``/live``: the largest message of each kind (its JSON),
   how many of each, the alerts by kind (a worker found lost under load would show here), and the
   snapshot a page gets when it connects;
@@ -71,6 +73,39 @@ PAINTED = """
 #: a dashboard busy with this load may take to build the snapshot it sends on connect).
 CONNECT_SECONDS = 30
 
+#: Before the page's own scripts: note when the page creates its WebSocket, when it opens and when the
+#: snapshot's frame arrives (before the page's handler sees it), since navigation start.
+SOCKET_MARKS = """
+(() => {
+  const marks = window.__firstPaintMarks = {};
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      marks.socket_created_ms ??= performance.now();
+      this.addEventListener("open", () => { marks.socket_open_ms ??= performance.now(); });
+      this.addEventListener("message", (event) => {
+        if (marks.snapshot_ms === undefined && typeof event.data === "string"
+            && event.data.startsWith('42/live,["snapshot"')) marks.snapshot_ms = performance.now();
+      });
+    }
+  };
+})();
+"""
+#: Once painted: the marks, when the page's HTML had come, when its last script had come, and when its own
+#: scripts had run (DOMContentLoaded), since navigation start.
+BREAKDOWN = """
+() => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const scripts = performance.getEntriesByType("resource").filter((e) => e.name.split("?")[0].endsWith(".js"));
+  const round = (ms) => (ms === undefined ? null : Math.round(ms));
+  const marks = window.__firstPaintMarks ?? {};
+  return {html_ms: round(nav?.responseEnd), scripts_ms: round(Math.max(0, ...scripts.map((e) => e.responseEnd))),
+          scripts: scripts.length, dom_content_loaded_ms: round(nav?.domContentLoadedEventEnd),
+          socket_created_ms: round(marks.socket_created_ms), socket_open_ms: round(marks.socket_open_ms),
+          snapshot_ms: round(marks.snapshot_ms)};
+}
+"""
 #: What the overview shows, for a run whose page never got there.
 SHOWN = """
 () => ({workers: document.querySelector('[data-field="worker-count"]')?.textContent,
@@ -161,14 +196,16 @@ def seed_backlog(system_broker: str, redis_server: RedisServer, queues: list[str
 
 def first_paints(base: str, workers: int, loads: int) -> dict[str, Any]:
     """Load the overview ``loads`` times in one Chromium context (the first with an empty cache); return
-    each first paint in ms (see ``PAINTED``)."""
+    each first paint in ms (see ``PAINTED``) and, for each load, when its parts came (see ``BREAKDOWN``)."""
     from playwright.sync_api import sync_playwright
 
     paints: list[float] = []
+    breakdowns: list[dict[str, Any]] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_init_script(SOCKET_MARKS)
             for _ in range(loads):
                 page = context.new_page()
                 page.goto(base + "/", wait_until="commit")
@@ -179,13 +216,14 @@ def first_paints(base: str, workers: int, loads: int) -> dict[str, Any]:
                     raise RuntimeError(f"the overview never showed {workers} workers and recent tasks: "
                                        f"it showed {shown}") from None
                 paints.append(round(float(handle.json_value()), 1))
+                breakdowns.append(page.evaluate(BREAKDOWN))
                 page.close()
         finally:
             browser.close()
     warm = paints[1:]
     return {"first_paint_ms": paints, "cold_ms": paints[0],
             "warm_median_ms": round(statistics.median(warm), 1) if warm else None,
-            "warm_max_ms": max(warm) if warm else None}
+            "warm_max_ms": max(warm) if warm else None, "breakdown": breakdowns}
 
 
 def _seconds(text: str) -> float:
@@ -289,6 +327,11 @@ def summary_line(result: dict[str, Any]) -> str:
         overview = result["overview"]
         line += (f"; overview first paint {overview['cold_ms']} ms with an empty cache, "
                  f"{overview['warm_median_ms']} ms median ({overview['warm_max_ms']} max) with the cache")
+        cold = overview["breakdown"][0] if overview.get("breakdown") else None
+        if cold:
+            line += (f" (first visit: HTML at {cold['html_ms']} ms, its {cold['scripts']} scripts by {cold['scripts_ms']}, "
+                     f"DOMContentLoaded {cold['dom_content_loaded_ms']}, WebSocket created {cold['socket_created_ms']}, "
+                     f"open {cold['socket_open_ms']}, snapshot in {cold['snapshot_ms']})")
     if result.get("pushes"):
         pushes = result["pushes"]
         live = max((v["largest_bytes"] for k, v in pushes.items() if k != "snapshot"), default=0)

@@ -59,6 +59,18 @@ def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.0
         time.sleep(interval)
 
 
+def holds_throughout(check: Callable[[], None], seconds: float, interval: float = 0.2) -> None:
+    """Call ``check``, which asserts, every ``interval`` for ``seconds`` and once more at the end: a state that
+    must last (a worker that stays online or offline through the window that would have changed it). The
+    first failed assertion ends the wait."""
+    deadline = time.monotonic() + seconds
+    while True:
+        check()
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -75,7 +75,9 @@ def test_the_dockerfiles_steps_make_a_serving_dashboard(redis_port: int, tmp_pat
                                capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stderr
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-        assert page.status_code == 200 and "/js/main.js" in page.text
+        bundle = re.search(r'src="(/static/v/[0-9a-f]{12}/js/bundle/main.js)"', page.text)
+        assert page.status_code == 200 and bundle, page.text
+        assert requests.get(f"http://127.0.0.1:{port}{bundle.group(1)}", timeout=5).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/static/js/main.js", timeout=5).status_code == 200
     finally:
         proc.stop()

@@ -33,7 +33,8 @@ def test_everything_is_served_under_the_prefix_and_nothing_outside(tmp_path: Pat
     assert client.get("/celery/api/health").status_code == 200
     page = client.get("/celery/")
     assert page.status_code == 200 and b'href="/celery/tasks"' in page.data
-    assert re.search(rb'src="/celery/static/v/[0-9a-f]{12}/js/main.js"', page.data)
+    bundle = re.search(rb'src="(/celery/static/v/[0-9a-f]{12}/js/bundle/main.js)"', page.data).group(1).decode()
+    assert b"js/connect.js" in client.get(bundle).data  # served under the prefix, from memory
     assert b'<meta name="dashboard-base" content="/celery">' in page.data
     assert client.get("/celery").status_code == 200  # without the trailing slash too
     css = client.get("/celery/static/css/app.css")

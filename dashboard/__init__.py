@@ -228,19 +228,18 @@ class Dashboard:
         self.webhooks.stop()
 
 
-def _page_scripts(static_dir: Path) -> tuple[dict[str | None, dict[str, Any]], dict[str, tuple[bytes, bytes]]]:
+def _page_scripts(static_dir: Path) -> tuple[dict[str | None, dict[str, Any]], dict[str, bytes]]:
     """Each page's scripts, by its page name (None: the pages without a module of their own): ``bundle``, the
     path of its bundle, and ``preload``, the vendored modules it imports; or, when the modules cannot be
     bundled (logged, once), ``bundle`` None and ``preload``, every module it runs. And the bundles' code by
-    their path, as is and gzipped (a bundle is 180-230 KB, a fifth of that gzipped)."""
+    their path."""
     try:
         built = page_bundles(static_dir)
     except BundleError as error:
         log.warning("the pages load their modules one by one: %s", error)
         return {page: {"bundle": None, "preload": modules} for page, modules in page_modules(static_dir).items()}, {}
-    code = {at: text.encode() for at, text, _vendored in built.values()}
     return ({page: {"bundle": at, "preload": vendored} for page, (at, _text, vendored) in built.items()},
-            {at: (plain, gzip.compress(plain, compresslevel=6, mtime=0)) for at, plain in code.items()})
+            {at: text.encode() for at, text, _vendored in built.values()})
 
 
 def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run_inline) -> Flask:
@@ -284,22 +283,27 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     # or, when a module cannot be bundled, its modules one by one (``bundle`` None, every module preloaded).
     static_dir = Path(app.static_folder or "static")
     scripts, bundles = _page_scripts(static_dir)
-    version = static_version(static_dir, *(plain for plain, _packed in bundles.values()))
-    tags = {(at, packed): hashlib.sha256(code).hexdigest()[:20]
-            for at, variants in bundles.items() for packed, code in enumerate(variants)}
+    version = static_version(static_dir, *bundles.values())
+    # Each bundle as is and gzipped (a bundle is 180-230 KB, a fifth of that gzipped; gzipped when first
+    # asked so), with the ETag of those bytes.
+    variants: dict[tuple[str, bool], tuple[bytes, str]] = {
+        (at, False): (code, hashlib.sha256(code).hexdigest()[:20]) for at, code in bundles.items()}
     app.context_processor(lambda: {"base": request.script_root, "static": f"{request.script_root}/static/v/{version}",
                                    "scripts_for": lambda page: scripts.get(page, scripts[None])})
 
     @app.get("/static/v/<asked>/<path:filename>")
     def _versioned_static(asked: str, filename: str) -> Response:
         if filename in bundles:
-            plain, packed = bundles[filename]
             gzipped = request.accept_encodings["gzip"] > 0
-            response = Response(packed if gzipped else plain, mimetype="text/javascript")
+            if (filename, gzipped) not in variants:
+                packed = gzip.compress(bundles[filename], compresslevel=6, mtime=0)
+                variants[filename, gzipped] = (packed, hashlib.sha256(packed).hexdigest()[:20])
+            code, tag = variants[filename, gzipped]
+            response = Response(code, mimetype="text/javascript")
             response.vary.add("Accept-Encoding")
             if gzipped:
                 response.content_encoding = "gzip"
-            response.set_etag(tags[filename, gzipped])
+            response.set_etag(tag)
             response.cache_control.no_cache = True  # revalidated, unless asked under today's version (below)
             response.make_conditional(request)
         else:

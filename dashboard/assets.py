@@ -102,10 +102,15 @@ _EXPORT_DECLARATION = re.compile(r"^export\s+(?P<kind>(?:async\s+)?function\*?|c
                                  re.MULTILINE)
 #: ``export { a, b as c };`` of names the module has (not ``export ... from``).
 _EXPORT_LIST = re.compile(r"^export\s*\{(?P<names>[^}]*)\}\s*;?[ \t]*$\n?", re.MULTILINE)
-#: A dynamic ``import("./...")`` or ``import(`../...`)`` of a relative path (not a method named import, nor
-#: the word in a string: the specifier must follow as a string or template literal).
-_DYNAMIC_IMPORT = re.compile(r"""(?<![\w$.'"`])import\s*\((?=\s*["'`]\.{1,2}/)""")
 _NAME = re.compile(r"[A-Za-z_$][\w$]*")
+#: What is left of a module, its imports and exports taken out, that the bundler does not rewrite, at a
+#: line's start; and (``_SUSPECT``, whose matches ``_finish`` reads in their context) elsewhere: each
+#: starts with a literal, which Python's re finds ten times faster than a pattern with a look-behind.
+_REFUSED_LINE = re.compile(r"^[ \t]*(?:export\b|import\s*[\w${*\"'])", re.MULTILINE)
+_SUSPECT = re.compile(r"(?P<meta>import\.meta)|(?P<call>import\s*\()|(?P<var>var\s+[\w$\[{])"
+                      r"|(?P<reserved>__(?:bundled|failed|take|import|m\d+))")
+_RELATIVE_SPECIFIER = re.compile(r"""\s*["'`]\.{1,2}/""")
+_IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
 
 def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequence[str] = (),
@@ -188,7 +193,7 @@ def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequenc
                     out.append(_bind(clause, source, parsed[target][2] if target in parsed else None, path, target))
                 elif target in parsed:
                     out.append(f"{source};\n")
-            out.append(_DYNAMIC_IMPORT.sub(f"__import({_js_string(path)}, ", body).rstrip("\n") + "\n")
+            out.append(body.rstrip("\n") + "\n")
             out.append(f"__bundled.set({_js_string(path)}, {{ {', '.join(exports)} }});\n}}\n")
         failed = "[" + ", ".join(_js_string(path) for path in reached) + "]"
         report = "" if entry in imported else "\n  (globalThis.reportError ?? console.error)(error);"
@@ -198,8 +203,8 @@ def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequenc
 
 
 def _split_module(path: str, text: str) -> tuple[str, list[tuple[str | None, str]], list[str]]:
-    """Return a module's code without its import statements and ``export`` keywords, its imports as
-    (clause or None, static path) and the names it exports."""
+    """Return a module's code without its import statements and ``export`` keywords and with its
+    ``import()``s rewritten (``_finish``), its imports as (clause or None, static path) and the names it exports."""
     imports: list[tuple[str | None, str]] = []
 
     def take_import(match: re.Match[str]) -> str:
@@ -228,15 +233,39 @@ def _split_module(path: str, text: str) -> tuple[str, list[tuple[str | None, str
         return f"{match.group('kind')} {match.group('name')}"
 
     body = _EXPORT_DECLARATION.sub(take_declaration, body)
-    for pattern, what in ((r"^\s*export\b", "this export form"), (r"^\s*import\s*[\w${*\"']", "this import form"),
-                          (r"\bimport\.meta\b", "import.meta"), (r"(?<![\w$.])var\s+[\w$\[{]", "var"),
-                          (r"""(?<![\w$.'"`])import\s*\((?!\s*["'`]\.{1,2}/)""", "an import() of a computed path"),
-                          (r"(?<![\w$])__(?:bundled|failed|take|import|m\d+)(?![\w$])", "a name the bundle uses")):
-        found = re.search(pattern, body, re.MULTILINE)
-        if found:
-            line = body[found.start():].split("\n", 1)[0].strip()
-            raise BundleError(f"{path}: {what} is not bundled: {line[:80]!r}")
-    return body, imports, exports
+    refused = _REFUSED_LINE.search(body)
+    if refused:
+        raise BundleError(f"{path}: this {'export' if 'export' in refused.group() else 'import'} form is not bundled: "
+                          f"{_line_at(body, refused.start())!r}")
+    return _finish(path, body), imports, exports
+
+
+def _finish(path: str, body: str) -> str:
+    """Rewrite each ``import("./...")`` (a string or template literal of a relative path) to the bundle's
+    ``__import``; refuse ``import.meta``, ``var``, any other ``import(...)`` and the names the bundle uses."""
+    parts, done = [], 0
+    for match in _SUSPECT.finditer(body):
+        at, kind = match.start(), match.lastgroup
+        before = body[at - 1] if at else ""
+        if before in _IDENTIFIER_CHARS or before == "." or (kind == "reserved" and body[match.end():match.end() + 1]
+                                                           and body[match.end()] in _IDENTIFIER_CHARS):
+            continue  # part of another name, or a property
+        if kind == "call":
+            if before in "\"'`":
+                continue  # the word in a string
+            if _RELATIVE_SPECIFIER.match(body, match.end()):
+                parts += [body[done:at], f"__import({_js_string(path)}, "]
+                done = match.end()
+                continue
+        what = {"meta": "import.meta", "call": "an import() of a computed path", "var": "var",
+                "reserved": "a name the bundle uses"}[kind or ""]
+        raise BundleError(f"{path}: {what} is not bundled: {_line_at(body, at)!r}")
+    return "".join(parts) + body[done:]
+
+
+def _line_at(body: str, at: int) -> str:
+    """The line of ``body`` from ``at``, for a message."""
+    return body[at:].split("\n", 1)[0].strip()[:80]
 
 
 def _bind(clause: str, namespace: str, exports: list[str] | None, path: str, target: str) -> str:
@@ -253,18 +282,29 @@ def _bind(clause: str, namespace: str, exports: list[str] | None, path: str, tar
     if rest.startswith("*"):
         statements.append(f"const {rest.split(' as ', 1)[1].strip()} = {namespace};")
     elif rest.startswith("{"):
+        offered = {public.split(":")[0] for public in exports} if exports is not None else _ANY
         pairs = []
         for item in filter(None, (part.strip() for part in rest.strip("{} \n").split(","))):
             public, _, local = (piece.strip() for piece in item.partition(" as "))
             if not _NAME.fullmatch(public) or (local and not _NAME.fullmatch(local)):
                 raise BundleError(f"{path}: cannot read the import {item!r}")
-            if exports is not None and public not in {e.split(":")[0] for e in exports}:
+            if public not in offered:
                 raise BundleError(f"{path}: imports {public!r}, which {target} does not export")
             pairs.append(f"{public}: {local}" if local and local != public else public)
         statements.append(f"const {{ {', '.join(pairs)} }} = {namespace};")
     elif rest:
         raise BundleError(f"{path}: cannot read the import clause {clause!r}")
     return "\n".join(statements) + "\n"
+
+
+class _Anything:
+    """Every name: what a vendored module offers, as far as the bundler checks."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+_ANY = _Anything()
 
 
 def _relative(path: str, home: PurePosixPath) -> str:

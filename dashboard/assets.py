@@ -108,7 +108,7 @@ _NAME = re.compile(r"[A-Za-z_$][\w$]*")
 #: starts with a literal, which Python's re finds ten times faster than a pattern with a look-behind.
 _REFUSED_LINE = re.compile(r"^[ \t]*(?:export\b|import\s*[\w${*\"'])", re.MULTILINE)
 _SUSPECT = re.compile(r"(?P<meta>import\.meta)|(?P<call>import\s*\()|(?P<var>var\s+[\w$\[{])"
-                      r"|(?P<reserved>__(?:bundled|failed|take|import|m\d+))")
+                      r"|(?P<reserved>__(?:bundled|failed|take|import|report|reported|m\d+))")
 _RELATIVE_SPECIFIER = re.compile(r"""\s*["'`]\.{1,2}/""")
 _IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
@@ -176,6 +176,13 @@ def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequenc
                "  if (__bundled.has(path)) return __bundled.get(path);\n"
                "  throw __failed.get(path) ?? new TypeError(`${path} is not in this page's bundle`);\n"
                "}\n"
+               "const __reported = new Set();\n"
+               "/** Report an error a module threw, once (its importers throw it again). */\n"
+               "function __report(error) {\n"
+               "  if (__reported.has(error)) return;\n"
+               "  __reported.add(error);\n"
+               "  (globalThis.reportError ?? console.error)(error);\n"
+               "}\n"
                "/** A module's `import(specifier)`: the module from this bundle, or a rejection. */\n"
                "function __import(from, specifier) {\n"
                '  return Promise.resolve().then(() => __take(new URL(specifier, "https://x/" + from).pathname.slice(1)));\n'
@@ -183,10 +190,13 @@ def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequenc
     for entry, reached in segments:
         if not reached:
             continue
-        out.append(f"\n// ==== {entry}, with the modules it is the first to import\ntry {{\n")
+        # A module's error is reported once, where it was thrown, unless another imports its entry with import()
+        # (that import is rejected with it instead), as the browser does with separate scripts.
+        report = "" if entry in imported else "\n  __report(error);"
+        out.append(f"\n// ==== {entry}, with the modules it is the first to import\n")
         for path in reached:
             body, imports, exports = parsed[path]
-            out.append(f"// ---- {path}\n{{\n")
+            out.append(f"// ---- {path}\ntry {{\n")
             for clause, target in imports:  # an import of a module that failed throws its error, as the browser's would
                 source = f"__take({_js_string(target)})" if target in parsed else names[target]
                 if clause is not None:
@@ -194,11 +204,8 @@ def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequenc
                 elif target in parsed:
                     out.append(f"{source};\n")
             out.append(body.rstrip("\n") + "\n")
-            out.append(f"__bundled.set({_js_string(path)}, {{ {', '.join(exports)} }});\n}}\n")
-        failed = "[" + ", ".join(_js_string(path) for path in reached) + "]"
-        report = "" if entry in imported else "\n  (globalThis.reportError ?? console.error)(error);"
-        out.append(f"}} catch (error) {{\n  for (const path of {failed}) if (!__bundled.has(path)) __failed.set(path, error);"
-                   f"{report}\n}}\n")
+            out.append(f"__bundled.set({_js_string(path)}, {{ {', '.join(exports)} }});\n"
+                       f"}} catch (error) {{\n  __failed.set({_js_string(path)}, error);{report}\n}}\n")
     return "".join(out), native
 
 
@@ -222,8 +229,10 @@ def _split_module(path: str, text: str) -> tuple[str, list[tuple[str | None, str
 
     def take_list(match: re.Match[str]) -> str:
         for item in filter(None, (part.strip() for part in match.group("names").split(","))):
-            local, _, public = (piece.strip() for piece in item.partition(" as "))
-            exports.append(local if not public or public == local else f"{public}: {local}")
+            local, public = _aliased(path, item)
+            if re.search(rf"^let\s+{re.escape(local)}\b", text, re.MULTILINE):  # copied once: not a live binding
+                raise BundleError(f"{path}: an export of the let {local!r} is not bundled")
+            exports.append(local if public == local else f"{public}: {local}")
         return ""
 
     body = _EXPORT_LIST.sub(take_list, body)
@@ -246,7 +255,7 @@ def _finish(path: str, body: str) -> str:
     parts, done = [], 0
     for match in _SUSPECT.finditer(body):
         at, kind = match.start(), match.lastgroup
-        before = body[at - 1] if at else ""
+        before = body[at - 1] if at else "\n"
         if before in _IDENTIFIER_CHARS or before == "." or (kind == "reserved" and body[match.end():match.end() + 1]
                                                            and body[match.end()] in _IDENTIFIER_CHARS):
             continue  # part of another name, or a property
@@ -280,21 +289,32 @@ def _bind(clause: str, namespace: str, exports: list[str] | None, path: str, tar
         statements.append(f"const {default.strip()} = {namespace}.default;")
     rest = rest.strip()
     if rest.startswith("*"):
-        statements.append(f"const {rest.split(' as ', 1)[1].strip()} = {namespace};")
+        star, name = _aliased(path, rest)
+        if star != "*":
+            raise BundleError(f"{path}: cannot read the import clause {clause!r}")
+        statements.append(f"const {name} = {namespace};")
     elif rest.startswith("{"):
         offered = {public.split(":")[0] for public in exports} if exports is not None else _ANY
         pairs = []
         for item in filter(None, (part.strip() for part in rest.strip("{} \n").split(","))):
-            public, _, local = (piece.strip() for piece in item.partition(" as "))
-            if not _NAME.fullmatch(public) or (local and not _NAME.fullmatch(local)):
-                raise BundleError(f"{path}: cannot read the import {item!r}")
+            public, local = _aliased(path, item)
             if public not in offered:
                 raise BundleError(f"{path}: imports {public!r}, which {target} does not export")
-            pairs.append(f"{public}: {local}" if local and local != public else public)
+            pairs.append(f"{public}: {local}" if local != public else public)
         statements.append(f"const {{ {', '.join(pairs)} }} = {namespace};")
     elif rest:
         raise BundleError(f"{path}: cannot read the import clause {clause!r}")
     return "\n".join(statements) + "\n"
+
+
+def _aliased(path: str, item: str) -> tuple[str, str]:
+    """``a`` or ``a as b`` (over lines too) of an import or export list, as (a, b): ``b`` is ``a`` when not renamed;
+    ``*`` may stand for ``a``."""
+    names = re.split(r"\s+as\s+", item.strip())
+    if len(names) > 2 or not all(_NAME.fullmatch(name) for name in names[-1:]) or not (
+            _NAME.fullmatch(names[0]) or names[0] == "*"):
+        raise BundleError(f"{path}: cannot read {item.strip()!r} in an import or export")
+    return names[0], names[-1]
 
 
 class _Anything:

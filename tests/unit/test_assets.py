@@ -175,8 +175,8 @@ def test_a_bundle_runs_its_modules_as_the_browser_would(tmp_path: Path) -> None:
             "export class Square { area() { return SIDE * SIDE; } }\n"
             "export async function later() { return 'later'; }\nfunction hidden() {}\n"),
         "js/main.js": (
-            'import lib, { helper } from "../vendor/lib.js";\nimport * as whole from "../vendor/lib.js";\n'
-            "import {\n  Square,\n  EDGE as edge, later,\n} from \"./util/shapes.js\";\n"
+            'import lib, { helper } from "../vendor/lib.js";\nimport * as\n  whole from "../vendor/lib.js";\n'
+            "import {\n  Square,\n  EDGE as\n  edge, later,\n} from \"./util/shapes.js\";\n"
             'import { lines, log } from "./util/log.js";\n'
             'log("main");\nconst own = "import(not this)";\nfunction hidden() { return "main\'s own"; }\n'
             "const page = 'extra';\n"
@@ -198,26 +198,45 @@ def test_a_bundle_runs_its_modules_as_the_browser_would(tmp_path: Path) -> None:
     ]
 
 
-def test_a_module_that_throws_stops_only_what_a_separate_script_would(tmp_path: Path) -> None:
+def test_a_module_that_throws_stops_only_the_modules_that_import_it(tmp_path: Path) -> None:
     _write(tmp_path, {
         "js/shared.js": "export const seen = [];\n",
-        "js/early.js": 'import { seen } from "./shared.js";\nimport "./broken.js";\nseen.push("early");\n',
+        "js/early.js": 'import { seen } from "./shared.js";\nimport "./broken.js";\nimport "./ok.js";\nseen.push("early");\n',
         "js/broken.js": 'throw new Error("broken at load");\n',
+        "js/ok.js": 'export const ok = "ok";\n',  # reached first by early.js, after broken.js, but imports nothing of it
         "js/main.js": (
-            'import { seen } from "./shared.js";\nseen.push("main");\n'
+            'import { seen } from "./shared.js";\nimport { ok } from "./ok.js";\nseen.push("main", ok);\n'
             "import(\"./pages/p.js\").then(() => console.log(JSON.stringify(\"loaded\")),\n"
             "  (error) => console.log(JSON.stringify([seen, String(error)])));\n"),
         "js/pages/p.js": 'import { seen } from "../shared.js";\nimport { x } from "./uses_broken.js";\nseen.push("page");\n',
         "js/pages/uses_broken.js": 'import "../broken.js";\nexport const x = 1;\n',
     })
-    text, _vendored = page_bundle(tmp_path, ["js/early.js", "js/main.js", "js/pages/p.js"], "js/bundle/x.js",
-                                  imported=["js/pages/p.js"])
-    # early.js's failure is reported (on stderr here) and main.js runs all the same, as two scripts would;
-    # the page module, which imports a module that failed, rejects main.js's import() with that module's error.
+    text = page_bundle(tmp_path, ["js/early.js", "js/main.js", "js/pages/p.js"], "js/bundle/x.js",
+                       imported=["js/pages/p.js"])[0]
+    # broken.js's error is reported once (on stderr here); early.js, which imports it, does not run; main.js
+    # runs all the same, as a separate script would, with ok.js; the page module, which imports broken.js
+    # through another, rejects main.js's import() with broken.js's own error, as the browser's import() would.
     (printed,), stderr = _run(tmp_path, text)
-    assert "broken at load" in stderr
+    assert stderr.count("broken at load") == 1
     seen, error = printed
-    assert seen == ["main"] and error == "Error: broken at load"  # broken.js's own error, as the browser's import()
+    assert seen == ["main", "ok"] and error == "Error: broken at load"
+
+
+def test_dynamic_imports_are_rewritten_wherever_they_stand() -> None:
+    body, imports, _exports = _split_module("js/m.js", 'import { a } from "./a.js";\nimport("./b.js").then(a);\n')
+    assert imports == [("{ a }", "js/a.js")] and body == '__import("js/m.js", "./b.js").then(a);\n'  # at the body's start
+    body = _split_module("js/m.js", 'x.import("./b.js");\nconst s = "import(\'./b.js\')";\n')[0]
+    assert "__import" not in body  # a method named import, and the word in a string
+
+
+def test_a_fault_of_the_bundler_leaves_the_pages_loading_modules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(static_dir: Path) -> None:
+        raise IndexError("list index out of range")
+    monkeypatch.setattr(dashboard_package, "page_bundles", broken)
+    page = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading")).test_client().get("/")
+    assert "building their bundles failed" in caplog.text and "IndexError" in caplog.text
+    assert "js/main.js" in page.get_data(as_text=True) and "js/bundle/" not in page.get_data(as_text=True)
 
 
 def test_every_module_is_read_as_node_reads_it(tmp_path: Path) -> None:
@@ -249,6 +268,8 @@ def test_every_module_is_read_as_node_reads_it(tmp_path: Path) -> None:
         _body, imports, exported = _split_module(path, (STATIC / path).read_text())
         assert sorted(e.split(":")[0] for e in exported) == exports, path
         assert sorted({target for _clause, target in imports}) == imported, path
+
+
 @pytest.mark.parametrize(("files", "message"), [
     ({"js/main.js": 'import { a } from "./a.js";\n', "js/a.js": 'import { m } from "./main.js";\nexport const a = 1;\n'},
      "js/main.js -> js/a.js -> js/main.js: modules that import each other"),
@@ -266,6 +287,10 @@ def test_every_module_is_read_as_node_reads_it(tmp_path: Path) -> None:
     ({"js/main.js": "const __bundled = 1;\n"}, "a name the bundle uses is not bundled"),
     ({"js/main.js": 'import a from "./a.js";\n', "js/a.js": "export const a = 1;\n"},
      "js/main.js: imports the default export, which js/a.js does not have"),
+    ({"js/main.js": "let n = 0;\nexport { n };\n"}, "js/main.js: an export of the let 'n' is not bundled"),
+    ({"js/main.js": "const a = 1;\nexport { a as b c };\n"}, "js/main.js: cannot read 'a as b c' in an import or export"),
+    ({"js/main.js": 'import { a as } from "./a.js";\n', "js/a.js": "export const a = 1;\n"}, "cannot read 'a as'"),
+    ({"js/main.js": 'import("./b.js");\nimport(name);\n'}, "an import() of a computed path is not bundled: 'import(name);'"),
 ])
 def test_what_the_bundler_does_not_rewrite_is_refused_by_name(tmp_path: Path, files: dict[str, str], message: str) -> None:
     _write(tmp_path, files)

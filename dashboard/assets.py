@@ -119,15 +119,16 @@ def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequenc
     """Return one ES module, to be served at ``at`` under ``static_dir``, that runs ``entries`` (``js/...``
     paths, in that order) and every module under ``js/`` they import, each module once, after those it
     imports, in a block of its own; and the files outside ``js/`` it imports (the vendored libraries), which
-    stay modules of their own. A module's ``import()`` of a relative path gets that module from the bundle,
-    or is rejected, as the browser's would be, when it failed or is not in the bundle.
+    stay modules of their own. A module's ``import()`` of a string or template literal starting with ``./``
+    or ``../`` gets that module from the bundle, or is rejected when the bundle does not hold it or it failed.
 
-    As with separate module scripts, an entry whose code (or that of a module it is the first to import)
-    throws is reported (``reportError``) and leaves the others running; the entries in ``imported`` are
-    those another imports with ``import()``: their failure rejects that import instead. Raises BundleError
-    for a form it does not rewrite (``export default``, ``export let``, ``export ... from``, ``var``,
-    ``import.meta``, an ``import()`` of anything but a literal relative path), an import of a name its
-    module does not export, a missing module, or modules that import each other in a cycle."""
+    As with separate module scripts, a module that throws stops only the modules that import it, directly
+    or not (an import of it throws its error again), and its error is reported once (``reportError``),
+    unless it was reached from one of the entries in ``imported``, those another imports with ``import()``:
+    that import is rejected with it instead. Raises BundleError for a form it does not rewrite (``export
+    default``, ``export let``, an ``export { ... }`` of a let, ``export ... from``, ``var``, ``import.meta``,
+    any other ``import()``), an import of a name its module does not export, a missing module, or modules
+    that import each other in a cycle."""
     root = static_dir.resolve()
     order: list[str] = []  # bundled modules, each after those it imports
     native: list[str] = []  # modules the bundle imports (vendored files)

@@ -287,8 +287,8 @@ def create_app(settings: Settings | None = None, run_blocking: RunBlocking = run
     static_dir = Path(app.static_folder or "static")
     scripts, bundles = _page_scripts(static_dir)
     version = static_version(static_dir, *bundles.values())
-    # Each bundle as is and gzipped (a bundle is 182-232 KB, 52-66 KB gzipped; gzipped when first
-    # asked so), with the ETag of those bytes.
+    # Each bundle as is and, from the first request that accepts it, gzipped (182-232 KB, 52-66 KB
+    # gzipped), with the ETag of those bytes.
     variants: dict[tuple[str, bool], tuple[bytes, str]] = {
         (at, False): (code, hashlib.sha256(code).hexdigest()[:20]) for at, code in bundles.items()}
     app.context_processor(lambda: {"base": request.script_root, "static": f"{request.script_root}/static/v/{version}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
@@ -110,7 +111,7 @@ _REFUSED_LINE = re.compile(r"^[ \t]*(?:export\b|import\s*[\w${*\"'])", re.MULTIL
 _SUSPECT = re.compile(r"(?P<meta>import\.meta)|(?P<call>import\s*\()|(?P<var>var\s+[\w$\[{])"
                       r"|(?P<reserved>__(?:bundled|failed|take|import|report|reported|m\d+))")
 _RELATIVE_SPECIFIER = re.compile(r"""\s*["'`]\.{1,2}/""")
-_IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_IDENTIFIER_CHARS = frozenset(string.ascii_letters + string.digits + "_$")
 
 
 def page_bundle(static_dir: Path, entries: list[str], at: str, imported: Sequence[str] = (),
@@ -295,11 +296,11 @@ def _bind(clause: str, namespace: str, exports: list[str] | None, path: str, tar
             raise BundleError(f"{path}: cannot read the import clause {clause!r}")
         statements.append(f"const {name} = {namespace};")
     elif rest.startswith("{"):
-        offered = {public.split(":")[0] for public in exports} if exports is not None else _ANY
+        offered = None if exports is None else {public.split(":")[0] for public in exports}  # None: a vendored module
         pairs = []
         for item in filter(None, (part.strip() for part in rest.strip("{} \n").split(","))):
             public, local = _aliased(path, item)
-            if public not in offered:
+            if offered is not None and public not in offered:
                 raise BundleError(f"{path}: imports {public!r}, which {target} does not export")
             pairs.append(f"{public}: {local}" if local != public else public)
         statements.append(f"const {{ {', '.join(pairs)} }} = {namespace};")
@@ -312,20 +313,9 @@ def _aliased(path: str, item: str) -> tuple[str, str]:
     """``a`` or ``a as b`` (over lines too) of an import or export list, as (a, b): ``b`` is ``a`` when not renamed;
     ``*`` may stand for ``a``."""
     names = re.split(r"\s+as\s+", item.strip())
-    if len(names) > 2 or not all(_NAME.fullmatch(name) for name in names[-1:]) or not (
-            _NAME.fullmatch(names[0]) or names[0] == "*"):
+    if len(names) > 2 or not _NAME.fullmatch(names[-1]) or not (_NAME.fullmatch(names[0]) or names[0] == "*"):
         raise BundleError(f"{path}: cannot read {item.strip()!r} in an import or export")
     return names[0], names[-1]
-
-
-class _Anything:
-    """Every name: what a vendored module offers, as far as the bundler checks."""
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-
-_ANY = _Anything()
 
 
 def _relative(path: str, home: PurePosixPath) -> str:

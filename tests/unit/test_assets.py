@@ -113,14 +113,21 @@ def test_pages_load_versioned_files_that_browsers_keep(tmp_path: Path) -> None:
     assert client.get(f"/static/v/{version}/../dashboard/__init__.py").status_code == 404
 
 
-def test_a_module_that_cannot_be_bundled_leaves_the_pages_loading_modules(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("error", "logged"), [
+    (BundleError("js/x.js: this export form is not bundled: 'export default 1;'"),
+     "the pages load their modules one by one: js/x.js: this export form is not bundled"),
+    (IndexError("list index out of range"),  # a fault of the bundler's own: logged with its traceback
+     "the pages load their modules one by one: building their bundles failed"),
+])
+def test_what_cannot_be_bundled_leaves_the_pages_loading_modules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: Exception,
+        logged: str) -> None:
     def refuse(static_dir: Path) -> None:
-        raise BundleError("js/x.js: this export form is not bundled: 'export default 1;'")
+        raise error
     monkeypatch.setattr(dashboard_package, "page_bundles", refuse)
     client = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading")).test_client()
     page = client.get("/").get_data(as_text=True)
-    assert "the pages load their modules one by one: js/x.js: this export form is not bundled" in caplog.text
+    assert logged in caplog.text and (isinstance(error, BundleError) or "IndexError" in caplog.text)
     version = static_version(STATIC)
     early = page.index(f'<script type="module" async src="/static/v/{version}/js/connect.js"></script>')
     assert early < page.index(f'<script type="module" src="/static/v/{version}/js/main.js"></script>')
@@ -227,16 +234,6 @@ def test_dynamic_imports_are_rewritten_wherever_they_stand() -> None:
     assert imports == [("{ a }", "js/a.js")] and body == '__import("js/m.js", "./b.js").then(a);\n'  # at the body's start
     body = _split_module("js/m.js", 'x.import("./b.js");\nconst s = "import(\'./b.js\')";\n')[0]
     assert "__import" not in body  # a method named import, and the word in a string
-
-
-def test_a_fault_of_the_bundler_leaves_the_pages_loading_modules(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    def broken(static_dir: Path) -> None:
-        raise IndexError("list index out of range")
-    monkeypatch.setattr(dashboard_package, "page_bundles", broken)
-    page = create_app(Settings(db=str(tmp_path / "d.db"), async_mode="threading")).test_client().get("/")
-    assert "building their bundles failed" in caplog.text and "IndexError" in caplog.text
-    assert "js/main.js" in page.get_data(as_text=True) and "js/bundle/" not in page.get_data(as_text=True)
 
 
 def test_every_module_is_read_as_node_reads_it(tmp_path: Path) -> None:
